@@ -1,0 +1,32 @@
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test venv bench clean
+
+venv: $(STAMP)
+
+# torch is pinned and installed first: an unpinned torch would pull several GB of CUDA wheels.
+# resemblyzer is installed with --no-deps because its `webrtcvad` dependency does not build here;
+# `webrtcvad-wheels` (in requirements.lock) provides the same module as a binary wheel.
+$(STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -r requirements.lock
+	$(PIP) install -q --no-deps resemblyzer==0.1.4 typing==3.7.4.3
+	$(PIP) install -q --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+demo: venv
+	$(VENV)/bin/compose examples/orbit/script.yaml
+
+test: venv
+	$(VENV)/bin/python -m pytest
+
+bench: venv
+	$(VENV)/bin/python bench/demo.py
+
+clean:
+	rm -rf out

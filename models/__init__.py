@@ -1,0 +1,1 @@
+"""GPU video model: audio-conditioned, character-customised Wan (see models/README.md)."""

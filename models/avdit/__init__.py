@@ -1,0 +1,1 @@
+"""avdit: Wan (diffusers) + audio cross-attention + appearance LoRA + router masks + audio CFG."""

@@ -1,0 +1,236 @@
+"""Audio cross-attention inside diffusers' real `WanTransformerBlock`s, plus router-mask capture.
+
+Nothing in the base transformer is replaced, so original Wan weights load unchanged: every block's
+`attn2` gets an `AvditCrossAttnProcessor` that first runs diffusers' own `WanAttnProcessor` (text
+cross-attention, bit-identical), then adds this block's `AudioCrossAttention` computed from the
+hidden state *after* text cross-attention. Diffusers passes no per-step kwargs to processors, so
+per-step inputs (audio tokens, route masks, text lengths) live on a shared `AvditState`, and a
+forward pre-hook on `norm2` hands the processor the residual stream it needs.
+
+The audio output projection starts at zero: at initialisation the model is exactly the base model.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from diffusers.models.transformers.transformer_wan import WanAttnProcessor, _get_qkv_projections
+
+from models.avdit.router import RouterHead, trigger_class_embeddings
+
+TEXT_CONTEXT = 512  # diffusers' Wan pads every prompt to 512 tokens and never masks the padding
+
+
+class AudioCrossAttention(nn.Module):
+    """Video tokens of latent frame f attend only to frame f's audio tokens of each stream.
+
+    `route` (B, S, N) weights stream s's result per video token: 1 inside character s's mask, 0
+    elsewhere, so stream s can reach only its own character's tokens.
+    """
+
+    def __init__(self, dim: int, heads: int, audio_dim: int, learnable_tokens: int = 0):
+        super().__init__()
+        self.heads = heads
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.to_q = nn.Linear(dim, dim)
+        self.to_k = nn.Linear(audio_dim, dim)
+        self.to_v = nn.Linear(audio_dim, dim)
+        self.norm_q = nn.RMSNorm(dim, eps=1e-6)
+        self.norm_k = nn.RMSNorm(dim, eps=1e-6)
+        self.to_out = nn.Linear(dim, dim)
+        nn.init.zeros_(self.to_out.weight)  # exactly the base model at initialisation
+        nn.init.zeros_(self.to_out.bias)
+        # Stage (d) learns extra per-frame audio tokens (VauCustom); zero tokens at first.
+        self.extra = nn.Parameter(torch.zeros(learnable_tokens, audio_dim)) if learnable_tokens else None
+
+    def forward(self, hidden: torch.Tensor, audio: torch.Tensor, route: Optional[torch.Tensor], grid) -> torch.Tensor:
+        b, n, d = hidden.shape
+        f, hh, ww = grid
+        s, k = audio.shape[1], audio.shape[3]
+        if self.extra is not None:
+            extra = self.extra.to(audio.dtype).expand(b, s, f, -1, -1)
+            audio = torch.cat([audio, extra], dim=3)
+            k = audio.shape[3]
+        hd = d // self.heads
+        q = self.norm_q(self.to_q(self.norm(hidden.float()).type_as(hidden)))
+        q = q.view(b, 1, f, hh * ww, self.heads, hd).transpose(3, 4).expand(b, s, f, self.heads, hh * ww, hd)
+        key = self.norm_k(self.to_k(audio)).view(b, s, f, k, self.heads, hd).transpose(3, 4)
+        val = self.to_v(audio).view(b, s, f, k, self.heads, hd).transpose(3, 4)
+        out = F.scaled_dot_product_attention(
+            q.reshape(-1, self.heads, hh * ww, hd), key.reshape(-1, self.heads, k, hd), val.reshape(-1, self.heads, k, hd)
+        )
+        out = out.view(b, s, f, self.heads, hh * ww, hd).transpose(3, 4).reshape(b, s, n, d)
+        if route is None:
+            out = out.sum(1)
+        else:
+            out = (out * route.to(out.dtype).unsqueeze(-1)).sum(1)
+        return self.to_out(out)
+
+
+@dataclass
+class AvditState:
+    """Per-forward inputs shared by every block's processor (set by `AvditModel.forward`)."""
+
+    grid: tuple = (1, 1, 1)
+    audio: Optional[torch.Tensor] = None  # (B, S, F_lat, K, D) audio tokens
+    route: Optional[torch.Tensor] = None  # (B, S, N) stream-to-token weights
+    audio_gate: Optional[torch.Tensor] = None  # (B,) 0 switches audio off for that batch row
+    text_lens: Optional[torch.Tensor] = None  # (B,) real (unpadded) prompt tokens
+    token_groups: Optional[list] = None  # S lists of prompt token indices (trigger words)
+    capture_layers: Optional[set] = None  # blocks whose trigger-word attention is recorded
+    router_mode: str = "off"  # off | teacher (use `route`, record logits) | predict (use the head)
+    maps: Optional[torch.Tensor] = None  # (B, S, N) summed trigger attention
+    map_count: int = 0
+    router_logits: list = field(default_factory=list)
+
+
+def trigger_attention(attn, hidden, context, text_lens, groups, chunk: int = 4096) -> torch.Tensor:
+    """(B, S, N): each character's share of text cross-attention, softmax over real tokens only.
+
+    The softmax is computed explicitly (SDPA hides the probabilities) and padding keys are set to
+    -inf, so the 500-odd zero-padded positions Wan appends do not dilute the trigger words.
+    """
+    if attn.add_k_proj is not None:  # I2V: image tokens come first, the text is the last 512
+        context = context[:, -TEXT_CONTEXT:]
+    b, n, _ = hidden.shape
+    length = context.shape[1]
+    _, key, _ = _get_qkv_projections(attn, hidden[:, :1], context)
+    key = attn.norm_k(key).unflatten(2, (attn.heads, -1)).transpose(1, 2)  # (B, h, L, d)
+    pad = torch.zeros(b, length, dtype=torch.bool, device=hidden.device)
+    if text_lens is not None:
+        pad = torch.arange(length, device=hidden.device)[None] >= text_lens.to(hidden.device)[:, None]
+    out = hidden.new_zeros(b, len(groups), n, dtype=torch.float32)
+    for start in range(0, n, chunk):
+        q = attn.norm_q(attn.to_q(hidden[:, start:start + chunk]))
+        q = q.unflatten(2, (attn.heads, -1)).transpose(1, 2)
+        logits = (q.float() @ key.float().transpose(-1, -2)) * q.shape[-1] ** -0.5
+        probs = logits.masked_fill(pad[:, None, None, :], float("-inf")).softmax(-1).mean(1)  # heads
+        for s, idx in enumerate(groups):
+            if idx:
+                out[:, s, start:start + chunk] = probs[..., idx].sum(-1)
+    return out
+
+
+class AvditCrossAttnProcessor(WanAttnProcessor):
+    """Text cross-attention exactly as diffusers computes it, then this block's audio attention."""
+
+    def __init__(self, index: int, state: AvditState, audio_layer: AudioCrossAttention, router: Optional[RouterHead]):
+        super().__init__()
+        self.index, self.state, self.audio_layer, self.router = index, state, audio_layer, router
+        self.residual: Optional[torch.Tensor] = None  # set by the pre-hook on the block's norm2
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, rotary_emb=None):
+        text_out = super().__call__(attn, hidden_states, encoder_hidden_states, attention_mask, rotary_emb)
+        residual, self.residual = self.residual, None
+        st = self.state
+        if st.capture_layers and self.index in st.capture_layers and st.token_groups:
+            maps = trigger_attention(attn, hidden_states, encoder_hidden_states, st.text_lens, st.token_groups)
+            st.maps = maps if st.maps is None else st.maps + maps
+            st.map_count += 1
+        if st.audio is None:
+            return text_out
+        h = residual.type_as(text_out) + text_out  # the residual stream after text attention
+        route = st.route
+        if self.router is not None and st.router_mode != "off":
+            classes = trigger_class_embeddings(encoder_hidden_states[:, -TEXT_CONTEXT:], st.token_groups)
+            logits = self.router(h, classes)
+            st.router_logits.append(logits)
+            if st.router_mode == "predict":
+                route = logits.softmax(-1)[..., 1:].transpose(1, 2)  # drop the background class
+        out = self.audio_layer(h, st.audio, route, st.grid)
+        if st.audio_gate is not None:
+            out = out * st.audio_gate.to(out.dtype)[:, None, None]
+        return text_out + out
+
+
+class AvditModel(nn.Module):
+    """A diffusers `WanTransformer3DModel` with audio cross-attention in every block.
+
+    The base transformer stays a plain diffusers model (LoRA via its `add_adapter`, weights via
+    `from_pretrained`); the audio layers, audio encoder and router head live here and are saved
+    separately with `adapter_state_dict`.
+    """
+
+    def __init__(self, transformer, audio_encoder=None, learnable_tokens: int = 0, router: bool = False):
+        super().__init__()
+        self.transformer = transformer
+        cfg = transformer.config
+        dim = cfg.num_attention_heads * cfg.attention_head_dim
+        self.audio_encoder = audio_encoder
+        self.audio_layers = nn.ModuleList(
+            AudioCrossAttention(dim, cfg.num_attention_heads, dim, learnable_tokens) for _ in transformer.blocks
+        )
+        self.router = RouterHead(dim) if router else None
+        self.state = AvditState()
+        self._hooks = []
+        for i, block in enumerate(transformer.blocks):
+            proc = AvditCrossAttnProcessor(i, self.state, self.audio_layers[i], self.router)
+            block.attn2.set_processor(proc)
+            self._hooks.append(block.norm2.register_forward_pre_hook(self._keep_residual(proc)))
+
+    @staticmethod
+    def _keep_residual(proc):
+        def hook(_module, args):
+            proc.residual = args[0]
+
+        return hook
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.audio_layers)
+
+    def token_grid(self, latents: torch.Tensor) -> tuple[int, int, int]:
+        """(frames, height, width) of video tokens for latents (B, C, F, H, W)."""
+        pt, ph, pw = self.transformer.config.patch_size
+        return latents.shape[2] // pt, latents.shape[3] // ph, latents.shape[4] // pw
+
+    def forward(
+        self,
+        latents: torch.Tensor,
+        timestep: torch.Tensor,
+        prompt_embeds: torch.Tensor,
+        audio: Optional[torch.Tensor] = None,
+        route: Optional[torch.Tensor] = None,
+        audio_gate: Optional[torch.Tensor] = None,
+        text_lens: Optional[torch.Tensor] = None,
+        token_groups: Optional[list] = None,
+        capture_layers: Optional[set] = None,
+        router_mode: str = "off",
+    ) -> torch.Tensor:
+        """Predict the flow (noise) for latents; `audio` is (B, S, F_lat, K, D) encoded tokens.
+
+        After the call, `self.captured_maps()` holds the trigger-word attention (B, S, N) when
+        `capture_layers` was given, and `self.state.router_logits` the router head's logits.
+        """
+        st = self.state
+        st.grid = self.token_grid(latents)
+        st.audio, st.route, st.audio_gate = audio, route, audio_gate
+        st.text_lens, st.token_groups, st.capture_layers = text_lens, token_groups, capture_layers
+        st.router_mode = router_mode
+        st.maps, st.map_count, st.router_logits = None, 0, []
+        try:
+            return self.transformer(latents, timestep, prompt_embeds, return_dict=False)[0]
+        finally:
+            # Inputs must not leak into the next call (a forward without audio must be the base model).
+            st.audio = st.route = st.audio_gate = None
+
+    def captured_maps(self) -> Optional[torch.Tensor]:
+        """Mean trigger-word attention over the captured layers, (B, S, N), or None."""
+        st = self.state
+        return None if st.maps is None else st.maps / max(st.map_count, 1)
+
+    def adapter_state_dict(self) -> dict[str, torch.Tensor]:
+        """Everything this module adds to Wan (audio layers, encoder head, router), not wav2vec."""
+        return {k: v for k, v in self.state_dict().items() if not k.startswith(("transformer.", "audio_encoder.wav2vec."))}
+
+    def load_adapter_state_dict(self, sd: dict[str, torch.Tensor]) -> None:
+        """Load `adapter_state_dict` output; unknown or missing adapter keys are an error."""
+        own = self.adapter_state_dict()
+        missing = sorted(set(own) - set(sd))
+        unexpected = sorted(set(sd) - set(own))
+        if missing or unexpected:
+            raise ValueError(f"adapter weights do not match the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        self.load_state_dict(sd, strict=False)

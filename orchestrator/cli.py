@@ -1,0 +1,201 @@
+"""`compose`: screenplay + cast -> film. Subcommands: validate, plan, report, contact-sheet, train.
+
+Bad input and unusable tools end with a message naming the file and the fix and exit code 2, never a
+traceback; an interrupted run resumes when the same command is run again.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Optional
+
+from rich.console import Console
+
+from orchestrator.spec import SpecError
+
+SUBCOMMANDS = ("render", "validate", "plan", "report", "contact-sheet", "train")
+EXIT_INPUT = 2
+
+
+def _inputs(p: argparse.ArgumentParser) -> None:
+    p.add_argument("script", type=Path, help="script.yaml or script.fountain")
+    p.add_argument("--cast", type=Path, help="cast.yaml (required for Fountain scripts)")
+    p.add_argument("--allow-outside-assets", action="store_true",
+                   help="let asset paths point outside the project folder")
+
+
+def _render_flags(p: argparse.ArgumentParser) -> None:
+    from tools.registry import SPEECH, VIDEO
+
+    p.add_argument("--out", type=Path, default=Path("out"), help="output root (film goes to OUT/<title>)")
+    p.add_argument("--planner", choices=["rules", "llm"], help="override render.planner")
+    p.add_argument("--speech", choices=sorted(SPEECH), help="override render.speech")
+    p.add_argument("--video", choices=sorted(VIDEO), help="override render.video")
+    p.add_argument("--max-attempts", type=int, help="per-shot retry cap (default 3)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--width", type=int)
+    p.add_argument("--height", type=int)
+    p.add_argument("--no-eval", action="store_true", help="skip the evaluators (no retries)")
+    p.add_argument("--workers", type=int, default=1, help="shots rendered at the same time")
+    p.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    p.add_argument("--log-level", default="WARNING")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="compose", description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("render", help="render the film (the default: `compose script.yaml`)")
+    _inputs(r)
+    _render_flags(r)
+    v = sub.add_parser("validate", help="check script, cast and assets; render nothing")
+    _inputs(v)
+    pl = sub.add_parser("plan", help="print the shot table and write plan.json; render nothing")
+    _inputs(pl)
+    pl.add_argument("--planner", choices=["rules", "llm"])
+    pl.add_argument("--out", type=Path, default=Path("out"))
+    rep = sub.add_parser("report", help="per-shot table of a finished run, or one shot's attempts")
+    rep.add_argument("run_dir", type=Path, help="out/<title>")
+    rep.add_argument("--shot", help="shot id, e.g. sc01_sh03")
+    cs = sub.add_parser("contact-sheet", help="a PNG grid of frames per shot of a finished run")
+    cs.add_argument("run_dir", type=Path)
+    cs.add_argument("--output", type=Path, help="default: RUN_DIR/contact_sheet.png")
+    cs.add_argument("--per-shot", type=int, default=6)
+    sub.add_parser("train", help="train the avdit model (see models/README.md)", add_help=False)
+    return ap
+
+
+def load(args) -> "Project":  # noqa: F821 - imported lazily to keep `compose --help` fast
+    from orchestrator.loading import load_project
+
+    return load_project(args.script, args.cast, allow_outside_assets=args.allow_outside_assets)
+
+
+def apply_overrides(project, args):
+    cfg = project.script.render
+    updates = {k: getattr(args, a) for k, a in [("planner", "planner"), ("speech", "speech"), ("video", "video"),
+               ("max_attempts", "max_attempts"), ("seed", "seed"), ("width", "width"), ("height", "height")]
+               if getattr(args, a, None) is not None}
+    if getattr(args, "no_eval", False):
+        updates["evaluators"] = []
+    return cfg.model_validate({**cfg.model_dump(), **updates})
+
+
+def cmd_validate(args, console: Console) -> int:
+    project = load(args)
+    n = sum(len(s.beats) for s in project.script.scenes)
+    console.print(f"[green]ok[/green] {args.script}: {len(project.script.scenes)} scenes, {n} beats, "
+                  f"{len(project.cast.characters)} characters")
+    return 0
+
+
+def cmd_plan(args, console: Console) -> int:
+    from orchestrator.nodes.planning import make_plan
+    from orchestrator.store import atomic_write_json
+
+    project = load(args)
+    planner = args.planner or project.script.render.planner
+    out = args.out / project.slug
+    plan, _ = make_plan(project, planner, out / "cache" / "plans")
+    atomic_write_json(out / "plan.json", plan.model_dump(mode="json"))
+    from rich.table import Table
+
+    t = Table(title=f"{plan.title}: {len(plan.shots)} shots ({planner} planner)")
+    for col in ("shot", "framing", "camera", "characters", "lines", "seconds"):
+        t.add_column(col)
+    for s in plan.shots:
+        lines = " / ".join(f"{seg.speaker}: {seg.text}" for seg in s.speech) or s.action[:60]
+        t.add_row(s.id, s.framing, s.camera, ", ".join(s.characters), lines, f"{s.duration:.1f}")
+    console.print(t)
+    if planner == "llm":
+        from orchestrator.planner_llm import plan_diff
+        from orchestrator.planner_rules import RulePlanner
+
+        diffs = plan_diff(RulePlanner().plan(project), plan)
+        console.print("differences from the rule plan:" if diffs else "same coverage as the rule plan")
+        for d in diffs:
+            console.print(f"  {d}")
+    console.print(f"wrote {out / 'plan.json'}")
+    return 0
+
+
+def cmd_report(args, console: Console) -> int:
+    from orchestrator.logs import print_report
+
+    if not (args.run_dir / "retries.jsonl").exists():
+        console.print(f"[red]error:[/red] {args.run_dir}/retries.jsonl not found (fix: pass out/<title> of a finished run)")
+        return EXIT_INPUT
+    print_report(args.run_dir, console, shot_id=args.shot)
+    return 0
+
+
+def cmd_contact_sheet(args, console: Console) -> int:
+    from orchestrator.report import read_records
+    from tools.contact_sheet import write_contact_sheet
+
+    plan_path = args.run_dir / "plan.json"
+    if not plan_path.exists():
+        console.print(f"[red]error:[/red] {plan_path} not found (fix: pass out/<title> of a finished run)")
+        return EXIT_INPUT
+    chosen = {}
+    for r in read_records(args.run_dir):
+        if r["verdict"] != "retry":
+            chosen[r["shot"]] = args.run_dir / r["clip"]
+    ids = [s["id"] for s in json.loads(plan_path.read_text())["shots"]]
+    out = args.output or args.run_dir / "contact_sheet.png"
+    write_contact_sheet([(i, chosen[i]) for i in ids if i in chosen], out, per_shot=args.per_shot)
+    console.print(f"wrote {out}")
+    return 0
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] not in SUBCOMMANDS and not argv[0].startswith("-"):
+        argv.insert(0, "render")
+    if argv and argv[0] == "train":
+        from models.avdit.train import main as train_main
+
+        return _guarded(lambda: train_main(argv[1:]) or 0, Console(stderr=True))
+    args = build_parser().parse_args(argv)
+    console = Console(stderr=True, quiet=getattr(args, "quiet", False) or getattr(args, "json", False))
+    err = Console(stderr=True)
+    logging.basicConfig(level=getattr(args, "log_level", "WARNING").upper(), stream=sys.stderr)
+    commands = {"validate": cmd_validate, "plan": cmd_plan, "report": cmd_report,
+                "contact-sheet": cmd_contact_sheet, "render": cmd_render}
+    return _guarded(lambda: commands[args.command](args, console), err)
+
+
+def _guarded(fn, err: Console) -> int:
+    from tools.base import ToolError
+
+    try:
+        return fn()
+    except SpecError as e:
+        for p in e.problems:
+            err.print(str(p), markup=False, highlight=False)
+        err.print(f"{len(e.problems)} problem(s); nothing was rendered", highlight=False)
+        return EXIT_INPUT
+    except ToolError as e:
+        err.print(f"error: {e}", markup=False, highlight=False)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        err.print("interrupted: finished shots are kept; run the same command again to resume")
+        return 130
+
+
+def cmd_render(args, console: Console) -> int:
+    from orchestrator.runner import run_film
+
+    project = load(args)
+    config = apply_overrides(project, args)
+    summary = run_film(project, config, args.out / project.slug, console, workers=args.workers)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""Wiring only: the film graph (plan -> schedule -> per-shot fan-out -> stitch -> report) and the
+per-shot loop (speak -> render -> evaluate -> decide, back to speak while a retry is due)."""
+from __future__ import annotations
+
+from functools import partial
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import Send
+
+from orchestrator.context import RunContext
+from orchestrator.nodes.decide import decide, shot_result
+from orchestrator.nodes.evaluate import evaluate
+from orchestrator.nodes.planning import plan_node
+from orchestrator.nodes.render import render
+from orchestrator.nodes.report import report_node
+from orchestrator.nodes.schedule import schedule_node
+from orchestrator.nodes.speak import speak
+from orchestrator.nodes.stitch import stitch_node
+from orchestrator.state import FilmState, ShotState
+
+
+def build_shot_graph(ctx: RunContext):
+    g = StateGraph(ShotState)
+    g.add_node("speak", partial(speak, ctx=ctx))
+    g.add_node("render", partial(render, ctx=ctx))
+    g.add_node("evaluate", partial(evaluate, ctx=ctx))
+    g.add_node("decide", partial(decide, ctx=ctx))
+    g.add_edge(START, "speak")
+    g.add_edge("speak", "render")
+    g.add_edge("render", "evaluate")
+    g.add_edge("evaluate", "decide")
+    g.add_conditional_edges("decide", lambda s: "speak" if s["decision"] == "retry" else END, ["speak", END])
+    return g.compile()
+
+
+def build_film_graph(ctx: RunContext, checkpointer=None):
+    shot_graph = build_shot_graph(ctx)
+
+    def run_shot(state: ShotState) -> dict:
+        final = shot_graph.invoke(state, {"recursion_limit": 8 * state["max_attempts"] + 8})
+        result = shot_result(final)
+        ctx.on_event("shot_done", result)
+        return {"results": {state["shot_id"]: result}}
+
+    def fan_out(state: FilmState):
+        c = ctx.config
+        return [
+            Send("shot", {"shot_id": sid, "attempt": 1, "max_attempts": c.max_attempts,
+                          "speech_knobs": {"seed": c.seed}, "video_knobs": {"seed": c.seed},
+                          "history": [], "changes": {}, "reason": "first attempt"})
+            for sid in state["shot_ids"]
+        ]
+
+    g = StateGraph(FilmState)
+    g.add_node("plan", partial(plan_node, ctx=ctx))
+    g.add_node("schedule", partial(schedule_node, ctx=ctx))
+    g.add_node("shot", run_shot)
+    g.add_node("stitch", partial(stitch_node, ctx=ctx))
+    g.add_node("report", partial(report_node, ctx=ctx))
+    g.add_edge(START, "plan")
+    g.add_edge("plan", "schedule")
+    g.add_conditional_edges("schedule", fan_out, ["shot"])
+    g.add_edge("shot", "stitch")
+    g.add_edge("stitch", "report")
+    g.add_edge("report", END)
+    return g.compile(checkpointer=checkpointer)

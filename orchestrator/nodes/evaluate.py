@@ -1,0 +1,48 @@
+"""Evaluate node: every enabled evaluator scores the attempt; scores are cached by content."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from orchestrator.context import RunContext
+from orchestrator.nodes.render import load_attempt
+from orchestrator.state import ShotState
+from orchestrator.store import atomic_write_json, digest_file, digest_json
+from tools.base import AttemptInput, Score, VideoResult
+
+
+def load_scores(attempt_dir: Path) -> list[Score]:
+    raw = json.loads((attempt_dir / "scores.json").read_text())
+    return [Score(**{k: v for k, v in s.items() if k != "passed"}) for s in raw]
+
+
+def evaluate(state: ShotState, ctx: RunContext) -> dict:
+    attempt_dir = Path(state["attempt_dir"])
+    shot, audio = load_attempt(attempt_dir)
+    ctx.on_event("stage", {"shot": shot.id, "stage": "evaluate", "attempt": state["attempt"]})
+    clip, masks = attempt_dir / "clip.mp4", attempt_dir / "masks.npz"
+    evaluators = ctx.evaluators()
+    key = digest_json(
+        {
+            "kind": "scores",
+            "evaluators": [[e.name, getattr(e, "version", "1")] for e in evaluators],
+            "thresholds": [getattr(e, "thresholds", None) for e in evaluators],
+            "clip": digest_file(clip),
+            "masks": digest_file(masks),
+            "lines": [[ln.line_id, ln.speaker, ln.text, ln.start, digest_file(ln.speech.wav_path)]
+                      for ln in audio.lines],
+            "shot": shot.model_dump(mode="json"),
+        }
+    )
+
+    def build(tmp: Path):
+        fps = ctx.config.fps
+        video = VideoResult(clip, masks, int(round(shot.duration * fps)), fps)
+        inp = AttemptInput(shot, ctx.plan.scene_of(shot), ctx.project.cast, audio, video)
+        scores = [s for e in evaluators for s in e.evaluate(inp)]
+        atomic_write_json(tmp / "scores.json", [s.as_dict() for s in scores])
+        return ["scores.json"]
+
+    entry, _ = ctx.cache.get_or_build(key, build)
+    atomic_write_json(attempt_dir / "scores.json", json.loads((entry / "scores.json").read_text()))
+    return {}

@@ -1,0 +1,109 @@
+"""Speak node: synthesize every line of a shot (cached per line), retime the shot, mix its track."""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from orchestrator.context import RunContext
+from orchestrator.planner_rules import retime_shot
+from orchestrator.state import ShotState
+from orchestrator.store import atomic_copy, atomic_write_json, digest_file, digest_json, temp_path
+from tools.base import ShotAudio, SpeechKnobs, SpeechResult, SpokenLine, Timing, ToolError
+
+
+def speech_key(ctx: RunContext, text: str, parenthetical, character, knobs: SpeechKnobs) -> str:
+    synth = ctx.speech
+    return digest_json(
+        {
+            "kind": "speech",
+            "backend": synth.name,
+            "version": synth.version,
+            "text": text,
+            "parenthetical": parenthetical,
+            "voice": digest_file(character.voice.reference),
+            "transcript": character.voice.transcript,
+            "knobs": knobs.as_dict(),
+            "sample_rate": ctx.config.sample_rate,
+        }
+    )
+
+
+def synthesize_line(ctx: RunContext, seg, knobs: SpeechKnobs) -> SpeechResult:
+    """One line through the speech backend, reusing a verified cache entry when one exists."""
+    character = ctx.project.cast.by_id(seg.speaker)
+    sr = ctx.config.sample_rate
+
+    def build(tmp: Path):
+        res = ctx.speech.synthesize(seg.text, character, knobs, tmp / "speech.wav", seg.parenthetical, sr)
+        if res.sample_rate != sr:
+            raise ToolError(f"speech backend {ctx.speech.name!r} returned {res.sample_rate} Hz, asked {sr} Hz")
+        meta = {
+            "duration": res.duration,
+            "sample_rate": res.sample_rate,
+            "phonemes": [t.__dict__ for t in res.phonemes],
+            "words": [t.__dict__ for t in res.words],
+        }
+        (tmp / "speech.json").write_text(json.dumps(meta))
+        return ["speech.wav", "speech.json"]
+
+    entry, _ = ctx.cache.get_or_build(speech_key(ctx, seg.text, seg.parenthetical, character, knobs), build)
+    meta = json.loads((entry / "speech.json").read_text())
+    return SpeechResult(
+        wav_path=entry / "speech.wav",
+        duration=meta["duration"],
+        sample_rate=meta["sample_rate"],
+        phonemes=[Timing(**t) for t in meta["phonemes"]],
+        words=[Timing(**t) for t in meta["words"]],
+    )
+
+
+def mix_lines(lines: list[SpokenLine], duration: float, sr: int, out: Path) -> None:
+    """Place every line at its start in one mono track of the shot's length."""
+    track = np.zeros(int(round(duration * sr)), dtype=np.float32)
+    for line in lines:
+        data, _ = sf.read(line.speech.wav_path, dtype="float32", always_2d=True)
+        data = data.mean(axis=1)
+        i = int(round(line.start * sr))
+        n = min(len(data), len(track) - i)
+        if n > 0:
+            track[i : i + n] += data[:n]
+    tmp = temp_path(out)
+    sf.write(tmp, np.clip(track, -1.0, 1.0), sr, subtype="PCM_16")
+    tmp.replace(out)
+
+
+def speak(state: ShotState, ctx: RunContext) -> dict:
+    started = time.time()
+    shot = ctx.plan.shot(state["shot_id"])
+    attempt_dir = ctx.shot_dir(shot.id) / f"attempt-{state['attempt']}"
+    if state["attempt"] == 1 and ctx.shot_dir(shot.id).exists():
+        # A fresh run of this shot: older attempt folders belong to an earlier plan. Their
+        # artifacts stay in the cache, so nothing rendered is lost.
+        shutil.rmtree(ctx.shot_dir(shot.id))
+    attempt_dir.mkdir(parents=True, exist_ok=True)
+    knobs = SpeechKnobs(**state["speech_knobs"])
+    ctx.on_event("stage", {"shot": shot.id, "stage": "speak", "attempt": state["attempt"]})
+    results = {seg.line_id: synthesize_line(ctx, seg, knobs) for seg in shot.speech}
+    shot = retime_shot(shot, {k: r.duration for k, r in results.items()})
+    fps = ctx.config.fps
+    # Whole frames: the film's length must equal the sum of its shots to the frame.
+    shot = shot.model_copy(update={"duration": math.ceil(shot.duration * fps - 1e-6) / fps})
+    lines = []
+    for seg in shot.speech:
+        local = attempt_dir / f"speech-{seg.line_id}.wav"
+        atomic_copy(results[seg.line_id].wav_path, local)
+        res = results[seg.line_id]
+        lines.append(SpokenLine(seg.line_id, seg.speaker, seg.text, seg.start, SpeechResult(
+            local, res.duration, res.sample_rate, res.phonemes, res.words)))
+    sr = ctx.config.sample_rate
+    mix_lines(lines, shot.duration, sr, attempt_dir / "shot.wav")
+    audio = ShotAudio(attempt_dir / "shot.wav", sr, shot.duration, lines)
+    atomic_write_json(attempt_dir / "audio.json", audio.to_json())
+    atomic_write_json(attempt_dir / "shot.json", shot.model_dump(mode="json"))
+    return {"attempt_dir": str(attempt_dir), "started": started}

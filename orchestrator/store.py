@@ -1,0 +1,120 @@
+"""Atomic writes and the content-addressed cache.
+
+Every artifact is written to a temporary name in the destination folder and renamed into place, so
+a crash never leaves a half-written file under its real name. A cache entry is a folder named by the
+digest of every input that changes its output; its `entry.json` records the digest of each file, and
+an entry whose files no longer match is deleted and rebuilt.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Callable, Iterable, Optional
+
+
+def digest_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def digest_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def digest_json(obj) -> str:
+    """Digest of a JSON-able object, independent of key order."""
+    return digest_bytes(json.dumps(obj, sort_keys=True, default=str, separators=(",", ":")).encode())
+
+
+def temp_path(path: Path) -> Path:
+    """A unique temporary name next to `path` with the same suffix (encoders look at it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    os.close(fd)
+    return Path(name)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = temp_path(path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: Path, obj) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def atomic_copy(src: Path, dst: Path) -> None:
+    tmp = temp_path(dst)
+    try:
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+class Cache:
+    """Folders of artifacts keyed by the digest of their inputs, verified on every reuse."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.hits = 0
+        self.misses = 0
+        self.rebuilt = 0
+
+    def entry_dir(self, key: str) -> Path:
+        return self.root / key[:2] / key
+
+    def lookup(self, key: str) -> Optional[Path]:
+        """The entry's folder if it exists and every recorded file matches its digest."""
+        d = self.entry_dir(key)
+        meta = d / "entry.json"
+        if not meta.exists():
+            return None
+        try:
+            files = json.loads(meta.read_text())["files"]
+            ok = all((d / name).exists() and digest_file(d / name) == dig for name, dig in files.items())
+        except (OSError, ValueError, KeyError, TypeError):
+            ok = False
+        if not ok:
+            self.rebuilt += 1
+            shutil.rmtree(d, ignore_errors=True)
+            return None
+        return d
+
+    def get_or_build(self, key: str, build: Callable[[Path], Iterable[str]]) -> tuple[Path, bool]:
+        """Return (entry folder, was_hit). `build(tmpdir)` writes files and returns their names."""
+        found = self.lookup(key)
+        if found is not None:
+            self.hits += 1
+            return found, True
+        self.misses += 1
+        final = self.entry_dir(key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{key[:12]}.", dir=final.parent))
+        try:
+            names = list(build(tmp))
+            files = {n: digest_file(tmp / n) for n in names}
+            atomic_write_json(tmp / "entry.json", {"key": key, "files": files})
+            shutil.rmtree(final, ignore_errors=True)
+            os.replace(tmp, final)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return final, False

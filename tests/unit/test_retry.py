@@ -1,0 +1,96 @@
+"""Retry policy: failing scores map to the right knob changes, verdicts, and best-attempt choice."""
+from orchestrator.retry import family, plan_retry, quality, verdict
+from tools.base import Score, SpeechKnobs, VideoKnobs
+
+
+def _offset(value, av_offset, threshold=1.0):
+    return Score("lipsync.offset[hopper]", float(value), threshold, higher_is_better=False,
+                 details={"av_offset": av_offset})
+
+
+def test_family_of_score_names():
+    assert family("lipsync.offset[hopper]") == "lipsync"
+    assert family("wer[sc01_l02]") == "wer"
+    assert family("speaker.margin[sc01_l02]") == "speaker"
+    assert family("binding") == "binding"
+
+
+def test_lipsync_offset_realigns_by_measured_offset():
+    speech, video = SpeechKnobs(), VideoKnobs(offset_frames=0)
+    s2, v2, changes, reason = plan_retry([_offset(8, 8)], speech, video, 1, "animatic")
+    assert v2.offset_frames == -8
+    assert changes == {"video.offset_frames": [0, -8]}
+    assert s2 == speech  # speech untouched
+    assert "lipsync.offset[hopper]" in reason and "+8" in reason
+
+
+def test_offset_correction_accumulates_over_attempts():
+    _, v2, _, _ = plan_retry([_offset(3, -3)], SpeechKnobs(), VideoKnobs(offset_frames=-8), 2, "animatic")
+    assert v2.offset_frames == -5
+
+
+def test_weak_sync_on_diffusion_raises_audio_guidance():
+    conf = Score("lipsync.confidence[hopper]", 0.1, 0.5)
+    _, v2, changes, _ = plan_retry([conf], SpeechKnobs(), VideoKnobs(seed=3), 1, "avdit")
+    assert v2.seed == 4 and v2.audio_guidance is not None and v2.audio_guidance > 4.0
+    _, v3, changes3, _ = plan_retry([conf], SpeechKnobs(), VideoKnobs(seed=3), 1, "animatic")
+    assert v3.audio_guidance is None and set(changes3) == {"video.seed"}
+
+
+def test_speaker_and_wer_failures_change_speech_knobs():
+    fails = [
+        Score("speaker.margin[sc01_l01]", -0.05, 0.0),
+        Score("wer[sc01_l01]", 0.6, 0.35, higher_is_better=False),
+    ]
+    speech = SpeechKnobs(seed=0, rate=1.0, noise=0.5, matching_strength=0.6)
+    s2, v2, changes, reason = plan_retry(fails, speech, VideoKnobs(), 1, "animatic")
+    assert s2.seed == 1 and s2.noise == 0.0 and s2.rate == 0.9 and s2.matching_strength == 1.0
+    assert v2 == VideoKnobs()
+    assert changes["speech.rate"] == [1.0, 0.9]
+    assert "speaker.margin[sc01_l01]" in reason and "wer[sc01_l01]" in reason
+
+
+def test_rate_never_drops_below_floor():
+    fail = Score("wer[x]", 0.9, 0.35, higher_is_better=False)
+    speech = SpeechKnobs(rate=0.8)
+    s2, _, changes, _ = plan_retry([fail], speech, VideoKnobs(), 3, "animatic")
+    assert s2.rate == 0.8 and "speech.rate" not in changes
+
+
+def test_binding_widens_masks_with_cap():
+    fail = Score("binding[sc01_l01]", 0.2, 0.6)
+    _, v2, changes, _ = plan_retry([fail], SpeechKnobs(), VideoKnobs(mask_dilation=20), 1, "animatic")
+    assert v2.mask_dilation == 24 and changes["video.mask_dilation"] == [20, 24]
+
+
+def test_all_passing_changes_nothing():
+    ok = [Score("identity[collins]", 0.9, 0.5), _offset(0, 0)]
+    s2, v2, changes, reason = plan_retry(ok, SpeechKnobs(), VideoKnobs(), 1, "animatic")
+    assert changes == {} and "passed" in reason
+
+
+def test_unknown_family_gets_new_seeds():
+    s2, v2, changes, _ = plan_retry([Score("aesthetic", 0.1, 0.5)], SpeechKnobs(), VideoKnobs(), 1, "animatic")
+    assert set(changes) == {"speech.seed", "video.seed"}
+
+
+def test_verdicts():
+    assert verdict(True, 1, False) == "accepted"
+    assert verdict(True, 2, False) == "accepted_after_retry"
+    assert verdict(True, 3, True) == "accepted_after_retry"
+    assert verdict(False, 1, False) == "retry"
+    assert verdict(False, 3, True) == "best_effort"
+
+
+def test_quality_prefers_passing_then_closer_to_threshold():
+    passing = [Score("binding[a]", 0.9, 0.6), _offset(0, 0)]
+    near = [Score("binding[a]", 0.55, 0.6), _offset(0, 0)]
+    far = [Score("binding[a]", 0.0, 0.6), _offset(0, 0)]
+    nan = [Score("binding[a]", float("nan"), 0.6), _offset(0, 0)]
+    assert quality(passing) > quality(near) > quality(far) >= quality(nan)
+    assert 0.0 <= quality(nan) and quality(passing) <= 1.0
+    # lipsync weighs more than identity: failing lipsync costs more than failing identity
+    a = [_offset(8, 8), Score("identity[x]", 0.9, 0.5)]
+    b = [_offset(0, 0), Score("identity[x]", 0.1, 0.5)]
+    assert quality(b) > quality(a)
+    assert quality([]) == 1.0

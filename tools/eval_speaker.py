@@ -1,0 +1,80 @@
+"""`speaker_similarity` evaluator: does each line sound like its own character, and like nobody else?
+
+Uses the shared resemblyzer measure (`tools.speaker_sim`). Per line two scores:
+`speaker.similarity[<line_id>]`, the cosine to the character's reference clip, and
+`speaker.margin[<line_id>]`, that cosine minus the best cosine to any other cast member's
+reference (the swap check: a line spoken in another character's voice has a negative margin).
+"""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from orchestrator.spec import Cast, RenderConfig
+from tools.base import AttemptInput, Score, ToolError
+from tools.eval_common import AUDIO_SR, load_wav, thresholds
+
+_REF_LOCK = threading.Lock()
+_REFS: dict[tuple, np.ndarray] = {}
+
+
+def reference_embedding(path: Path) -> np.ndarray:
+    """Embedding of a reference clip, cached by path and modification time."""
+    from tools import speaker_sim
+
+    path = Path(path)
+    if not path.is_file():
+        raise ToolError(f"voice reference {path} does not exist", "fix `voice.reference` in the cast file")
+    key = (str(path), path.stat().st_mtime_ns)
+    with _REF_LOCK:
+        if key in _REFS:
+            return _REFS[key]
+    emb = speaker_sim.embed(load_wav(path, AUDIO_SR), AUDIO_SR)
+    with _REF_LOCK:
+        _REFS[key] = emb
+    return emb
+
+
+def line_scores(line_id: str, emb: np.ndarray, speaker: str, cast: Cast, sim_thr: float, margin_thr: float) -> list[Score]:
+    """Similarity to the speaker's reference and the margin over every other character."""
+    from tools import speaker_sim
+
+    sims = {c.id: speaker_sim.similarity(emb, reference_embedding(c.voice.reference)) for c in cast.characters}
+    own = sims[speaker]
+    details = {"speaker": speaker, "similarities": {k: round(v, 4) for k, v in sims.items()}}
+    scores = [Score(f"speaker.similarity[{line_id}]", own, sim_thr, details=details)]
+    others = {k: v for k, v in sims.items() if k != speaker}
+    if others:
+        closest = max(others, key=others.get)
+        scores.append(Score(f"speaker.margin[{line_id}]", own - others[closest], margin_thr,
+                            details=dict(details, closest_other=closest)))
+    return scores
+
+
+class SpeakerSimilarityEvaluator:
+    """Per line: `speaker.similarity[...]` and `speaker.margin[...]`, higher is better."""
+
+    name = "speaker_similarity"
+
+    def __init__(self, similarity_threshold: float, margin_threshold: float):
+        self.similarity_threshold = similarity_threshold
+        self.margin_threshold = margin_threshold
+
+    def evaluate(self, attempt: AttemptInput) -> list[Score]:
+        """Embed each line's own wav and compare it with every character's reference."""
+        from tools import speaker_sim
+
+        scores: list[Score] = []
+        for line in attempt.audio.lines:
+            emb = speaker_sim.embed(load_wav(line.speech.wav_path, AUDIO_SR), AUDIO_SR)
+            scores += line_scores(line.line_id, emb, line.speaker, attempt.cast,
+                                  self.similarity_threshold, self.margin_threshold)
+        return scores
+
+
+def from_config(render_config: RenderConfig) -> SpeakerSimilarityEvaluator:
+    """Registry factory: resemblyzer with the calibrated thresholds."""
+    t = thresholds()
+    return SpeakerSimilarityEvaluator(t["speaker.similarity"], t["speaker.margin"])

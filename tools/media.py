@@ -1,0 +1,223 @@
+"""Shared media helpers: stream frames into an H.264 + AAC clip, stream router masks into an npz,
+and read both back.
+
+Writers never hold a whole shot in memory: frames go straight down a pipe to ffmpeg (the
+imageio-ffmpeg binary, there is no system ffmpeg), masks go to a spool file that is packed into the
+npz on close. Both write to a temporary name and `os.replace` it into place, so a crash never leaves
+a half-written artifact under the final name.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Iterator, Optional, Sequence
+
+import numpy as np
+
+from tools.base import ToolError
+
+
+def ffmpeg_exe() -> str:
+    """Path of the ffmpeg binary shipped with imageio-ffmpeg."""
+    try:
+        import imageio_ffmpeg
+    except ImportError as exc:  # pragma: no cover - a requirement
+        raise ToolError("imageio-ffmpeg is not installed", "pip install imageio-ffmpeg") from exc
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def _tmp_name(path: Path) -> Path:
+    return path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+
+
+class ClipWriter:
+    """Stream RGB frames (and optionally one audio file) into an H.264 yuv420p + AAC mp4.
+
+    Use as a context manager; `write(frame)` takes an HxWx3 uint8 RGB array. The clip's length is
+    set by the frames: audio is padded with silence or cut to match.
+    """
+
+    def __init__(
+        self,
+        clip_path: Path,
+        width: int,
+        height: int,
+        fps: int,
+        audio_path: Optional[Path] = None,
+        crf: int = 20,
+        preset: str = "veryfast",
+    ):
+        if width % 2 or height % 2:
+            raise ToolError(
+                f"video size {width}x{height} cannot be encoded as yuv420p",
+                "use an even width and height (render.width / render.height)",
+            )
+        if audio_path is not None and not Path(audio_path).is_file():
+            raise ToolError(f"audio file {audio_path} does not exist", "synthesize the shot audio first")
+        self.clip_path = Path(clip_path)
+        self.width, self.height, self.fps = width, height, fps
+        self.audio_path = Path(audio_path) if audio_path is not None else None
+        self.crf, self.preset = crf, preset
+        self.frames = 0
+        self._proc: Optional[subprocess.Popen] = None
+        self._tmp = _tmp_name(self.clip_path)
+        self._log = None
+
+    def _command(self) -> list[str]:
+        cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
+               "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{self.width}x{self.height}",
+               "-r", str(self.fps), "-i", "pipe:0"]
+        if self.audio_path is not None:
+            cmd += ["-i", str(self.audio_path)]
+        cmd += ["-map", "0:v:0", "-c:v", "libx264", "-preset", self.preset, "-crf", str(self.crf),
+                "-pix_fmt", "yuv420p", "-movflags", "+faststart"]
+        if self.audio_path is not None:
+            # apad + shortest: the frames decide the length, the audio follows.
+            cmd += ["-map", "1:a:0", "-c:a", "aac", "-b:a", "160k", "-af", "apad", "-shortest"]
+        return cmd + ["-f", "mp4", str(self._tmp)]
+
+    def __enter__(self) -> "ClipWriter":
+        self.clip_path.parent.mkdir(parents=True, exist_ok=True)
+        # stderr goes to a file: a pipe nobody reads could fill up and stall the encoder.
+        self._log = tempfile.TemporaryFile()
+        self._proc = subprocess.Popen(self._command(), stdin=subprocess.PIPE, stderr=self._log)
+        return self
+
+    def write(self, frame: np.ndarray) -> None:
+        """Append one HxWx3 uint8 RGB frame."""
+        if frame.shape != (self.height, self.width, 3) or frame.dtype != np.uint8:
+            raise ToolError(
+                f"frame of shape {frame.shape} {frame.dtype} does not fit a "
+                f"{self.width}x{self.height} clip", "pass HxWx3 uint8 RGB frames")
+        try:
+            self._proc.stdin.write(np.ascontiguousarray(frame).data)
+        except BrokenPipeError as exc:
+            raise ToolError(f"ffmpeg stopped while writing {self.clip_path}: {self._stderr()}",
+                            "check the audio file and the disk space") from exc
+        self.frames += 1
+
+    def _stderr(self) -> str:
+        self._log.seek(0)
+        return self._log.read().decode(errors="replace")[-800:]
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            self._proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        rc = self._proc.wait()
+        err = self._stderr()
+        self._log.close()
+        if exc_type is not None or rc != 0 or self.frames == 0:
+            self._tmp.unlink(missing_ok=True)
+            if exc_type is None:
+                raise ToolError(f"ffmpeg failed to write {self.clip_path} (exit {rc}, "
+                                f"{self.frames} frames): {err}", "check the inputs and disk space")
+            return
+        os.replace(self._tmp, self.clip_path)
+
+
+class MaskWriter:
+    """Stream per-frame label masks and face boxes into masks.npz (see tools.base.MASKS_NPZ).
+
+    Frames are spooled to a raw file next to the target, then packed (deflate) into the npz on
+    close, so memory stays flat however long the shot is.
+    """
+
+    def __init__(self, masks_path: Path, labels: Sequence[str], height: int, width: int):
+        self.masks_path = Path(masks_path)
+        self.labels = list(labels)
+        self.height, self.width = height, width
+        self.frames = 0
+        self._boxes: list[np.ndarray] = []  # F x K x 4 float32: tiny next to the masks
+        self._spool = None
+
+    def __enter__(self) -> "MaskWriter":
+        self.masks_path.parent.mkdir(parents=True, exist_ok=True)
+        self._spool = tempfile.TemporaryFile(dir=self.masks_path.parent)
+        return self
+
+    def write(self, mask: np.ndarray, face_boxes: np.ndarray) -> None:
+        """Append one HxW uint8 label mask and its (K, 4) x0,y0,x1,y1 face boxes (NaN: unseen)."""
+        if mask.shape != (self.height, self.width) or mask.dtype != np.uint8:
+            raise ToolError(f"mask of shape {mask.shape} {mask.dtype} does not fit "
+                            f"{self.width}x{self.height}", "pass HxW uint8 label masks")
+        boxes = np.asarray(face_boxes, dtype=np.float32).reshape(len(self.labels), 4)
+        self._spool.write(np.ascontiguousarray(mask).data)
+        self._boxes.append(boxes)
+        self.frames += 1
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None:
+                self._pack()
+        finally:
+            self._spool.close()
+
+    def _pack(self) -> None:
+        tmp = _tmp_name(self.masks_path)
+        k = len(self.labels)
+        boxes = np.stack(self._boxes) if self._boxes else np.zeros((0, k, 4), np.float32)
+        labels = np.array(self.labels, dtype=str) if k else np.zeros((0,), dtype="<U1")
+        header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)),
+                  "fortran_order": False, "shape": (self.frames, self.height, self.width)}
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+            with zf.open("masks.npy", "w", force_zip64=True) as fh:
+                np.lib.format.write_array_header_2_0(fh, header)
+                self._spool.seek(0)
+                while chunk := self._spool.read(1 << 22):
+                    fh.write(chunk)
+            for name, arr in (("labels", labels), ("face_boxes", boxes)):
+                with zf.open(f"{name}.npy", "w") as fh:
+                    np.lib.format.write_array(fh, arr, allow_pickle=False)
+        os.replace(tmp, self.masks_path)
+
+
+def load_masks(masks_path: Path) -> dict[str, np.ndarray]:
+    """Read masks.npz into a dict with `masks` (F,H,W) uint8, `labels` (K,) str, `face_boxes`."""
+    path = Path(masks_path)
+    if not path.is_file():
+        raise ToolError(f"masks file {path} does not exist", "render the shot first")
+    with np.load(path, allow_pickle=False) as data:
+        return {key: data[key] for key in ("masks", "labels", "face_boxes")}
+
+
+def read_frames(clip_path: Path) -> Iterator[np.ndarray]:
+    """Decode a video file frame by frame as HxWx3 uint8 RGB."""
+    import av
+
+    with av.open(str(clip_path)) as container:
+        for frame in container.decode(video=0):
+            yield frame.to_ndarray(format="rgb24")
+
+
+def read_audio(path: Path, sr: int) -> np.ndarray:
+    """Decode the first audio stream of a wav or video file as float32 mono at `sr` Hz."""
+    import av
+
+    chunks = []
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.audio:
+                raise ToolError(f"{path} has no audio stream", "mux the shot audio into the clip")
+            resampler = av.AudioResampler(format="flt", layout="mono", rate=sr)
+            for frame in container.decode(audio=0):
+                for out in resampler.resample(frame):
+                    chunks.append(out.to_ndarray().reshape(-1))
+            for out in resampler.resample(None):
+                chunks.append(out.to_ndarray().reshape(-1))
+    except av.error.FFmpegError as exc:
+        raise ToolError(f"cannot decode audio from {path}: {exc}", "pass a wav or mp4 file") from exc
+    return np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
+
+
+def count_frames(clip_path: Path) -> int:
+    """Number of video frames in a clip (from the container, decoding only when it does not say)."""
+    import av
+
+    with av.open(str(clip_path)) as container:
+        n = container.streams.video[0].frames
+    return n if n > 0 else sum(1 for _ in read_frames(clip_path))

