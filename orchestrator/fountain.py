@@ -3,7 +3,8 @@
 `parse_fountain` turns the text into a title page and a flat list of `Element`s (scene headings,
 action, character cues, parentheticals, dialogue, lyrics, transitions, centered text), each with the
 1-based line and column it starts at. Notes `[[ ]]`, boneyard `/* */`, sections `#`, synopses `=`
-and page breaks `===` are dropped before classification, without shifting line numbers.
+and page breaks `===` are dropped before classification, without shifting line numbers; a synopsis
+right under a scene heading is kept as that scene's description.
 
 `fountain_script_data` folds the elements into the plain dict that `ScriptSpec` validates (scenes of
 action and dialogue beats), plus the source location of every scene, beat and field, so errors found
@@ -72,24 +73,27 @@ def _strip_spans(text: str, opener: str, closer: str, removed: set[int]) -> str:
     return "".join(out)
 
 
-def _clean_lines(text: str) -> list[Optional[str]]:
+def _clean_lines(text: str) -> tuple[list[Optional[str]], dict[int, str]]:
     """Lines with notes, boneyard, sections, synopses and page breaks removed. A line that held
-    only such markup becomes None (gone, not blank: it must not split a dialogue block)."""
+    only such markup becomes None (gone, not blank: it must not split a dialogue block).
+    Also returns the synopses by 1-based line number."""
     text = text.replace("\r\n", "\n").replace("\r", "\n").expandtabs(4)
     touched: set[int] = set()
     text = _strip_spans(text, "/*", "*/", touched)
     text = _strip_spans(text, "[[", "]]", touched)
     lines: list[Optional[str]] = []
+    synopses: dict[int, str] = {}
     for i, line in enumerate(text.split("\n")):
         s = line.strip()
-        if i in touched and not s:
+        if s.startswith("=") and not s.startswith("=="):
+            synopses[i + 1] = s[1:].strip()
             lines.append(None)
-        elif s.startswith("#") or PAGE_BREAK_RE.match(s) or (s.startswith("=") and not s.startswith("==")):
+        elif (i in touched and not s) or s.startswith("#") or PAGE_BREAK_RE.match(s):
             lines.append(None)
         else:
             # An inline note or boneyard leaves a double space behind.
             lines.append(re.sub(r"(?<=\S) {2,}(?=\S)", " ", line) if i in touched else line)
-    return lines
+    return lines, synopses
 
 
 def _title_page(lines: list[Optional[str]]) -> tuple[dict[str, str], dict[str, int], int]:
@@ -226,7 +230,7 @@ def _cue_elements(block: list[tuple[int, str]]) -> list[Element]:
 
 def parse_fountain(text: str) -> FountainDocument:
     """Parse Fountain text into its title page and located elements (see the module docstring)."""
-    lines = _clean_lines(text)
+    lines, synopses = _clean_lines(text)
     page, where, first = _title_page(lines)
     elements: list[Element] = []
     for block in _paragraphs(lines, first):
@@ -249,7 +253,18 @@ def parse_fountain(text: str) -> FountainDocument:
             if body.lstrip().startswith("!"):
                 body = body.lstrip()[1:]
             elements.append(Element("action", body, n, _col(raw)))
+    _attach_synopses(elements, synopses)
     return FountainDocument(page, where, elements)
+
+
+def _attach_synopses(elements: list[Element], synopses: dict[int, str]) -> None:
+    """A synopsis right under a scene heading describes that scene: keep it on the heading
+    (as `extra["synopsis"]`); other synopses describe sections and are dropped."""
+    for line, text in sorted(synopses.items()):
+        before = [el for el in elements if el.line < line]
+        if before and before[-1].kind == "scene_heading" and text:
+            head = before[-1]
+            head.extra["synopsis"] = f"{head.extra['synopsis']} {text}" if "synopsis" in head.extra else text
 
 
 # ----------------------------------------------------------------------- elements to script data
@@ -279,7 +294,10 @@ class _Folder:
 
     def heading(self, el: Element) -> None:
         self.end_speech()
-        self.data["scenes"].append({"heading": plain_text(el.text), "beats": []})
+        scene = {"heading": plain_text(el.text), "beats": []}
+        if el.extra.get("synopsis"):
+            scene["description"] = plain_text(el.extra["synopsis"])
+        self.data["scenes"].append(scene)
         si = len(self.data["scenes"]) - 1
         self.locs[("scenes", si)] = self.locs[("scenes", si, "heading")] = (el.line, el.col)
 

@@ -20,7 +20,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from orchestrator.fountain import fountain_script_data, parse_fountain
 from orchestrator.spec import Cast, Problem, Project, ScriptSpec, SpecError
-from orchestrator import checks
+from orchestrator import spec_checks as checks
 
 FOUNTAIN_SUFFIXES = (".fountain", ".spmd")
 Spot = tuple[int, int, int, int]  # key line, key col, value line, value col (1-based)
@@ -218,7 +218,7 @@ def load_project(script_path: Path, cast_path: Optional[Path] = None, allow_outs
         raise SpecError(problems)
 
     found = _cast_file(script, cast_path, title, root, allow_outside_assets, problems)
-    if found is not None and title is not None:
+    if found is not None and found[1] is None:  # --cast overrides the script's own `cast`
         script.data["cast"] = str(found[0].absolute())
     validate_schema(ScriptSpec, script, problems)
     cast = read_yaml(found[0], problems, (script, found[1]) if found[1] else None) if found else None

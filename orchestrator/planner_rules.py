@@ -71,9 +71,11 @@ def heading_parts(heading: str) -> tuple[str, str]:
     return place.strip().lower() or "somewhere", time.strip().lower() or "day"
 
 
-def _label(description: str, trigger: str) -> str:
-    first = re.split(r"[;,.]", description.strip(), maxsplit=1)[0].strip() or "a person"
-    return f"{first} ({trigger})"
+def _label_and_visual(description: str, name: str, trigger: str) -> tuple[str, str]:
+    """Split a description into a short natural label and the remaining visual details."""
+    first, _, rest = description.strip().partition(",")
+    label = f"{first.strip() or 'a person'} ({trigger})"
+    return label, rest.strip() or first.strip() or name
 
 
 def _anchorize(text: str, cast: Cast, tokens: dict[str, str]) -> str:
@@ -91,12 +93,13 @@ def build_caption(shot: Shot, cast: Cast, scene: SceneInfo) -> OmniCaption:
     anchors = []
     for cid, tok in tokens.items():
         c = cast.by_id(cid)
+        label, visual = _label_and_visual(c.description, c.name, c.trigger)
         anchors.append(
             Anchor(
                 token=tok,
                 character=cid,
-                label=_label(c.description, c.trigger),
-                visual=c.description or c.name,
+                label=label,
+                visual=visual,
                 voice=c.voice.description or "natural",
             )
         )

@@ -92,10 +92,12 @@ class IntelligibilityEvaluator:
     """Per line: `wer[<line_id>]`, lower is better."""
 
     name = "intelligibility"
+    version = "1"  # joins the score cache key: bump when the measure changes
 
     def __init__(self, threshold: float, model_dir: Optional[Path] = None):
         self.threshold = threshold
         self.model_dir = model_dir
+        self.thresholds = {"wer": threshold}
 
     def evaluate(self, attempt: AttemptInput) -> list[Score]:
         """Transcribe each line's own audio and score its WER against the screenplay text."""

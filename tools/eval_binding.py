@@ -31,9 +31,11 @@ class BindingEvaluator:
     """Fraction of each line's frames in which the speaker's mouth moves most."""
 
     name = "binding"
+    version = "1"  # joins the score cache key: bump when the measure changes
 
     def __init__(self, threshold: float):
         self.threshold = threshold
+        self.thresholds = {"binding": threshold}
 
     def evaluate(self, attempt: AttemptInput) -> list[Score]:
         """One score per line whose speaker and at least one other character are visible."""

@@ -78,10 +78,12 @@ class IdentityEvaluator:
     """Per visible character: similarity to the own reference and margin over the others."""
 
     name = "identity"
+    version = "1"  # joins the score cache key: bump when the measure changes
 
     def __init__(self, threshold: float, margin_threshold: float):
         self.threshold = threshold
         self.margin_threshold = margin_threshold
+        self.thresholds = {"identity": threshold, "identity.margin": margin_threshold}
 
     def evaluate(self, attempt: AttemptInput) -> list[Score]:
         """Score every character of the shot whose face was seen in the sampled frames."""

@@ -23,10 +23,12 @@ class LipSyncEvaluator:
     """Offset and confidence of each visible speaker's mouth against their own speech."""
 
     name = "lipsync"
+    version = "1"  # joins the score cache key: bump when the measure changes
 
     def __init__(self, offset_threshold: float, confidence_threshold: float):
         self.offset_threshold = offset_threshold
         self.confidence_threshold = confidence_threshold
+        self.thresholds = {"lipsync.offset": offset_threshold, "lipsync.confidence": confidence_threshold}
 
     def evaluate(self, attempt: AttemptInput) -> list[Score]:
         """Score every speaker who is visible long enough; speakers off screen are not judged."""

@@ -57,10 +57,12 @@ class SpeakerSimilarityEvaluator:
     """Per line: `speaker.similarity[...]` and `speaker.margin[...]`, higher is better."""
 
     name = "speaker_similarity"
+    version = "1"  # joins the score cache key: bump when the measure changes
 
     def __init__(self, similarity_threshold: float, margin_threshold: float):
         self.similarity_threshold = similarity_threshold
         self.margin_threshold = margin_threshold
+        self.thresholds = {"speaker.similarity": similarity_threshold, "speaker.margin": margin_threshold}
 
     def evaluate(self, attempt: AttemptInput) -> list[Score]:
         """Embed each line's own wav and compare it with every character's reference."""

@@ -22,6 +22,7 @@ from pydub import AudioSegment
 from orchestrator.store import temp_path
 from tools.base import ToolError
 
+AudioSegment.converter = get_ffmpeg_exe()  # no system ffmpeg: use the one in the imageio-ffmpeg wheel
 PEAK_CEILING_DB = -1.0
 BITEXACT = ["-fflags", "+bitexact", "-flags:v", "+bitexact", "-flags:a", "+bitexact", "-map_metadata", "-1"]
 
@@ -45,12 +46,18 @@ def _ffmpeg(args: list[str]) -> None:
 def concat_video(shots: list[StitchShot], out: Path, crossfade: float, fps: int) -> None:
     """Join the shots' video streams into `out` (no audio)."""
     if crossfade <= 0:
+        # Video-only copies first: the concat demuxer offsets each file by its longest stream, and
+        # AAC priming makes the audio a little longer than the picture, which would leave gaps.
+        parts = [temp_path(out.with_name(f"part{i}.mp4")) for i in range(len(shots))]
         listing = temp_path(out.with_suffix(".txt"))
-        listing.write_text("".join(f"file '{s.clip.resolve()}'\n" for s in shots))
         try:
-            _ffmpeg(["-f", "concat", "-safe", "0", "-i", str(listing), "-an", "-c:v", "copy", *BITEXACT, str(out)])
+            for s, part in zip(shots, parts):
+                _ffmpeg(["-i", str(s.clip), "-an", "-c:v", "copy", *BITEXACT, str(part)])
+            listing.write_text("".join(f"file '{p.resolve()}'\n" for p in parts))
+            _ffmpeg(["-f", "concat", "-safe", "0", "-i", str(listing), "-c:v", "copy", *BITEXACT, str(out)])
         finally:
-            listing.unlink(missing_ok=True)
+            for p in [listing, *parts]:
+                p.unlink(missing_ok=True)
         return
     _blend_concat(shots, out, crossfade, fps)
 

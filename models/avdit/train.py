@@ -1,0 +1,284 @@
+"""Training the audio-driven Wan: flow matching, VauCustom's decoupled stages, resumable checkpoints.
+
+Stages (each a separate run; a later stage starts from the files an earlier one wrote):
+  a  dataset-level appearance LoRA (adapter "dataset"), no audio
+  b  freeze that LoRA, train the audio cross-attention, audio encoder head and router head
+  c  one character's LoRA from their reference images/clips (adapter named after the character)
+  d  joint: audio layers with learnable audio tokens + the dataset LoRA
+Objective: x_t = (1 - sigma) x0 + sigma * noise (diffusers' `FlowMatchEulerDiscreteScheduler.
+scale_noise`), target = noise - x0. With a router head the routing is teacher-forced by the
+ground-truth masks and the head is trained with cross-entropy + TV + layer variance.
+
+Data: a folder of `.safetensors` samples with tensors `latents` (C, F, H, W), `prompt_embeds`
+(512, D), `text_len` (1,), `audio` (S, T) 16 kHz, `labels` (F, H/2, W/2) and metadata
+{"token_groups": [[...], ...], "fps": 25, "num_frames": N}. `--synthetic N` makes tiny samples.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+
+from models.avdit.adapter import AvditModel
+from models.avdit.lora import add_character_lora, lora_parameters, load_lora, save_lora
+from models.avdit.router import labels_to_route, router_losses
+from models.loading import load_state_dict, read_metadata, save_state_dict
+from tools.base import ToolError
+
+STAGES = ("a", "b", "c", "d")
+CHECKPOINT = "checkpoint.safetensors"
+
+
+def synthetic_samples(n: int, seed: int = 0, channels: int = 4, num_frames: int = 9, size: int = 8) -> list[dict]:
+    """Tiny samples whose latents inside each character's half follow that character's loudness,
+    so the audio layers have something real to learn."""
+    g = torch.Generator().manual_seed(seed)
+    lat_f = (num_frames - 1) // 4 + 1
+    out = []
+    for i in range(n):
+        audio = torch.randn(2, num_frames * 640, generator=g) * torch.rand(2, 1, generator=g)
+        labels = torch.zeros(lat_f, size // 2, size // 2, dtype=torch.long)
+        labels[..., : size // 4] = 1
+        labels[..., size // 4:] = 2
+        loud = audio.abs().mean(1)
+        latents = 0.1 * torch.randn(channels, lat_f, size, size, generator=g)
+        latents[:, :, :, : size // 2] += loud[0]
+        latents[:, :, :, size // 2:] -= loud[1]
+        embeds = torch.zeros(512, 32)
+        embeds[:4] = torch.randn(4, 32, generator=g)
+        out.append({
+            "latents": latents, "prompt_embeds": embeds, "text_len": torch.tensor([4]), "audio": audio,
+            "labels": labels, "token_groups": [[0], [2]], "fps": 25, "num_frames": num_frames,
+        })
+    return out
+
+
+def load_samples(folder) -> list[dict]:
+    """Read every sample file in `folder` (safetensors only)."""
+    files = sorted(Path(folder).glob("*.safetensors"))
+    if not files:
+        raise ToolError(f"training data: no .safetensors samples in {folder}", "see models/avdit/train.py for the format")
+    samples = []
+    for f in files:
+        s = load_state_dict(f, "training data")
+        s.update(read_metadata(f, "training data"))
+        samples.append(s)
+    return samples
+
+
+def prepare_stage(model: AvditModel, stage: str, character: Optional[str], rank: int) -> list[torch.nn.Parameter]:
+    """Freeze everything, then unfreeze (adding adapters where needed) what `stage` trains."""
+    model.requires_grad_(False)
+    tr = model.transformer
+    names = list(getattr(tr, "peft_config", {}) or {})
+    if stage in ("a", "d") and "dataset" not in names:
+        add_character_lora(tr, "dataset", rank)
+        names.append("dataset")
+    if stage == "c":
+        if not character:
+            raise ToolError("stage c trains one character's LoRA but no character was given", "pass --character ID")
+        if character not in names:
+            add_character_lora(tr, character, rank)
+            names.append(character)
+    if names:
+        # set_adapters marks active adapters trainable; the freezing below decides what really trains.
+        tr.set_adapters([n for n in names if stage != "c" or n in ("dataset", character)])
+        model.requires_grad_(False)
+    params: list[torch.nn.Parameter] = []
+    if stage == "a":
+        params += lora_parameters(tr, "dataset")
+    if stage == "c":
+        params += lora_parameters(tr, character)
+    if stage in ("b", "d"):
+        for layer in model.audio_layers:
+            params += [p for n, p in layer.named_parameters() if n != "extra" or stage == "d"]
+        params += [p for n, p in model.audio_encoder.named_parameters() if not n.startswith("wav2vec.")]
+        if model.router is not None:
+            params += list(model.router.parameters())
+    if stage == "d":
+        params += lora_parameters(tr, "dataset")
+    for p in params:
+        p.requires_grad_(True)
+    return params
+
+
+def training_loss(model: AvditModel, scheduler, sample: dict, stage: str, generator: torch.Generator) -> tuple[torch.Tensor, dict]:
+    """Flow-matching loss (plus router losses) for one sample at a random noise level."""
+    dev = next(model.transformer.parameters()).device
+    x0 = sample["latents"][None].to(dev)
+    noise = torch.randn(x0.shape, generator=generator).to(dev)
+    t = scheduler.timesteps[torch.randint(len(scheduler.timesteps), (1,), generator=generator)]
+    x_t = scheduler.scale_noise(x0, t, noise)
+    use_audio = stage in ("b", "d")
+    kwargs = {}
+    if use_audio:
+        tokens = model.audio_encoder(sample["audio"].to(dev), sample["num_frames"], sample["fps"])[None]
+        labels = sample["labels"]
+        kwargs = dict(
+            audio=tokens, route=labels_to_route(labels, tokens.shape[1])[None].to(dev),
+            router_mode="teacher" if model.router is not None else "off",
+        )
+    pred = model(
+        x_t, t.to(dev), sample["prompt_embeds"][None].to(dev), text_lens=sample["text_len"].view(1),
+        token_groups=sample["token_groups"], **kwargs,
+    )
+    loss = F.mse_loss(pred.float(), (noise - x0).float())
+    parts = {"flow": float(loss)}
+    if use_audio and model.state.router_logits:
+        r = router_losses(model.state.router_logits, sample["labels"].flatten()[None].to(dev), model.state.grid)
+        loss = loss + r["ce"] + 0.1 * r["tv"] + 0.1 * r["layer_var"]
+        parts.update({k: float(v) for k, v in r.items()})
+    return loss, parts
+
+
+def save_checkpoint(path: Path, model: AvditModel, optimizer, step: int, stage: str) -> None:
+    """Trainable tensors + optimizer moments + step, atomically, in one safetensors file."""
+    named = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    tensors = {f"param.{n}": p for n, p in named.items()}
+    state = optimizer.state_dict()
+    for idx, st in state["state"].items():
+        for key, val in st.items():
+            tensors[f"optim.{idx}.{key}"] = val if torch.is_tensor(val) else torch.tensor(val)
+    meta = {"step": step, "stage": stage, "param_groups": state["param_groups"]}
+    save_state_dict(tensors, path, meta)
+
+
+def load_checkpoint(path: Path, model: AvditModel, optimizer, stage: str) -> int:
+    """Restore a checkpoint written by `save_checkpoint`; returns the step to continue from."""
+    meta = read_metadata(path, "checkpoint")
+    if meta.get("stage") != stage:
+        raise ToolError(f"checkpoint {path} is from stage {meta.get('stage')!r}, not {stage!r}", "use a fresh --out folder")
+    sd = load_state_dict(path, "checkpoint")
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for key, val in sd.items():
+            if key.startswith("param."):
+                params[key[len("param."):]].copy_(val)
+    state: dict = {"state": {}, "param_groups": meta["param_groups"]}
+    for key, val in sd.items():
+        if key.startswith("optim."):
+            _, idx, name = key.split(".", 2)
+            state["state"].setdefault(int(idx), {})[name] = val
+    optimizer.load_state_dict(state)
+    return int(meta["step"])
+
+
+def train(model: AvditModel, samples: list[dict], stage: str, out: Path, steps: int, lr: float = 1e-3,
+          character: Optional[str] = None, rank: int = 8, seed: int = 0, save_every: int = 50, log=print) -> list[float]:
+    """Run (or resume) one stage; writes the checkpoint and the stage's adapter files into `out`."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    if stage not in STAGES:
+        raise ToolError(f"unknown training stage {stage!r}", f"choose one of {', '.join(STAGES)}")
+    params = prepare_stage(model, stage, character, rank)
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0)
+    scheduler.set_timesteps(1000)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt = out / CHECKPOINT
+    start = load_checkpoint(ckpt, model, optimizer, stage) if ckpt.exists() else 0
+    generator = torch.Generator().manual_seed(seed + start)  # a resumed run does not replay old noise
+    model.train()
+    losses = []
+    for step in range(start, steps):
+        loss, parts = training_loss(model, scheduler, samples[step % len(samples)], stage, generator)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        losses.append(float(loss))
+        if (step + 1) % save_every == 0 or step + 1 == steps:
+            save_checkpoint(ckpt, model, optimizer, step + 1, stage)
+            log(f"stage {stage} step {step + 1}/{steps} loss {float(loss):.4f} " + " ".join(f"{k}={v:.4f}" for k, v in parts.items()))
+    model.eval()
+    export(model, stage, character, out)
+    return losses
+
+
+def export(model: AvditModel, stage: str, character: Optional[str], out: Path) -> None:
+    """Write what the stage produced: LoRA files and/or the audio adapter."""
+    if stage in ("a", "d"):
+        save_lora(model.transformer, "dataset", out / "lora-dataset.safetensors")
+    if stage == "c":
+        save_lora(model.transformer, character, out / f"lora-{character}.safetensors")
+    if stage in ("b", "d"):
+        save_state_dict(model.adapter_state_dict(), out / "adapter.safetensors", {"stage": stage})
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="compose train", description="Train the audio-driven Wan (stages a-d).")
+    p.add_argument("--stage", choices=STAGES, required=True)
+    p.add_argument("--out", type=Path, required=True, help="folder for the checkpoint and adapter files")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--data", type=Path, help="folder of .safetensors training samples")
+    src.add_argument("--synthetic", type=int, help="train on N synthetic samples (tiny smoke runs)")
+    p.add_argument("--tiny", action="store_true", help="tiny random model instead of real weights")
+    p.add_argument("--model-dir", type=Path, help="diffusers Wan folder (transformer/)")
+    p.add_argument("--wav2vec-dir", type=Path, help="wav2vec2 folder")
+    p.add_argument("--adapter", type=Path, help="start from this audio adapter (.safetensors)")
+    p.add_argument("--lora", action="append", default=[], metavar="NAME=PATH", help="load a LoRA first")
+    p.add_argument("--character", help="cast id whose LoRA stage c trains")
+    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--rank", type=int, default=16)
+    p.add_argument("--router", action="store_true", help="also train the learned router head")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--save-every", type=int, default=50)
+    return p
+
+
+def build_model(args) -> AvditModel:
+    """The model a training run starts from: tiny random, or real local weights (+ adapter/LoRAs)."""
+    if args.tiny:
+        from models.avdit.tiny import tiny_model
+
+        model = tiny_model(args.seed, router=args.router, learnable_tokens=2 if args.stage == "d" else 0)
+    else:
+        from diffusers import WanTransformer3DModel
+        from transformers import Wav2Vec2Model
+
+        from models.avdit.audio import AudioEncoder
+        from models.loading import from_pretrained_local
+
+        if args.model_dir is None or args.wav2vec_dir is None:
+            raise ToolError("training real weights needs --model-dir and --wav2vec-dir", "pass both, or --tiny")
+        tr = from_pretrained_local(WanTransformer3DModel, args.model_dir / "transformer", "--model-dir")
+        wav = from_pretrained_local(Wav2Vec2Model, args.wav2vec_dir, "--wav2vec-dir")
+        dim = tr.config.num_attention_heads * tr.config.attention_head_dim
+        model = AvditModel(tr, AudioEncoder(wav, dim), 4 if args.stage == "d" else 0, args.router)
+    if args.adapter:
+        model.load_adapter_state_dict(load_state_dict(args.adapter, "--adapter"))
+    for spec in args.lora:
+        name, _, path = spec.partition("=")
+        load_lora(model.transformer, path, name)
+    return model
+
+
+def train_command(args) -> int:
+    """`compose train` entry point once arguments are parsed (see `build_parser`)."""
+    samples = synthetic_samples(args.synthetic, args.seed) if args.synthetic else load_samples(args.data)
+    model = build_model(args)
+    if torch.cuda.is_available():
+        model.cuda()
+    losses = train(model, samples, args.stage, args.out, args.steps, args.lr, args.character, args.rank, args.seed, args.save_every)
+    if losses:
+        print(f"stage {args.stage}: loss {losses[0]:.4f} -> {losses[-1]:.4f}; wrote {args.out}")
+    return 0
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """Parse `argv` and train; ToolErrors are printed with their fix and exit 2."""
+    args = build_parser().parse_args(argv)
+    try:
+        return train_command(args)
+    except ToolError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

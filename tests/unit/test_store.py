@@ -1,0 +1,33 @@
+"""Atomic writes and the content-addressed cache, including a corrupted entry."""
+from __future__ import annotations
+
+from orchestrator.store import Cache, atomic_write_json, digest_json
+
+
+def test_atomic_write_leaves_no_temporaries(tmp_path):
+    atomic_write_json(tmp_path / "a.json", {"x": 1})
+    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+
+
+def test_digest_is_key_order_independent():
+    assert digest_json({"a": 1, "b": [1, 2]}) == digest_json({"b": [1, 2], "a": 1})
+    assert digest_json({"a": 1}) != digest_json({"a": 2})
+
+
+def test_cache_hit_and_corrupt_entry_rebuilt(tmp_path):
+    cache = Cache(tmp_path)
+    builds = []
+
+    def build(d):
+        builds.append(1)
+        (d / "out.bin").write_bytes(b"payload")
+        return ["out.bin"]
+
+    entry, hit = cache.get_or_build("ab" * 32, build)
+    assert not hit and (entry / "out.bin").read_bytes() == b"payload"
+    entry, hit = cache.get_or_build("ab" * 32, build)
+    assert hit and len(builds) == 1
+    (entry / "out.bin").write_bytes(b"paylo4d")  # same size, different bytes
+    entry, hit = cache.get_or_build("ab" * 32, build)
+    assert not hit and len(builds) == 2 and cache.rebuilt == 1
+    assert (entry / "out.bin").read_bytes() == b"payload"
