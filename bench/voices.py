@@ -41,10 +41,10 @@ ESPEAK_VOICES = [
     ("f2", "en-us+f2", 50, 170, 0),
     ("klatt", "en-us+klatt", 45, 160, 0),
     ("grandpa", "en-us+grandpa", 40, 140, 0),
-    ("f4-fast", "en-us+f4", 70, 200, 0),
-    ("m3-low", "en-us+m3", 50, 150, -4),
-    ("f2-high", "en-us+f2", 50, 175, +4),
-    ("klatt-high", "en-us+klatt", 45, 170, +5),
+    ("f4_fast", "en-us+f4", 70, 200, 0),
+    ("m3_low", "en-us+m3", 50, 150, -4),
+    ("f2_high", "en-us+f2", 50, 175, +4),
+    ("klatt_high", "en-us+klatt", 45, 170, +5),
 ]
 
 

@@ -175,11 +175,11 @@ def _guarded(fn, err: Console) -> int:
         return fn()
     except SpecError as e:
         for p in e.problems:
-            err.print(str(p), markup=False, highlight=False)
+            err.print(str(p), markup=False, highlight=False, soft_wrap=True)
         err.print(f"{len(e.problems)} problem(s); nothing was rendered", highlight=False)
         return EXIT_INPUT
     except ToolError as e:
-        err.print(f"error: {e}", markup=False, highlight=False)
+        err.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
         return EXIT_INPUT
     except KeyboardInterrupt:
         err.print("interrupted: finished shots are kept; run the same command again to resume")

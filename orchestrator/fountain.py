@@ -19,8 +19,11 @@ from typing import Optional
 HEADING_RE = re.compile(r"^(int|ext|est|int\.?/ext|i\.?/e)[.\s]", re.IGNORECASE)
 SCENE_NUMBER_RE = re.compile(r"\s*#([\w.\-]+)#\s*$")
 PAGE_BREAK_RE = re.compile(r"^={3,}$")
-# The reference parser also accepts these classic transitions that do not end in "TO:".
+# Transitions that do not end in "TO:": the reference parser's tests expect FADE TO BLACK.; the
+# FADE IN: and FADE OUT. that open and close most scripts would otherwise become action.
 TRANSITION_WORDS = ("FADE IN:", "FADE OUT.", "FADE TO BLACK.", "FADE TO:")
+# Title-page keys written in capitals; any key with a lower-case letter ("Draft date") also counts,
+# while an all-caps "CUT TO:" at the top of a script stays a transition.
 TITLE_KEYS = {
     "title", "credit", "author", "authors", "source", "draft date", "date", "contact", "copyright",
     "notes", "revision", "cast",
@@ -36,8 +39,8 @@ class Element:
     text: str
     line: int
     col: int = 1
-    # character: name (cue without extensions), extensions ["V.O.", ...], dual (the ^ marker);
-    # scene_heading: number ("1A") when the heading carries #1A#.
+    # character: name (cue without extensions), extensions ["V.O.", ...], dual (the ^ marker),
+    # forced (@); scene_heading: forced (.), number ("1A") from #1A#, synopsis (the `=` line under it).
     extra: dict = field(default_factory=dict)
 
 
@@ -103,7 +106,7 @@ def _title_page(lines: list[Optional[str]]) -> tuple[dict[str, str], dict[str, i
     if start is None:
         return {}, {}, 0
     m = re.match(r"^([A-Za-z][A-Za-z ]*):(.*)$", lines[start])
-    if not m or m.group(1).strip().lower() not in TITLE_KEYS:
+    if not m or (m.group(1).strip().lower() not in TITLE_KEYS and m.group(1).isupper()):
         return {}, {}, 0
     page: dict[str, str] = {}
     where: dict[str, int] = {}
@@ -272,10 +275,11 @@ def _attach_synopses(elements: list[Element], synopses: dict[int, str]) -> None:
 
 def plain_text(s: str) -> str:
     """Screenplay text as spoken or captioned: emphasis markup removed, whitespace collapsed."""
+    s = s.replace("\\*", "\0")  # an escaped \* is a literal star, not emphasis
     prev = None
     while prev != s:  # nested emphasis (***bold italic*** inside _underline_)
         prev, s = s, EMPHASIS_RE.sub(r"\2", s)
-    return re.sub(r"\s+", " ", s.replace("\\*", "*")).strip()
+    return re.sub(r"\s+", " ", s.replace("\0", "*")).strip()
 
 
 Loc = tuple[int, int]  # 1-based line, col
@@ -334,11 +338,13 @@ class _Folder:
                                   "write the line under the cue, or make the cue an action line"))
         elif self.paren and self.data["scenes"] and self.data["scenes"][-1]["beats"]:
             last = self.data["scenes"][-1]["beats"][-1]
-            last["parenthetical"] = f"{last['parenthetical']}; {self.paren}" if last.get("parenthetical") else self.paren
+            before = last.get("parenthetical")
+            last["parenthetical"] = f"{before}; {self.paren}" if before else self.paren
         self.cue, self.cue_beats, self.paren = None, 0, None
 
 
-def fountain_script_data(doc: FountainDocument, title_default: str) -> tuple[dict, dict[tuple, Loc], list[tuple[Loc, str, str]]]:
+def fountain_script_data(doc: FountainDocument,
+                         title_default: str) -> tuple[dict, dict[tuple, Loc], list[tuple[Loc, str, str]]]:
     """Fold elements into ScriptSpec-shaped data (without `cast`).
 
     Returns (data, locations, problems): locations map pydantic-style paths such as

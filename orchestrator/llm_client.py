@@ -14,8 +14,8 @@ import logging
 import os
 import random
 import time
-from dataclasses import dataclass, field
-from typing import Callable, Optional
+from dataclasses import dataclass
+from typing import Callable, Optional, Union
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx2
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 RULES_FIX = "use --planner rules (the offline rule planner)"
 MAX_REPLY_BYTES = 2 * 1024 * 1024  # a whole film's plan is tens of kB; 2 MiB is generous
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
-SCHEMA_REJECTED_STATUS = {400, 422}
+PARAM_REJECTED_STATUS = {400, 422}  # how servers refuse a parameter they do not support
 
 
 def public_url(url: str) -> str:
@@ -85,16 +85,17 @@ class Reply:
     text: str
     finish_reason: Optional[str] = None
     refusal: Optional[str] = None
-    raw_model: str = ""
-    extra: dict = field(default_factory=dict)
 
 
-class _Transient(Exception):
-    """A failure worth retrying; `wait` is the server's Retry-After in seconds, if any."""
+@dataclass
+class _Failure:
+    """A failed request, as a value: ToolErrors are raised outside any `except` block, so none
+    carries the SDK's exception (whose response object holds the request headers) as context."""
 
-    def __init__(self, message: str, wait: Optional[float] = None):
-        super().__init__(message)
-        self.wait = wait
+    message: str  # already scrubbed
+    transient: bool  # worth retrying: 429, 5xx, timeouts, dropped connections
+    status: Optional[int] = None
+    wait: Optional[float] = None  # the server's Retry-After, seconds
 
 
 class ChatClient:
@@ -126,6 +127,7 @@ class ChatClient:
         self.backoff_cap_s = backoff_cap_s
         self.max_reply_bytes = max_reply_bytes
         self._client: Optional[openai.OpenAI] = None
+        self.send_temperature = True
 
     def __repr__(self) -> str:
         return f"ChatClient(model={self.config.model!r}, base_url={self.usage.base_url!r})"
@@ -166,35 +168,40 @@ class ChatClient:
 
     def complete(self, messages: list[dict], schema: Optional[dict] = None,
                  schema_name: str = "reply") -> Reply:
-        """Send one chat request; return the reply or raise ToolError (scrubbed, no chained cause)."""
+        """Send one chat request; return the reply or raise ToolError (scrubbed, nothing chained)."""
         attempt = 0
         while True:
             use_schema = schema is not None and self.usage.json_schema is not False
             self._check_caps(messages)
             attempt += 1
-            try:
-                return self._send(messages, schema if use_schema else None, schema_name)
-            except _Transient as exc:
-                if attempt >= self.max_attempts:
-                    raise ToolError(
-                        f"the LLM server at {self.usage.base_url} kept failing after {attempt} "
-                        f"attempts: {self.scrub(str(exc))}",
-                        f"check the server, raise render.llm.timeout_s, or {RULES_FIX}",
-                    ) from None
-                wait = self._backoff(attempt, exc.wait)
-                self.usage.retries += 1
-                log.warning("LLM request failed (%s); retry %d in %.2fs", self.scrub(str(exc)),
-                            attempt, wait)
-                self._sleep(wait)
-            except openai.APIStatusError as exc:
-                if use_schema and exc.status_code in SCHEMA_REJECTED_STATUS:
+            outcome = self._attempt(messages, schema if use_schema else None, schema_name)
+            if isinstance(outcome, Reply):
+                return outcome
+            if outcome.status in PARAM_REJECTED_STATUS:
+                if self.send_temperature and "temperature" in outcome.message.lower():
+                    # Reasoning models (o-series, gpt-5) accept only their default temperature.
+                    log.warning("server rejected temperature 0; using the model's default")
+                    self.send_temperature = False
+                    continue
+                if use_schema and self.usage.json_schema is None:
                     # Older servers reject json_schema outright; the prompt carries the schema as
                     # instructions and every reply is validated anyway, so go on without it.
-                    log.warning("server rejected response_format json_schema (%d); "
-                                "sending the schema as instructions only", exc.status_code)
+                    log.warning("server rejected response_format json_schema (HTTP %d); "
+                                "sending the schema as instructions only", outcome.status)
                     self.usage.json_schema = False
                     continue
-                raise self._status_error(exc) from None
+            if not outcome.transient:
+                raise self._status_error(outcome)
+            if attempt >= self.max_attempts:
+                raise ToolError(
+                    f"the LLM server at {self.usage.base_url} kept failing after {attempt} "
+                    f"attempts: {outcome.message}",
+                    f"check the server, raise render.llm.timeout_s, or {RULES_FIX}",
+                )
+            wait = self._backoff(attempt, outcome.wait)
+            self.usage.retries += 1
+            log.warning("LLM request failed (%s); retry %d in %.2fs", outcome.message, attempt, wait)
+            self._sleep(wait)
 
     def _check_caps(self, messages: list[dict]) -> None:
         cfg = self.config
@@ -220,8 +227,11 @@ class ChatClient:
             wait = max(wait, min(server_wait, self.backoff_cap_s))
         return wait
 
-    def _send(self, messages: list[dict], schema: Optional[dict], schema_name: str) -> Reply:
-        kwargs: dict = {"model": self.config.model, "messages": messages, "temperature": 0}
+    def _attempt(self, messages: list[dict], schema: Optional[dict],
+                 schema_name: str) -> Union[Reply, _Failure]:
+        kwargs: dict = {"model": self.config.model, "messages": messages}
+        if self.send_temperature:
+            kwargs["temperature"] = 0  # the plan should follow the rules, not explore
         if schema is not None:
             kwargs["response_format"] = {
                 "type": "json_schema",
@@ -236,14 +246,14 @@ class ChatClient:
             with client.chat.completions.with_streaming_response.create(**kwargs) as resp:
                 body = self._read_capped(resp)
         except openai.APIStatusError as exc:
-            if exc.status_code in RETRYABLE_STATUS or exc.status_code >= 500:
-                raise _Transient(f"HTTP {exc.status_code}: {_server_message(exc)}",
-                                 _retry_after(exc.response.headers)) from None
-            raise
+            code = exc.status_code
+            return _Failure(f"HTTP {code}: {self.scrub(_server_message(exc))}",
+                            transient=code in RETRYABLE_STATUS or code >= 500, status=code,
+                            wait=_retry_after(exc.response.headers))
         except (openai.APITimeoutError, httpx2.TimeoutException):
-            raise _Transient(f"no reply within {self.config.timeout_s:g}s") from None
+            return _Failure(f"no reply within {self.config.timeout_s:g}s", transient=True)
         except (openai.APIConnectionError, httpx2.TransportError) as exc:
-            raise _Transient(f"connection failed ({type(exc).__name__})") from None
+            return _Failure(f"connection failed ({type(exc).__name__})", transient=True)
         if schema is not None:
             self.usage.json_schema = True
         return self._parse(body)
@@ -272,43 +282,44 @@ class ChatClient:
             data = json.loads(body)
             choice = data["choices"][0]
             message = choice["message"]
+            if not isinstance(message, dict):
+                raise TypeError("message is not an object")
         except (ValueError, KeyError, IndexError, TypeError):
             raise ToolError(
                 f"the LLM server at {self.usage.base_url} did not answer in the chat-completions "
                 f"format (first bytes: {self.scrub(body[:120].decode('utf-8', 'replace'))!r})",
                 f"point render.llm.base_url at an OpenAI-compatible /v1 endpoint, or {RULES_FIX}",
             ) from None
-        usage = data.get("usage") or {}
-        self.usage.prompt_tokens += int(usage.get("prompt_tokens") or 0)
-        self.usage.completion_tokens += int(usage.get("completion_tokens") or 0)
+        usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+        self.usage.prompt_tokens += _count(usage.get("prompt_tokens"))
+        self.usage.completion_tokens += _count(usage.get("completion_tokens"))
         content = message.get("content")
         if isinstance(content, list):  # content parts, as some servers return them
-            content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+            content = "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+        elif content is not None and not isinstance(content, str):
+            content = json.dumps(content)
         log.debug("LLM reply: %d chars, finish_reason=%s, usage=%s", len(content or ""),
                   choice.get("finish_reason"), usage)
         return Reply(
             text=content or "",
             finish_reason=choice.get("finish_reason"),
-            refusal=message.get("refusal"),
-            raw_model=str(data.get("model", "")),
+            refusal=str(message["refusal"]) if message.get("refusal") else None,
         )
 
-    def _status_error(self, exc: openai.APIStatusError) -> ToolError:
-        code = exc.status_code
-        detail = self.scrub(_server_message(exc))
+    def _status_error(self, failure: _Failure) -> ToolError:
+        code, where = failure.status, self.usage.base_url
         if code in (401, 403):
             return ToolError(
-                f"the LLM server at {self.usage.base_url} refused the key from "
-                f"{self.config.api_key_env} (HTTP {code}): {detail}",
+                f"the LLM server at {where} refused the key from {self.config.api_key_env}: {failure.message}",
                 f"check the key in {self.config.api_key_env}, or {RULES_FIX}",
             )
         if code == 404:
             return ToolError(
-                f"the LLM server at {self.usage.base_url} has no model {self.config.model!r} or no "
-                f"chat-completions endpoint (HTTP 404): {detail}",
+                f"the LLM server at {where} has no model {self.config.model!r} or no chat-completions "
+                f"endpoint: {failure.message}",
                 f"check render.llm.base_url (it usually ends in /v1) and render.llm.model, or {RULES_FIX}",
             )
-        return ToolError(f"the LLM server at {self.usage.base_url} answered HTTP {code}: {detail}",
+        return ToolError(f"the LLM server at {where} answered {failure.message}",
                          f"check render.llm settings, or {RULES_FIX}")
 
 
@@ -320,6 +331,14 @@ def _server_message(exc: openai.APIStatusError) -> str:
         msg = inner.get("message") or body.get("error") or ""
         return str(msg)[:300]
     return str(body or exc.message)[:300]
+
+
+def _count(value) -> int:
+    """A token count from a usage field that may be missing, null or junk."""
+    try:
+        return max(0, int(value or 0))
+    except (TypeError, ValueError):
+        return 0
 
 
 def _retry_after(headers) -> Optional[float]:

@@ -90,24 +90,26 @@ def _spots(node: Any, path: tuple, spots: dict[tuple, Spot]) -> Any:
 
 def _read_text(path: Path, problems: list[Problem], named_at: Optional[tuple[Source, tuple]]) -> Optional[str]:
     """The file's text; a missing or unreadable file is a problem located where it was named."""
+    name = os.path.normpath(str(path))
     try:
         return path.read_bytes().decode("utf-8-sig")
     except FileNotFoundError:
-        msg, fix = f"file {os.path.normpath(str(path))} not found", "check the path (it is relative to the file that names it)"
+        msg, fix = f"file {name} not found", "check the path (it is relative to the file that names it)"
     except IsADirectoryError:
-        msg, fix = f"{os.path.normpath(str(path))} is a folder, not a file", "name the YAML file itself"
+        msg, fix = f"{name} is a folder, not a file", "name the YAML file itself"
     except UnicodeDecodeError as exc:
-        msg, fix = f"{os.path.normpath(str(path))} is not UTF-8 text ({exc.reason})", "save the file as UTF-8"
+        msg, fix = f"{name} is not UTF-8 text ({exc.reason})", "save the file as UTF-8"
     except OSError as exc:
-        msg, fix = f"cannot read {os.path.normpath(str(path))}: {exc.strerror}", "check the file's permissions"
+        msg, fix = f"cannot read {name}: {exc.strerror}", "check the file's permissions"
     if named_at is not None:
         problems.append(named_at[0].problem(named_at[1], msg, fix))
     else:
-        problems.append(Problem(os.path.normpath(str(path)), 1, 1, msg, fix))
+        problems.append(Problem(name, 1, 1, msg, fix))
     return None
 
 
-def read_yaml(path: Path, problems: list[Problem], named_at: Optional[tuple[Source, tuple]] = None) -> Optional[Source]:
+def read_yaml(path: Path, problems: list[Problem],
+              named_at: Optional[tuple[Source, tuple]] = None) -> Optional[Source]:
     """Parse a YAML file keeping positions; syntax errors become located problems."""
     text = _read_text(path, problems, named_at)
     if text is None:
@@ -119,7 +121,10 @@ def read_yaml(path: Path, problems: list[Problem], named_at: Optional[tuple[Sour
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         what = exc.problem or "invalid YAML"
-        context = f" ({exc.context})" if exc.context else ""
+        context = f" ({exc.context}" if exc.context else ""
+        if context and exc.context_mark is not None and exc.context_mark.line + 1 != line:
+            context += f" that starts at line {exc.context_mark.line + 1}"  # an unclosed [ or {
+        context += ")" if context else ""
         fix = ("keep one of the duplicated keys" if "duplicate key" in what else
                "check indentation and quoting here; text with `: `, `#` or a leading `[`/`{` needs quotes")
         problems.append(Problem(name, line, col, f"YAML syntax error: {what}{context}", fix))
@@ -244,6 +249,7 @@ def load_project(script_path: Path, cast_path: Optional[Path] = None, allow_outs
     for si, scene in enumerate(spec.scenes):
         locations[f"scene:{si + 1}"] = (script.name, *script.at(("scenes", si), value=False))
         for bi in range(len(scene.beats)):
-            locations[f"beat:{si + 1}:{bi + 1}"] = (script.name, *script.at(("scenes", si, "beats", bi), value=False))
+            where = script.at(("scenes", si, "beats", bi), value=False)
+            locations[f"beat:{si + 1}:{bi + 1}"] = (script.name, *where)
     return Project(script=spec, cast=Cast.model_validate(cast.data), script_path=script_path.resolve(),
                    cast_path=found[0].resolve(), root=root.resolve(), locations=locations)

@@ -26,7 +26,7 @@ from orchestrator.plan import ShotPlan
 from orchestrator.planner_llm_checks import (
     MAX_LINES_PER_SHOT, MAX_TEXT_CHARS, plan_from_reply, plan_problems, reply_schema, screenplay_data,
 )
-from orchestrator.prompts import PROMPTS_DIR, render, templates_digest
+from orchestrator.prompts import PROMPTS_DIR, TemplateError, render, templates_digest
 from orchestrator.spec import LLMConfig, Project
 from orchestrator.store import atomic_write_json, digest_json
 from tools.base import ToolError
@@ -137,6 +137,18 @@ class LLMPlanner:
 
     def plan(self, project: Project) -> ShotPlan:
         """Plan the film, or raise ToolError (never another exception) naming `--planner rules`."""
+        try:
+            return self._plan(project)
+        except TemplateError as exc:
+            raise ToolError(str(exc), f"restore prompts/ from the repository, or {RULES_FIX}") from None
+        except OSError as exc:  # the cache folder: unwritable, disk full
+            raise ToolError(f"{self.cache_dir}: cannot write the plan cache ({exc.strerror or exc})",
+                            "check the output folder's permissions and free space") from None
+
+    def _plan(self, project: Project) -> ShotPlan:
+        if len(project.script.scenes) > 99:  # shot ids have two digits per scene
+            raise ToolError(f"{project.script_path}: {len(project.script.scenes)} scenes; a film holds 99 at most",
+                            "split the screenplay into several films")
         digest = plan_digest(project, self.config, self.prompts_dir)
         path = self.cache_dir / f"plan-llm-{digest[:24]}.json"
         cached = _load_cached(path, digest, project)

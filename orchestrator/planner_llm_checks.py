@@ -31,6 +31,8 @@ THINK_RE = re.compile(r"<think>.*?</think>", re.S | re.I)  # reasoning models se
 FENCE_RE = re.compile(r"```(?:json)?\s*(.*?)```", re.S)
 
 
+# ------------------------------------------------------------------------ the model-facing schema
+
 
 class PlannedLine(PlanModel):
     line_id: str
@@ -94,10 +96,11 @@ def parse_reply(text: str) -> tuple[Optional[PlannedFilm], list[str]]:
     if fenced:
         body = fenced.group(1)
     start, end = body.find("{"), body.rfind("}")
-    if start < 0 or end < start:
+    if start < 0:
         return None, ["the reply holds no JSON object; reply with the JSON object only"]
     try:
-        data = json.loads(body[start:end + 1])
+        # Up to the last brace, to drop chatter after the object; a cut-off reply has none.
+        data = json.loads(body[start:end + 1] if end > start else body[start:])
     except json.JSONDecodeError as exc:
         return None, [f"the reply is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"]
     try:
@@ -267,6 +270,9 @@ def plan_from_reply(text: str, project: Project) -> tuple[Optional[ShotPlan], li
     errs = film_problems(film, project)
     if errs:
         return None, errs[:MAX_PROBLEMS_SHOWN]
-    plan = build_shot_plan(film, project)
+    try:
+        plan = build_shot_plan(film, project)
+    except ValidationError as exc:  # a limit of the plan models the checks above did not foresee
+        return None, [f"the plan cannot be built: {e['msg']}" for e in exc.errors()[:MAX_PROBLEMS_SHOWN]]
     errs = plan_problems(plan, project)
     return (None, errs[:MAX_PROBLEMS_SHOWN]) if errs else (plan, [])

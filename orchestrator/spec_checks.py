@@ -26,7 +26,7 @@ FIELD_FIXES = {
     "face_box": "give face_box as [x, y, width, height] in pixels, width and height > 0",
     "id": "use lower-case letters, digits and _, starting with a letter (e.g. `collins`)",
     "images": "list one or more reference images, e.g. `images: [assets/images/me.png]`",
-    "beats": f"give every scene at least one beat; {BEAT_FIX}",
+    "beats": "give every scene at least one beat: an action or a line of dialogue",
     "overlap": "use `overlap: true` on a line spoken over the previous one, or leave it out",
 }
 TYPE_FIXES = {
@@ -36,8 +36,6 @@ TYPE_FIXES = {
     "float_type": "give a number", "float_parsing": "give a number",
     "bool_type": "use true or false", "bool_parsing": "use true or false",
     "list_type": "write it as a list, e.g. [a, b]", "tuple_type": "write it as a list, e.g. [a, b]",
-    "model_type": "write it as a mapping of keys (see the format in the README)",
-    "dict_type": "write it as a mapping of keys (see the format in the README)",
     "string_too_short": "write some text here", "too_short": "give at least one item",
     "greater_than_equal": "give a larger number", "less_than_equal": "give a smaller number",
     "path_type": "give a file path as text",
@@ -126,6 +124,8 @@ def schema_problem(model: type[BaseModel], src: "Source", err: dict, bad_beats: 
     msg = err["msg"].removeprefix("Value error, ")
     got = f" (got {_shown(err['input'])})" if not isinstance(err.get("input"), (dict, list)) else ""
     fix = FIELD_FIXES.get(name) or TYPE_FIXES.get(kind) or "see the format in the README"
+    if kind in ("model_type", "dict_type") and _model_at(model, tagged):
+        fix = f"write it as a mapping with the keys: {', '.join(_model_at(model, tagged).model_fields)}"
     return src.problem(loc, f"{where}{what}: {msg}{got}", fix)
 
 
@@ -284,11 +284,15 @@ def asset_path(src: "Source", loc: tuple, root: Path, allow_outside: bool, probl
     otherwise a problem is recorded and None returned."""
     raw = src.get(loc)
     written = Path(os.path.expanduser(raw))
-    joined = Path(os.path.normpath(written if written.is_absolute() else src.path.absolute().parent / written))
-    resolved = joined.resolve()
+    joined = written if written.is_absolute() else src.path.absolute().parent / written
+    try:
+        resolved = joined.resolve()  # follows symlinks before `..`, as opening the file would
+    except (OSError, RuntimeError) as exc:  # a symlink loop
+        problems.append(src.problem(loc, f"{raw} cannot be resolved: {exc}", "fix or remove the symlink"))
+        return None
     if not allow_outside:
         fix = "move the file into the project folder (the script's folder), or pass --allow-outside-assets"
-        if not _inside(joined, Path(os.path.normpath(root))):
+        if not _inside(Path(os.path.normpath(joined)), Path(os.path.normpath(root))):
             problems.append(src.problem(loc, f"{raw} is outside the project folder {root}", fix))
             return None
         if not _inside(resolved, root.resolve()):
@@ -298,8 +302,9 @@ def asset_path(src: "Source", loc: tuple, root: Path, allow_outside: bool, probl
 
 
 def _file_asset(src: "Source", loc: tuple, root: Path, allow_outside: bool, check: bool,
-                problems: list[Problem]) -> Optional[Path]:
-    """Check an asset's path; write it back absolute; None when it is unusable (or unchecked)."""
+                problems: list[Problem]) -> Optional[tuple[Path, str]]:
+    """Check an asset's path and write it back absolute. Returns the path and the path as
+    written, or None when it is unusable (or `check` is off)."""
     raw = src.get(loc)
     if not isinstance(raw, str) or not raw.strip():
         return None  # the schema check reports it
@@ -313,19 +318,20 @@ def _file_asset(src: "Source", loc: tuple, root: Path, allow_outside: bool, chec
         problems.append(src.problem(loc, f"{raw} not found (looked for {path})",
                                     f"check the spelling; paths are relative to {src.name}'s folder"))
         return None
-    return path
+    return path, raw
 
 
-def _image_problems(src: "Source", loc: tuple, path: Path, char: Optional[dict], problems: list[Problem]) -> None:
+def _image_problems(src: "Source", loc: tuple, found: tuple[Path, str], char: Optional[dict],
+                    problems: list[Problem]) -> None:
     """The image decodes; for a character, a face is found or a face_box that fits is given."""
     from tools.base import ToolError
     from tools.portraits import detect_face, load_image
 
-    raw = src.get(loc)
+    path, raw = found
     try:
         rgb = load_image(path)
     except ToolError as exc:
-        problems.append(src.problem(loc, f"cannot decode image {raw}: {exc.message}", exc.fix or "use a PNG or JPEG file"))
+        problems.append(src.problem(loc, exc.message, exc.fix or "use a PNG or JPEG file"))
         return
     if char is None:
         return
@@ -341,10 +347,10 @@ def _image_problems(src: "Source", loc: tuple, path: Path, char: Optional[dict],
                                     "character, or use a clearer frontal portrait"))
 
 
-def _voice_problems(src: "Source", loc: tuple, path: Path, problems: list[Problem]) -> None:
+def _voice_problems(src: "Source", loc: tuple, found: tuple[Path, str], problems: list[Problem]) -> None:
     from tools.voice_match import check_reference
 
-    raw = src.get(loc)
+    path, raw = found
     for msg in check_reference(path):
         problems.append(src.problem(loc, f"voice reference {raw}: {msg.removeprefix(f'{path}: ')}",
                                     "use a clean recording of 1 to 30 s of this character speaking (wav)"))
@@ -357,9 +363,9 @@ def asset_problems(script: "Source", cast: Optional["Source"], root: Path, allow
     scenes = script.get(("scenes",))
     for si, scene in enumerate(scenes if isinstance(scenes, list) else []):
         if isinstance(scene, dict) and "background" in scene:
-            path = _file_asset(script, ("scenes", si, "background"), root, allow_outside, check, problems)
-            if path is not None:
-                _image_problems(script, ("scenes", si, "background"), path, None, problems)
+            found = _file_asset(script, ("scenes", si, "background"), root, allow_outside, check, problems)
+            if found is not None:
+                _image_problems(script, ("scenes", si, "background"), found, None, problems)
     _model_dirs(script)
     chars = cast.get(("characters",)) if cast is not None else None
     for ci, char in enumerate(chars if isinstance(chars, list) else []):
@@ -367,13 +373,13 @@ def asset_problems(script: "Source", cast: Optional["Source"], root: Path, allow
             continue
         images = char.get("images")
         for k in range(len(images) if isinstance(images, list) else 0):
-            path = _file_asset(cast, ("characters", ci, "images", k), root, allow_outside, check, problems)
-            if path is not None:
-                _image_problems(cast, ("characters", ci, "images", k), path, char, problems)
+            found = _file_asset(cast, ("characters", ci, "images", k), root, allow_outside, check, problems)
+            if found is not None:
+                _image_problems(cast, ("characters", ci, "images", k), found, char, problems)
         if isinstance(char.get("voice"), dict):
-            path = _file_asset(cast, ("characters", ci, "voice", "reference"), root, allow_outside, check, problems)
-            if path is not None:
-                _voice_problems(cast, ("characters", ci, "voice", "reference"), path, problems)
+            found = _file_asset(cast, ("characters", ci, "voice", "reference"), root, allow_outside, check, problems)
+            if found is not None:
+                _voice_problems(cast, ("characters", ci, "voice", "reference"), found, problems)
         if "lora" in char:
             _file_asset(cast, ("characters", ci, "lora"), root, allow_outside, check, problems)
 

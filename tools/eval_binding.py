@@ -2,8 +2,8 @@
 
 The most common complaint about multi-speaker talking video is the wrong person talking or
 background characters lip-syncing. For each speech span this measures the fraction of frames in
-which the speaker's mouth activity (smoothed over 0.2 s, see `tools.eval_common`) exceeds that of
-every other visible character who is not speaking at that moment. Score `binding[<line_id>]`,
+which the speaker's mouth opening (aperture above their own resting mouth, smoothed over 0.2 s,
+see `tools.eval_common`) exceeds that of every other visible character who is not speaking then. Score `binding[<line_id>]`,
 higher is better; a span with no other visible character is not judged.
 """
 from __future__ import annotations
@@ -40,7 +40,7 @@ class BindingEvaluator:
     def evaluate(self, attempt: AttemptInput) -> list[Score]:
         """One score per line whose speaker and at least one other character are visible."""
         sig = attempt_signals(attempt)
-        act = np.stack([smooth(sig.activity[:, k], SMOOTH_FRAMES) for k in range(len(sig.labels))], axis=1)
+        act = np.stack([smooth(sig.opening(k), SMOOTH_FRAMES) for k in range(len(sig.labels))], axis=1)
         speaking = speaking_frames(attempt, sig.fps, sig.frames)
         scores: list[Score] = []
         for line in attempt.audio.lines:

@@ -22,6 +22,7 @@ from tools.base import AttemptInput, ShotAudio, ToolError
 
 THRESHOLDS_PATH = Path(__file__).with_name("thresholds.json")
 MAX_OFFSET = 15  # frames searched either way, as SyncNet does at 25 fps
+MIN_MOTION = 0.003  # aperture std below this is a still mouth (a speaking one moves 0.01-0.05)
 AUDIO_SR = 16000
 MOUTH_SIZE = (24, 12)  # (w, h) the mouth crop is resampled to, so camera zoom does not matter
 FACE_SIZE = 64  # side of the square face crops kept for identity
@@ -51,11 +52,18 @@ class ShotSignals:
     labels: list[str]  # cast ids, the order of masks.npz
     fps: int
     frames: int
-    activity: np.ndarray  # (F, K) mouth motion energy; NaN where the face is not visible
+    aperture: np.ndarray  # (F, K) mouth aperture 0..1; NaN where the face is not visible
     faces: dict[str, list[np.ndarray]] = field(default_factory=dict)  # gray FACE_SIZE crops
 
     def index(self, cid: str) -> Optional[int]:
         return self.labels.index(cid) if cid in self.labels else None
+
+    def opening(self, k: int) -> np.ndarray:
+        """Aperture above the character's own resting mouth (10th percentile over the shot)."""
+        x = self.aperture[:, k]
+        if not np.isfinite(x).any():
+            return x
+        return np.maximum(x - np.nanpercentile(x, 10), 0.0)
 
 
 def _box_crop(gray: np.ndarray, own: np.ndarray, box, rows: tuple[float, float], cols: tuple[float, float],
@@ -74,20 +82,26 @@ def _box_crop(gray: np.ndarray, own: np.ndarray, box, rows: tuple[float, float],
     return pix, mask
 
 
-# The mouth sits in the lower third of a face box; the eye band is the baseline that camera moves
-# and re-encoding move just as much, so subtracting it leaves the mouth's own motion.
-MOUTH_ROWS, MOUTH_COLS = (0.62, 0.95), (0.2, 0.8)
-EYES_ROWS, EYES_COLS = (0.2, 0.5), (0.15, 0.85)
+# The mouth sits in the lower third of a face box. An open mouth darkens that region (the cavity,
+# drawn in the animatic, real in a diffusion model) wherever the renderer draws it, even when a
+# small face blurs it to a few pixels; so the aperture is how much darker the region is than the
+# character's own resting mouth (per pixel, the bright end of the shot), over the character's pixels.
+MOUTH_ROWS, MOUTH_COLS = (0.6, 0.95), (0.2, 0.8)
+REST_PERCENTILE = 90
 
 
-def _masked_motion(prev, cur) -> float:
-    """Mean absolute change over pixels that belong to the character in both frames."""
-    if prev is None or cur is None:
-        return float("nan")
-    both = (prev[1] > 0) & (cur[1] > 0)
-    if both.mean() < 0.25:  # mostly hidden behind a neighbour: no reading
-        return float("nan")
-    return float(np.abs(cur[0] - prev[0])[both].mean())
+def _apertures(mouths: list[Optional[tuple[np.ndarray, np.ndarray]]]) -> np.ndarray:
+    """Per frame, mean darkening of the mouth crop below the resting mouth; NaN where unseen."""
+    out = np.full(len(mouths), np.nan, np.float32)
+    seen = [i for i, m in enumerate(mouths) if m is not None]
+    if not seen:
+        return out
+    stack = np.stack([mouths[i][0] for i in seen])
+    rest = np.percentile(stack, REST_PERCENTILE, axis=0)
+    for j, i in enumerate(seen):
+        own = mouths[i][1] > 0
+        out[i] = float(np.maximum(rest - stack[j], 0.0)[own].mean()) / 255.0
+    return out
 
 
 def _decode(clip_path: Path, masks_path: Path) -> ShotSignals:
@@ -99,41 +113,34 @@ def _decode(clip_path: Path, masks_path: Path) -> ShotSignals:
     masks, boxes = m["masks"], m["face_boxes"]
     labels = [str(x) for x in m["labels"]]
     K = len(labels)
+    mouths: list[list] = [[] for _ in range(K)]
+    faces_all: list[list] = [[] for _ in range(K)]
     with av.open(str(clip_path)) as container:
-        stream = container.streams.video[0]
-        fps = int(round(float(stream.average_rate or 25)))
-        n_hint = stream.frames or len(masks)
-        keep = set(np.linspace(0, max(min(n_hint, len(masks)) - 1, 0), FACE_SAMPLES).round().astype(int).tolist())
-        rows: list[np.ndarray] = []
-        faces: dict[str, list[np.ndarray]] = {c: [] for c in labels}
-        prev_mouth: list = [None] * K
-        prev_eyes: list = [None] * K
+        fps = int(round(float(container.streams.video[0].average_rate or 25)))
         for t, frame in enumerate(container.decode(video=0)):
             if t >= len(masks):
                 break
             gray = frame.to_ndarray(format="gray")
-            row = np.full(K, np.nan, np.float32)
             for k in range(K):
-                box = boxes[t, k]
-                if not np.all(np.isfinite(box)):
-                    prev_mouth[k] = prev_eyes[k] = None
-                    continue
-                own = (masks[t] == k + 1).astype(np.uint8)
-                mouth = _box_crop(gray, own, box, MOUTH_ROWS, MOUTH_COLS, MOUTH_SIZE)
-                eyes = _box_crop(gray, own, box, EYES_ROWS, EYES_COLS, MOUTH_SIZE)
-                motion = _masked_motion(prev_mouth[k], mouth)
-                base = _masked_motion(prev_eyes[k], eyes)
-                row[k] = motion - (base if base == base else 0.0) if t > 0 else np.nan
-                prev_mouth[k], prev_eyes[k] = mouth, eyes
-                if t in keep:
-                    face = _box_crop(gray, own, box, (0.0, 1.0), (0.0, 1.0), (FACE_SIZE, FACE_SIZE))
-                    if face is not None and face[1].mean() > 0.5:
-                        faces[labels[k]].append(face[0].astype(np.uint8))
-            rows.append(row)
-    if not rows:
+                mouth = face = None
+                if np.all(np.isfinite(boxes[t, k])):
+                    own = (masks[t] == k + 1).astype(np.uint8)
+                    face = _box_crop(gray, own, boxes[t, k], (0.0, 1.0), (0.0, 1.0), (FACE_SIZE, FACE_SIZE))
+                    mouth = _box_crop(gray, own, boxes[t, k], MOUTH_ROWS, MOUTH_COLS, MOUTH_SIZE)
+                    if face is None or mouth is None or face[1].mean() < 0.5 or mouth[1].mean() < 0.5:
+                        face = mouth = None  # mostly off screen or behind a neighbour: no reading
+                mouths[k].append(mouth)
+                faces_all[k].append(None if face is None else face[0].astype(np.uint8))
+    frames = len(mouths[0]) if K else sum(1 for _ in range(0))
+    if K and frames == 0:
         raise ToolError(f"{clip_path} has no video frames", "re-render the shot")
-    activity = np.stack(rows)
-    return ShotSignals(labels=labels, fps=fps, frames=len(rows), activity=activity, faces=faces)
+    faces: dict[str, list[np.ndarray]] = {}
+    for k, cid in enumerate(labels):
+        seen = [t for t, f in enumerate(faces_all[k]) if f is not None]
+        picks = sorted({seen[int(i)] for i in np.linspace(0, len(seen) - 1, FACE_SAMPLES)}) if seen else []
+        faces[cid] = [faces_all[k][t] for t in picks]
+    aperture = np.stack([_apertures(mouths[k]) for k in range(K)], axis=1) if K else np.zeros((0, 0), np.float32)
+    return ShotSignals(labels=labels, fps=fps, frames=frames, aperture=aperture, faces=faces)
 
 
 _CACHE: "OrderedDict[tuple, ShotSignals]" = OrderedDict()
@@ -141,7 +148,7 @@ _CACHE_LOCK = threading.Lock()
 
 
 def shot_signals(clip_path: Path, masks_path: Path) -> ShotSignals:
-    """Decode a clip once and measure every character's mouth activity and face crops.
+    """Decode a clip once and measure every character's mouth aperture and face crops.
 
     Memoised on the files' paths, sizes and modification times, so the lipsync, binding and
     identity evaluators of one attempt share a single decode.
@@ -199,11 +206,6 @@ def envelope(wav: np.ndarray, sr: int, fps: int, frames: int) -> np.ndarray:
     return np.maximum(db, floor) - floor
 
 
-def audio_feature(env: np.ndarray) -> np.ndarray:
-    """What a moving mouth's motion energy follows: how fast the loudness changes."""
-    return np.abs(np.diff(env, prepend=env[:1]))
-
-
 # ------------------------------------------------------------------------------------- sync search
 
 
@@ -234,9 +236,12 @@ def offset_distances(video: np.ndarray, audio: np.ndarray, max_offset: int = MAX
 def sync_stats(video: np.ndarray, audio: np.ndarray) -> dict:
     """SyncNet-style summary: `av_offset` (argmin), `distance` (min, Sync-D-like) and
     `confidence` (median minus min, Sync-C-like) over offsets -15..+15 frames."""
+    if not np.nanstd(video) >= MIN_MOTION:
+        # A mouth that never moves has no offset to find; z-normalising it would amplify noise.
+        return {"av_offset": 0, "distance": float("nan"), "confidence": 0.0, "still": True}
     offsets, dists = offset_distances(video, audio)
     if not np.isfinite(dists).any():
-        return {"av_offset": 0, "distance": float("nan"), "confidence": float("nan")}
+        return {"av_offset": 0, "distance": float("nan"), "confidence": 0.0}
     i = int(np.nanargmin(dists))
     return {
         "av_offset": int(offsets[i]),

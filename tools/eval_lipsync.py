@@ -1,8 +1,8 @@
 """`lipsync` evaluator: SyncNet-style audio-visual sync measured from pixels, offline.
 
-For every speaking character visible in the shot, the mouth's motion energy (from the decoded
-frames inside the character's face box and mask, see `tools.eval_common`) is compared with how
-fast the character's own speech gets louder or softer, both at the video rate. The distance of the
+For every speaking character visible in the shot, the mouth's aperture (from the decoded frames
+inside the character's face box and mask, see `tools.eval_common`) is compared with the loudness
+envelope of the character's own speech, both at the video rate. The distance of the
 two z-normalised signals is computed for the video shifted by -15..+15 frames; as in SyncNet the
 argmin is the audio-visual offset, the minimum the distance (Sync-D-like) and the median minus the
 minimum the confidence (Sync-C-like). Two scores per speaker: `lipsync.offset[<id>]` (|offset| in
@@ -13,8 +13,7 @@ from __future__ import annotations
 
 from orchestrator.spec import RenderConfig
 from tools.base import AttemptInput, Score
-from tools.eval_common import (AUDIO_SR, attempt_signals, audio_feature, envelope, speaker_stem,
-                               sync_stats, thresholds)
+from tools.eval_common import AUDIO_SR, attempt_signals, envelope, speaker_stem, sync_stats, thresholds
 
 MIN_VISIBLE_FRAMES = 12  # under half a second of visible face says nothing about sync
 
@@ -39,13 +38,14 @@ class LipSyncEvaluator:
             k = sig.index(cid)
             if k is None:
                 continue
-            video = sig.activity[:, k]
+            video = sig.aperture[:, k]
             if (video == video).sum() < MIN_VISIBLE_FRAMES:
                 continue
             stem = speaker_stem(attempt.audio, cid, sig.frames / sig.fps, AUDIO_SR)
-            audio = audio_feature(envelope(stem, AUDIO_SR, sig.fps, sig.frames))
+            audio = envelope(stem, AUDIO_SR, sig.fps, sig.frames)
             stats = sync_stats(video, audio)
-            scores.append(Score(f"lipsync.offset[{cid}]", float(abs(stats["av_offset"])), self.offset_threshold,
+            offset = float("nan") if stats.get("still") else float(abs(stats["av_offset"]))
+            scores.append(Score(f"lipsync.offset[{cid}]", offset, self.offset_threshold,
                                 higher_is_better=False, details=stats))
             scores.append(Score(f"lipsync.confidence[{cid}]", stats["confidence"], self.confidence_threshold,
                                 details={k2: v for k2, v in stats.items() if k2 != "curve"}))

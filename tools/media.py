@@ -48,7 +48,7 @@ class ClipWriter:
         fps: int,
         audio_path: Optional[Path] = None,
         crf: int = 20,
-        preset: str = "veryfast",
+        preset: str = "superfast",
     ):
         if width % 2 or height % 2:
             raise ToolError(
@@ -76,7 +76,8 @@ class ClipWriter:
                 "-pix_fmt", "yuv420p", "-movflags", "+faststart"]
         if self.audio_path is not None:
             # apad + shortest: the frames decide the length, the audio follows.
-            cmd += ["-map", "1:a:0", "-c:a", "aac", "-b:a", "160k", "-af", "apad", "-shortest"]
+            cmd += ["-map", "1:a:0", "-c:a", "aac", "-b:a", "160k", "-af", "apad", "-shortest",
+                    "-max_interleave_delta", "0"]
         return cmd + ["-f", "mp4", str(self._tmp)]
 
     def __enter__(self) -> "ClipWriter":

@@ -132,11 +132,15 @@ def _grabcut_matte(rgb: np.ndarray, face: Box, env: np.ndarray) -> np.ndarray:
     cv2.ellipse(core, (round(x + fw / 2), round(y + 0.55 * fh)), (round(0.3 * fw), round(0.38 * fh)),
                 0, 0, 360, 1, -1)
     mask[core > 0] = cv2.GC_FGD
+    # The neck and collar are the subject even when dark or hollow (a suit ring, a scarf).
+    neck = np.array([[x + 0.3 * fw, y + 0.9 * fh], [x + 0.7 * fw, y + 0.9 * fh],
+                     [x + 0.85 * fw, y + 1.7 * fh], [x + 0.15 * fw, y + 1.7 * fh]])
+    cv2.fillPoly(mask, [neck.round().astype(np.int32)], int(cv2.GC_FGD))
     if (mask == cv2.GC_BGD).sum() < 50:  # the envelope fills the image: nothing to learn from
         return env
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     try:
-        cv2.grabCut(rgb, mask, None, bgd, fgd, 4, cv2.GC_INIT_WITH_MASK)
+        cv2.grabCut(rgb, mask, None, bgd, fgd, 3, cv2.GC_INIT_WITH_MASK)
     except cv2.error:
         return env
     fg = ((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)).astype(np.uint8)
@@ -165,8 +169,8 @@ def cut_out(rgb: np.ndarray, face: Box, alpha: Optional[np.ndarray] = None) -> P
     if alpha is not None:
         matte = alpha[y0:y1, x0:x1].astype(np.float32)
     else:
-        # GrabCut on a copy with the face ~96 px wide: quality is the same, time is not.
-        s = min(1.0, 96.0 / fw)
+        # GrabCut on a copy with the face ~72 px wide: quality is the same, time is not.
+        s = min(1.0, 72.0 / fw)
         small = cv2.resize(crop, (max(8, round(crop.shape[1] * s)), max(8, round(crop.shape[0] * s))),
                            interpolation=cv2.INTER_AREA) if s < 1.0 else crop
         sf = tuple(round(v * s) for v in face_c)

@@ -9,6 +9,7 @@ pyloudnorm) with a -1 dBFS peak ceiling.
 from __future__ import annotations
 
 import subprocess
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -17,7 +18,10 @@ import numpy as np
 import pyloudnorm
 import soundfile as sf
 from imageio_ffmpeg import get_ffmpeg_exe
-from pydub import AudioSegment
+
+with warnings.catch_warnings():  # pydub warns at import when no ffmpeg is on PATH; we set its path below
+    warnings.simplefilter("ignore", RuntimeWarning)
+    from pydub import AudioSegment
 
 from orchestrator.store import temp_path
 from tools.base import ToolError

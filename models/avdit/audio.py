@@ -68,6 +68,12 @@ class AudioEncoder(nn.Module):
         )
         self.norm = nn.LayerNorm(dim)
 
+    def train(self, mode: bool = True):
+        # wav2vec2 stays frozen in eval mode: in train mode its layerdrop skips layers at random.
+        super().train(mode)
+        self.wav2vec.eval()
+        return self
+
     @torch.no_grad()
     def hidden_states(self, wav: torch.Tensor, num_frames: int, fps: float) -> torch.Tensor:
         """(B, T) wav -> (B, num_frames, layers, hidden) wav2vec2 features at the video frame rate."""

@@ -9,12 +9,10 @@ as text through a local UMT5 encoder (`UMT5Prompt`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from models.avdit.adapter import TEXT_CONTEXT, AvditModel
 from models.avdit.audio import AudioEncoder, latent_frames
@@ -169,26 +167,3 @@ class AvditPipeline:
         video = ((video[0].float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
         return video.permute(1, 2, 3, 0).cpu().numpy()
 
-
-def resample_to_16k(wav: np.ndarray, rate: int) -> np.ndarray:
-    """Resample mono float audio to wav2vec2's 16 kHz (polyphase, no torchaudio needed)."""
-    from math import gcd
-
-    from scipy.signal import resample_poly
-
-    if rate == 16000:
-        return wav.astype(np.float32)
-    g = gcd(16000, rate)
-    return resample_poly(wav, 16000 // g, rate // g).astype(np.float32)
-
-
-def pad_streams(streams: Sequence[np.ndarray]) -> torch.Tensor:
-    """Stack 1-D waveforms into (S, T), zero-padding the short ones."""
-    t = max(len(x) for x in streams)
-    return torch.stack([F.pad(torch.from_numpy(x), (0, t - len(x))) for x in streams])
-
-
-def weights_exist(model_dir) -> bool:
-    """True when a diffusers Wan folder has the parts the pipeline loads."""
-    root = Path(model_dir)
-    return all((root / p).is_dir() for p in ("transformer", "vae", "text_encoder", "tokenizer"))

@@ -127,11 +127,11 @@ def training_loss(model: AvditModel, scheduler, sample: dict, stage: str, genera
         token_groups=sample["token_groups"], **kwargs,
     )
     loss = F.mse_loss(pred.float(), (noise - x0).float())
-    parts = {"flow": float(loss)}
+    parts = {"flow": loss.item()}
     if use_audio and model.state.router_logits:
         r = router_losses(model.state.router_logits, sample["labels"].flatten()[None].to(dev), model.state.grid)
         loss = loss + r["ce"] + 0.1 * r["tv"] + 0.1 * r["layer_var"]
-        parts.update({k: float(v) for k, v in r.items()})
+        parts.update({k: v.item() for k, v in r.items()})
     return loss, parts
 
 
@@ -190,10 +190,10 @@ def train(model: AvditModel, samples: list[dict], stage: str, out: Path, steps: 
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
         if (step + 1) % save_every == 0 or step + 1 == steps:
             save_checkpoint(ckpt, model, optimizer, step + 1, stage)
-            log(f"stage {stage} step {step + 1}/{steps} loss {float(loss):.4f} " + " ".join(f"{k}={v:.4f}" for k, v in parts.items()))
+            log(f"stage {stage} step {step + 1}/{steps} loss {loss.item():.4f} " + " ".join(f"{k}={v:.4f}" for k, v in parts.items()))
     model.eval()
     export(model, stage, character, out)
     return losses

@@ -41,9 +41,11 @@ def render(state: ShotState, ctx: RunContext) -> dict:
             "backend": video.name,
             "version": video.version,
             "shot": shot.model_dump(mode="json"),
-            "scene": scene.model_dump(mode="json"),
-            "characters": [cast.by_id(cid).model_dump(mode="json") for cid in shot.characters],
-            "assets": {a: digest_file(Path(a)) for a in assets},
+            "scene": scene.model_dump(mode="json", exclude={"background"}),
+            # Content, not paths: a moved project keeps its cache.
+            "characters": [cast.by_id(cid).model_dump(mode="json", exclude={"images", "voice", "lora"})
+                           for cid in shot.characters],
+            "assets": [digest_file(Path(a)) for a in assets],
             "audio": digest_file(audio.wav_path),
             "timings": [[ln.line_id, ln.speaker, ln.start, [t.__dict__ for t in ln.speech.phonemes]]
                         for ln in audio.lines],

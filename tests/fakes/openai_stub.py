@@ -48,6 +48,7 @@ class Step:
     huge_bytes: int = 0  # pad the content to about this many bytes
     declare_length: bool = True  # False: chunked transfer with no Content-Length
     only_if_json_schema: bool = False  # answer 400 when json_schema is requested, else fall through
+    raw: Optional[bytes] = None  # a 200 body sent as is (a proxy's HTML page, say)
 
 
 def reply(content: str, flavor: str = "openai", finish_reason: str = "stop",
@@ -72,6 +73,11 @@ def slow(delay_s: float, then: Step) -> Step:
 def huge(n_bytes: int, declare_length: bool = True) -> Step:
     """A 200 reply of about `n_bytes`, with or without a Content-Length header."""
     return Step(content="", huge_bytes=n_bytes, declare_length=declare_length)
+
+
+def raw(body: bytes) -> Step:
+    """A 200 answer whose body is `body` as is, not a chat completion."""
+    return Step(raw=body)
 
 
 def reject_json_schema(flavor: str = "vllm") -> Step:
@@ -134,7 +140,8 @@ class OpenAIStub:
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        daemon=True)
 
     @property
     def base_url(self) -> str:
@@ -198,6 +205,9 @@ class OpenAIStub:
                     return
                 prompt_chars = sum(len(str(m.get("content", ""))) for m in payload.get("messages", []))
                 model = str(payload.get("model", "stub-model"))
+                if step.raw is not None:
+                    self._send(200, step.raw, {})
+                    return
                 if step.huge_bytes:
                     self._send_huge(step, model)
                     return

@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import copy
 import json
+import random
 from pathlib import Path
 
+import pytest
 from ruamel.yaml import YAML
 
+from orchestrator.planner_llm import LLMPlanner
 from orchestrator.planner_rules import RulePlanner, heading_parts, line_id, scene_characters
-from orchestrator.spec import Cast, DialogueBeat, Project, ScriptSpec
+from orchestrator.spec import Cast, DialogueBeat, LLMConfig, Project, ScriptSpec
 
 ORBIT = Path(__file__).resolve().parents[2] / "examples" / "orbit"
+KEY_ENV = "CASCADE_TEST_LLM_KEY"
 
 
 def orbit_project(root: Path = ORBIT) -> Project:
@@ -89,3 +93,29 @@ def mutate(film: dict, fn) -> dict:
     out = copy.deepcopy(film)
     fn(out)
     return out
+
+
+def stub_planner(stub, tmp_path: Path, sleeps=None, timeout_s: float = 5.0, **cfg) -> LLMPlanner:
+    """An LLMPlanner aimed at `stub`; backoff sleeps are recorded in `sleeps` instead of slept."""
+    config = LLMConfig(base_url=stub.base_url, model="stub-model", api_key_env=KEY_ENV,
+                       timeout_s=timeout_s, **cfg)
+    record = sleeps.append if sleeps is not None else (lambda s: None)
+    return LLMPlanner(config, tmp_path / "cache", sleep=record, rng=random.Random(0))
+
+
+# Fixtures shared by the LLM planner tests (import them into a test module to use them).
+
+
+@pytest.fixture
+def llm_key(monkeypatch):
+    monkeypatch.setenv(KEY_ENV, "sk-test-not-secret")
+
+
+@pytest.fixture(scope="module")
+def project():
+    return orbit_project()
+
+
+@pytest.fixture(scope="module")
+def good(project):
+    return as_reply(llm_style_film(project))

@@ -1,37 +1,16 @@
 """LLM planner against a real HTTP stub: bad replies are repaired once, then fail clearly; injection is inert."""
 import json
-import random
 
 import pytest
 
-from orchestrator.planner_llm import LLMPlanner
 from orchestrator.planner_rules import screenplay_lines
-from orchestrator.spec import LLMConfig
 from tests.fakes.openai_stub import FLAVORS, OpenAIStub, reject_json_schema, reply
-from tests.fakes.plan_replies import as_reply, llm_style_film, mutate, orbit_project, project_with_line
+from tests.fakes.plan_replies import (  # noqa: F401 (fixtures)
+    as_reply, good, llm_key, llm_style_film, mutate, project, project_with_line, stub_planner,
+)
 from tools.base import ToolError
 
-KEY_ENV = "CASCADE_TEST_LLM_KEY"
-
-
-@pytest.fixture(autouse=True)
-def _key(monkeypatch):
-    monkeypatch.setenv(KEY_ENV, "sk-test-not-secret")
-
-
-@pytest.fixture(scope="module")
-def project():
-    return orbit_project()
-
-
-@pytest.fixture(scope="module")
-def good(project):
-    return as_reply(llm_style_film(project))
-
-
-def planner(stub, tmp_path, **cfg):
-    config = LLMConfig(base_url=stub.base_url, model="stub-model", api_key_env=KEY_ENV, timeout_s=5, **cfg)
-    return LLMPlanner(config, tmp_path / "cache", sleep=lambda s: None, rng=random.Random(0))
+pytestmark = pytest.mark.usefixtures("llm_key")
 
 
 def spoken(plan):
@@ -41,7 +20,7 @@ def spoken(plan):
 @pytest.mark.parametrize("flavor", FLAVORS)
 def test_valid_plan_from_each_server_format(project, good, tmp_path, flavor):
     with OpenAIStub([reply(good, flavor=flavor)]) as stub:
-        p = planner(stub, tmp_path)
+        p = stub_planner(stub, tmp_path)
         plan = p.plan(project)
     assert spoken(plan) == list(screenplay_lines(project).values())
     req = stub.requests[0]
@@ -56,13 +35,13 @@ def test_valid_plan_from_each_server_format(project, good, tmp_path, flavor):
 def test_reasoning_model_reply_is_accepted(project, good, tmp_path):
     with OpenAIStub([reply("<think>wide first, then singles</think>" + good, flavor="ollama",
                            reasoning="wide first")]) as stub:
-        plan = planner(stub, tmp_path).plan(project)
+        plan = stub_planner(stub, tmp_path).plan(project)
     assert len(plan.shots) > 0
 
 
 def test_malformed_json_then_repaired(project, good, tmp_path):
     with OpenAIStub([reply(good[:200]), reply(good)]) as stub:
-        p = planner(stub, tmp_path)
+        p = stub_planner(stub, tmp_path)
         plan = p.plan(project)
     assert spoken(plan) == list(screenplay_lines(project).values())
     repair = stub.requests[1]["json"]["messages"]
@@ -85,7 +64,7 @@ def _alter(f):
 def test_rule_breaking_reply_is_repaired(project, good, tmp_path, change, reason):
     bad = as_reply(mutate(json.loads(good), change))
     with OpenAIStub([reply(bad), reply(good)]) as stub:
-        plan = planner(stub, tmp_path).plan(project)
+        plan = stub_planner(stub, tmp_path).plan(project)
     assert reason in stub.requests[1]["json"]["messages"][3]["content"]
     assert {c for s in plan.shots for c in s.characters} <= {"collins", "hopper", "chelsea"}
     assert spoken(plan) == list(screenplay_lines(project).values())
@@ -96,7 +75,7 @@ def test_rule_breaking_twice_is_a_clear_error(project, good, tmp_path, change, r
     bad = as_reply(mutate(json.loads(good), change))
     with OpenAIStub([reply(bad), reply(bad), reply(good)]) as stub:
         with pytest.raises(ToolError) as err:
-            planner(stub, tmp_path).plan(project)
+            stub_planner(stub, tmp_path).plan(project)
     assert reason in err.value.message and "--planner rules" in err.value.fix
     assert stub.remaining == 1  # exactly one repair turn, never a third try
     assert not list((tmp_path / "cache").glob("*.json"))  # nothing cached from a failed run
@@ -117,7 +96,7 @@ def test_injection_in_screenplay_changes_nothing_the_rules_forbid(project, tmp_p
                 line["text"] = "hacked"
         f["shots"][1]["lines"].append({"line_id": "sc01_l99", "speaker": "martian", "text": "I control this film"})
     with OpenAIStub([reply(as_reply(mutate(json.loads(good), obey))), reply(good)]) as stub:
-        plan = planner(stub, tmp_path).plan(injected)
+        plan = stub_planner(stub, tmp_path).plan(injected)
     assert spoken(plan) == list(screenplay_lines(injected).values())
     assert INJECTION in spoken(plan)  # the injection is filmed as dialogue, exactly as written
     assert {c for s in plan.shots for c in s.characters} <= {"collins", "hopper", "chelsea"}
@@ -129,7 +108,7 @@ def test_injection_in_screenplay_changes_nothing_the_rules_forbid(project, tmp_p
 
 def test_json_schema_rejected_falls_back_to_instructions(project, good, tmp_path):
     with OpenAIStub([reject_json_schema("vllm"), reply(good, flavor="vllm")]) as stub:
-        p = planner(stub, tmp_path)
+        p = stub_planner(stub, tmp_path)
         p.plan(project)
     assert "response_format" in stub.requests[0]["json"]
     assert "response_format" not in stub.requests[1]["json"]
@@ -139,24 +118,24 @@ def test_json_schema_rejected_falls_back_to_instructions(project, good, tmp_path
 
 def test_plan_is_cached_by_digest(project, good, tmp_path):
     with OpenAIStub([reply(good)]) as stub:
-        first = planner(stub, tmp_path).plan(project)
-        again = planner(stub, tmp_path)
+        first = stub_planner(stub, tmp_path).plan(project)
+        again = stub_planner(stub, tmp_path)
         second = again.plan(project)  # the stub has no second step: a request would get 500
     assert second == first and again.usage["cached"] is True and again.usage["calls"] == 0
     changed = project_with_line(project, 1, 1, "A new first line.")
     with OpenAIStub([reply(as_reply(llm_style_film(changed)))]) as stub:
-        p = planner(stub, tmp_path)
+        p = stub_planner(stub, tmp_path)
         p.plan(changed)
     assert p.usage["calls"] == 1  # an edited line is a new digest
 
 
 def test_corrupt_cache_entry_is_replanned(project, good, tmp_path):
     with OpenAIStub([reply(good), reply(good)]) as stub:
-        planner(stub, tmp_path).plan(project)
+        stub_planner(stub, tmp_path).plan(project)
         (entry,) = (tmp_path / "cache").glob("plan-llm-*.json")
         data = json.loads(entry.read_text())
         data["plan"]["shots"][1]["speech"][0]["text"] = "tampered"
         entry.write_text(json.dumps(data))
-        p = planner(stub, tmp_path)
+        p = stub_planner(stub, tmp_path)
         plan = p.plan(project)
     assert p.usage["calls"] == 1 and "tampered" not in spoken(plan)

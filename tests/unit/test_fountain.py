@@ -220,7 +220,7 @@ def test_fountain_unknown_speaker_is_reported_at_the_cue(tmp_path):
 def test_fountain_cues_match_by_name_or_trigger_case_insensitively(tmp_path):
     (tmp_path / "cast.yaml").write_text((EXAMPLE / "cast.yaml").read_text())
     script = tmp_path / "s.fountain"
-    script.write_text("EXT. PAD - DAWN\n\n@collins\nOne.\n\nHopper (CONT'D)\nTwo.\n\nCHELSEA\nThree.\n")
+    script.write_text("EXT. PAD - DAWN\n\n@collins\nOne.\n\n@Hopper (CONT'D)\nTwo.\n\nCHELSEA\nThree.\n")
     project = load_project(script, cast_path=tmp_path / "cast.yaml", check_assets=False)
     assert [b.character for b in project.script.scenes[0].beats] == ["collins", "hopper", "chelsea"]
     assert project.script.title == "s"  # no title page: the file name
@@ -233,3 +233,12 @@ def test_fountain_without_a_cast_is_an_error(tmp_path):
     with pytest.raises(SpecError) as exc:
         load_project(script, check_assets=False)
     assert "needs a cast file" in str(exc.value) and "--cast" in str(exc.value)
+
+
+def test_title_page_with_indented_values_and_any_key():
+    text = ("Format: screenplay\nTitle:\n    _**BRICK & STEEL**_\n    _**FULL RETIRED**_\n\n"
+            "INT. ROOM - DAY\n\nAction.\n")
+    doc = parse_fountain(text)
+    assert doc.title_page["format"] == "screenplay" and doc.title_lines["title"] == 2
+    data, locs, problems = fountain_script_data(doc, "x")
+    assert data["title"] == "BRICK & STEEL FULL RETIRED" and locs[("title",)] == (2, 1) and problems == []

@@ -3,6 +3,7 @@ import json
 
 import pytest
 
+from orchestrator.nodes.plan_llm import run_plan_graph
 from orchestrator.plan import caption_problems
 from orchestrator.planner_llm import build_messages, plan_diff
 from orchestrator.planner_llm_checks import plan_from_reply, reply_schema
@@ -171,3 +172,22 @@ def test_plan_diff_names_lines_shot_differently(project, film):
     diff = plan_diff(rules, llm)
     assert any(d.startswith("sc01_l02") and "close-up" in d for d in diff), diff
     assert plan_diff(rules, rules) == []
+
+
+# -------------------------------------------------------------------------------------- graph
+
+
+def test_plan_graph_holds_its_loop_cap_in_state():
+    sent = []
+    state = run_plan_graph([{"role": "system", "content": "s"}, {"role": "user", "content": "u"}],
+                           ask=lambda messages: sent.append(len(messages)) or "bad reply",
+                           check=lambda text: (None, ["still bad"]),
+                           repair_message=lambda problems: "fix: " + problems[0], max_turns=3)
+    assert state["turns"] == 3 and state["plan"] is None and sent == [2, 4, 6]
+    assert state["messages"][-1] == {"role": "user", "content": "fix: still bad"}
+
+
+def test_plan_graph_stops_at_the_first_good_reply():
+    state = run_plan_graph([], ask=lambda m: "ok", check=lambda text: ({"title": "t"}, []),
+                           repair_message=lambda p: "", max_turns=2)
+    assert state["turns"] == 1 and state["plan"] == {"title": "t"}

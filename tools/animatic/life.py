@@ -66,14 +66,19 @@ def eye_rects(face: tuple[float, float, float, float]) -> list[tuple[int, int, i
 
 def draw_blink(patch: np.ndarray, lid: np.ndarray, closure: float) -> np.ndarray:
     """Close the eyelid over an eye band: the lid colour (the row above) slides down."""
-    h = patch.shape[0]
+    h, w = patch.shape[:2]
     edge = int(round(closure * h))
+    if edge <= 0:
+        return patch
     out = patch.copy()
-    if edge > 0:
-        out[:edge] = lid[None, :, :]
-        if edge < h:  # a dark lash line sells the closed lid
-            out[edge - 1:edge + 1] = (out[edge - 1:edge + 1] * 0.45).astype(np.uint8)
-    return out
+    out[:edge] = lid[None, :, :]
+    if edge < h:  # a dark lash line sells the closed lid
+        out[edge - 1:edge + 1] = (out[edge - 1:edge + 1] * 0.45).astype(np.uint8)
+    # An almond-shaped soft edge, so the lid never shows as a rectangle.
+    shape = np.zeros((h, w), np.float32)
+    cv2.ellipse(shape, (w // 2, h // 2), (max(1, w // 2 - 1), max(1, h // 2)), 0, 0, 360, 1.0, -1)
+    shape = cv2.GaussianBlur(shape, (0, 0), max(1.0, h / 6))[..., None]
+    return (patch * (1 - shape) + out * shape).astype(np.uint8)
 
 
 def camera_matrices(move: str, frames: int, width: int, height: int,

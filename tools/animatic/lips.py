@@ -142,7 +142,7 @@ class MouthRig:
 def _mouth_line(gray: np.ndarray, face: tuple[float, float, float, float]) -> float:
     """The darkest row between nose and chin near the face's centre line: the lip gap."""
     x, y, w, h = face
-    y0, y1 = int(y + 0.64 * h), int(y + 0.92 * h)
+    y0, y1 = int(y + 0.72 * h), int(y + 0.93 * h)
     x0, x1 = int(x + 0.38 * w), int(x + 0.62 * w)
     band = gray[max(0, y0):max(1, min(gray.shape[0], y1)), max(0, x0):max(1, x1)]
     if band.shape[0] < 3 or band.shape[1] < 1:
@@ -169,7 +169,7 @@ def build_rig(rgb: np.ndarray, face: tuple[float, float, float, float]) -> Mouth
     falloff = np.where(gy >= mly, (1 - below) ** 0.7, 0).astype(np.float32) * across
     above = np.clip((mly - gy) / max(1.0, mly), 0, 1)
     upper = np.where(gy < mly, 1 - above, 0).astype(np.float32) * across
-    return MouthRig((x0, y0, x1, y1), (mx, mly), 0.2 * w, 0.13 * h, falloff, upper, gx, gy)
+    return MouthRig((x0, y0, x1, y1), (mx, mly), 0.19 * w, 0.11 * h, falloff, upper, gx, gy)
 
 
 def draw_mouth(rig: MouthRig, patch: np.ndarray, opening: float, width: float) -> np.ndarray:
@@ -183,15 +183,15 @@ def draw_mouth(rig: MouthRig, patch: np.ndarray, opening: float, width: float) -
     out = cv2.remap(patch, rig.gx, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     mx, my = rig.mouth
     aw = max(1, int(rig.half_width * width * (0.85 + 0.25 * opening)))
-    ah = max(1, int(drop * 0.5))
+    ah = max(1, int(drop * 0.42))
     cy = int(my + drop * 0.45 - lift * 0.5)
     hole = np.zeros(out.shape[:2], np.float32)
     cv2.ellipse(hole, (int(mx), cy), (aw, ah), 0, 0, 360, 1.0, -1, cv2.LINE_AA)
     hole = cv2.GaussianBlur(hole, (0, 0), max(0.8, ah * 0.15))[..., None]
     inside = np.full_like(out, (45, 18, 20), dtype=np.float32)
-    if opening > 0.35:  # a hint of upper teeth in a wide-open mouth
+    if opening > 0.5 and ah >= 4:  # a hint of upper teeth in a wide-open mouth
         teeth = np.zeros(out.shape[:2], np.float32)
-        cv2.ellipse(teeth, (int(mx), cy - ah // 2), (int(aw * 0.75), max(1, ah // 3)), 0, 0, 360,
-                    1.0, -1, cv2.LINE_AA)
-        inside = inside * (1 - teeth[..., None]) + np.float32(215) * teeth[..., None]
+        cv2.ellipse(teeth, (int(mx), cy - ah + ah // 4), (int(aw * 0.6), max(1, ah // 4)), 0, 0, 360,
+                    0.8, -1, cv2.LINE_AA)
+        inside = inside * (1 - teeth[..., None]) + np.float32(190) * teeth[..., None]
     return (out * (1 - hole) + inside * hole).astype(np.uint8)

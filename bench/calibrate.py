@@ -1,0 +1,169 @@
+"""Calibrate the evaluators: render positive shots and negative controls, print the separation.
+
+Positives are short two-character shots in the example cast (real piper speech, real animatic).
+Each gets the negative controls its evaluators must catch:
+
+  offset2/4/8  the mouths rendered 2, 4, 8 frames late         -> lipsync.offset
+  swap         the lines credited to the other character       -> binding, lipsync
+  voice        the line spoken in another character's voice    -> speaker.similarity/margin
+  words        the audio says different words than the line    -> wer
+  face         the speaker drawn with another character's face -> identity/margin
+
+For every score family it prints the positives' range, the targeted controls' range and the gap,
+and proposes the midpoint of the gap as threshold. `--write` stores them in tools/thresholds.json
+with these numbers. Run: `.venv/bin/python -m bench.calibrate [--size 320x180] [--write]`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "unit"))
+
+import evalkit as ek  # noqa: E402
+
+from tools.base import AttemptInput, VideoKnobs  # noqa: E402
+from tools.eval_asr import IntelligibilityEvaluator  # noqa: E402
+from tools.eval_binding import BindingEvaluator  # noqa: E402
+from tools.eval_common import THRESHOLDS_PATH  # noqa: E402
+from tools.eval_identity import IdentityEvaluator  # noqa: E402
+from tools.eval_lipsync import LipSyncEvaluator  # noqa: E402
+from tools.eval_speaker import SpeakerSimilarityEvaluator  # noqa: E402
+
+# (shot id, characters left to right, lines (line id, speaker, text), another voice, another face)
+CASES = [
+    ("sc01_sh02", ["collins", "hopper"], [("sc01_l02", "hopper", "Then somebody left a bug in it. Check the relays.")],
+     "collins", "collins"),
+    ("sc01_sh03", ["collins", "hopper"], [("sc01_l03", "collins", "The relays are fine."),
+                                          ("sc01_l04", "hopper", "Then look at the cat.")], "chelsea", "chelsea"),
+    ("sc02_sh02", ["chelsea", "collins"], [("sc02_l01", "collins", "We landed ten minutes early. Is everyone all right?")],
+     "hopper", "hopper"),
+    ("sc01_sh05", ["chelsea", "hopper"], [("sc01_l05", "chelsea", "I only sat on it for a minute.")], "hopper", "collins"),
+]
+WRONG_WORDS = "Next time, the cat flies coach."
+# family -> (higher is better, the controls aimed at it)
+FAMILIES = {
+    "lipsync.offset": (False, ("offset2", "offset4", "offset8")),
+    "lipsync.confidence": (True, ("swap",)),
+    "binding": (True, ("swap",)),
+    "speaker.similarity": (True, ("voice",)),
+    "speaker.margin": (True, ("voice",)),
+    "wer": (False, ("words",)),
+    "identity": (True, ("face",)),
+    "identity.margin": (True, ("face",)),
+}
+
+# Confidence guards against a speaker's mouth that does not follow their speech at all (still,
+# or moving at another time); an offset is the offset score's job, and a swap where the mouth moves
+# at a neighbouring line's time is caught by the offset and binding scores. So its threshold sits at
+# half the worst positive rather than at the midpoint of a thin gap.
+HALF_WORST_POSITIVE = ("lipsync.confidence",)
+
+
+def evaluators():
+    # Thresholds do not matter here: only the measured values are used.
+    return [LipSyncEvaluator(1, 0), BindingEvaluator(0.5), SpeakerSimilarityEvaluator(0, 0),
+            IntelligibilityEvaluator(0.5), IdentityEvaluator(0, 0)]
+
+
+def controls(case, work: Path) -> dict[str, AttemptInput]:
+    """The positive attempt and every negative control of one case."""
+    shot_id, chars, lines, other_voice, other_face = case
+    cast = ek.orbit_cast()
+    audio = ek.speak(lines, cast, work / "speech")
+    shot, scene = ek.make_shot(shot_id, chars, audio, cast)
+    out = {"positive": ek.render(shot, scene, audio, cast, work / "pos")}
+    for k in (2, 4, 8):
+        out[f"offset{k}"] = ek.render(shot, scene, audio, cast, work / f"off{k}", VideoKnobs(offset_frames=k))
+    other = {c: next(x for x in chars if x != c) for c in chars}
+    swapped = ek.reattribute(audio, {ln.line_id: other[ln.speaker] for ln in audio.lines})
+    out["swap"] = ek.render(shot, scene, swapped, cast, work / "swap", judge_audio=audio)
+    first = audio.lines[0]
+    voiced = ek.speak(lines, cast, work / "voice", voice_of={first.line_id: other_voice})
+    out["voice"] = replace(out["positive"], audio=voiced)
+    wrong = ek.speak([(first.line_id, first.speaker, WRONG_WORDS)], cast, work / "words")
+    out["words"] = replace(out["positive"], audio=replace(wrong, lines=[replace(wrong.lines[0], text=first.text)]))
+    face_cast = ek.orbit_cast(**{first.speaker: other_face})
+    out["face"] = ek.render(shot, scene, audio, face_cast, work / "face", judge_cast=cast)
+    return out
+
+
+def measure(size: tuple[int, int]) -> list[dict]:
+    """Every score of every control of every case, as flat records."""
+    ek.SIZE = size
+    rows = []
+    evs = evaluators()
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, case in enumerate(CASES):
+            first = case[2][0]
+            # A control tampers with the first line (voice, words) or its speaker (face) only;
+            # scores of untouched subjects are not negatives.
+            touched = {"voice": first[0], "words": first[0], "face": first[1]}
+            for control, attempt in controls(case, Path(tmp) / f"case{i}").items():
+                for ev in evs:
+                    for s in ev.evaluate(attempt):
+                        fam, _, subject = s.name.partition("[")
+                        if control in touched and subject.rstrip("]") != touched[control]:
+                            continue
+                        rows.append({"case": case[0], "control": control, "family": fam, "name": s.name,
+                                     "value": s.value, "details": {k: v for k, v in s.details.items() if k != "curve"}})
+            print(f"measured {case[0]}", file=sys.stderr)
+    return rows
+
+
+def separation(rows: list[dict]) -> dict[str, dict]:
+    """Per family: positives' and targeted negatives' values, the gap and a proposed threshold."""
+    out = {}
+    for fam, (higher, aimed) in FAMILIES.items():
+        pos = [r["value"] for r in rows if r["family"] == fam and r["control"] == "positive"]
+        neg = {c: [r["value"] for r in rows if r["family"] == fam and r["control"] == c] for c in aimed}
+        # The controls judge only the line or speaker they tamper with; the swap's NaN (a still mouth) fails anyway.
+        negs = [v for vs in neg.values() for v in vs if v == v]
+        pos_ok = [v for v in pos if v == v]
+        if not pos_ok:
+            continue
+        worst_pos = min(pos_ok) if higher else max(pos_ok)
+        best_neg = (max(negs) if higher else min(negs)) if negs else None
+        gap = None if best_neg is None else (worst_pos - best_neg if higher else best_neg - worst_pos)
+        thr = worst_pos if best_neg is None else (worst_pos + best_neg) / 2
+        if fam in HALF_WORST_POSITIVE:
+            thr = worst_pos / 2
+        out[fam] = {"higher_is_better": higher, "positives": [round(v, 4) for v in pos],
+                    "negatives": {c: [round(v, 4) if v == v else None for v in vs] for c, vs in neg.items()},
+                    "gap": None if gap is None else round(gap, 4), "proposed": round(thr, 4)}
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", default="320x180", help="render size WxH (default 320x180)")
+    ap.add_argument("--write", action="store_true", help="store the proposed thresholds in tools/thresholds.json")
+    args = ap.parse_args()
+    size = tuple(int(v) for v in args.size.split("x"))
+    rows = measure(size)
+    sep = separation(rows)
+    print(f"{'family':20s} {'dir':4s} {'positives (worst)':>18s} {'controls (best)':>16s} {'gap':>8s} {'threshold':>9s}")
+    for fam, s in sep.items():
+        pos = [v for v in s["positives"] if v == v]
+        negs = [v for vs in s["negatives"].values() for v in vs if v is not None]
+        worst = min(pos) if s["higher_is_better"] else max(pos)
+        best = (max(negs) if s["higher_is_better"] else min(negs)) if negs else float("nan")
+        print(f"{fam:20s} {'>=' if s['higher_is_better'] else '<=':4s} {worst:18.3f} {best:16.3f} "
+              f"{s['gap'] if s['gap'] is not None else float('nan'):8.3f} {s['proposed']:9.3f}")
+        for c, vs in s["negatives"].items():
+            print(f"    {c:10s} {vs}")
+        print(f"    {'positive':10s} {s['positives']}")
+    if args.write:
+        data = {"thresholds": {f: s["proposed"] for f, s in sep.items()},
+                "calibration": {"size": args.size, "cases": [c[0] for c in CASES], "separation": sep}}
+        THRESHOLDS_PATH.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {THRESHOLDS_PATH}")
+
+
+if __name__ == "__main__":
+    main()

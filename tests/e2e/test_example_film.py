@@ -1,0 +1,93 @@
+"""`make demo`'s film, checked from the decoded file: codecs, frame-exact length, speech placement,
+subtitles, timeline, retry log and the report command."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from orchestrator.cli import main
+from tests.pipeline_kit import EXAMPLE, records
+from tools.media import read_audio
+
+FPS, SR = 25, 24000
+
+
+@pytest.fixture(scope="module")
+def film(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("demo")
+    shutil.copytree(EXAMPLE, folder / "orbit")
+    assert main([str(folder / "orbit" / "script.yaml"), "--out", str(folder / "out"), "--quiet"]) == 0
+    run = folder / "out" / "orbit-cat"
+    return run, json.loads((run / "plan.json").read_text())
+
+
+def test_codecs_and_length_equal_the_planned_shots(film):
+    run, plan = film
+    with av.open(str(run / "film.mp4")) as c:
+        v, a = c.streams.video[0], c.streams.audio[0]
+        assert (v.codec_context.name, v.codec_context.pix_fmt, a.codec_context.name) == ("h264", "yuv420p", "aac")
+        assert v.average_rate == FPS
+        frames = sum(1 for _ in c.decode(video=0))
+    planned = sum(s["duration"] for s in plan["shots"])
+    assert abs(frames - planned * FPS) <= len(plan["shots"])
+
+
+def test_speech_where_the_plan_places_lines_and_silence_elsewhere(film):
+    run, plan = film
+    audio = read_audio(run / "film.mp4", SR)
+    hop = SR // FPS
+    rms = np.sqrt(np.mean(audio[: len(audio) // hop * hop].reshape(-1, hop) ** 2, axis=1))
+    inside = np.zeros(len(rms), bool)
+    near = np.zeros(len(rms), bool)
+    t0 = 0.0
+    for shot in plan["shots"]:
+        for seg in shot["speech"]:
+            s, e = t0 + seg["start"], t0 + seg["start"] + seg["duration"]
+            inside[int(s * FPS) + 2 : int(e * FPS) - 2] = True
+            near[max(0, int(s * FPS) - 3) : int(e * FPS) + 4] = True
+        t0 += shot["duration"]
+    assert inside.sum() > 5 * FPS
+    speech, silence = np.mean(rms[inside]), np.median(rms[~near])
+    assert speech > 30 * max(silence, 1e-5), (speech, silence)
+    # Each line individually has speech energy.
+    t0 = 0.0
+    for shot in plan["shots"]:
+        for seg in shot["speech"]:
+            s = int((t0 + seg["start"]) * FPS)
+            assert rms[s : s + int(seg["duration"] * FPS)].max() > 0.02, seg["line_id"]
+        t0 += shot["duration"]
+
+
+def test_subtitles_timeline_and_retry_log(film):
+    run, plan = film
+    lines = [seg for s in plan["shots"] for seg in s["speech"]]
+    srt = (run / "film.srt").read_text()
+    assert srt.count(" --> ") == len(lines) == 9
+    for seg in lines:
+        assert seg["text"] in srt
+    import opentimelineio as otio
+
+    tl = otio.adapters.read_from_file(str(run / "film.otio"))
+    assert len(tl.video_tracks()[0]) == len(plan["shots"])
+    recs = records(run)
+    assert {r["shot"] for r in recs} == {s["id"] for s in plan["shots"]}
+    for r in recs:
+        assert {"attempt", "backends", "speech_knobs", "video_knobs", "seed", "scores", "verdict", "reason",
+                "seconds"} <= set(r)
+        assert r["verdict"] in ("retry", "accepted", "accepted_after_retry", "best_effort")
+    spoken = [r for r in recs if any(s["name"].startswith("lipsync") for s in r["scores"])]
+    assert spoken, "the evaluators must score the shots with speech"
+    assert (run / "report.html").exists() and (run / "contact_sheet.png").exists()
+
+
+def test_report_command(film, capsys):
+    run, plan = film
+    assert main(["report", str(run)]) == 0
+    shot = plan["shots"][1]["id"]
+    assert main(["report", str(run), "--shot", shot]) == 0
+    assert main(["report", str(run.parent / "missing")]) == 2
