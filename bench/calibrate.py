@@ -27,7 +27,6 @@ sys.path.insert(0, str(ROOT / "tests" / "unit"))
 
 import evalkit as ek  # noqa: E402
 
-from tools.base import AttemptInput, VideoKnobs  # noqa: E402
 from tools.eval_asr import IntelligibilityEvaluator  # noqa: E402
 from tools.eval_binding import BindingEvaluator  # noqa: E402
 from tools.eval_common import THRESHOLDS_PATH  # noqa: E402
@@ -45,7 +44,6 @@ CASES = [
      "hopper", "hopper"),
     ("sc01_sh05", ["chelsea", "hopper"], [("sc01_l05", "chelsea", "I only sat on it for a minute.")], "hopper", "collins"),
 ]
-WRONG_WORDS = "Next time, the cat flies coach."
 # family -> (higher is better, the controls aimed at it)
 FAMILIES = {
     "lipsync.offset": (False, ("offset2", "offset4", "offset8")),
@@ -71,28 +69,6 @@ def evaluators():
             IntelligibilityEvaluator(0.5), IdentityEvaluator(0, 0)]
 
 
-def controls(case, work: Path) -> dict[str, AttemptInput]:
-    """The positive attempt and every negative control of one case."""
-    shot_id, chars, lines, other_voice, other_face = case
-    cast = ek.orbit_cast()
-    audio = ek.speak(lines, cast, work / "speech")
-    shot, scene = ek.make_shot(shot_id, chars, audio, cast)
-    out = {"positive": ek.render(shot, scene, audio, cast, work / "pos")}
-    for k in (2, 4, 8):
-        out[f"offset{k}"] = ek.render(shot, scene, audio, cast, work / f"off{k}", VideoKnobs(offset_frames=k))
-    other = {c: next(x for x in chars if x != c) for c in chars}
-    swapped = ek.reattribute(audio, {ln.line_id: other[ln.speaker] for ln in audio.lines})
-    out["swap"] = ek.render(shot, scene, swapped, cast, work / "swap", judge_audio=audio)
-    first = audio.lines[0]
-    voiced = ek.speak(lines, cast, work / "voice", voice_of={first.line_id: other_voice})
-    out["voice"] = replace(out["positive"], audio=voiced)
-    wrong = ek.speak([(first.line_id, first.speaker, WRONG_WORDS)], cast, work / "words")
-    out["words"] = replace(out["positive"], audio=replace(wrong, lines=[replace(wrong.lines[0], text=first.text)]))
-    face_cast = ek.orbit_cast(**{first.speaker: other_face})
-    out["face"] = ek.render(shot, scene, audio, face_cast, work / "face", judge_cast=cast)
-    return out
-
-
 def measure(size: tuple[int, int]) -> list[dict]:
     """Every score of every control of every case, as flat records."""
     ek.SIZE = size
@@ -104,7 +80,7 @@ def measure(size: tuple[int, int]) -> list[dict]:
             # A control tampers with the first line (voice, words) or its speaker (face) only;
             # scores of untouched subjects are not negatives.
             touched = {"voice": first[0], "words": first[0], "face": first[1]}
-            for control, attempt in controls(case, Path(tmp) / f"case{i}").items():
+            for control, attempt in ek.controls(*case, Path(tmp) / f"case{i}").items():
                 for ev in evs:
                     for s in ev.evaluate(attempt):
                         fam, _, subject = s.name.partition("[")

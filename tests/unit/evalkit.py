@@ -25,19 +25,19 @@ SR = 24000
 LEAD_IN = 0.4  # seconds of picture before the first line
 TAIL = 0.4
 SIZE = (320, 180)
+WRONG_WORDS = "Next time, the cat flies coach."
 
 
-def orbit_cast(**image_swaps: str) -> Cast:
-    """The example cast with absolute paths; `hopper="collins"` gives hopper collins's face."""
+def orbit_cast(**face_swaps: str) -> Cast:
+    """The example cast with absolute paths; `hopper="collins"` draws hopper with collins's image."""
     data = YAML(typ="safe").load((EXAMPLE / "cast.yaml").read_text())
-    by_id = {c["id"]: c for c in data["characters"]}
     for c in data["characters"]:
         c["images"] = [str(EXAMPLE / p) for p in c["images"]]
         c["voice"]["reference"] = str(EXAMPLE / c["voice"]["reference"])
-    for cid, other in image_swaps.items():
-        by_id[cid]["images"] = [str(EXAMPLE / p) for p in YAML(typ="safe").load(
-            (EXAMPLE / "cast.yaml").read_text())["characters"][[c["id"] for c in data["characters"]].index(other)]["images"]]
-        by_id[cid]["face_box"] = by_id[other].get("face_box")
+    original = {c["id"]: (c["images"], c.get("face_box")) for c in data["characters"]}
+    for c in data["characters"]:
+        if c["id"] in face_swaps:
+            c["images"], c["face_box"] = original[face_swaps[c["id"]]]
     return Cast(**data)
 
 
@@ -113,3 +113,49 @@ def reattribute(audio: ShotAudio, speakers: dict[str, str]) -> ShotAudio:
     """The same audio with some lines credited to other speakers (line id -> cast id)."""
     lines = [replace(ln, speaker=speakers.get(ln.line_id, ln.speaker)) for ln in audio.lines]
     return replace(audio, lines=lines)
+
+
+def controls(shot_id: str, chars: list[str], lines: list[tuple[str, str, str]], other_voice: str,
+             other_face: str, work: Path) -> dict[str, AttemptInput]:
+    """The positive attempt and its negative controls, each an AttemptInput to evaluate.
+
+    offset2/4/8: mouths rendered k frames late; swap: every line credited to the other character
+    for the renderer (judged against the true speakers); voice: the first line spoken in
+    `other_voice`; words: the first line's audio says WRONG_WORDS; face: the first speaker drawn
+    with `other_face`'s image (judged against the true cast).
+    """
+    cast = orbit_cast()
+    audio = speak(lines, cast, work / "speech")
+    shot, scene = make_shot(shot_id, chars, audio, cast)
+    out = {"positive": render(shot, scene, audio, cast, work / "pos")}
+    for k in (2, 4, 8):
+        out[f"offset{k}"] = render(shot, scene, audio, cast, work / f"off{k}", VideoKnobs(offset_frames=k))
+    other = {c: next(x for x in chars if x != c) for c in chars}
+    swapped = reattribute(audio, {ln.line_id: other[ln.speaker] for ln in audio.lines})
+    out["swap"] = render(shot, scene, swapped, cast, work / "swap", judge_audio=audio)
+    first = audio.lines[0]
+    voiced = speak(lines[:1], cast, work / "voice", voice_of={first.line_id: other_voice})
+    out["voice"] = replace(out["positive"], audio=voiced)
+    wrong = speak([(first.line_id, first.speaker, WRONG_WORDS)], cast, work / "words")
+    out["words"] = replace(out["positive"], audio=replace(wrong, lines=[replace(wrong.lines[0], text=first.text)]))
+    face_cast = orbit_cast(**{first.speaker: other_face})
+    out["face"] = render(shot, scene, audio, face_cast, work / "face", judge_cast=cast)
+    return out
+
+
+# The shot every evaluator test judges: two characters, one line each, so binding has a rival.
+TEST_CASE = ("sc01_sh03", ["collins", "hopper"],
+             [("sc01_l03", "collins", "The relays are fine."), ("sc01_l04", "hopper", "Then look at the cat.")],
+             "chelsea", "chelsea")
+_BUILT: dict[str, dict[str, AttemptInput]] = {}
+
+
+def test_controls(base: Path) -> dict[str, AttemptInput]:
+    """TEST_CASE's positive and controls, built once per process (fixtures in several test
+    modules share it)."""
+    if "case" not in _BUILT:
+        _BUILT["case"] = controls(*TEST_CASE, base)
+    return _BUILT["case"]
+
+
+test_controls.__test__ = False  # a builder, not a test

@@ -1,0 +1,62 @@
+"""lipsync on real animatic clips: in sync passes; mouths 4 or 8 frames late and swapped speakers fail."""
+import numpy as np
+import pytest
+from evalkit import test_controls
+
+from tools.eval_common import sync_stats, thresholds
+from tools.eval_lipsync import from_config
+from orchestrator.spec import RenderConfig
+
+
+@pytest.fixture(scope="session")
+def controls(tmp_path_factory):
+    return test_controls(tmp_path_factory.getbasetemp() / "eval-controls")
+
+
+def _scores(controls, name):
+    return {s.name: s for s in from_config(RenderConfig()).evaluate(controls[name])}
+
+
+def test_in_sync_clip_passes_for_every_speaker(controls):
+    scores = _scores(controls, "positive")
+    assert set(scores) == {"lipsync.offset[collins]", "lipsync.confidence[collins]",
+                           "lipsync.offset[hopper]", "lipsync.confidence[hopper]"}
+    for s in scores.values():
+        assert s.passed, (s.name, s.value, s.details)
+
+
+@pytest.mark.parametrize("shift", [4, 8])
+def test_late_mouths_fail_with_the_measured_offset(controls, shift):
+    scores = _scores(controls, f"offset{shift}")
+    for cid in ("collins", "hopper"):
+        s = scores[f"lipsync.offset[{cid}]"]
+        assert not s.passed
+        # the positive measures within one frame of 0, so the shift shows up within a frame
+        assert abs(s.details["av_offset"] - shift) <= 1
+
+
+def test_swapped_speakers_fail(controls):
+    scores = _scores(controls, "swap")
+    for cid in ("collins", "hopper"):
+        off, conf = scores[f"lipsync.offset[{cid}]"], scores[f"lipsync.confidence[{cid}]"]
+        assert not (off.passed and conf.passed), (off.value, conf.value)
+
+
+def test_sync_search_recovers_a_known_shift():
+    rng = np.random.default_rng(0)
+    audio = np.convolve(rng.random(150), np.ones(3) / 3, mode="same")
+    video = np.roll(audio, 5)  # the mouth moves 5 frames after the sound
+    video[:5] = audio[0]
+    stats = sync_stats(video, audio)
+    assert stats["av_offset"] == 5 and stats["distance"] < 0.05 and stats["confidence"] > 1.0
+
+
+def test_still_mouth_has_no_confidence():
+    stats = sync_stats(np.full(80, 0.02), np.random.default_rng(1).random(80))
+    assert stats["confidence"] == 0.0 and stats["still"]
+
+
+def test_thresholds_come_from_the_calibration_file():
+    t = thresholds()
+    ev = from_config(RenderConfig())
+    assert ev.thresholds == {"lipsync.offset": t["lipsync.offset"], "lipsync.confidence": t["lipsync.confidence"]}

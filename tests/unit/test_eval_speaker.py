@@ -1,0 +1,27 @@
+"""speaker_similarity on real piper speech: own voices pass, another character's voice fails."""
+import pytest
+from evalkit import test_controls
+
+from orchestrator.spec import RenderConfig
+from tools.eval_speaker import from_config
+
+
+@pytest.fixture(scope="session")
+def controls(tmp_path_factory):
+    return test_controls(tmp_path_factory.getbasetemp() / "eval-controls")
+
+
+def test_every_line_sounds_like_its_character(controls):
+    scores = from_config(RenderConfig()).evaluate(controls["positive"])
+    assert {s.name for s in scores} == {"speaker.similarity[sc01_l03]", "speaker.margin[sc01_l03]",
+                                        "speaker.similarity[sc01_l04]", "speaker.margin[sc01_l04]"}
+    for s in scores:
+        assert s.passed, (s.name, s.value, s.details)
+
+
+def test_another_characters_voice_fails_the_swap_check(controls):
+    scores = {s.name: s for s in from_config(RenderConfig()).evaluate(controls["voice"])}
+    margin = scores["speaker.margin[sc01_l03]"]
+    assert not margin.passed and margin.value < 0
+    assert margin.details["closest_other"] == "chelsea"  # the voice it was really spoken in
+    assert not scores["speaker.similarity[sc01_l03]"].passed
