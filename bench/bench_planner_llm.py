@@ -22,7 +22,8 @@ from tests.fakes.plan_replies import as_reply, llm_style_film, orbit_project
 
 def long_project(base: Project, repeat: int) -> Project:
     """The example screenplay with its scenes repeated `repeat` times."""
-    script = base.script.model_copy(update={"scenes": [s.model_copy(deep=True) for s in base.script.scenes] * repeat})
+    scenes = [s.model_copy(deep=True) for s in base.script.scenes] * repeat
+    script = base.script.model_copy(update={"scenes": scenes})
     return Project(script=script, cast=base.cast, script_path=base.script_path, cast_path=base.cast_path,
                    root=base.root)
 
@@ -48,7 +49,8 @@ def main() -> None:
         text = as_reply(llm_style_film(project))
         check_s = timed(lambda: plan_from_reply(text, project), 5)
         with OpenAIStub([reply(text) for _ in range(5)]) as stub:
-            config = LLMConfig(base_url=stub.base_url, model="bench", api_key_env="BENCH_LLM_KEY", max_tokens=10**7)
+            config = LLMConfig(base_url=stub.base_url, model="bench", api_key_env="BENCH_LLM_KEY",
+                               max_tokens=10**7)
 
             def one() -> None:
                 with tempfile.TemporaryDirectory() as d:

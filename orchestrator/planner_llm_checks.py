@@ -14,7 +14,9 @@ from typing import Optional
 
 from pydantic import ValidationError
 
-from orchestrator.plan import Camera, OmniCaption, PlanModel, SceneInfo, Shot, ShotPlan, SpeechSegment, caption_problems
+from orchestrator.plan import (
+    Camera, OmniCaption, PlanModel, SceneInfo, Shot, ShotPlan, SpeechSegment, caption_problems,
+)
 from orchestrator.planner_rules import (
     build_caption, estimate_speech_seconds, line_id, retime_shot, scene_characters, screenplay_lines,
 )
@@ -210,7 +212,8 @@ def _coverage_problems(film: PlannedFilm, ref: dict[str, dict]) -> list[str]:
             errs.append(f"line {line.line_id}: text differs from the screenplay; copy it exactly: "
                         f"{json.dumps(r['text'], ensure_ascii=False)}")
         if line.speaker != r["speaker"]:
-            errs.append(f"line {line.line_id}: speaker is {r['speaker']!r} in the screenplay, not {line.speaker!r}")
+            errs.append(f"line {line.line_id}: speaker is {r['speaker']!r} in the screenplay, "
+                        f"not {line.speaker!r}")
         if film.shots[i].scene != r["scene"]:
             errs.append(f"line {line.line_id}: belongs to scene {r['scene']}, not {film.shots[i].scene}")
     for k, lid in enumerate(expected[1:], 1):

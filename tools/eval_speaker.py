@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from orchestrator.spec import Cast, RenderConfig
+from orchestrator.spec import RenderConfig
 from tools.base import AttemptInput, Score, ToolError
 from tools.eval_common import AUDIO_SR, load_wav, thresholds
 
@@ -37,11 +37,12 @@ def reference_embedding(path: Path) -> np.ndarray:
     return emb
 
 
-def line_scores(line_id: str, emb: np.ndarray, speaker: str, cast: Cast, sim_thr: float, margin_thr: float) -> list[Score]:
-    """Similarity to the speaker's reference and the margin over every other character."""
-    from tools import speaker_sim
+def line_scores(line_id: str, emb: np.ndarray, speaker: str, refs: dict[str, np.ndarray],
+                sim_thr: float, margin_thr: float) -> list[Score]:
+    """Cosine to the speaker's reference embedding and the margin over every other character's."""
+    from tools.speaker_sim import similarity
 
-    sims = {c.id: speaker_sim.similarity(emb, reference_embedding(c.voice.reference)) for c in cast.characters}
+    sims = {cid: similarity(emb, ref) for cid, ref in refs.items()}
     own = sims[speaker]
     details = {"speaker": speaker, "similarities": {k: round(v, 4) for k, v in sims.items()}}
     scores = [Score(f"speaker.similarity[{line_id}]", own, sim_thr, details=details)]
@@ -68,10 +69,13 @@ class SpeakerSimilarityEvaluator:
         """Embed each line's own wav and compare it with every character's reference."""
         from tools import speaker_sim
 
+        if not attempt.audio.lines:
+            return []
+        refs = {c.id: reference_embedding(c.voice.reference) for c in attempt.cast.characters}
         scores: list[Score] = []
         for line in attempt.audio.lines:
             emb = speaker_sim.embed(load_wav(line.speech.wav_path, AUDIO_SR), AUDIO_SR)
-            scores += line_scores(line.line_id, emb, line.speaker, attempt.cast,
+            scores += line_scores(line.line_id, emb, line.speaker, refs,
                                   self.similarity_threshold, self.margin_threshold)
         return scores
 

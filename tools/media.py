@@ -64,21 +64,29 @@ class ClipWriter:
         self.frames = 0
         self._proc: Optional[subprocess.Popen] = None
         self._tmp = _tmp_name(self.clip_path)
+        self._video_tmp = _tmp_name(self.clip_path.with_name(self.clip_path.stem + "-picture.mp4"))
         self._log = None
 
     def _command(self) -> list[str]:
-        cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
-               "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{self.width}x{self.height}",
-               "-r", str(self.fps), "-i", "pipe:0"]
-        if self.audio_path is not None:
-            cmd += ["-i", str(self.audio_path)]
-        cmd += ["-map", "0:v:0", "-c:v", "libx264", "-preset", self.preset, "-crf", str(self.crf),
-                "-pix_fmt", "yuv420p", "-movflags", "+faststart"]
-        if self.audio_path is not None:
-            # apad + shortest: the frames decide the length, the audio follows.
-            cmd += ["-map", "1:a:0", "-c:a", "aac", "-b:a", "160k", "-af", "apad", "-shortest",
-                    "-max_interleave_delta", "0"]
-        return cmd + ["-f", "mp4", str(self._tmp)]
+        # Picture only while streaming; the audio is muxed on close, once the length is known.
+        # (apad + -shortest while streaming is racy: the AAC frame count varied run to run.)
+        return [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
+                "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{self.width}x{self.height}",
+                "-r", str(self.fps), "-i", "pipe:0",
+                "-map", "0:v:0", "-c:v", "libx264", "-preset", self.preset, "-crf", str(self.crf),
+                "-pix_fmt", "yuv420p", "-f", "mp4", str(self._video_tmp)]
+
+    def _mux_audio(self) -> None:
+        """Add the audio, padded with silence or cut to exactly the picture's length."""
+        seconds = f"{self.frames / self.fps:.6f}"
+        cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-i", str(self._video_tmp),
+               "-i", str(self.audio_path), "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy",
+               "-c:a", "aac", "-b:a", "160k", "-af", f"apad=whole_dur={seconds},atrim=end={seconds}",
+               "-movflags", "+faststart", "-f", "mp4", str(self._tmp)]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise ToolError(f"ffmpeg could not add {self.audio_path} to {self.clip_path}: "
+                            f"{proc.stderr.strip()[-800:]}", "check the audio file")
 
     def __enter__(self) -> "ClipWriter":
         self.clip_path.parent.mkdir(parents=True, exist_ok=True)
@@ -112,12 +120,19 @@ class ClipWriter:
         rc = self._proc.wait()
         err = self._stderr()
         self._log.close()
-        if exc_type is not None or rc != 0 or self.frames == 0:
-            self._tmp.unlink(missing_ok=True)
-            if exc_type is None:
-                raise ToolError(f"ffmpeg failed to write {self.clip_path} (exit {rc}, "
-                                f"{self.frames} frames): {err}", "check the inputs and disk space")
-            return
+        try:
+            if exc_type is not None or rc != 0 or self.frames == 0:
+                self._tmp.unlink(missing_ok=True)
+                if exc_type is None:
+                    raise ToolError(f"ffmpeg failed to write {self.clip_path} (exit {rc}, "
+                                    f"{self.frames} frames): {err}", "check the inputs and disk space")
+                return
+            if self.audio_path is None:
+                os.replace(self._video_tmp, self._tmp)
+            else:
+                self._mux_audio()
+        finally:
+            self._video_tmp.unlink(missing_ok=True)
         os.replace(self._tmp, self.clip_path)
 
 

@@ -25,6 +25,7 @@ from orchestrator.spec import CharacterSpec, RenderConfig
 from tools.base import SpeechKnobs, SpeechResult, Timing, ToolError
 
 LOG = logging.getLogger(__name__)
+_PAUSES = (" ", ",", ".", ";", ":", "!", "?")
 SENTENCE_PAUSE_S = 0.28  # natural pause between sentences of one long line
 _VOICE_LOCK = threading.Lock()
 _VOICE = None
@@ -118,19 +119,38 @@ def raw_synthesize(sentences: list[str], length_scale: float = 1.0, noise: float
                 for al in chunk.phoneme_alignments or []:
                     dur = al.num_samples / sr
                     if al.phoneme not in ("^", "$", "_"):
-                        phonemes.append(Timing(al.phoneme, round(t, 4), round(t + dur, 4)))
+                        phonemes.append(Timing(al.phoneme, round(float(t), 4), round(float(t + dur), 4)))
                     t += dur
                 pieces.append(chunk.audio_float_array)
                 n_samples += len(chunk.audio_float_array)
     audio = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
-    return RawSpeech(audio.astype(np.float32), sr, phonemes)
+    return RawSpeech(audio.astype(np.float32), sr, merge_modifiers(phonemes))
+
+
+def merge_modifiers(phonemes: list[Timing]) -> list[Timing]:
+    """Fold IPA stress marks into the next phoneme and length/palatal marks into the previous one,
+    so every timing is a sound the mouth makes."""
+    out: list[Timing] = []
+    pending: Optional[Timing] = None
+    for ph in phonemes:
+        if ph.label in ("ˈ", "ˌ"):
+            pending = ph if pending is None else pending
+            continue
+        if ph.label in ("ː", "ʲ") and out and out[-1].label not in _PAUSES:
+            out[-1] = Timing(out[-1].label + ph.label, out[-1].start, ph.end)
+            continue
+        if pending is not None:
+            ph = Timing(pending.label + ph.label, pending.start, ph.end)
+            pending = None
+        out.append(ph)
+    return out
 
 
 def words_from_phonemes(words: list[str], phonemes: list[Timing]) -> list[Timing]:
     """Approximate word spans: phoneme runs between spaces, else spread by word length."""
     groups: list[list[Timing]] = [[]]
     for ph in phonemes:
-        if ph.label == " " or ph.label in ",.;:!?—…":
+        if ph.label in _PAUSES:
             if groups[-1]:
                 groups.append([])
         else:

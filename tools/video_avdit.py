@@ -137,6 +137,8 @@ class AvditVideoGenerator:
             embeds[:1], embeds[1:], streams, layout_boxes(len(shot.characters)), num_frames, gh, gw, fps,
             text_lens=lens[:1], negative_lens=lens[1:], token_groups=self.token_groups(prompt, offsets[0], shot, cast),
             speaking=speaking, steps=self.config.steps,
+            # Random tiny weights carry no attention evidence: their masks stay on the layout boxes.
+            mask_source="boxes" if self.tiny else "attention",
             guidance=Guidance("region", self.config.text_scale, scale),
             generator=torch.Generator().manual_seed(knobs.seed),
         )

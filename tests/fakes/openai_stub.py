@@ -166,7 +166,8 @@ class OpenAIStub:
             self.requests.append(request)
             while self.steps:
                 step = self.steps.pop(0)
-                if step.only_if_json_schema and (request["json"].get("response_format") or {}).get("type") != "json_schema":
+                wants_schema = (request["json"].get("response_format") or {}).get("type") == "json_schema"
+                if step.only_if_json_schema and not wants_schema:
                     continue  # the server would have accepted this request: the next step answers it
                 return step
             return Step(status=500, error_message="stub script exhausted")

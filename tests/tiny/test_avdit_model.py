@@ -200,3 +200,20 @@ def test_loading_refuses_unsafe_formats(tmp_path):
         load_state_dict(tmp_path / "evil.pt")
     with pytest.raises(ToolError, match="does not exist"):
         load_state_dict(tmp_path / "missing.safetensors")
+
+
+def test_pipeline_refines_masks_from_attention():
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    from models.avdit.pipeline import AvditPipeline
+    from models.avdit.tiny import tiny_vae
+
+    pipe = AvditPipeline(tiny_model(seed=0), tiny_vae(), FlowMatchEulerDiscreteScheduler(shift=3.0), TinyPrompt())
+    embeds, lens, offsets = pipe.prompt_encoder([PROMPT, ""])
+    groups = token_groups(offsets[0], [word_spans(PROMPT, ["<sub1>", "collins"]), word_spans(PROMPT, ["<sub2>", "hopper"])])
+    out = pipe(embeds[:1], embeds[1:], torch.randn(2, 16000 * 9 // 25), torch.tensor([[0, 0, 0.5, 1], [0.5, 0, 1, 1]]),
+               9, 32, 32, text_lens=lens[:1], negative_lens=lens[1:], token_groups=groups, steps=2,
+               generator=torch.Generator().manual_seed(0))
+    assert out.video.shape == (9, 32, 32, 3) and out.labels.shape == (3, 2, 2)
+    assert pipe.model.captured_maps() is not None  # the attention path ran
+    assert all((out.labels == k).any() for k in (1, 2))  # every character keeps tokens

@@ -1,17 +1,20 @@
 """LLM planner, offline parts: strict templates, prompt data blocks, the reply checks, the diff."""
 import json
+import shutil
 
 import pytest
 
 from orchestrator.nodes.plan_llm import run_plan_graph
 from orchestrator.plan import caption_problems
-from orchestrator.planner_llm import build_messages, plan_diff
+from orchestrator.planner_llm import TEMPLATES, LLMPlanner, build_messages, plan_diff, plan_digest
 from orchestrator.planner_llm_checks import plan_from_reply, reply_schema
 from orchestrator.planner_rules import RulePlanner, screenplay_lines
-from orchestrator.prompts import TemplateError, render, render_text, templates_digest
+from orchestrator.prompts import PROMPTS_DIR, TemplateError, render, render_text, templates_digest
+from orchestrator.spec import LLMConfig
 from tests.fakes.plan_replies import (
     as_reply, llm_style_film, mutate, orbit_project, project_with_line, rule_style_film,
 )
+from tools.base import ToolError
 
 
 @pytest.fixture(scope="module")
@@ -191,3 +194,26 @@ def test_plan_graph_stops_at_the_first_good_reply():
     state = run_plan_graph([], ask=lambda m: "ok", check=lambda text: ({"title": "t"}, []),
                            repair_message=lambda p: "", max_turns=2)
     assert state["turns"] == 1 and state["plan"] == {"title": "t"}
+
+
+# ------------------------------------------------------------------------------ key and cache
+
+
+def test_cache_key_follows_templates_model_and_screenplay(project, tmp_path):
+    for name in TEMPLATES:
+        shutil.copy(PROMPTS_DIR / f"{name}.md", tmp_path / f"{name}.md")
+    config = LLMConfig()
+    base = plan_digest(project, config, tmp_path)
+    assert plan_digest(project, config, PROMPTS_DIR) == base
+    assert plan_digest(project, config.model_copy(update={"model": "other"}), tmp_path) != base
+    assert plan_digest(project_with_line(project, 1, 1, "New words."), config, tmp_path) != base
+    (tmp_path / "plan.system.md").write_text((tmp_path / "plan.system.md").read_text() + "\nBe brief.\n")
+    assert plan_digest(project, config, tmp_path) != base
+
+
+def test_missing_openai_key_is_a_clear_error(project, tmp_path, monkeypatch):
+    monkeypatch.delenv("CASCADE_NO_SUCH_KEY", raising=False)
+    planner = LLMPlanner(LLMConfig(api_key_env="CASCADE_NO_SUCH_KEY"), tmp_path)
+    with pytest.raises(ToolError) as err:
+        planner.plan(project)
+    assert "CASCADE_NO_SUCH_KEY" in err.value.message and "--planner rules" in err.value.fix

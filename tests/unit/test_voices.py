@@ -1,0 +1,128 @@
+"""Piper backend + voice matching on real audio: determinism, timings, measured similarity, reference
+validation, the profile cache and parenthetical prosody."""
+import json
+import logging
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from orchestrator.spec import CharacterSpec, VoiceSpec
+from tools import prosody, speaker_sim, voice_match
+from tools.base import SpeechKnobs, SpeechResult, SpeechSynthesizer
+from tools.tts_piper import PiperSynthesizer, raw_synthesize, write_wav
+
+VOICES = Path(__file__).resolve().parents[2] / "examples" / "orbit" / "assets" / "voices"
+LINE = "Then look at the cat."
+
+
+def _char(cid: str) -> CharacterSpec:
+    transcripts = json.loads((VOICES / "transcripts.json").read_text())
+    return CharacterSpec(id=cid, name=cid, trigger=cid.upper(), images=[Path("x.png")],
+                         voice=VoiceSpec(reference=VOICES / f"{cid}.wav", transcript=transcripts[cid]))
+
+
+@pytest.fixture(scope="module")
+def tts():
+    return PiperSynthesizer()
+
+
+def _embed(path):
+    return speaker_sim.embed(*voice_match.load_audio(path))
+
+
+def test_raw_piper_is_deterministic_with_timings(tts, tmp_path):
+    assert isinstance(tts, SpeechSynthesizer)
+    knobs = SpeechKnobs(matching_strength=0.0)
+    a = tts.synthesize(LINE, _char("collins"), knobs, tmp_path / "a.wav")
+    b = tts.synthesize(LINE, _char("collins"), knobs, tmp_path / "b.wav")
+    assert isinstance(a, SpeechResult) and a.wav_path.read_bytes() == b.wav_path.read_bytes()
+    with wave.open(str(a.wav_path)) as w:
+        assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (24000, 1, 2)
+        assert abs(w.getnframes() / 24000 - a.duration) < 1e-6
+    starts = [p.start for p in a.phonemes]
+    assert starts == sorted(starts) and a.phonemes[-1].end <= a.duration + 0.02
+    assert not any(p.label in ("ˈ", "ˌ", "ː") for p in a.phonemes)  # modifiers folded into sounds
+    assert [w.label for w in a.words] == LINE.split()
+    assert all(w.end > w.start for w in a.words)
+
+
+def test_noise_knob_varies_output_reproducibly_by_seed(tmp_path):
+    a = raw_synthesize([LINE], noise=0.8, seed=1).audio
+    b = raw_synthesize([LINE], noise=0.8, seed=1).audio
+    c = raw_synthesize([LINE], noise=0.8, seed=2).audio
+    assert np.array_equal(a, b)
+    assert len(a) != len(c) or not np.allclose(a, c)
+
+
+def test_matching_moves_toward_own_reference(tts, tmp_path):
+    refs = {c: _embed(VOICES / f"{c}.wav") for c in ("collins", "hopper", "chelsea")}
+    for cid in ("collins", "chelsea"):
+        raw = _embed(tts.synthesize(LINE, _char(cid), SpeechKnobs(matching_strength=0.0), tmp_path / "r.wav").wav_path)
+        matched = _embed(tts.synthesize(LINE, _char(cid), SpeechKnobs(), tmp_path / "m.wav").wav_path)
+        sims = {c: speaker_sim.similarity(matched, e) for c, e in refs.items()}
+        assert sims[cid] > speaker_sim.similarity(raw, refs[cid]) + 0.05
+        assert max(sims, key=sims.get) == cid
+    # Negative control: the unmatched voice is NOT identified as collins.
+    raw_sims = {c: speaker_sim.similarity(raw, e) for c, e in refs.items()}
+    assert max(raw_sims, key=raw_sims.get) != "collins"
+
+
+def test_speaker_measure_separates_voices():
+    a, sr = voice_match.load_audio(VOICES / "collins.wav")
+    half = len(a) // 2
+    same = speaker_sim.similarity(speaker_sim.embed(a[:half], sr), speaker_sim.embed(a[half:], sr))
+    other = speaker_sim.similarity(_embed(VOICES / "collins.wav"), _embed(VOICES / "hopper.wav"))
+    assert same > 0.85 and other < same - 0.1
+
+
+def test_check_reference_problems(tmp_path):
+    sr = 16000
+    t = np.arange(3 * sr) / sr
+    tone = 0.3 * np.sin(2 * np.pi * 200 * t)
+    write_wav(tmp_path / "ok.wav", tone, sr)
+    write_wav(tmp_path / "silent.wav", np.zeros(3 * sr), sr)
+    write_wav(tmp_path / "short.wav", tone[: sr // 2], sr)
+    write_wav(tmp_path / "long.wav", np.tile(tone, 11), sr)
+    (tmp_path / "corrupt.wav").write_bytes(b"RIFF\x00\x00garbage" * 10)
+    assert voice_match.check_reference(tmp_path / "ok.wav") == []
+    assert "missing" in voice_match.check_reference(tmp_path / "nope.wav")[0]
+    assert "decode" in voice_match.check_reference(tmp_path / "corrupt.wav")[0]
+    assert "silent" in " ".join(voice_match.check_reference(tmp_path / "silent.wav"))
+    assert "shorter than 1 s" in voice_match.check_reference(tmp_path / "short.wav")[0]
+    assert "longer than 30 s" in voice_match.check_reference(tmp_path / "long.wav")[0]
+
+
+def test_reference_profile_cached_by_digest(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    ref = VOICES / "hopper.wav"
+    first = voice_match.analyse_reference(ref, 22050)
+    files = list((tmp_path / "cache" / "cascade-composer" / "voices").glob("*.profile.json"))
+    assert len(files) == 1 and 80 < np.exp(first.f0_log_mean) < 160  # hopper is low
+    files[0].write_text("{not json")
+    with caplog.at_level(logging.WARNING):
+        again = voice_match.analyse_reference(ref, 22050)
+    assert "corrupt" in caplog.text and again.f0_log_mean == pytest.approx(first.f0_log_mean)
+    chelsea = voice_match.analyse_reference(VOICES / "chelsea.wav", 22050)
+    assert np.exp(chelsea.f0_log_mean) > 1.8 * np.exp(first.f0_log_mean)  # the cat is much higher
+
+
+def test_parentheticals_change_measured_prosody():
+    raw = raw_synthesize([LINE])
+    ident = voice_match.identity_transform()
+
+    def measure(style):
+        y = voice_match.apply_transform(raw.audio, raw.sample_rate, ident, style)
+        f0, _, _ = voice_match.world_analyse(y, raw.sample_rate)
+        voiced = f0[f0 > 0]
+        return (np.median(voiced) if len(voiced) else 0.0), len(voiced) / len(f0), np.sqrt(np.mean(y**2))
+
+    base_f0, base_voiced, base_rms = measure(None)
+    shout_f0, _, shout_rms = measure(prosody.from_parenthetical("(shouting)"))
+    _, whisper_voiced, whisper_rms = measure(prosody.from_parenthetical("whispering"))
+    assert shout_f0 > base_f0 * 1.15 and shout_rms > base_rms
+    assert whisper_voiced < 0.3 * base_voiced and whisper_rms < base_rms
+    assert prosody.from_parenthetical("(slowly)").length_scale > 1.2
+    odd = prosody.from_parenthetical("(innocently)")
+    assert odd.is_neutral and odd.instruction == "innocently" and odd.unknown == ("innocently",)
