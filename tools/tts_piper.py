@@ -105,11 +105,9 @@ def raw_synthesize(sentences: list[str], length_scale: float = 1.0, noise: float
     phonemes: list[Timing] = []
     n_samples = 0
     pause = np.zeros(int(SENTENCE_PAUSE_S * sr), np.float32)
-    with _VOICE_LOCK:  # onnxruntime's seed is process-global
+    with _VOICE_LOCK:
         if noise > 0:
-            import onnxruntime
-
-            onnxruntime.set_seed(int(seed))
+            voice = _seeded_voice(voice, seed)
         for i, sentence in enumerate(sentences):
             if i > 0:
                 pieces.append(pause)
@@ -144,6 +142,19 @@ def merge_modifiers(phonemes: list[Timing]) -> list[Timing]:
             pending = None
         out.append(ph)
     return out
+
+
+def _seeded_voice(voice, seed: int):
+    """A copy of the voice whose sampling noise is reproducible for `seed`. onnxruntime draws the
+    random ops' generators when a session is created, from its process-global seed, so a noisy line
+    needs a fresh session (about a second to load); noise-free lines reuse the shared one."""
+    import dataclasses
+
+    import onnxruntime
+
+    onnxruntime.set_seed(int(seed))
+    session = onnxruntime.InferenceSession(str(patched_model_path()), providers=["CPUExecutionProvider"])
+    return dataclasses.replace(voice, session=session)
 
 
 def words_from_phonemes(words: list[str], phonemes: list[Timing]) -> list[Timing]:

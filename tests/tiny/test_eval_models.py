@@ -53,25 +53,21 @@ def clip_dir(tmp_path_factory):
         projection_dim=16)
     path = tmp_path_factory.mktemp("clip")
     CLIPModel(cfg).save_pretrained(path)
-    vocab, merges = _tiny_bpe(path)
-    tok = CLIPTokenizer(vocab_file=str(vocab), merges_file=str(merges))
+    tok = CLIPTokenizer(vocab=_tiny_vocab(), merges=[])
     CLIPProcessor(image_processor=CLIPImageProcessor(size={"shortest_edge": 32}, crop_size=32), tokenizer=tok).save_pretrained(path)
     return path
 
 
-def _tiny_bpe(path: Path):
-    """A byte-level vocabulary (every single character) so the real CLIP tokenizer runs offline."""
-    import json
-
-    from transformers.models.clip.tokenization_clip import bytes_to_unicode
+def _tiny_vocab() -> dict:
+    """A byte-level vocabulary (every single byte symbol, no merges): the real CLIP tokenizer, offline."""
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
 
     chars = list(bytes_to_unicode().values())
-    vocab = {c: i for i, c in enumerate(chars)}
-    vocab.update({c + "</w>": len(vocab) + i for i, c in enumerate(chars)})
-    vocab.update({"<|startoftext|>": len(vocab), "<|endoftext|>": len(vocab) + 1})
-    (path / "vocab.json").write_text(json.dumps(vocab))
-    (path / "merges.txt").write_text("#version: 0.2\n")
-    return path / "vocab.json", path / "merges.txt"
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for c in chars:
+        vocab[c] = len(vocab)
+        vocab[c + "</w>"] = len(vocab)
+    return vocab
 
 
 def test_wavlm_scores_every_line(attempt, wavlm_dir):
