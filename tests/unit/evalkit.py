@@ -116,7 +116,7 @@ def reattribute(audio: ShotAudio, speakers: dict[str, str]) -> ShotAudio:
 
 
 def controls(shot_id: str, chars: list[str], lines: list[tuple[str, str, str]], other_voice: str,
-             other_face: str, work: Path) -> dict[str, AttemptInput]:
+             other_face: str, work: Path, offsets: tuple[int, ...] = (2, 4, 8)) -> dict[str, AttemptInput]:
     """The positive attempt and its negative controls, each an AttemptInput to evaluate.
 
     offset2/4/8: mouths rendered k frames late; swap: every line credited to the other character
@@ -128,7 +128,7 @@ def controls(shot_id: str, chars: list[str], lines: list[tuple[str, str, str]], 
     audio = speak(lines, cast, work / "speech")
     shot, scene = make_shot(shot_id, chars, audio, cast)
     out = {"positive": render(shot, scene, audio, cast, work / "pos")}
-    for k in (2, 4, 8):
+    for k in offsets:
         out[f"offset{k}"] = render(shot, scene, audio, cast, work / f"off{k}", VideoKnobs(offset_frames=k))
     other = {c: next(x for x in chars if x != c) for c in chars}
     swapped = reattribute(audio, {ln.line_id: other[ln.speaker] for ln in audio.lines})
@@ -154,7 +154,7 @@ def test_controls(base: Path) -> dict[str, AttemptInput]:
     """TEST_CASE's positive and controls, built once per process (fixtures in several test
     modules share it)."""
     if "case" not in _BUILT:
-        _BUILT["case"] = controls(*TEST_CASE, base)
+        _BUILT["case"] = controls(*TEST_CASE, base, offsets=(4, 8))
     return _BUILT["case"]
 
 
