@@ -19,6 +19,7 @@ from tools.base import AttemptInput, Score, ToolError
 from tools.eval_common import AUDIO_SR, load_wav, thresholds
 
 _LOCK = threading.Lock()
+LINE_GAP_S = 0.5  # silence between lines in the shot's single transcription
 _MODELS: dict[str, object] = {}
 
 
@@ -74,18 +75,49 @@ def normalize_words(text: str) -> list[str]:
     return [w.strip("'") for w in text.split() if w.strip("'")]
 
 
+def _align(ref: list[str], hyp: list[str]) -> list[int]:
+    """Word edit-distance alignment; per reference word, the errors charged to it (0 or 1, plus
+    insertions charged to the reference word before them, or the first one)."""
+    n, m = len(ref), len(hyp)
+    d = np.zeros((n + 1, m + 1), np.int32)
+    d[:, 0], d[0, :] = np.arange(n + 1), np.arange(m + 1)
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            d[i, j] = min(d[i - 1, j] + 1, d[i, j - 1] + 1, d[i - 1, j - 1] + (ref[i - 1] != hyp[j - 1]))
+    errors = [0] * n
+    i, j = n, m
+    while i > 0 or j > 0:
+        if i > 0 and j > 0 and d[i, j] == d[i - 1, j - 1] + (ref[i - 1] != hyp[j - 1]):
+            errors[i - 1] += int(ref[i - 1] != hyp[j - 1])
+            i, j = i - 1, j - 1
+        elif i > 0 and d[i, j] == d[i - 1, j] + 1:
+            errors[i - 1] += 1  # deletion
+            i -= 1
+        else:
+            if n:
+                errors[max(i - 1, 0)] += 1  # insertion
+            j -= 1
+    return errors
+
+
+def wer_per_line(references: list[str], hypothesis: str) -> list[float]:
+    """WER of each reference line against one transcript of all of them in order."""
+    refs = [normalize_words(r) for r in references]
+    flat = [w for r in refs for w in r]
+    errors = _align(flat, normalize_words(hypothesis))
+    out, k = [], 0
+    for r in refs:
+        out.append(sum(errors[k:k + len(r)]) / len(r) if r else 0.0)
+        k += len(r)
+    return out
+
+
 def wer(reference: str, hypothesis: str) -> float:
     """Word error rate (substitutions + deletions + insertions) / reference words, normalised."""
     ref, hyp = normalize_words(reference), normalize_words(hypothesis)
     if not ref:
         return 0.0 if not hyp else 1.0
-    prev = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        cur = [i] + [0] * len(hyp)
-        for j, h in enumerate(hyp, 1):
-            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (r != h))
-        prev = cur
-    return prev[-1] / len(ref)
+    return sum(_align(ref, hyp)) / len(ref)
 
 
 class IntelligibilityEvaluator:
@@ -100,16 +132,24 @@ class IntelligibilityEvaluator:
         self.thresholds = {"wer": threshold}
 
     def evaluate(self, attempt: AttemptInput) -> list[Score]:
-        """Transcribe each line's own audio and score its WER against the screenplay text."""
-        if not attempt.audio.lines:
+        """Transcribe the shot's lines in one pass and score each line's WER against its text.
+
+        The lines' own wavs are joined in order with short silences (overlaps do not blur them),
+        one recogniser call covers the shot, and the alignment charges each error to its line.
+        """
+        lines = attempt.audio.lines
+        if not lines:
             return []
         model = load_whisper(self.model_dir)
-        scores = []
-        for line in attempt.audio.lines:
-            heard = transcribe(model, load_wav(line.speech.wav_path, AUDIO_SR))
-            scores.append(Score(f"wer[{line.line_id}]", wer(line.text, heard), self.threshold,
-                                higher_is_better=False, details={"heard": heard, "text": line.text}))
-        return scores
+        gap = np.zeros(int(LINE_GAP_S * AUDIO_SR), np.float32)
+        parts = []
+        for line in lines:
+            parts += [load_wav(line.speech.wav_path, AUDIO_SR), gap]
+        heard = transcribe(model, np.concatenate(parts))
+        rates = wer_per_line([ln.text for ln in lines], heard)
+        return [Score(f"wer[{ln.line_id}]", rate, self.threshold, higher_is_better=False,
+                      details={"text": ln.text, "heard_in_shot": heard})
+                for ln, rate in zip(lines, rates)]
 
 
 def from_config(render_config: RenderConfig) -> IntelligibilityEvaluator:

@@ -66,9 +66,10 @@ class ShotSignals:
         return np.maximum(x - np.nanpercentile(x, 10), 0.0)
 
 
-def _box_crop(gray: np.ndarray, own: np.ndarray, box, rows: tuple[float, float], cols: tuple[float, float],
-              size: tuple[int, int]) -> Optional[tuple[np.ndarray, np.ndarray]]:
-    """A sub-box of a face box (fractions of its height/width), resampled to `size` (w, h)."""
+def _box_crop(gray: np.ndarray, label_map: np.ndarray, box, rows: tuple[float, float], cols: tuple[float, float],
+              size: tuple[int, int], label: int) -> Optional[tuple[np.ndarray, np.ndarray]]:
+    """A sub-box of a face box (fractions of its height/width), resampled to `size` (w, h), with
+    the map of its pixels whose mask label is `label` (compared inside the crop only: cheap)."""
     x0, y0, x1, y1 = box
     w, h = x1 - x0, y1 - y0
     H, W = gray.shape
@@ -78,7 +79,7 @@ def _box_crop(gray: np.ndarray, own: np.ndarray, box, rows: tuple[float, float],
     if yb - ya < 2 or xb - xa < 2:
         return None
     pix = cv2.resize(gray[ya:yb, xa:xb], size, interpolation=cv2.INTER_AREA).astype(np.float32)
-    mask = cv2.resize(own[ya:yb, xa:xb], size, interpolation=cv2.INTER_NEAREST)
+    mask = cv2.resize((label_map[ya:yb, xa:xb] == label).view(np.uint8), size, interpolation=cv2.INTER_NEAREST)
     return pix, mask
 
 
@@ -104,6 +105,16 @@ def _apertures(mouths: list[Optional[tuple[np.ndarray, np.ndarray]]]) -> np.ndar
     return out
 
 
+def _luma(frame) -> np.ndarray:
+    """The decoded frame's Y plane as HxW uint8, without a colour conversion (the clips are
+    yuv420p; studio range is fine for relative measures)."""
+    if frame.format.name not in ("yuv420p", "yuvj420p", "yuv422p", "yuv444p"):
+        return frame.to_ndarray(format="gray")
+    plane = frame.planes[0]
+    rows = np.frombuffer(plane, np.uint8).reshape(frame.height, plane.line_size)
+    return rows[:, :frame.width]
+
+
 def _decode(clip_path: Path, masks_path: Path) -> ShotSignals:
     import av
 
@@ -113,6 +124,8 @@ def _decode(clip_path: Path, masks_path: Path) -> ShotSignals:
     masks, boxes = m["masks"], m["face_boxes"]
     labels = [str(x) for x in m["labels"]]
     K = len(labels)
+    if K == 0:  # nobody on screen (an establishing shot): nothing to measure, nothing to decode
+        return ShotSignals(labels=[], fps=25, frames=0, aperture=np.zeros((0, 0), np.float32))
     mouths: list[list] = [[] for _ in range(K)]
     faces_all: list[list] = [[] for _ in range(K)]
     with av.open(str(clip_path)) as container:
@@ -120,26 +133,25 @@ def _decode(clip_path: Path, masks_path: Path) -> ShotSignals:
         for t, frame in enumerate(container.decode(video=0)):
             if t >= len(masks):
                 break
-            gray = frame.to_ndarray(format="gray")
+            gray = _luma(frame)
             for k in range(K):
                 mouth = face = None
                 if np.all(np.isfinite(boxes[t, k])):
-                    own = (masks[t] == k + 1).astype(np.uint8)
-                    face = _box_crop(gray, own, boxes[t, k], (0.0, 1.0), (0.0, 1.0), (FACE_SIZE, FACE_SIZE))
-                    mouth = _box_crop(gray, own, boxes[t, k], MOUTH_ROWS, MOUTH_COLS, MOUTH_SIZE)
+                    face = _box_crop(gray, masks[t], boxes[t, k], (0.0, 1.0), (0.0, 1.0), (FACE_SIZE, FACE_SIZE), k + 1)
+                    mouth = _box_crop(gray, masks[t], boxes[t, k], MOUTH_ROWS, MOUTH_COLS, MOUTH_SIZE, k + 1)
                     if face is None or mouth is None or face[1].mean() < 0.5 or mouth[1].mean() < 0.5:
                         face = mouth = None  # mostly off screen or behind a neighbour: no reading
                 mouths[k].append(mouth)
                 faces_all[k].append(None if face is None else face[0].astype(np.uint8))
-    frames = len(mouths[0]) if K else sum(1 for _ in range(0))
-    if K and frames == 0:
+    frames = len(mouths[0])
+    if frames == 0:
         raise ToolError(f"{clip_path} has no video frames", "re-render the shot")
     faces: dict[str, list[np.ndarray]] = {}
     for k, cid in enumerate(labels):
         seen = [t for t, f in enumerate(faces_all[k]) if f is not None]
         picks = sorted({seen[int(i)] for i in np.linspace(0, len(seen) - 1, FACE_SAMPLES)}) if seen else []
         faces[cid] = [faces_all[k][t] for t in picks]
-    aperture = np.stack([_apertures(mouths[k]) for k in range(K)], axis=1) if K else np.zeros((0, 0), np.float32)
+    aperture = np.stack([_apertures(mouths[k]) for k in range(K)], axis=1)
     return ShotSignals(labels=labels, fps=fps, frames=frames, aperture=aperture, faces=faces)
 
 

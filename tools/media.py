@@ -181,15 +181,22 @@ class MaskWriter:
         header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)),
                   "fortran_order": False, "shape": (self.frames, self.height, self.width)}
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
-            with zf.open("masks.npy", "w", force_zip64=True) as fh:
+            # Fixed entry times: the same masks must give the same bytes (cache digests).
+            with zf.open(_entry("masks.npy"), "w", force_zip64=True) as fh:
                 np.lib.format.write_array_header_2_0(fh, header)
                 self._spool.seek(0)
                 while chunk := self._spool.read(1 << 22):
                     fh.write(chunk)
             for name, arr in (("labels", labels), ("face_boxes", boxes)):
-                with zf.open(f"{name}.npy", "w") as fh:
+                with zf.open(_entry(f"{name}.npy"), "w") as fh:
                     np.lib.format.write_array(fh, arr, allow_pickle=False)
         os.replace(tmp, self.masks_path)
+
+
+def _entry(name: str) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+    info.compress_type = zipfile.ZIP_DEFLATED
+    return info
 
 
 def load_masks(masks_path: Path) -> dict[str, np.ndarray]:

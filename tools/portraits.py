@@ -139,6 +139,9 @@ def _grabcut_matte(rgb: np.ndarray, face: Box, env: np.ndarray) -> np.ndarray:
     if (mask == cv2.GC_BGD).sum() < 50:  # the envelope fills the image: nothing to learn from
         return env
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    # grabCut seeds its colour models with k-means from OpenCV's process-wide RNG: without a fixed
+    # seed the matte depended on whatever ran before, and cached renders stopped being reproducible.
+    cv2.setRNGSeed(0)
     try:
         cv2.grabCut(rgb, mask, None, bgd, fgd, 3, cv2.GC_INIT_WITH_MASK)
     except cv2.error:

@@ -16,7 +16,7 @@ def test_spoken_lines_are_understood(controls):
     assert [s.name for s in scores] == ["wer[sc01_l03]", "wer[sc01_l04]"]
     for s in scores:
         assert s.passed, (s.value, s.details)
-        assert s.details["heard"]
+        assert s.details["heard_in_shot"]
 
 
 def test_wrong_words_fail(controls):

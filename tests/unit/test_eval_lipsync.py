@@ -60,3 +60,22 @@ def test_thresholds_come_from_the_calibration_file():
     t = thresholds()
     ev = from_config(RenderConfig())
     assert ev.thresholds == {"lipsync.offset": t["lipsync.offset"], "lipsync.confidence": t["lipsync.confidence"]}
+
+
+def test_retry_policy_realigns_a_late_clip_until_it_passes(controls, tmp_path):
+    """The decide loop in miniature: score, plan_retry, re-render with the new knobs, score."""
+    from evalkit import render
+
+    from orchestrator.retry import plan_retry, verdict
+    from tools.base import SpeechKnobs, VideoKnobs
+
+    ev = from_config(RenderConfig())
+    late = controls["offset8"]
+    scores = ev.evaluate(late)
+    assert verdict(all(s.passed for s in scores), 1, False) == "retry"
+    _, video, changes, reason = plan_retry(scores, SpeechKnobs(), VideoKnobs(offset_frames=8), 1, "animatic")
+    assert "video.offset_frames" in changes and "re-aligning" in reason
+    again = render(late.shot, late.scene, late.audio, late.cast, tmp_path, video)
+    rescored = ev.evaluate(again)
+    assert all(s.passed for s in rescored), [(s.name, s.value) for s in rescored]
+    assert verdict(True, 2, False) == "accepted_after_retry"
