@@ -20,6 +20,7 @@ from tools.eval_common import AUDIO_SR, load_wav, thresholds
 
 _LOCK = threading.Lock()
 LINE_GAP_S = 0.5  # silence between lines in the shot's single transcription
+MAX_SHORT_S = 28.0  # audio up to this long is decoded in one window sized to it
 _MODELS: dict[str, object] = {}
 
 
@@ -53,15 +54,33 @@ def load_whisper(model_dir: Optional[Path] = None):
 
 
 def transcribe(model, wav: np.ndarray) -> str:
-    """Greedy English transcript of 16 kHz mono audio."""
-    # A short chunk window: the encoder cost follows the window, and lines are short.
-    chunk = int(min(30, max(4, np.ceil(len(wav) / AUDIO_SR) + 1)))
+    """Greedy English transcript of 16 kHz mono audio.
+
+    faster-whisper pads every window to 30 s, so the encoder costs the same for a 2 s line as for
+    30 s of speech. Shots are short: up to MAX_SHORT_S the CTranslate2 model is called directly on
+    a window just longer than the audio (5x cheaper on the CPU, same transcripts on the example
+    lines); longer audio goes through faster-whisper's own chunked `transcribe`.
+    """
+    import ctranslate2
+
+    seconds = len(wav) / AUDIO_SR
     with _LOCK:  # CTranslate2 models are shared; one decode at a time keeps CPU use predictable
-        segments, _ = model.transcribe(
-            wav, language="en", beam_size=1, vad_filter=False, condition_on_previous_text=False,
-            without_timestamps=True, chunk_length=chunk,
-        )
-        return " ".join(s.text.strip() for s in segments).strip()
+        if seconds > MAX_SHORT_S:
+            segments, _ = model.transcribe(wav, language="en", beam_size=1, vad_filter=False,
+                                           condition_on_previous_text=False, without_timestamps=True)
+            return " ".join(s.text.strip() for s in segments).strip()
+        frames = int(100 * (np.ceil(seconds) + 1))  # the feature extractor makes 100 frames a second
+        feats = model.feature_extractor(np.asarray(wav, np.float32), chunk_length=30)[:, :frames]
+        feats = np.pad(feats, ((0, 0), (0, frames - feats.shape[1])))
+        tok = model.hf_tokenizer
+        prompt = [tok.token_to_id("<|startoftranscript|>")]
+        if model.model.is_multilingual:
+            prompt += [tok.token_to_id("<|en|>"), tok.token_to_id("<|transcribe|>")]
+        prompt.append(tok.token_to_id("<|notimestamps|>"))
+        result = model.model.generate(ctranslate2.StorageView.from_array(np.ascontiguousarray(feats[None])),
+                                      [prompt], beam_size=1, max_length=224)
+        eot = tok.token_to_id("<|endoftext|>")
+        return tok.decode([t for t in result[0].sequences_ids[0] if t < eot]).strip()
 
 
 def normalize_words(text: str) -> list[str]:

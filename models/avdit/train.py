@@ -154,6 +154,12 @@ def load_checkpoint(path: Path, model: AvditModel, optimizer, stage: str) -> int
         raise ToolError(f"checkpoint {path} is from stage {meta.get('stage')!r}, not {stage!r}", "use a fresh --out folder")
     sd = load_state_dict(path, "checkpoint")
     params = dict(model.named_parameters())
+    saved = {k[len("param."):] for k in sd if k.startswith("param.")}
+    trainable = {n for n, p in params.items() if p.requires_grad}
+    if saved != trainable:
+        diff = sorted(saved ^ trainable)[:3]
+        raise ToolError(f"checkpoint {path} was written with other model settings (differs in {diff})",
+                        "resume with the same flags (--router, --rank, --tiny...) or use a fresh --out folder")
     with torch.no_grad():
         for key, val in sd.items():
             if key.startswith("param."):
