@@ -19,7 +19,6 @@ import argparse
 import json
 import sys
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,7 +79,7 @@ def measure(size: tuple[int, int]) -> list[dict]:
             # A control tampers with the first line (voice, words) or its speaker (face) only;
             # scores of untouched subjects are not negatives.
             touched = {"voice": first[0], "words": first[0], "face": first[1]}
-            for control, attempt in ek.controls(*case, Path(tmp) / f"case{i}").items():
+            for control, attempt in ek.controls_of(*case, Path(tmp) / f"case{i}").items():
                 for ev in evs:
                     for s in ev.evaluate(attempt):
                         fam, _, subject = s.name.partition("[")

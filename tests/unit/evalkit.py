@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
+import pytest
 from ruamel.yaml import YAML
 
 from orchestrator.plan import SceneInfo, Shot, SpeechSegment
@@ -51,7 +52,7 @@ def speak(lines: list[tuple[str, str, str]], cast: Cast, out_dir: Path,
 
     `voice_of` maps a line id to the character whose voice speaks it (the wrong-voice control).
     """
-    from tools.tts_piper import PiperSynthesizer, write_wav
+    from tools.tts_piper import PiperSynthesizer
 
     tts = PiperSynthesizer()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -115,7 +116,7 @@ def reattribute(audio: ShotAudio, speakers: dict[str, str]) -> ShotAudio:
     return replace(audio, lines=lines)
 
 
-def controls(shot_id: str, chars: list[str], lines: list[tuple[str, str, str]], other_voice: str,
+def controls_of(shot_id: str, chars: list[str], lines: list[tuple[str, str, str]], other_voice: str,
              other_face: str, work: Path, offsets: tuple[int, ...] = (2, 4, 8)) -> dict[str, AttemptInput]:
     """The positive attempt and its negative controls, each an AttemptInput to evaluate.
 
@@ -150,12 +151,11 @@ TEST_CASE = ("sc01_sh03", ["collins", "hopper"],
 _BUILT: dict[str, dict[str, AttemptInput]] = {}
 
 
-def test_controls(base: Path) -> dict[str, AttemptInput]:
-    """TEST_CASE's positive and controls, built once per process (fixtures in several test
-    modules share it)."""
+@pytest.fixture(scope="session")
+def controls(tmp_path_factory) -> dict[str, AttemptInput]:
+    """TEST_CASE's positive attempt and negative controls (offsets 4 and 8), built once per
+    process: test modules import this fixture, and every import shares the one build."""
     if "case" not in _BUILT:
-        _BUILT["case"] = controls(*TEST_CASE, base, offsets=(4, 8))
+        _BUILT["case"] = controls_of(*TEST_CASE, tmp_path_factory.getbasetemp() / "eval-controls",
+                                                  offsets=(4, 8))
     return _BUILT["case"]
-
-
-test_controls.__test__ = False  # a builder, not a test

@@ -1,14 +1,8 @@
 """binding on real animatic clips: the speaker's mouth moves most; swapped speakers fail."""
-import pytest
-from evalkit import test_controls
+from evalkit import controls  # noqa: F401 (a fixture)
 
 from orchestrator.spec import RenderConfig
 from tools.eval_binding import from_config
-
-
-@pytest.fixture(scope="session")
-def controls(tmp_path_factory):
-    return test_controls(tmp_path_factory.getbasetemp() / "eval-controls")
 
 
 def test_speaker_moves_most_in_every_line(controls):

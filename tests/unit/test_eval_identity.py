@@ -1,15 +1,9 @@
 """identity on real animatic clips: reference faces pass, another character's face fails."""
 import numpy as np
-import pytest
-from evalkit import orbit_cast, test_controls
+from evalkit import controls, orbit_cast  # noqa: F401 (controls is a fixture)
 
 from orchestrator.spec import RenderConfig
 from tools.eval_identity import describe, from_config, reference_face
-
-
-@pytest.fixture(scope="session")
-def controls(tmp_path_factory):
-    return test_controls(tmp_path_factory.getbasetemp() / "eval-controls")
 
 
 def test_every_character_looks_like_their_reference(controls):

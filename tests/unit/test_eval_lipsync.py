@@ -1,16 +1,11 @@
 """lipsync on real animatic clips: in sync passes; mouths 4 or 8 frames late and swapped speakers fail."""
 import numpy as np
 import pytest
-from evalkit import test_controls
+from evalkit import controls  # noqa: F401 (a fixture)
 
+from orchestrator.spec import RenderConfig
 from tools.eval_common import sync_stats, thresholds
 from tools.eval_lipsync import from_config
-from orchestrator.spec import RenderConfig
-
-
-@pytest.fixture(scope="session")
-def controls(tmp_path_factory):
-    return test_controls(tmp_path_factory.getbasetemp() / "eval-controls")
 
 
 def _scores(controls, name):

@@ -1,14 +1,8 @@
 """speaker_similarity on real piper speech: own voices pass, another character's voice fails."""
-import pytest
-from evalkit import test_controls
+from evalkit import controls  # noqa: F401 (a fixture)
 
 from orchestrator.spec import RenderConfig
 from tools.eval_speaker import from_config
-
-
-@pytest.fixture(scope="session")
-def controls(tmp_path_factory):
-    return test_controls(tmp_path_factory.getbasetemp() / "eval-controls")
 
 
 def test_every_line_sounds_like_its_character(controls):
