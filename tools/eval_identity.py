@@ -89,7 +89,13 @@ class IdentityEvaluator:
         """Score every character of the shot whose face was seen in the sampled frames."""
         sig = attempt_signals(attempt)
         scores: list[Score] = []
-        for cid in attempt.shot.characters:
+        shot = attempt.shot
+        focus = shot.focus or (shot.speech[0].speaker if shot.speech else None)
+        for cid in shot.characters:
+            if shot.framing == "over-shoulder" and focus and cid != focus:
+                # The listener in the foreground is deliberately cropped, blurred and in shadow
+                # (a shoulder, not a portrait): judging their likeness would only measure that.
+                continue
             crops = sig.faces.get(cid) or []
             if not crops:
                 continue
