@@ -29,7 +29,7 @@ import numpy as np
 from tools.base import ToolError
 
 LOG = logging.getLogger(__name__)
-ANALYSIS_VERSION = 3  # bump when the analysis or the fit changes: old cache entries are ignored
+ANALYSIS_VERSION = 4  # bump when the analysis or the fit changes: old cache entries are ignored
 FRAME_MS = 5.0
 N_BANDS = 48
 MIN_REF_S, MAX_REF_S = 1.0, 30.0
@@ -111,6 +111,7 @@ class VoiceProfile:
     loudness_db: float
     usable_bands: int  # bands below the clip's own Nyquist (a 16 kHz clip has nothing above 8 kHz)
     mean_log_sp: list = field(default_factory=list)  # voiced mean log envelope per fft bin, for warping
+    voiced_ap_bands: list = field(default_factory=list)  # mean voiced aperiodicity per mel band
 
 
 def world_analyse(x: np.ndarray, sr: int, f0_floor=55.0, f0_ceil=700.0):
@@ -152,6 +153,7 @@ def profile_of(x: np.ndarray, sr: int, native_sr: Optional[int] = None) -> Voice
         loudness_db=float(10 * np.log10(np.mean(active**2) + 1e-12)),
         usable_bands=int(np.sum(edges_hz[1:] <= 0.95 * nyq)),
         mean_log_sp=norm[voiced].mean(axis=0).tolist(),
+        voiced_ap_bands=_bands(ap[voiced], sr).mean(axis=0).tolist(),
     )
 
 
@@ -208,6 +210,7 @@ class WorldTransform:
     voiced_corr: list = field(default_factory=list)  # dB per mel band, voiced frames
     unvoiced_corr: list = field(default_factory=list)
     ap_shift: float = 0.0  # added to voiced aperiodicity (breathiness)
+    ap_corr: list = field(default_factory=list)  # added to voiced aperiodicity per mel band
     length_scale: float = 1.0  # piper's phoneme length scale (rate)
     gain_db: float = 0.0  # output loudness change
 
@@ -220,6 +223,7 @@ class WorldTransform:
             voiced_corr=[c * s for c in self.voiced_corr],
             unvoiced_corr=[c * s for c in self.unvoiced_corr],
             ap_shift=self.ap_shift * s,
+            ap_corr=[c * s for c in self.ap_corr],
             length_scale=self.length_scale**s,
             gain_db=self.gain_db * s,
         )
@@ -229,6 +233,7 @@ class WorldTransform:
         return (
             abs(self.f0_shift) < 1e-6 and abs(self.f0_range - 1) < 1e-6 and abs(self.warp - 1) < 1e-6
             and not any(self.voiced_corr) and not any(self.unvoiced_corr) and abs(self.ap_shift) < 1e-6
+            and not any(self.ap_corr)
         )
 
 
@@ -286,7 +291,8 @@ def render_transform(analysis, n_samples: int, sr: int, tf: WorldTransform, styl
     uc = _corr_curve(tf.unvoiced_corr, sr, n_bins) * to_nat
     log_sp = log_sp + np.where(voiced[:, None], vc[None], uc[None])
     ap_shift = tf.ap_shift + (style.breathiness if style else 0.0)
-    ap = np.where(voiced[:, None], np.clip(ap + ap_shift, 0.001, 0.999), ap)
+    ap_curve = ap_shift + _corr_curve(tf.ap_corr, sr, n_bins)
+    ap = np.where(voiced[:, None], np.clip(ap + ap_curve[None], 0.001, 0.999), ap)
     if style is not None and style.whisper:
         f0_out = np.zeros_like(f0_out)  # no voicing: WORLD fills the envelope with noise
         ap = np.full_like(ap, 0.999)
@@ -329,9 +335,19 @@ def fit_transform(ref: VoiceProfile, src: VoiceProfile, length_scale: float) -> 
         voiced_corr=voiced_corr,
         unvoiced_corr=unvoiced_corr,
         ap_shift=float(np.clip(ref.voiced_ap - src.voiced_ap, -0.3, 0.3)),
+        ap_corr=_ap_corr(ref, src, warp, n_use),
         length_scale=float(length_scale),
         gain_db=float(np.clip(ref.loudness_db - src.loudness_db, -20, 12)),
     )
+
+
+def _ap_corr(ref: VoiceProfile, src: VoiceProfile, warp: float, n_use: int) -> list:
+    """Per-band voiced aperiodicity difference around its mean (the mean is `ap_shift`): where in the
+    spectrum the reference is breathier or more periodic than the warped source."""
+    if not ref.voiced_ap_bands or not src.voiced_ap_bands:
+        return []
+    diff = np.asarray(ref.voiced_ap_bands) - _warp_band_shape(np.asarray(src.voiced_ap_bands), warp, src.sample_rate)
+    return _smooth_corr(diff, n_use, limit_db=0.3)
 
 
 def _warp_band_shape(shape: np.ndarray, warp: float, sr: int) -> np.ndarray:

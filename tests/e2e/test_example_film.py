@@ -91,3 +91,13 @@ def test_report_command(film, capsys):
     shot = plan["shots"][1]["id"]
     assert main(["report", str(run), "--shot", shot]) == 0
     assert main(["report", str(run.parent / "missing")]) == 2
+
+
+def test_over_shoulder_listener_is_not_judged_for_likeness(film):
+    run, plan = film
+    ots = {s["id"]: s for s in plan["shots"] if s["framing"] == "over-shoulder"}
+    assert ots
+    for r in records(run):
+        if r["shot"] in ots:
+            judged = {s["name"].split("[")[1].rstrip("]") for s in r["scores"] if s["name"].startswith("identity")}
+            assert judged == {ots[r["shot"]]["focus"]}
