@@ -25,6 +25,10 @@ EVALUATORS: dict[str, str | Callable] = {
     "speaker_similarity": "tools.eval_speaker:from_config",
     "intelligibility": "tools.eval_asr:from_config",
     "identity": "tools.eval_identity:from_config",
+    # Optional real-model evaluators, from local weights named by COMPOSER_*_DIR variables.
+    "speaker_wavlm": "tools.eval_models:wavlm_from_config",
+    "clip_text_video": "tools.eval_models:clip_from_config",
+    "intelligibility_whisper": "tools.eval_models:whisper_from_config",
 }
 KINDS = {"speech": SPEECH, "video": VIDEO, "evaluator": EVALUATORS}
 
