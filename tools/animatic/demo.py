@@ -14,7 +14,7 @@ from orchestrator.spec import Cast, CharacterSpec, VoiceSpec
 from tools.base import ShotAudio, SpeechResult, SpokenLine, Timing
 
 SR = 24000
-CAT_FACE_BOX = (110, 30, 300, 262)  # chelsea: brow to chin, centred on the nose
+CAT_FACE_BOX = (120, 30, 210, 230)  # chelsea: brow to chin, centred on the nose
 
 
 def sample_images(folder: Path) -> dict[str, Path]:
