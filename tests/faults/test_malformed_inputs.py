@@ -234,7 +234,7 @@ def test_valid_project_loads(tmp_path, asset_dir):
     assert [b.character for b in project.script.scenes[0].beats[1:]] == ["hero", "cat"]
 
 
-@pytest.mark.parametrize("name", ["unknown_beat_key", "missing_wav", "bad_yaml_syntax", "escaping_symlink"])
+@pytest.mark.parametrize("name", sorted(CASES))
 def test_cli_validate_exits_2_with_locations(tmp_path, asset_dir, capsys, monkeypatch, name):
     from orchestrator.cli import main
 
