@@ -29,6 +29,7 @@ EVALUATORS: dict[str, str | Callable] = {
     "speaker_wavlm": "tools.eval_models:wavlm_from_config",
     "clip_text_video": "tools.eval_models:clip_from_config",
     "intelligibility_whisper": "tools.eval_models:whisper_from_config",
+    "lipsync_syncnet": "tools.eval_syncnet:from_config",
 }
 KINDS = {"speech": SPEECH, "video": VIDEO, "evaluator": EVALUATORS}
 
