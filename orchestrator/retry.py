@@ -27,6 +27,7 @@ DEFAULT_WEIGHT = 1.0
 
 MAX_DILATION = 24  # pixels; beyond this a router mask swallows the neighbour
 MAX_AUDIO_GUIDANCE = 9.0
+TAKE_NOISE = 0.3  # piper noise_scale for a fresh take (its voices default to about 0.667)
 MIN_RATE = 0.8  # slower speech helps ASR, but below this it sounds unnatural
 
 
@@ -125,7 +126,8 @@ def plan_retry(
     if "speaker" in families:
         new_speech.matching_strength = 1.0
         new_speech.seed = speech.seed + 1
-        new_speech.noise = round(speech.noise * 0.5, 4)
+        # Without synthesis noise a new seed gives the same take; a little noise makes a new one.
+        new_speech.noise = round(speech.noise * 0.5, 4) if speech.noise > 0 else TAKE_NOISE
         note({"speaker"}, "voice not close enough to the reference, full matching and a new take")
     if "wer" in families:
         new_speech.rate = max(MIN_RATE, round(speech.rate * 0.9, 4))

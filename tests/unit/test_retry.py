@@ -50,6 +50,12 @@ def test_speaker_and_wer_failures_change_speech_knobs():
     assert "speaker.margin[sc01_l01]" in reason and "wer[sc01_l01]" in reason
 
 
+def test_speaker_failure_without_noise_makes_a_different_take():
+    fail = Score("speaker.similarity[sc01_l01]", 0.6, 0.7)
+    s2, _, changes, _ = plan_retry([fail], SpeechKnobs(seed=0, noise=0.0), VideoKnobs(), 1, "animatic")
+    assert s2.seed == 1 and s2.noise > 0 and changes["speech.noise"] == [0.0, s2.noise]
+
+
 def test_rate_never_drops_below_floor():
     fail = Score("wer[x]", 0.9, 0.35, higher_is_better=False)
     speech = SpeechKnobs(rate=0.8)
