@@ -75,7 +75,7 @@ class AnimaticRenderer:
         overlays = build_overlays(audio, cast, W, H, knobs.subtitles, knobs.lower_thirds)
         has_audio = Path(audio.wav_path).is_file() if audio.wav_path else False
         with ClipWriter(clip_path, W, H, fps, audio.wav_path if has_audio else None) as clip, \
-                MaskWriter(masks_path, labels, H, W) as masks:
+                MaskWriter(masks_path, labels, H, W, frames=frames) as masks:
             for f in range(frames):
                 frame = background.copy()
                 mask = np.zeros((H, W), np.uint8)

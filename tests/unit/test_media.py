@@ -56,3 +56,20 @@ def test_masks_roundtrip(tmp_path):
     assert data["masks"][6, 0, 6] == 1 and data["masks"][6, 25, 35] == 2
     with np.load(path) as z:  # plain np.load works too: no pickles
         assert set(z.files) == {"masks", "labels", "face_boxes"}
+
+
+def test_streamed_masks_equal_spooled_masks_and_count_is_checked(tmp_path):
+    rng = np.random.default_rng(0)
+    masks = [(rng.random((36, 64)) * 3).astype(np.uint8) for _ in range(5)]
+    boxes = np.array([[1, 2, 3, 4], [np.nan] * 4], np.float32)
+    for name, frames in (("spool.npz", None), ("stream.npz", 5)):
+        with MaskWriter(tmp_path / name, ["a", "b"], 36, 64, frames=frames) as w:
+            for m in masks:
+                w.write(m, boxes)
+    assert (tmp_path / "spool.npz").read_bytes() == (tmp_path / "stream.npz").read_bytes()
+    got = load_masks(tmp_path / "stream.npz")
+    assert np.array_equal(got["masks"], np.stack(masks)) and list(got["labels"]) == ["a", "b"]
+    with pytest.raises(ToolError, match="declared"):
+        with MaskWriter(tmp_path / "short.npz", ["a"], 36, 64, frames=3) as w:
+            w.write(masks[0], boxes[:1])
+    assert not (tmp_path / "short.npz").exists()
