@@ -287,45 +287,16 @@ def apply_transform(x: np.ndarray, sr: int, tf: WorldTransform, style=None) -> n
     """Apply a matching transform and a parenthetical style (`tools.prosody.Style`) with WORLD."""
     if tf.is_identity and (style is None or style.is_neutral):
         return (x * 10 ** (tf.gain_db / 20)).astype(np.float32)
-    return render_transform(analyse_synthetic(x, sr), len(x), sr, tf, style, original=x)
+    return render_transform(analyse_synthetic(x, sr), len(x), sr, tf, style)
 
 
-KEEP = float(os.environ.get("VM_KEEP", "0"))
-F0FIX = float(os.environ.get("VM_F0FIX", "0"))
-XFADE_MS = float(os.environ.get("VM_XFADE", "10"))
-
-
-def _unvoiced_weight(voiced: np.ndarray, n_samples: int, sr: int) -> np.ndarray:
-    hop = sr * FRAME_MS / 1000
-    t = np.arange(n_samples) / hop
-    m = np.interp(t, np.arange(len(voiced)), (~voiced).astype(float))
-    k = max(int(sr * XFADE_MS / 1000), 1)
-    win = np.hanning(k + 2)[1:-1]
-    return np.clip(np.convolve(m, win / win.sum(), mode="same"), 0, 1)
-
-
-def _fix_octaves(lf0: np.ndarray, voiced: np.ndarray) -> np.ndarray:
-    from scipy.signal import medfilt
-    out = lf0.copy()
-    idx = np.where(voiced)[0]
-    if len(idx) < 5:
-        return out
-    med = medfilt(lf0[idx], 9)
-    bad = np.abs(lf0[idx] - med) > F0FIX
-    out[idx[bad]] = med[bad]
-    return out
-
-
-def render_transform(analysis, n_samples: int, sr: int, tf: WorldTransform, style=None,
-                     original=None) -> np.ndarray:
+def render_transform(analysis, n_samples: int, sr: int, tf: WorldTransform, style=None) -> np.ndarray:
     """WORLD resynthesis of an analysed utterance (`world_analyse`) under a transform and style."""
     import pyworld as pw
 
     f0, sp, ap = analysis
     voiced = f0 > 0
     lf0 = np.log(np.where(voiced, f0, 1.0))
-    if F0FIX > 0:
-        lf0 = _fix_octaves(lf0, voiced)
     mean = lf0[voiced].mean() if voiced.any() else 0.0
     f0_range = tf.f0_range * (style.f0_range if style else 1.0)
     shift = tf.f0_shift + (style.f0_shift_semitones * np.log(2) / 12 if style else 0.0)
@@ -354,9 +325,6 @@ def render_transform(analysis, n_samples: int, sr: int, tf: WorldTransform, styl
         ap = np.full_like(ap, 0.999)
     y = pw.synthesize(f0_out, np.ascontiguousarray(np.exp(log_sp)), np.ascontiguousarray(ap), sr, FRAME_MS)
     y = y[:n_samples] if len(y) >= n_samples else np.pad(y, (0, n_samples - len(y)))
-    if original is not None and KEEP > 0 and not (style is not None and style.whisper):
-        w = KEEP * _unvoiced_weight(voiced, n_samples, sr)
-        y = (1 - w) * y + w * original[:n_samples]
     gain = tf.gain_db + (style.gain_db if style else 0.0)
     y = y * 10 ** (gain / 20)
     peak = float(np.max(np.abs(y))) if len(y) else 0.0
