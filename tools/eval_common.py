@@ -129,6 +129,7 @@ def _decode(clip_path: Path, masks_path: Path) -> ShotSignals:
     mouths: list[list] = [[] for _ in range(K)]
     faces_all: list[list] = [[] for _ in range(K)]
     with av.open(str(clip_path)) as container:
+        container.streams.video[0].thread_type = "AUTO"  # frame-threaded decoding: both cores
         fps = int(round(float(container.streams.video[0].average_rate or 25)))
         for t, frame in enumerate(container.decode(video=0)):
             if t >= len(masks):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from orchestrator.context import RunContext
@@ -9,6 +10,19 @@ from orchestrator.nodes.render import load_attempt
 from orchestrator.state import ShotState
 from orchestrator.store import atomic_write_json, digest_file, digest_json
 from tools.base import AttemptInput, Score, VideoResult
+
+
+# Listening (ASR, speaker encoder) and looking (decode, mouths, faces) release the GIL for most of
+# their time, so two threads score a shot in about the time of the slower half.
+SLOW_FIRST = ("intelligibility", "lipsync")
+
+
+def run_evaluators(evaluators: list, inp: AttemptInput, workers: int = 2) -> list[Score]:
+    """Every evaluator's scores, in the evaluators' order, computed on `workers` threads."""
+    order = sorted(range(len(evaluators)), key=lambda i: evaluators[i].name not in SLOW_FIRST)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {i: pool.submit(evaluators[i].evaluate, inp) for i in order}
+        return [s for i in range(len(evaluators)) for s in futures[i].result()]
 
 
 def load_scores(attempt_dir: Path) -> list[Score]:
@@ -39,7 +53,7 @@ def evaluate(state: ShotState, ctx: RunContext) -> dict:
         fps = ctx.config.fps
         video = VideoResult(clip, masks, int(round(shot.duration * fps)), fps)
         inp = AttemptInput(shot, ctx.plan.scene_of(shot), ctx.project.cast, audio, video)
-        scores = [s for e in evaluators for s in e.evaluate(inp)]
+        scores = run_evaluators(evaluators, inp)
         atomic_write_json(tmp / "scores.json", [s.as_dict() for s in scores])
         return ["scores.json"]
 
