@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 from orchestrator.spec import CharacterSpec, VoiceSpec  # noqa: E402
 from tools import speaker_sim, voice_match  # noqa: E402
 from tools.base import SpeechKnobs  # noqa: E402
+from tools.eval_asr import word_errors  # noqa: E402
 from tools.tts_piper import PiperSynthesizer, load_voice, write_wav  # noqa: E402
 
 CLIP_A = "The old lighthouse keeper climbed the stairs every evening to light the lamp for passing ships."
@@ -64,20 +65,6 @@ def _print_matrix(title: str, rows: list[str], cols: list[str], m: np.ndarray) -
     print(" " * 12 + "".join(f"{c[:10]:>11}" for c in cols))
     for r, row in zip(rows, m):
         print(f"{r[:11]:<12}" + "".join(f"{v:11.3f}" for v in row))
-
-
-def _wer(ref: str, hyp: str) -> tuple[int, int]:
-    """Word edit distance and reference length, on lower-cased words without punctuation."""
-    from tools.text_norm import normalize
-
-    r = re.findall(r"[a-z']+", normalize(ref).lower().replace("-", " "))
-    h = re.findall(r"[a-z']+", normalize(hyp).lower().replace("-", " "))
-    d = np.arange(len(h) + 1)
-    for i, rw in enumerate(r, 1):
-        prev, d[0] = d.copy(), i
-        for j, hw in enumerate(h, 1):
-            d[j] = min(prev[j] + 1, d[j - 1] + 1, prev[j - 1] + (rw != hw))
-    return int(d[-1]), len(r)
 
 
 def example_cast(tmp: Path) -> None:
@@ -124,7 +111,7 @@ def example_cast(tmp: Path) -> None:
                 out = tmp / f"{c}-line{k}-{strength}.wav"
                 synth.synthesize(line, chars[c], SpeechKnobs(matching_strength=strength), out)
                 hyp = " ".join(s.text for s in asr.transcribe(str(out), beam_size=1, language="en")[0])
-                e_, n_ = _wer(line, hyp)
+                e_, n_ = word_errors(line, hyp)
                 errors[strength] += e_
                 words += n_ if strength else 0
                 if e_:

@@ -143,12 +143,18 @@ def wer_per_line(references: list[str], hypothesis: str) -> list[float]:
     return out
 
 
+def word_errors(reference: str, hypothesis: str) -> tuple[int, int]:
+    """(substitutions + deletions + insertions, reference words), both sides normalised."""
+    ref, hyp = normalize_words(reference), normalize_words(hypothesis)
+    return (sum(_align(ref, hyp)) if ref else len(hyp)), len(ref)
+
+
 def wer(reference: str, hypothesis: str) -> float:
     """Word error rate (substitutions + deletions + insertions) / reference words, normalised."""
-    ref, hyp = normalize_words(reference), normalize_words(hypothesis)
-    if not ref:
-        return 0.0 if not hyp else 1.0
-    return sum(_align(ref, hyp)) / len(ref)
+    errors, words = word_errors(reference, hypothesis)
+    if not words:
+        return 0.0 if not errors else 1.0
+    return errors / words
 
 
 class IntelligibilityEvaluator:
