@@ -51,7 +51,7 @@ def _load_model(module, model_dir: Path):
         return module.CosyVoice3(str(model_dir))
     if hasattr(module, "CosyVoice2"):
         return module.CosyVoice2(str(model_dir))
-    raise ToolError(f"the CosyVoice checkout has no CosyVoice2/3 class", _FIX)
+    raise ToolError("the CosyVoice checkout has no CosyVoice2/3 class", _FIX)
 
 
 def prompt_takes_path(fn) -> bool:
