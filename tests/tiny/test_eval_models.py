@@ -19,11 +19,7 @@ from tools.eval_models import (ClipTextVideoEvaluator, WavLMSpeakerEvaluator, cl
 @pytest.fixture(scope="module")
 def attempt(tmp_path_factory):
     """A real one-line animatic shot (speech + clip)."""
-    work = tmp_path_factory.mktemp("models")
-    cast = ek.orbit_cast()
-    audio = ek.speak([("sc01_l05", "hopper", "Then look at the cat.")], cast, work / "speech")
-    shot, scene = ek.make_shot("sc01_sh05", ["collins", "hopper"], audio, cast)
-    return ek.render(shot, scene, audio, cast, work / "video")
+    return ek.one_line_attempt(tmp_path_factory.mktemp("models"), "Then look at the cat.")
 
 
 @pytest.fixture(scope="module")

@@ -40,11 +40,7 @@ def weights(tmp_path_factory, state):
 @pytest.fixture(scope="module")
 def attempt(tmp_path_factory):
     """A real one-line animatic shot (piper speech + rendered clip + masks), about 2 s."""
-    work = tmp_path_factory.mktemp("syncnet-shot")
-    cast = ek.orbit_cast()
-    audio = ek.speak([("sc01_l05", "hopper", "Look at the cat.")], cast, work / "speech")
-    shot, scene = ek.make_shot("sc01_sh05", ["collins", "hopper"], audio, cast)
-    return ek.render(shot, scene, audio, cast, work / "video")
+    return ek.one_line_attempt(tmp_path_factory.mktemp("syncnet-shot"), "Look at the cat.")
 
 
 def test_scores_a_rendered_clip(monkeypatch, weights, attempt):

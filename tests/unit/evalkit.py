@@ -159,3 +159,11 @@ def controls(tmp_path_factory) -> dict[str, AttemptInput]:
         _BUILT["case"] = controls_of(*TEST_CASE, tmp_path_factory.getbasetemp() / "eval-controls",
                                                   offsets=(4, 8))
     return _BUILT["case"]
+
+
+def one_line_attempt(work: Path, text: str, speaker: str = "hopper") -> AttemptInput:
+    """A real one-line shot (piper speech, animatic clip, masks) with Collins listening."""
+    cast = orbit_cast()
+    audio = speak([("sc01_l05", speaker, text)], cast, work / "speech")
+    shot, scene = make_shot("sc01_sh05", ["collins", "hopper"], audio, cast)
+    return render(shot, scene, audio, cast, work / "video")
