@@ -42,12 +42,12 @@ def run_film(project: Project, config: RenderConfig, out_dir: Path, console: Con
         pending = graph.get_state(cfg)
         resume = bool(pending.next)
         if resume:
-            # The plan node already ran in the interrupted run; its plan is on disk.
-            ctx.plan = ShotPlan.model_validate_json((out_dir / "plan.json").read_text())
             console.print(f"resuming the interrupted run in {out_dir}")
+            if "plan" not in pending.next:  # the plan node already ran: its plan is on disk
+                ctx.plan = ShotPlan.model_validate_json((out_dir / "plan.json").read_text())
         with _progress(console) as progress:
             ctx.on_event = _progress_events(progress, ctx)
-            if resume:
+            if ctx.plan is not None:
                 ctx.on_event("planned", {"shots": [s.id for s in ctx.plan.shots]})
             final = graph.invoke(None if resume else {"results": {}}, cfg)
     finally:
