@@ -31,7 +31,7 @@ import numpy as np
 from tools.base import ToolError
 
 LOG = logging.getLogger(__name__)
-ANALYSIS_VERSION = 8  # bump when the analysis or the fit changes: old cache entries are ignored
+ANALYSIS_VERSION = 7  # bump when the analysis or the fit changes: old cache entries are ignored
 FRAME_MS = 5.0
 N_BANDS = 48
 MIN_REF_S, MAX_REF_S = 1.0, 30.0
@@ -231,10 +231,6 @@ class WorldTransform:
     ap_corr: list = field(default_factory=list)  # added to voiced aperiodicity per mel band
     class_centroids: list = field(default_factory=list)  # sound classes (tools.voice_classes)
     class_corr: list = field(default_factory=list)  # dB per class and mel band; replaces *_corr
-    # Share of the class correction given to unvoiced (consonant) frames. Full strength there carries
-    # much of the identification but also most of the words the recogniser mishears, so the fit-time
-    # search picks it (0.5..1.0) by similarity and by how well the held-out sentence is understood.
-    unvoiced_strength: float = 1.0
     length_scale: float = 1.0  # piper's phoneme length scale (rate)
     gain_db: float = 0.0  # output loudness change
 
@@ -250,7 +246,6 @@ class WorldTransform:
             ap_corr=[c * s for c in self.ap_corr],
             class_centroids=self.class_centroids,
             class_corr=[[c * s for c in row] for row in self.class_corr],
-            unvoiced_strength=self.unvoiced_strength,
             length_scale=self.length_scale**s,
             gain_db=self.gain_db * s,
         )
@@ -317,8 +312,7 @@ def render_transform(analysis, n_samples: int, sr: int, tf: WorldTransform, styl
     if tf.class_corr:
         from tools.voice_classes import class_curves
 
-        curves = class_curves(log_sp / to_nat, sr, tf.class_centroids, tf.class_corr)
-        log_sp = log_sp + curves * np.where(voiced, 1.0, tf.unvoiced_strength)[:, None] * to_nat
+        log_sp = log_sp + class_curves(log_sp / to_nat, sr, tf.class_centroids, tf.class_corr) * to_nat
     else:
         vc = _corr_curve(tf.voiced_corr, sr, n_bins) * to_nat
         uc = _corr_curve(tf.unvoiced_corr, sr, n_bins) * to_nat
@@ -436,7 +430,7 @@ def fitted_transform(reference: Path, transcript: str) -> WorldTransform:
         # the search keeps what generalises to new lines (scoring on the transcript itself picked
         # transforms that fit those words only: 6 of 8 espeak-ng voices identified, against 8 of 8).
         held = raw_synthesize(text_norm.prepare_line(HELD_OUT_TEXT), length_scale=length_scale).audio
-        tf = refine_by_similarity(Path(reference), held, analyse_synthetic(held, sr), sr, tf, text=HELD_OUT_TEXT)
+        tf = refine_by_similarity(Path(reference), held, analyse_synthetic(held, sr), sr, tf)
         _write_json(cache, asdict(tf))
     with _MEMO_LOCK:
         _MEMO[key] = tf
