@@ -14,7 +14,7 @@ from typing import Optional
 
 from rich.console import Console
 
-from orchestrator.spec import Project, SpecError
+from orchestrator.spec import PLANNERS, Project, SpecError
 
 SUBCOMMANDS = ("render", "validate", "plan", "report", "contact-sheet", "train")
 EXIT_INPUT = 2
@@ -31,7 +31,7 @@ def _render_flags(p: argparse.ArgumentParser) -> None:
     from tools.registry import SPEECH, VIDEO
 
     p.add_argument("--out", type=Path, default=Path("out"), help="output root (film goes to OUT/<title>)")
-    p.add_argument("--planner", choices=["rules", "llm"], help="override render.planner")
+    p.add_argument("--planner", choices=PLANNERS, help="override render.planner")
     p.add_argument("--speech", choices=sorted(SPEECH), help="override render.speech")
     p.add_argument("--video", choices=sorted(VIDEO), help="override render.video")
     p.add_argument("--max-attempts", type=int, help="per-shot retry cap (default 3)")
@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     _inputs(v)
     pl = sub.add_parser("plan", help="print the shot table and write plan.json; render nothing")
     _inputs(pl)
-    pl.add_argument("--planner", choices=["rules", "llm"])
+    pl.add_argument("--planner", choices=PLANNERS)
     pl.add_argument("--out", type=Path, default=Path("out"))
     rep = sub.add_parser("report", help="per-shot table of a finished run, or one shot's attempts")
     rep.add_argument("run_dir", type=Path, help="out/<title>")
@@ -130,20 +130,14 @@ def cmd_report(args, console: Console) -> int:
 
 
 def cmd_contact_sheet(args, console: Console) -> int:
-    from orchestrator.report import read_records
+    from orchestrator.logs import kept_attempt, load_records
     from tools.contact_sheet import write_contact_sheet
 
-    plan_path = args.run_dir / "plan.json"
-    if not plan_path.exists():
-        console.print(f"[red]error:[/red] {plan_path} not found (fix: pass out/<title> of a finished run)")
-        return EXIT_INPUT
-    chosen = {}
-    for r in read_records(args.run_dir):
-        if r["verdict"] != "retry":
-            chosen[r["shot"]] = args.run_dir / r["clip"]
-    ids = [s["id"] for s in json.loads(plan_path.read_text())["shots"]]
+    shots = load_records(args.run_dir / "retries.jsonl", console)  # a missing log: ToolError, exit 2
+    # The attempt the film uses (a best-effort shot may keep an earlier attempt than its last).
+    clips = [(sid, args.run_dir / kept_attempt(recs)["clip"]) for sid, recs in shots.items()]
     out = args.output or args.run_dir / "contact_sheet.png"
-    write_contact_sheet([(i, chosen[i]) for i in ids if i in chosen], out, per_shot=args.per_shot)
+    write_contact_sheet(clips, out, per_shot=args.per_shot)
     console.print(f"wrote {out}")
     return 0
 

@@ -26,12 +26,10 @@ class RunContext:
     _tools: dict = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    @property
-    def cache(self) -> Cache:
-        with self._lock:
-            if "cache" not in self._tools:
-                self._tools["cache"] = Cache(self.out_dir / "cache")
-            return self._tools["cache"]
+    cache: Cache = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.cache = Cache(self.out_dir / "cache")
 
     def shot_dir(self, shot_id: str) -> Path:
         return self.out_dir / "shots" / shot_id

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Framing = Literal["wide", "two-shot", "medium", "close-up", "over-shoulder"]
 FRAMINGS: tuple[str, ...] = ("wide", "two-shot", "medium", "close-up", "over-shoulder")
+PLANNERS: tuple[str, ...] = ("rules", "llm")  # what orchestrator.nodes.planning.make_plan runs
 
 
 @dataclass

@@ -13,12 +13,11 @@ from typing import TYPE_CHECKING, Any, Optional, Union, get_args, get_origin
 
 from pydantic import BaseModel
 
-from orchestrator.spec import FRAMINGS, Problem
+from orchestrator.spec import FRAMINGS, PLANNERS, Problem
 
 if TYPE_CHECKING:
     from orchestrator.loading import Source
 
-PLANNERS = ("rules", "llm")  # the planners orchestrator.nodes.planning knows
 BEAT_FORMS = {"DialogueBeat": "dialogue beat", "ActionBeat": "action beat"}
 BEAT_FIX = "a beat is either `- action: ...` or `- character: NAME` with `line: ...`"
 FIELD_FIXES = {

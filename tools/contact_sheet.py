@@ -1,14 +1,10 @@
 """Contact sheet: a PNG grid with one row of evenly spaced frames per shot.
 
-    python -m tools.contact_sheet out/<title> -o out/<title>/contact_sheet.png
-    python -m tools.contact_sheet a.mp4 b.mp4 -o sheet.png --per-shot 8
-
-Given a film's output folder it takes the newest attempt of every shot.
+Every run writes one; `compose contact-sheet out/<title>` writes it again from the attempts the
+film kept.
 """
 from __future__ import annotations
 
-import argparse
-import re
 from pathlib import Path
 
 import numpy as np
@@ -53,37 +49,3 @@ def write_contact_sheet(clips: list[tuple[str, Path]], out_png: Path, per_shot: 
     sheet.save(tmp)
     tmp.replace(out_png)
     return out_png
-
-
-def film_clips(film_dir: Path) -> list[tuple[str, Path]]:
-    """(shot id, clip) of the newest attempt of every shot under `film_dir`/shots."""
-    found: dict[str, tuple[int, Path]] = {}
-    for clip in sorted(Path(film_dir).glob("shots/*/attempt-*/clip.mp4")):
-        m = re.search(r"attempt-(\d+)", clip.parent.name)
-        k = int(m.group(1)) if m else 0
-        shot = clip.parent.parent.name
-        if shot not in found or k > found[shot][0]:
-            found[shot] = (k, clip)
-    return [(shot, found[shot][1]) for shot in sorted(found)]
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Command line: a film folder or clip files in, one PNG out."""
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("inputs", nargs="+", type=Path, help="out/<title> folder, or clip.mp4 files")
-    ap.add_argument("-o", "--out", type=Path, required=True, help="PNG to write")
-    ap.add_argument("--per-shot", type=int, default=6)
-    args = ap.parse_args(argv)
-    clips: list[tuple[str, Path]] = []
-    for p in args.inputs:
-        clips += film_clips(p) if p.is_dir() else [(p.stem, p)]
-    try:
-        print(write_contact_sheet(clips, args.out, args.per_shot))
-    except ToolError as exc:
-        print(f"error: {exc}")
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -100,3 +100,15 @@ def test_over_shoulder_listener_is_not_judged_for_likeness(film):
         if r["shot"] in ots:
             judged = {s["name"].split("[")[1].rstrip("]") for s in r["scores"] if s["name"].startswith("identity")}
             assert judged == {ots[r["shot"]]["focus"]}
+
+
+def test_contact_sheet_command_uses_the_kept_attempts(film, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    run, plan = film
+    out = tmp_path / "sheet.png"
+    assert main(["contact-sheet", str(run), "--output", str(out)]) == 0
+    # The same clips as the sheet the run wrote from the film's chosen attempts.
+    assert np.array_equal(np.asarray(Image.open(out)), np.asarray(Image.open(run / "contact_sheet.png")))
+    assert main(["contact-sheet", str(run.parent / "missing")]) == 2
