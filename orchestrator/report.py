@@ -4,7 +4,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import platform
 from importlib import metadata
 from pathlib import Path
@@ -13,11 +12,6 @@ from orchestrator.store import atomic_write_json, atomic_write_text, digest_file
 
 PACKAGES = ("torch", "diffusers", "transformers", "peft", "langgraph", "openai", "piper-tts", "pydantic",
             "opencv-python-headless", "av", "faster-whisper", "resemblyzer", "pyworld-prebuilt")
-
-
-def read_records(out_dir: Path) -> list[dict]:
-    path = out_dir / "retries.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
 
 
 def package_versions() -> dict:

@@ -5,7 +5,8 @@ import time
 from pathlib import Path
 
 from orchestrator.context import RunContext
-from orchestrator.report import read_records, write_html, write_manifest
+from orchestrator.logs import load_records
+from orchestrator.report import write_html, write_manifest
 from orchestrator.state import FilmState
 
 
@@ -16,6 +17,7 @@ def report_node(state: FilmState, ctx: RunContext) -> dict:
     clips = [(sid, Path(state["results"][sid]["best_dir"]) / "clip.mp4") for sid in (s.id for s in ctx.plan.shots)]
     sheet = out / "contact_sheet.png"
     write_contact_sheet(clips, sheet)
-    write_html(out, ctx.project.script.title, read_records(out), sheet)
+    records = [r for recs in load_records(out / "retries.jsonl").values() for r in recs]
+    write_html(out, ctx.project.script.title, records, sheet)
     write_manifest(ctx, state["results"], time.time() - ctx.started)
     return {}
