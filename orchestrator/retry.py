@@ -13,6 +13,7 @@ import math
 from dataclasses import replace
 
 from tools.base import Score, SpeechKnobs, VideoKnobs
+from tools.tts_piper import TAKE_NOISE
 
 # How much each family counts when picking the best attempt: the seeds' complaints are mostly
 # wrong-speaker and out-of-sync mouths, so those weigh most.
@@ -27,7 +28,6 @@ DEFAULT_WEIGHT = 1.0
 
 MAX_DILATION = 24  # pixels; beyond this a router mask swallows the neighbour
 MAX_AUDIO_GUIDANCE = 9.0
-TAKE_NOISE = 0.3  # piper noise_scale for a fresh take (its voices default to about 0.667)
 MIN_RATE = 0.8  # slower speech helps ASR, but below this it sounds unnatural
 
 

@@ -48,6 +48,7 @@ def synthesize_line(ctx: RunContext, seg, knobs: SpeechKnobs) -> SpeechResult:
             "sample_rate": res.sample_rate,
             "phonemes": [t.__dict__ for t in res.phonemes],
             "words": [t.__dict__ for t in res.words],
+            "notes": res.notes,
         }
         (tmp / "speech.json").write_text(json.dumps(meta))
         return ["speech.wav", "speech.json"]
@@ -60,6 +61,7 @@ def synthesize_line(ctx: RunContext, seg, knobs: SpeechKnobs) -> SpeechResult:
         sample_rate=meta["sample_rate"],
         phonemes=[Timing(**t) for t in meta["phonemes"]],
         words=[Timing(**t) for t in meta["words"]],
+        notes=meta.get("notes", {}),
     )
 
 
@@ -100,7 +102,7 @@ def speak(state: ShotState, ctx: RunContext) -> dict:
         atomic_copy(results[seg.line_id].wav_path, local)
         res = results[seg.line_id]
         lines.append(SpokenLine(seg.line_id, seg.speaker, seg.text, seg.start, SpeechResult(
-            local, res.duration, res.sample_rate, res.phonemes, res.words)))
+            local, res.duration, res.sample_rate, res.phonemes, res.words, res.notes)))
     sr = ctx.config.sample_rate
     mix_lines(lines, shot.duration, sr, attempt_dir / "shot.wav")
     audio = ShotAudio(attempt_dir / "shot.wav", sr, shot.duration, lines)

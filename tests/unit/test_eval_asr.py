@@ -28,3 +28,23 @@ def test_numbers_and_punctuation_normalise_the_same_on_both_sides():
 
 def test_bundled_model_is_found():
     assert (bundled_model_dir() / "model.bin").is_file()
+
+
+def test_forced_log_prob_prefers_the_spoken_words():
+    """The continuous intelligibility measure: the words actually spoken score far above other words
+    (a negative control), reversed audio scores far below, and a batch equals single calls."""
+    import numpy as np
+
+    from tools.eval_asr import load_whisper, text_log_probs
+    from tools.eval_common import AUDIO_SR
+    from tools.tts_piper import raw_synthesize, resample
+
+    raw = raw_synthesize(["Close the hatch before the pressure drops."])
+    wav = resample(raw.audio, raw.sample_rate, AUDIO_SR)
+    model = load_whisper()
+    right, backwards = (lp.mean() for lp in text_log_probs(model, [wav, wav[::-1].copy()],
+                                                            "Close the hatch before the pressure drops."))
+    (wrong,) = (lp.mean() for lp in text_log_probs(model, [wav], "Seven foxes ran toward the dark river."))
+    assert right > -0.5 and wrong < right - 2.0 and backwards < right - 2.0
+    (alone,) = text_log_probs(model, [wav], "Close the hatch before the pressure drops.")
+    assert np.isclose(alone.mean(), right)

@@ -126,3 +126,26 @@ def test_parentheticals_change_measured_prosody():
     assert prosody.from_parenthetical("(slowly)").length_scale > 1.2
     odd = prosody.from_parenthetical("(innocently)")
     assert odd.is_neutral and odd.instruction == "innocently" and odd.unknown == ("innocently",)
+
+
+def test_clearer_reading_replaces_a_blurred_line(monkeypatch, tmp_path):
+    """A transform that smears the words (formants pushed up 60 %) falls below the recogniser's
+    tolerance, so a milder reading is kept and is heard measurably better; with the check off, or
+    with a tolerance no line can miss, the full transform is kept."""
+    from tools import tts_piper
+
+    blur = voice_match.WorldTransform(f0_shift=0.6, warp=1.6)
+    monkeypatch.setattr(voice_match, "fitted_transform", lambda *a: blur)
+    char = _char("collins")
+    res = PiperSynthesizer().synthesize(LINE, char, SpeechKnobs(), tmp_path / "a.wav")
+    heard = res.notes["heard_log_prob"]
+    assert heard["matched"] < res.notes["floor"] < heard["unmatched"]
+    assert res.notes["reading"] != "matched"
+    assert heard[res.notes["reading"]] == max(v for k, v in heard.items() if k != "unmatched") > heard["matched"]
+    monkeypatch.setattr(tts_piper, "CLEARER_READINGS", False)
+    plain = PiperSynthesizer().synthesize(LINE, char, SpeechKnobs(), tmp_path / "b.wav")
+    assert plain.notes == {} and plain.wav_path.read_bytes() != res.wav_path.read_bytes()
+    monkeypatch.setattr(tts_piper, "CLEARER_READINGS", True)
+    monkeypatch.setattr(tts_piper, "LINE_TOLERANCE", 100.0)
+    kept = PiperSynthesizer().synthesize(LINE, char, SpeechKnobs(), tmp_path / "c.wav")
+    assert kept.notes["reading"] == "matched" and kept.wav_path.read_bytes() == plain.wav_path.read_bytes()
