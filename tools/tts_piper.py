@@ -5,9 +5,9 @@ Clearer readings: matching can blur a line's words (a formant warp that makes "c
 "cap"). After matching, the bundled recogniser scores the line with its text forced
 (`tools.eval_asr.text_log_probs`, mean log-probability per token) against piper's own unmatched
 speech of the same line. A matched line more than LINE_TOLERANCE below it is also rendered in three
-milder readings of the same transform (piper's own F0 range; the envelope changes at 3/4 strength;
-both), from the same WORLD analysis, and the reading heard best is kept, as a director keeps the
-clearest take. The same recogniser judges the `intelligibility` evaluator, so a kept reading rarely
+milder readings of the same transform (the envelope changes at 3/4 strength; piper's own F0 range;
+both), from the same WORLD analysis. The first reading in that order that is heard within the
+tolerance is kept, else the one heard best, as a director keeps the clearest take. The same recogniser judges the `intelligibility` evaluator, so a kept reading rarely
 fails it. Slower or noisier takes were tried instead: a take with a new noise seed needs a fresh
 onnxruntime session (about 2.5 s), and slower takes, which need piper and WORLD's analysis again,
 cost more and helped less (example lines 6 errors, against 5 for the readings).
@@ -281,7 +281,9 @@ def _milder(tf, envelope: float, natural_range: bool):
     )
 
 
-READINGS = (("matched", 1.0, False), ("natural F0 range", 1.0, True), ("milder envelope", MILDER, False),
+# Mildest change of the voice first: on monotone voices piper's own F0 range is a larger change than
+# the envelope at 3/4 strength.
+READINGS = (("matched", 1.0, False), ("milder envelope", MILDER, False), ("natural F0 range", 1.0, True),
             ("milder envelope, natural F0 range", MILDER, True))
 
 
@@ -309,7 +311,7 @@ def _clearer_reading(text: str, raw: np.ndarray, analysis, sr: int, transform, s
                   for _, e, r in READINGS[1:]]
         for (name, _, _), y, lp_k in zip(READINGS[1:], milder, heard_log_probs(model, milder, sr, text)):
             heard[name] = round(lp_k, 3)
-            if lp_k > best[0]:
+            if lp_k > best[0] and best[0] < floor:  # the first reading that clears the floor stays
                 best = (lp_k, name, y)
     return best[2], {"reading": best[1], "heard_log_prob": heard, "floor": round(floor, 3)}
 

@@ -32,7 +32,7 @@ import numpy as np
 from tools.base import ToolError
 
 LOG = logging.getLogger(__name__)
-ANALYSIS_VERSION = 8  # bump when the analysis or the fit changes: old cache entries are ignored
+ANALYSIS_VERSION = 9  # bump when the analysis or the fit changes: old cache entries are ignored
 FRAME_MS = 5.0
 N_BANDS = 48
 MIN_REF_S, MAX_REF_S = 1.0, 30.0

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -29,6 +29,9 @@ MIN_GAIN = 1e-3  # similarity steps below this are the measure's own noise, not 
 # stayed at 8 of 8 identified; 0.1 barely moved the fits and let one voice slip to 7 of 8.
 INTEL_TOLERANCE = 0.1  # nats per token
 INTEL_WEIGHT = 0.5  # similarity per nat beyond the tolerance
+# The fit runs once per reference, so it scores with the 15 s window the evaluator decodes with. With
+# the 8 s window of the per-line check the fits moved and one espeak-ng voice slipped to 7 of 8.
+FIT_WINDOW_S = 15
 
 
 def _weighted(tf: WorldTransform, w: float) -> WorldTransform:
@@ -60,13 +63,14 @@ class Heard:
     text: str
 
 
-def heard_log_probs(model, audios: list[np.ndarray], sr: int, text: str) -> list[float]:
-    """Mean per-token log-probability with which the bundled recogniser hears `text` in each audio."""
-    from tools.eval_asr import text_log_probs
+def heard_log_probs(model, audios: list[np.ndarray], sr: int, text: str, window_s: Optional[int] = None) -> list[float]:
+    """Mean per-token log-probability with which the bundled recogniser hears `text` in each audio
+    (`tools.eval_asr.text_log_probs`; `window_s` overrides its shortest window)."""
+    from tools.eval_asr import FORCED_WINDOW_S, text_log_probs
     from tools.eval_common import AUDIO_SR
     from tools.tts_piper import resample
 
-    lps = text_log_probs(model, [resample(a, sr, AUDIO_SR) for a in audios], text)
+    lps = text_log_probs(model, [resample(a, sr, AUDIO_SR) for a in audios], text, window_s or FORCED_WINDOW_S)
     return [float(lp.mean()) if len(lp) else 0.0 for lp in lps]
 
 
@@ -90,13 +94,13 @@ def refine_by_similarity(reference: Path, src: np.ndarray, analysis, sr: int, tf
         from tools.eval_asr import load_whisper
 
         model = load_whisper()
-        budget = np.mean([heard_log_probs(model, [h.audio], sr, h.text)[0] for h in heard]) - INTEL_TOLERANCE
+        budget = np.mean([heard_log_probs(model, [h.audio], sr, h.text, FIT_WINDOW_S)[0] for h in heard]) - INTEL_TOLERANCE
 
     def score(cand: WorldTransform) -> float:
         s = speaker_sim.similarity(speaker_sim.embed(render_transform(analysis, len(src), sr, cand), sr), ref_e)
         if heard:
-            lp = np.mean([heard_log_probs(model, [render_transform(h.analysis, len(h.audio), sr, cand)], sr, h.text)[0]
-                          for h in heard])
+            lp = np.mean([heard_log_probs(model, [render_transform(h.analysis, len(h.audio), sr, cand)], sr, h.text,
+                                          FIT_WINDOW_S)[0] for h in heard])
             s -= INTEL_WEIGHT * max(0.0, budget - lp)
         return s
 
