@@ -93,15 +93,15 @@ def _window_features(model, wav: np.ndarray, min_window_s: Optional[int] = None)
 FORCED_WINDOW_S = 4  # forced scoring does not loop as free decoding does: a short window serves
 
 
-def text_log_probs(model, wavs: list[np.ndarray], text: str, min_window_s: int = FORCED_WINDOW_S) -> list[np.ndarray]:
+def text_log_probs(model, wavs: list[np.ndarray], text: str) -> list[np.ndarray]:
     """Log-probability of each token of `text` given each of `wavs` (16 kHz mono, at most MAX_SHORT_S
     each), with the text forced: how well the recogniser hears these words, continuous where WER is
     0 or 1 per word. Teacher-forced through CTranslate2's `align`, the call faster-whisper uses for
     word times; the clips are encoded as one batch.
 
-    The window is the longest clip plus 1 s, at least `min_window_s`: FORCED_WINDOW_S is 3x cheaper
-    than the 15 s window of free decoding, and on the example lines the two gave mean
-    log-probabilities within 0.1 of each other and ranked raw against matched speech the same way."""
+    The window is the longest clip plus 1 s, at least FORCED_WINDOW_S: 3x cheaper than the 15 s
+    window of free decoding, and on the example lines the two gave mean log-probabilities within 0.1
+    of each other and ranked raw against matched speech the same way."""
     import ctranslate2
 
     seconds = [len(w) / AUDIO_SR for w in wavs]
@@ -111,7 +111,7 @@ def text_log_probs(model, wavs: list[np.ndarray], text: str, min_window_s: int =
     ids = tok.encode(" " + " ".join(text.split()), add_special_tokens=False).ids
     if not ids or not wavs:
         return [np.zeros(0) for _ in wavs]
-    window = max(int(min_window_s), int(np.ceil(max(seconds) + 1)))
+    window = max(FORCED_WINDOW_S, int(np.ceil(max(seconds) + 1)))
     feats = np.stack([_window_features(model, np.pad(np.asarray(w, np.float32), (0, AUDIO_SR * window - len(w))),
                                        window) for w in wavs])
     with _LOCK:
@@ -119,6 +119,14 @@ def text_log_probs(model, wavs: list[np.ndarray], text: str, min_window_s: int =
         res = model.model.align(enc, [tok.token_to_id("<|startoftranscript|>")], [ids] * len(wavs),
                                 [min(int(s * 100) + 1, feats.shape[-1]) for s in seconds])
     return [np.log(np.maximum(np.asarray(r.text_token_probs, np.float64), 1e-9)) for r in res]
+
+
+def mean_log_probs(model, audios: list[np.ndarray], sr: int, text: str) -> list[float]:
+    """Mean per-token log-probability with which the recogniser hears `text` in each audio (any rate)."""
+    from tools.tts_piper import resample
+
+    lps = text_log_probs(model, [resample(a, sr, AUDIO_SR) for a in audios], text)
+    return [float(lp.mean()) if len(lp) else 0.0 for lp in lps]
 
 
 def _decode(model, feats: np.ndarray, seconds: float) -> str:

@@ -6,8 +6,10 @@ Clearer readings: matching can blur a line's words (a formant warp that makes "c
 (`tools.eval_asr.text_log_probs`, mean log-probability per token) against piper's own unmatched
 speech of the same line. A matched line more than LINE_TOLERANCE below it is also rendered in three
 milder readings of the same transform (the envelope changes at 3/4 strength; piper's own F0 range;
-both), from the same WORLD analysis. The first reading in that order that is heard within the
-tolerance is kept, else the one heard best, as a director keeps the clearest take. The same recogniser judges the `intelligibility` evaluator, so a kept reading rarely
+both), from the same WORLD analysis. A reading may replace the matched line only if the shared speaker
+measure finds it within SIM_TOLERANCE of the matched line's similarity to the reference (the voice
+must stay the character's); of those, the first in that order heard within the tolerance is kept,
+else the one heard best, as a director keeps the clearest take. The same recogniser judges the `intelligibility` evaluator, so a kept reading rarely
 fails it. Slower or noisier takes were tried instead: a take with a new noise seed needs a fresh
 onnxruntime session (about 2.5 s), and slower takes, which need piper and WORLD's analysis again,
 cost more and helped less (example lines 6 errors, against 5 for the readings).
@@ -43,6 +45,7 @@ TAKE_NOISE = 0.3  # noise of a fresh take (piper's voices default to about 0.667
 LINE_TOLERANCE = 0.15  # nats per token a matched line may lose against piper's own speech
 CLEARER_READINGS = True  # the check in the module docstring; the benchmark turns it off to compare
 MILDER = 0.75  # strength of the envelope changes (formant warp, corrections) in a milder reading
+SIM_TOLERANCE = 0.02  # similarity to the reference a milder reading may lose against the matched line
 _VOICE = None
 
 
@@ -252,7 +255,8 @@ class PiperSynthesizer:
             analysis = voice_match.analyse_synthetic(raw.audio, sr)
             audio = voice_match.render_transform(analysis, len(raw.audio), sr, transform, style)
             if CLEARER_READINGS and not transform.is_identity:
-                audio, notes = _clearer_reading(" ".join(sentences), raw.audio, analysis, sr, transform, style, audio)
+                audio, notes = _clearer_reading(" ".join(sentences), raw.audio, analysis, sr, transform, style, audio,
+                                                character.voice.reference)
         audio = resample(audio, raw.sample_rate, sample_rate)
         write_wav(out_path, audio, sample_rate)
         words = words_from_phonemes(" ".join(sentences).split(), raw.phonemes)
@@ -287,12 +291,11 @@ READINGS = (("matched", 1.0, False), ("milder envelope", MILDER, False), ("natur
             ("milder envelope, natural F0 range", MILDER, True))
 
 
-def _clearer_reading(text: str, raw: np.ndarray, analysis, sr: int, transform, style, audio):
+def _clearer_reading(text: str, raw: np.ndarray, analysis, sr: int, transform, style, audio, reference: Path):
     """(audio, notes): the matched line, or the milder reading the recogniser hears best when the
     matched one falls below the tolerance (module docstring)."""
     from tools import voice_match
-    from tools.eval_asr import MAX_SHORT_S, load_whisper
-    from tools.voice_search import heard_log_probs
+    from tools.eval_asr import MAX_SHORT_S, load_whisper, mean_log_probs
 
     if len(raw) / sr > MAX_SHORT_S:
         return audio, {}
@@ -302,17 +305,21 @@ def _clearer_reading(text: str, raw: np.ndarray, analysis, sr: int, transform, s
         LOG.warning("no clearer-reading check: %s", exc.message)
         return audio, {}
     base = raw if style.is_neutral else voice_match.render_transform(analysis, len(raw), sr, voice_match.identity_transform(), style)
-    base_lp, lp = heard_log_probs(model, [base, audio], sr, text)
+    base_lp, lp = mean_log_probs(model, [base, audio], sr, text)
     floor = base_lp - LINE_TOLERANCE
     heard = {"unmatched": round(base_lp, 3), READINGS[0][0]: round(lp, 3)}
     best = (lp, READINGS[0][0], audio)
     if lp < floor:
+        from tools import speaker_sim
+
+        ref_e = speaker_sim.embed(*voice_match.load_audio(Path(reference)))
+        min_sim = speaker_sim.similarity(speaker_sim.embed(audio, sr), ref_e) - SIM_TOLERANCE
         milder = [voice_match.render_transform(analysis, len(raw), sr, _milder(transform, e, r), style)
                   for _, e, r in READINGS[1:]]
-        for (name, _, _), y, lp_k in zip(READINGS[1:], milder, heard_log_probs(model, milder, sr, text)):
+        for (name, _, _), y, lp_k in zip(READINGS[1:], milder, mean_log_probs(model, milder, sr, text)):
             heard[name] = round(lp_k, 3)
-            if lp_k > best[0] and best[0] < floor:  # the first reading that clears the floor stays
-                best = (lp_k, name, y)
+            if lp_k > best[0] and best[0] < floor and speaker_sim.similarity(speaker_sim.embed(y, sr), ref_e) >= min_sim:
+                best = (lp_k, name, y)  # the first reading that clears the floor stays
     return best[2], {"reading": best[1], "heard_log_prob": heard, "floor": round(floor, 3)}
 
 

@@ -13,8 +13,7 @@ Fitting (once per reference, cached by the wav's digest in the user cache direct
    and per band.
 4. A coordinate search around that fit (F0 level and range, formant scale, envelope strength,
    breathiness) keeps the transform that the shared speaker measure (`tools.speaker_sim`) finds
-   closest to the reference, scored on a fixed held-out sentence rather than the fitted words, less a
-   penalty where the recogniser hears short held-out sentences worse than piper's own speech.
+   closest to the reference, scored on a fixed held-out sentence rather than the fitted words.
 """
 from __future__ import annotations
 
@@ -32,16 +31,12 @@ import numpy as np
 from tools.base import ToolError
 
 LOG = logging.getLogger(__name__)
-ANALYSIS_VERSION = 9  # bump when the analysis or the fit changes: old cache entries are ignored
+ANALYSIS_VERSION = 7  # bump when the analysis or the fit changes: old cache entries are ignored
 FRAME_MS = 5.0
 N_BANDS = 48
 MIN_REF_S, MAX_REF_S = 1.0, 30.0
 # Fixed piper sentence for scoring candidate transforms (see fitted_transform); chosen once, not tuned.
 HELD_OUT_TEXT = "We packed warm bread, apples and cheese, then walked along the shore until noon."
-# Short, low-context sentences for the search's intelligibility budget (tools.voice_search): with
-# little for the recogniser's language model to guess from, they expose what the transform does to
-# the sounds. Longer sentences (HELD_OUT_TEXT) were heard equally well raw and matched.
-INTEL_TEXTS = ("Dig a pit by the gate. Both kids hid in the shed. Pass me that thin red cup. Tell Ben to get the net.",)
 _MEMO: dict[str, "WorldTransform"] = {}
 _MEMO_LOCK = threading.Lock()
 
@@ -405,7 +400,7 @@ def fitted_transform(reference: Path, transcript: str) -> WorldTransform:
     """The transform fitted to one reference clip (see the module docstring), cached by digest."""
     from tools import text_norm
     from tools.tts_piper import load_voice, raw_synthesize, resample
-    from tools.voice_search import Heard, refine_by_similarity
+    from tools.voice_search import refine_by_similarity
 
     voice = load_voice()
     key = _digest(Path(reference), transcript, str(ANALYSIS_VERSION), str(voice.config.sample_rate), "joe-medium")
@@ -434,12 +429,8 @@ def fitted_transform(reference: Path, transcript: str) -> WorldTransform:
         # Candidates are scored on other words than the transcript the classes were fitted on, so
         # the search keeps what generalises to new lines (scoring on the transcript itself picked
         # transforms that fit those words only: 6 of 8 espeak-ng voices identified, against 8 of 8).
-        heard = []
-        for text in INTEL_TEXTS:
-            audio = raw_synthesize(text_norm.prepare_line(text), length_scale=length_scale).audio
-            heard.append(Heard(audio, analyse_synthetic(audio, sr), text))
         held = raw_synthesize(text_norm.prepare_line(HELD_OUT_TEXT), length_scale=length_scale).audio
-        tf = refine_by_similarity(Path(reference), held, analyse_synthetic(held, sr), sr, tf, heard=heard)
+        tf = refine_by_similarity(Path(reference), held, analyse_synthetic(held, sr), sr, tf)
         _write_json(cache, asdict(tf))
     with _MEMO_LOCK:
         _MEMO[key] = tf
