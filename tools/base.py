@@ -54,7 +54,7 @@ class SpeechResult:
     sample_rate: int
     phonemes: list[Timing] = field(default_factory=list)
     words: list[Timing] = field(default_factory=list)
-    notes: dict = field(default_factory=dict)  # how the backend made the line (e.g. which take it kept)
+    notes: dict = field(default_factory=dict)  # how the backend made the line (e.g. which reading it kept)
 
 
 @runtime_checkable

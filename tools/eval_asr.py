@@ -79,13 +79,12 @@ def _window_features(model, wav: np.ndarray, min_window_s: Optional[int] = None)
     seconds = len(wav) / AUDIO_SR
     if min_window_s is not None:
         window = max(int(min_window_s), int(np.ceil(seconds + 1)))
-        padded = np.pad(np.asarray(wav, np.float32), (0, max(0, AUDIO_SR * window - len(wav))))
-        return model.feature_extractor(padded)[:, : 100 * window]
-    # Whisper was trained on 30 s windows. A window cut to the speech plus 1 s (tried: 5x
-    # cheaper) looped on short lines ("The relays are fine. The relays are fine. ...") and
-    # misheard words; a 15 s window heard the example's ten shots as the 30 s one did at 40%
-    # of the cost (10 s windows misheard again), so short shots get 15 s of context.
-    window = SHORT_WINDOW_S if seconds <= SHORT_WINDOW_S - 1 else 30
+    else:
+        # Whisper was trained on 30 s windows. A window cut to the speech plus 1 s (tried: 5x
+        # cheaper) looped on short lines ("The relays are fine. The relays are fine. ...") and
+        # misheard words; a 15 s window heard the example's ten shots as the 30 s one did at 40%
+        # of the cost (10 s windows misheard again), so short shots get 15 s of context.
+        window = SHORT_WINDOW_S if seconds <= SHORT_WINDOW_S - 1 else 30
     padded = np.pad(np.asarray(wav, np.float32), (0, max(0, AUDIO_SR * window - len(wav))))
     return model.feature_extractor(padded)[:, : 100 * window]
 
@@ -112,8 +111,7 @@ def text_log_probs(model, wavs: list[np.ndarray], text: str) -> list[np.ndarray]
     if not ids or not wavs:
         return [np.zeros(0) for _ in wavs]
     window = max(FORCED_WINDOW_S, int(np.ceil(max(seconds) + 1)))
-    feats = np.stack([_window_features(model, np.pad(np.asarray(w, np.float32), (0, AUDIO_SR * window - len(w))),
-                                       window) for w in wavs])
+    feats = np.stack([_window_features(model, w, window) for w in wavs])  # every clip fits `window`
     with _LOCK:
         enc = model.model.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(feats)))
         res = model.model.align(enc, [tok.token_to_id("<|startoftranscript|>")], [ids] * len(wavs),

@@ -9,10 +9,11 @@ milder readings of the same transform (the envelope changes at 3/4 strength; pip
 both), from the same WORLD analysis. A reading may replace the matched line only if the shared speaker
 measure finds it within SIM_TOLERANCE of the matched line's similarity to the reference (the voice
 must stay the character's); of those, the first in that order heard within the tolerance is kept,
-else the one heard best, as a director keeps the clearest take. The same recogniser judges the `intelligibility` evaluator, so a kept reading rarely
-fails it. Slower or noisier takes were tried instead: a take with a new noise seed needs a fresh
-onnxruntime session (about 2.5 s), and slower takes, which need piper and WORLD's analysis again,
-cost more and helped less (example lines 6 errors, against 5 for the readings).
+else the one heard best, as a director keeps the clearest take. The same recogniser judges the
+`intelligibility` evaluator, so a kept reading rarely fails it. Slower or noisier takes were tried
+instead: a take with a new noise seed needs a fresh onnxruntime session (about 2.5 s), and slower
+takes, which need piper and WORLD's analysis again, cost more and helped less (example lines 6
+errors, against 5 for the readings).
 
 Phoneme timings come from piper's alignment output, which needs the model patched once with
 `python -m piper.patch_voice_with_alignment`; the patched copy lives in the user cache directory
@@ -275,14 +276,8 @@ def _milder(tf, envelope: float, natural_range: bool):
     """The transform with its envelope changes at `envelope` strength and, optionally, piper's own F0 range."""
     from dataclasses import replace
 
-    return replace(
-        tf,
-        warp=tf.warp**envelope,
-        voiced_corr=[c * envelope for c in tf.voiced_corr],
-        unvoiced_corr=[c * envelope for c in tf.unvoiced_corr],
-        class_corr=[[c * envelope for c in row] for row in tf.class_corr],
-        f0_range=1.0 if natural_range else tf.f0_range,
-    )
+    return replace(tf.envelope_scaled(envelope), warp=tf.warp**envelope,
+                   f0_range=1.0 if natural_range else tf.f0_range)
 
 
 # Mildest change of the voice first: on monotone voices piper's own F0 range is a larger change than
@@ -311,8 +306,9 @@ def _clearer_reading(text: str, raw: np.ndarray, analysis, sr: int, transform, s
     best = (lp, READINGS[0][0], audio)
     if lp < floor:
         from tools import speaker_sim
+        from tools.eval_speaker import reference_embedding
 
-        ref_e = speaker_sim.embed(*voice_match.load_audio(Path(reference)))
+        ref_e = reference_embedding(reference)  # cached; the one the speaker evaluator judges lines by
         min_sim = speaker_sim.similarity(speaker_sim.embed(audio, sr), ref_e) - SIM_TOLERANCE
         milder = [voice_match.render_transform(analysis, len(raw), sr, _milder(transform, e, r), style)
                   for _, e, r in READINGS[1:]]

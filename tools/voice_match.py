@@ -250,6 +250,15 @@ class WorldTransform:
             gain_db=self.gain_db * s,
         )
 
+    def envelope_scaled(self, w: float) -> "WorldTransform":
+        """The transform with every envelope correction (long-term and per class) scaled by `w`."""
+        return replace(
+            self,
+            voiced_corr=[c * w for c in self.voiced_corr],
+            unvoiced_corr=[c * w for c in self.unvoiced_corr],
+            class_corr=[[c * w for c in row] for row in self.class_corr],
+        )
+
     @property
     def is_identity(self) -> bool:
         return (

@@ -20,21 +20,11 @@ LOG = logging.getLogger(__name__)
 MIN_GAIN = 1e-3  # similarity steps below this are the measure's own noise, not a better voice
 
 
-def _weighted(tf: WorldTransform, w: float) -> WorldTransform:
-    """The transform with every envelope correction scaled by `w`."""
-    return replace(
-        tf,
-        voiced_corr=[c * w for c in tf.voiced_corr],
-        unvoiced_corr=[c * w for c in tf.unvoiced_corr],
-        class_corr=[[c * w for c in row] for row in tf.class_corr],
-    )
-
-
 # One step of each move of the similarity search; each is tried up and down, twice if it helps.
 _MOVES = (
     ("f0_shift", lambda t, d: replace(t, f0_shift=t.f0_shift + d * 0.06)),  # about one semitone
     ("warp", lambda t, d: replace(t, warp=t.warp * 1.04**d)),
-    ("envelope", lambda t, d: _weighted(t, 1.3**d)),
+    ("envelope", lambda t, d: t.envelope_scaled(1.3**d)),
     ("breath", lambda t, d: replace(t, ap_shift=t.ap_shift + 0.06 * d)),
     ("f0_range", lambda t, d: replace(t, f0_range=t.f0_range * 1.25**d)),
 )
