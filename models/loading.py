@@ -17,7 +17,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from tools.base import ToolError
+from models.errors import ModelError
 
 SAFE_SUFFIXES = (".safetensors",)
 TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
@@ -26,17 +26,17 @@ TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
 def local_path(path, field: str, want_dir: bool = False) -> Path:
     """Resolve a configured path and check it exists locally; `field` names the config key."""
     if path is None:
-        raise ToolError(f"{field} is not set", f"set render.{field} to a local path")
+        raise ModelError(f"{field} is not set", f"set render.{field} to a local path")
     p = Path(path).expanduser().resolve()
     if not p.exists():
-        raise ToolError(
+        raise ModelError(
             f"{field}: {p} does not exist",
             f"download the weights beforehand and point render.{field} at them (no downloads at run time)",
         )
     if want_dir and not p.is_dir():
-        raise ToolError(f"{field}: {p} is not a folder", f"point render.{field} at the model folder")
+        raise ModelError(f"{field}: {p} is not a folder", f"point render.{field} at the model folder")
     if not want_dir and not p.is_file():
-        raise ToolError(f"{field}: {p} is not a file", f"point render.{field} at a .safetensors file")
+        raise ModelError(f"{field}: {p} is not a file", f"point render.{field} at a .safetensors file")
     return p
 
 
@@ -50,14 +50,14 @@ def load_state_dict(path, field: str = "weights") -> dict[str, torch.Tensor]:
         try:
             obj = torch.load(str(p), map_location="cpu", weights_only=True)
         except Exception as exc:  # the weights-only unpickler refuses code objects
-            raise ToolError(
+            raise ModelError(
                 f"{field}: {p} is not a plain tensor checkpoint ({exc.__class__.__name__})",
                 "convert it to .safetensors",
             ) from exc
         if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-            raise ToolError(f"{field}: {p} does not hold a flat name->tensor dict", "convert it to .safetensors")
+            raise ModelError(f"{field}: {p} does not hold a flat name->tensor dict", "convert it to .safetensors")
         return obj
-    raise ToolError(
+    raise ModelError(
         f"{field}: {p} has unsupported format {p.suffix!r}",
         "use .safetensors (or a weights-only torch .pt/.bin)",
     )
@@ -95,7 +95,7 @@ def from_pretrained_local(cls, path, field: str, **kwargs):
     try:
         return cls.from_pretrained(str(p), local_files_only=True, use_safetensors=True, **kwargs)
     except (OSError, ValueError, EnvironmentError) as exc:
-        raise ToolError(
+        raise ModelError(
             f"{field}: cannot load {cls.__name__} from {p}: {exc}",
             "point it at a diffusers/transformers folder with config.json and .safetensors weights",
         ) from exc

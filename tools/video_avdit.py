@@ -8,6 +8,7 @@ come from the configured local folders and a CUDA GPU is required.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -15,10 +16,20 @@ import torch
 
 from orchestrator.plan import SceneInfo, Shot
 from orchestrator.spec import AvditConfig, Cast, RenderConfig
+from models.errors import ModelError
 from tools.base import ShotAudio, ToolError, VideoKnobs, VideoResult
 
 WAV_RATE = 16000
 TINY_WIDTH = 64  # internal render width of the tiny model; frames are resized to the knobs' size
+
+
+@contextmanager
+def model_errors():
+    """Report the model layer's errors as this tool's errors (exit 2 with the fix)."""
+    try:
+        yield
+    except ModelError as exc:
+        raise ToolError(exc.message, exc.fix) from exc
 
 
 def layout_boxes(count: int) -> torch.Tensor:
@@ -76,7 +87,8 @@ class AvditVideoGenerator:
             if spec.lora is None:
                 continue
             if cid not in self.loaded:
-                load_lora(tr, spec.lora, cid)
+                with model_errors():
+                    load_lora(tr, spec.lora, cid)
                 self.loaded.add(cid)
             names.append(cid)
         if names:
@@ -182,5 +194,6 @@ def from_config(config: RenderConfig) -> AvditVideoGenerator:
 
     if cfg.adapter is None:
         raise ToolError("render.avdit.adapter is not set", "train one with `compose train --stage b` and point render.avdit.adapter at adapter.safetensors")
-    pipe = AvditPipeline.from_local(cfg.model_dir, cfg.wav2vec_dir, cfg.adapter)
+    with model_errors():
+        pipe = AvditPipeline.from_local(cfg.model_dir, cfg.wav2vec_dir, cfg.adapter)
     return AvditVideoGenerator(cfg, pipe, tiny=False)

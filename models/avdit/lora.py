@@ -16,7 +16,7 @@ from peft.tuners.tuners_utils import BaseTunerLayer
 from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
 
 from models.loading import load_state_dict, read_metadata, save_state_dict
-from tools.base import ToolError
+from models.errors import ModelError
 
 # Self- and text cross-attention projections of every block (not the audio layers, which are
 # outside the transformer and trained separately).
@@ -45,13 +45,13 @@ def load_lora(transformer, path, name: str) -> None:
     """Load a LoRA saved by `save_lora` as adapter `name`."""
     meta = read_metadata(path, "lora")
     if "rank" not in meta:
-        raise ToolError(f"lora: {path} has no LoRA config in its metadata", "save it with models.avdit.lora.save_lora")
+        raise ModelError(f"lora: {path} has no LoRA config in its metadata", "save it with models.avdit.lora.save_lora")
     sd = load_state_dict(path, "lora")
     add_character_lora(transformer, name, meta["rank"], meta["alpha"], meta["targets"])
     result = set_peft_model_state_dict(transformer, sd, adapter_name=name)
     bad = [k for k in getattr(result, "unexpected_keys", []) if "lora_" in k]
     if bad:
-        raise ToolError(f"lora: {path} does not match this transformer ({bad[:3]})", "train it on the same base model")
+        raise ModelError(f"lora: {path} does not match this transformer ({bad[:3]})", "train it on the same base model")
 
 
 def use_characters(transformer, names: Sequence[str], weights: Optional[Sequence[float]] = None) -> None:

@@ -27,7 +27,7 @@ from models.avdit.adapter import AvditModel
 from models.avdit.lora import add_character_lora, lora_parameters, load_lora, save_lora
 from models.avdit.router import labels_to_route, router_losses
 from models.loading import load_state_dict, read_metadata, save_state_dict
-from tools.base import ToolError
+from models.errors import ModelError
 
 STAGES = ("a", "b", "c", "d")
 CHECKPOINT = "checkpoint.safetensors"
@@ -61,7 +61,7 @@ def load_samples(folder) -> list[dict]:
     """Read every sample file in `folder` (safetensors only)."""
     files = sorted(Path(folder).glob("*.safetensors"))
     if not files:
-        raise ToolError(f"training data: no .safetensors samples in {folder}", "see models/avdit/train.py for the format")
+        raise ModelError(f"training data: no .safetensors samples in {folder}", "see models/avdit/train.py for the format")
     samples = []
     for f in files:
         s = load_state_dict(f, "training data")
@@ -80,7 +80,7 @@ def prepare_stage(model: AvditModel, stage: str, character: Optional[str], rank:
         names.append("dataset")
     if stage == "c":
         if not character:
-            raise ToolError("stage c trains one character's LoRA but no character was given", "pass --character ID")
+            raise ModelError("stage c trains one character's LoRA but no character was given", "pass --character ID")
         if character not in names:
             add_character_lora(tr, character, rank)
             names.append(character)
@@ -151,14 +151,14 @@ def load_checkpoint(path: Path, model: AvditModel, optimizer, stage: str) -> int
     """Restore a checkpoint written by `save_checkpoint`; returns the step to continue from."""
     meta = read_metadata(path, "checkpoint")
     if meta.get("stage") != stage:
-        raise ToolError(f"checkpoint {path} is from stage {meta.get('stage')!r}, not {stage!r}", "use a fresh --out folder")
+        raise ModelError(f"checkpoint {path} is from stage {meta.get('stage')!r}, not {stage!r}", "use a fresh --out folder")
     sd = load_state_dict(path, "checkpoint")
     params = dict(model.named_parameters())
     saved = {k[len("param."):] for k in sd if k.startswith("param.")}
     trainable = {n for n, p in params.items() if p.requires_grad}
     if saved != trainable:
         diff = sorted(saved ^ trainable)[:3]
-        raise ToolError(f"checkpoint {path} was written with other model settings (differs in {diff})",
+        raise ModelError(f"checkpoint {path} was written with other model settings (differs in {diff})",
                         "resume with the same flags (--router, --rank, --tiny...) or use a fresh --out folder")
     with torch.no_grad():
         for key, val in sd.items():
@@ -179,7 +179,7 @@ def train(model: AvditModel, samples: list[dict], stage: str, out: Path, steps: 
     from diffusers import FlowMatchEulerDiscreteScheduler
 
     if stage not in STAGES:
-        raise ToolError(f"unknown training stage {stage!r}", f"choose one of {', '.join(STAGES)}")
+        raise ModelError(f"unknown training stage {stage!r}", f"choose one of {', '.join(STAGES)}")
     params = prepare_stage(model, stage, character, rank)
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0)
@@ -251,7 +251,7 @@ def build_model(args) -> AvditModel:
         from models.loading import from_pretrained_local
 
         if args.model_dir is None or args.wav2vec_dir is None:
-            raise ToolError("training real weights needs --model-dir and --wav2vec-dir", "pass both, or --tiny")
+            raise ModelError("training real weights needs --model-dir and --wav2vec-dir", "pass both, or --tiny")
         tr = from_pretrained_local(WanTransformer3DModel, args.model_dir / "transformer", "--model-dir")
         wav = from_pretrained_local(Wav2Vec2Model, args.wav2vec_dir, "--wav2vec-dir")
         dim = tr.config.num_attention_heads * tr.config.attention_head_dim
@@ -277,11 +277,11 @@ def train_command(args) -> int:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    """Parse `argv` and train; ToolErrors are printed with their fix and exit 2."""
+    """Parse `argv` and train; ModelErrors are printed with their fix and exit 2."""
     args = build_parser().parse_args(argv)
     try:
         return train_command(args)
-    except ToolError as exc:
+    except ModelError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

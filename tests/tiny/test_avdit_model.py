@@ -12,7 +12,7 @@ from models.avdit.router import (
 )
 from models.avdit.tiny import TinyPrompt, tiny_model
 from models.loading import load_state_dict, save_state_dict
-from tools.base import ToolError
+from models.errors import ModelError
 
 PROMPT = "<sub1> COLLINS talks to <sub2> HOPPER at dusk"
 
@@ -191,14 +191,14 @@ def test_loading_refuses_unsafe_formats(tmp_path):
     path = save_state_dict({"w": torch.ones(2)}, tmp_path / "a.safetensors", {"k": 1})
     assert torch.equal(load_state_dict(path)["w"], torch.ones(2))
     (tmp_path / "model.pkl").write_bytes(b"not allowed")
-    with pytest.raises(ToolError, match="unsupported format"):
+    with pytest.raises(ModelError, match="unsupported format"):
         load_state_dict(tmp_path / "model.pkl")
     import pickle
 
     (tmp_path / "evil.pt").write_bytes(pickle.dumps({"w": object()}))
-    with pytest.raises(ToolError, match="not a plain tensor checkpoint"):
+    with pytest.raises(ModelError, match="not a plain tensor checkpoint"):
         load_state_dict(tmp_path / "evil.pt")
-    with pytest.raises(ToolError, match="does not exist"):
+    with pytest.raises(ModelError, match="does not exist"):
         load_state_dict(tmp_path / "missing.safetensors")
 
 

@@ -7,7 +7,7 @@ import torch
 from models.avdit.lora import add_character_lora, identity_gate, load_lora, lora_parameters, save_lora, use_characters
 from models.avdit.tiny import TinyPrompt, tiny_model, tiny_transformer
 from models.avdit.train import main, synthetic_samples, train
-from tools.base import ToolError
+from models.errors import ModelError
 
 
 def forward(tr, seed=0):
@@ -59,7 +59,7 @@ def test_load_lora_refuses_file_without_config(tmp_path):
     from models.loading import save_state_dict
 
     path = save_state_dict({"x": torch.zeros(1)}, tmp_path / "bad.safetensors")
-    with pytest.raises(ToolError, match="no LoRA config"):
+    with pytest.raises(ModelError, match="no LoRA config"):
         load_lora(tiny_transformer(), path, "bad")
 
 
