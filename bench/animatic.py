@@ -15,10 +15,10 @@ import threading
 import time
 from pathlib import Path
 
-from tools.animatic.demo import demo_cast, make_audio, make_scene, make_shot
+from tests.fixtures.demo import demo_cast, make_audio, make_scene, make_shot
 from tools.base import VideoKnobs
-from tools.contact_sheet import write_contact_sheet
-from tools.video_animatic import AnimaticRenderer
+from tools.media.contact_sheet import write_contact_sheet
+from tools.video.animatic.renderer import AnimaticRenderer
 
 
 def rss_mib() -> float:

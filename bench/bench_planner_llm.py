@@ -13,9 +13,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from orchestrator.planner_llm import LLMPlanner, build_messages
-from orchestrator.planner_llm_checks import plan_from_reply, reply_schema
-from orchestrator.spec import LLMConfig, Project
+from orchestrator.config import LLMConfig
+from orchestrator.inputs.project import Project
+from orchestrator.planning.llm.checks import plan_from_reply, reply_schema
+from orchestrator.planning.llm.planner import LLMPlanner, build_messages
 from tests.fakes.openai_stub import OpenAIStub, reply
 from tests.fakes.plan_replies import as_reply, llm_style_film, orbit_project
 

@@ -24,14 +24,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "unit"))
 
-import evalkit as ek  # noqa: E402
-
-from tools.eval_asr import IntelligibilityEvaluator  # noqa: E402
-from tools.eval_binding import BindingEvaluator  # noqa: E402
-from tools.eval_common import THRESHOLDS_PATH  # noqa: E402
-from tools.eval_identity import IdentityEvaluator  # noqa: E402
-from tools.eval_lipsync import LipSyncEvaluator  # noqa: E402
-from tools.eval_speaker import SpeakerSimilarityEvaluator  # noqa: E402
+from tests.fixtures import evalkit as ek  # noqa: E402
+from tools.evaluators.binding import BindingEvaluator  # noqa: E402
+from tools.evaluators.identity import IdentityEvaluator  # noqa: E402
+from tools.evaluators.intelligibility import IntelligibilityEvaluator  # noqa: E402
+from tools.evaluators.lipsync import LipSyncEvaluator  # noqa: E402
+from tools.evaluators.speaker_similarity import SpeakerSimilarityEvaluator  # noqa: E402
+from tools.evaluators.thresholds import THRESHOLDS_PATH  # noqa: E402
 
 # (shot id, characters left to right, lines (line id, speaker, text), another voice, another face)
 CASES = [

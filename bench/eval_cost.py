@@ -19,11 +19,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "unit"))
 
-import evalkit as ek  # noqa: E402
-
+from orchestrator.config import RenderConfig  # noqa: E402
 from orchestrator.nodes.evaluate import run_evaluators  # noqa: E402
-from orchestrator.spec import RenderConfig  # noqa: E402
-from tools import eval_common, registry  # noqa: E402
+from tests.fixtures import evalkit as ek  # noqa: E402
+from tools import registry
+from tools.evaluators import signals
 
 LINES = [("sc01_l03", "collins", "The relays are fine. Check them again if you like."),
          ("sc01_l04", "hopper", "Then look at the cat.")]
@@ -36,7 +36,7 @@ def main() -> None:
     args = ap.parse_args()
     ek.SIZE = tuple(int(v) for v in args.size.split("x"))
     config = RenderConfig()
-    evaluators = [registry.create("evaluator", name, config) for name in config.evaluators]
+    evaluators = [registry.create("evaluator", name) for name in config.evaluators]
     cast = ek.orbit_cast()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -51,13 +51,13 @@ def main() -> None:
             shot, scene = ek.make_shot("sc01_sh03", ["collins", "hopper"], audio, cast)
             attempt = ek.render(shot, scene, audio, cast, work / f"video{r}")
             t2 = time.perf_counter()
-            eval_common._CACHE.clear()  # every attempt decodes its own clip
+            signals._CACHE.clear()  # every attempt decodes its own clip
             for e in evaluators:
                 te = time.perf_counter()
                 e.evaluate(attempt)
                 per_eval[e.name].append(time.perf_counter() - te)
             t3 = time.perf_counter()
-            eval_common._CACHE.clear()
+            signals._CACHE.clear()
             tp = time.perf_counter()
             run_evaluators(evaluators, attempt)  # as the evaluate node runs them: two threads
             parallel_s.append(time.perf_counter() - tp)

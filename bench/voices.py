@@ -32,11 +32,17 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from orchestrator.spec import CharacterSpec, VoiceSpec  # noqa: E402
-from tools import speaker_sim, tts_piper, voice_match  # noqa: E402
+from orchestrator.schema.cast import CharacterSpec, VoiceSpec  # noqa: E402
 from tools.base import SpeechKnobs  # noqa: E402
-from tools.eval_asr import word_errors  # noqa: E402
-from tools.tts_piper import PiperSynthesizer, load_voice, write_wav  # noqa: E402
+from tools.evaluators.intelligibility import word_errors  # noqa: E402
+from tools.hearing import speaker
+from tools.media.audio import (
+    load_audio,
+    write_wav,  # noqa: E402
+)
+from tools.speech import fitting
+from tools.speech.piper import PiperSynthesizer  # noqa: E402
+from tools.speech.piper_voice import load_voice  # noqa: E402
 
 CLIP_A = "The old lighthouse keeper climbed the stairs every evening to light the lamp for passing ships."
 CLIP_B = "Seven quick foxes jumped over the garden fence and ran toward the dark forest beyond the river."
@@ -72,7 +78,7 @@ def _character(cid: str, ref: Path, transcript: str) -> CharacterSpec:
 
 
 def _embed_file(path: Path) -> np.ndarray:
-    return speaker_sim.embed(*voice_match.load_audio(path))
+    return speaker.embed(*load_audio(path))
 
 
 def _print_matrix(title: str, rows: list[str], cols: list[str], m: np.ndarray) -> None:
@@ -101,7 +107,7 @@ def example_cast(tmp: Path) -> None:
     synth = PiperSynthesizer()
     load_voice()
     for c in ids:  # fit once (cached), so the timing below is synthesis plus matching only
-        voice_match.fitted_transform(chars[c].voice.reference, chars[c].voice.transcript)
+        fitting.fitted_transform(chars[c].voice.reference, chars[c].voice.transcript)
     raw_m, matched_m = np.zeros((3, 3)), np.zeros((3, 3))
     audio_s = compute_s = 0.0
     from faster_whisper import WhisperModel
@@ -118,30 +124,27 @@ def example_cast(tmp: Path) -> None:
                 compute_s += time.perf_counter() - t0
                 audio_s += res.duration
             e = _embed_file(out)
-            m[i] = [speaker_sim.similarity(e, r) for r in refs]
+            m[i] = [speaker.similarity(e, r) for r in refs]
     wer, line_s, line_audio = {}, {}, {}
     for name, corpus in (("example", lines), ("extra", {c: EXTRA_LINES for c in ids})):
         for label, strength, check in (("raw", 0.0, False), ("matched, no reading check", 1.0, False),
-                                       ("matched", 1.0, tts_piper.CLEARER_READINGS)):
-            saved, tts_piper.CLEARER_READINGS = tts_piper.CLEARER_READINGS, check
+                                       ("matched", 1.0, True)):
+            line_synth = PiperSynthesizer(clearer_readings=check)
             errors = words = kept = 0
-            try:
-                for c in ids:
-                    for k, line in enumerate(corpus[c]):  # per line, as the film speaks them
-                        out = tmp / f"{c}-line{k}.wav"
-                        t0 = time.perf_counter()
-                        res = synth.synthesize(line, chars[c], SpeechKnobs(matching_strength=strength), out)
-                        if label == "matched":
-                            line_s[name] = line_s.get(name, 0.0) + time.perf_counter() - t0
-                            line_audio[name] = line_audio.get(name, 0.0) + res.duration
-                        kept += res.notes.get("reading", "matched") != "matched"
-                        hyp = " ".join(s.text for s in asr.transcribe(str(out), beam_size=1, language="en")[0])
-                        e_, n_ = word_errors(line, hyp)
-                        errors, words = errors + e_, words + n_
-                        if e_ and name == "example":
-                            print(f"  {label:17s} {c:8s} {line!r} -> {hyp.strip()!r}")
-            finally:
-                tts_piper.CLEARER_READINGS = saved
+            for c in ids:
+                for k, line in enumerate(corpus[c]):  # per line, as the film speaks them
+                    out = tmp / f"{c}-line{k}.wav"
+                    t0 = time.perf_counter()
+                    res = line_synth.synthesize(line, chars[c], SpeechKnobs(matching_strength=strength), out)
+                    if label == "matched":
+                        line_s[name] = line_s.get(name, 0.0) + time.perf_counter() - t0
+                        line_audio[name] = line_audio.get(name, 0.0) + res.duration
+                    kept += res.notes.get("reading", "matched") != "matched"
+                    hyp = " ".join(s.text for s in asr.transcribe(str(out), beam_size=1, language="en")[0])
+                    e_, n_ = word_errors(line, hyp)
+                    errors, words = errors + e_, words + n_
+                    if e_ and name == "example":
+                        print(f"  {label:17s} {c:8s} {line!r} -> {hyp.strip()!r}")
             wer[name, label] = (errors, words, kept)
     _print_matrix("example cast, RAW piper vs references (rows: speaker lines)", ids, ids, raw_m)
     _print_matrix("example cast, MATCHED vs references", ids, ids, matched_m)
@@ -167,7 +170,7 @@ def _espeak(voice: str, pitch: int, speed: int, shift: float, text: str, out: Pa
 
     raw = out.with_suffix(".raw.wav")
     subprocess.run(["espeak-ng", "-v", voice, "-p", str(pitch), "-s", str(speed), "-w", str(raw), text], check=True)
-    x, sr = voice_match.load_audio(raw)
+    x, sr = load_audio(raw)
     if shift:
         x = librosa.effects.pitch_shift(x, sr=sr, n_steps=shift)
     write_wav(out, 0.8 * x / max(float(np.abs(x).max()), 1e-6), sr)
@@ -195,7 +198,7 @@ def espeak_set(tmp: Path) -> None:
             out = tmp / f"es-{name}-tts-{strength}.wav"
             synth.synthesize(CLIP_B, ch, SpeechKnobs(matching_strength=strength), out)
             e = _embed_file(out)
-            m[i] = [speaker_sim.similarity(e, r) for r in refs]
+            m[i] = [speaker.similarity(e, r) for r in refs]
     _print_matrix("espeak-ng set, MATCHED (fit on clip A) vs clip B of every voice", names, names, matched_m)
     conf = np.zeros((n, n), int)
     for i, j in enumerate(np.argmax(matched_m, axis=1)):

@@ -26,8 +26,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tools.tts_piper import raw_synthesize, write_wav  # noqa: E402
-from tools.voice_match import N_BANDS, WorldTransform, apply_transform  # noqa: E402
+from tools.media.audio import write_wav  # noqa: E402
+from tools.speech.piper_voice import raw_synthesize  # noqa: E402
+from tools.speech.world import N_BANDS, WorldTransform, apply_transform  # noqa: E402
 
 
 def _tilt(low_db: float, high_db: float) -> list:

@@ -14,7 +14,9 @@ from typing import Optional
 
 from rich.console import Console
 
-from orchestrator.spec import PLANNERS, Project, SpecError
+from orchestrator.inputs.problems import SpecError
+from orchestrator.inputs.project import Project
+from orchestrator.planning import PLANNERS
 
 SUBCOMMANDS = ("render", "validate", "plan", "report", "contact-sheet", "train")
 EXIT_INPUT = 2
@@ -69,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def load(args) -> Project:
-    from orchestrator.loading import load_project  # imported here to keep `compose --help` fast
+    from orchestrator.inputs.loading import load_project  # imported here to keep `compose --help` fast
 
     return load_project(args.script, args.cast, allow_outside_assets=args.allow_outside_assets)
 
@@ -93,7 +95,7 @@ def cmd_validate(args, console: Console) -> int:
 
 
 def cmd_plan(args, console: Console) -> int:
-    from orchestrator.nodes.planning import make_plan
+    from orchestrator.planning import make_plan
     from orchestrator.store import atomic_write_json
 
     project = load(args)
@@ -111,8 +113,8 @@ def cmd_plan(args, console: Console) -> int:
         t.add_row(s.id, s.framing, s.camera, ", ".join(s.characters), lines, f"{s.duration:.1f}")
     console.print(t)
     if planner == "llm":
-        from orchestrator.planner_llm import plan_diff
-        from orchestrator.planner_rules import RulePlanner
+        from orchestrator.planning.llm.planner import plan_diff
+        from orchestrator.planning.rules import RulePlanner
 
         diffs = plan_diff(RulePlanner().plan(project), plan)
         console.print("differences from the rule plan:" if diffs else "same coverage as the rule plan")
@@ -123,15 +125,15 @@ def cmd_plan(args, console: Console) -> int:
 
 
 def cmd_report(args, console: Console) -> int:
-    from orchestrator.logs import print_report
+    from orchestrator.report.terminal import print_report
 
     print_report(args.run_dir, console, shot_id=args.shot)  # a missing log is a ToolError: exit 2
     return 0
 
 
 def cmd_contact_sheet(args, console: Console) -> int:
-    from orchestrator.logs import kept_attempt, load_records
-    from tools.contact_sheet import write_contact_sheet
+    from orchestrator.report.records import kept_attempt, load_records
+    from tools.media.contact_sheet import write_contact_sheet
 
     shots = load_records(args.run_dir / "retries.jsonl", console)  # a missing log: ToolError, exit 2
     # The attempt the film uses (a best-effort shot may keep an earlier attempt than its last).

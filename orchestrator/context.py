@@ -1,16 +1,42 @@
-"""The run context: what graph nodes need besides their state (project, tools, cache, paths)."""
+"""The run context: what graph nodes need besides their state.
+
+It holds the run's fixed inputs (the loaded project and its render settings), the backends (built
+once per run: model loads are expensive), the cache and the output paths. Nothing a node produces
+for another node lives here: that travels in graph state (`orchestrator.state`), so a resumed run
+sees exactly what an uninterrupted one would.
+"""
 from __future__ import annotations
 
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable
 
-from orchestrator.plan import ShotPlan
-from orchestrator.spec import Project, RenderConfig
-from orchestrator.store import Cache
+from pydantic import BaseModel
+
+from orchestrator.config import RenderConfig
+from orchestrator.inputs.project import Project
+from orchestrator.schema.plan import ShotPlan
+from orchestrator.store import Cache, digest_file
 from tools import registry
+
+
+def backend_options(config: RenderConfig, name: str) -> dict:
+    """A backend's own settings: the fields of `render.<name>` when the config has such a section."""
+    section = getattr(config, name, None)
+    return section.model_dump() if isinstance(section, BaseModel) else {}
+
+
+@lru_cache(maxsize=8)
+def _read_plan(path: str, digest: str) -> ShotPlan:
+    return ShotPlan.model_validate_json(Path(path).read_text())
+
+
+def load_plan(path: Path) -> ShotPlan:
+    """The plan at `path`, parsed once per content."""
+    return _read_plan(str(path), digest_file(Path(path)))
 
 
 @dataclass
@@ -18,10 +44,7 @@ class RunContext:
     project: Project
     config: RenderConfig
     out_dir: Path
-    plan: Optional[ShotPlan] = None
-    planner_usage: dict = field(default_factory=dict)
-    loudness: dict = field(default_factory=dict)
-    started: float = field(default_factory=time.time)
+    started: float = field(default_factory=time.time)  # this process's clock, for manifest timings
     on_event: Callable[[str, dict], None] = lambda kind, info: None
     _tools: dict = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -35,11 +58,11 @@ class RunContext:
         return self.out_dir / "shots" / shot_id
 
     def tool(self, kind: str, name: str):
-        """Create each backend once per run (model loads are expensive)."""
+        """Create each backend once per run, from its own settings."""
         with self._lock:
             key = (kind, name)
             if key not in self._tools:
-                self._tools[key] = registry.create(kind, name, self.config)
+                self._tools[key] = registry.create(kind, name, **backend_options(self.config, name))
             return self._tools[key]
 
     @property

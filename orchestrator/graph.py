@@ -10,10 +10,10 @@ from langgraph.types import Send
 from orchestrator.context import RunContext
 from orchestrator.nodes.decide import decide, shot_result
 from orchestrator.nodes.evaluate import evaluate
-from orchestrator.nodes.planning import plan_node
+from orchestrator.nodes.plan import plan_node
 from orchestrator.nodes.render import render
 from orchestrator.nodes.report import report_node
-from orchestrator.nodes.schedule import schedule_node
+from orchestrator.nodes.schedule import schedule_node, shot_states
 from orchestrator.nodes.speak import speak
 from orchestrator.nodes.stitch import stitch_node
 from orchestrator.state import FilmState, ShotState
@@ -43,13 +43,7 @@ def build_film_graph(ctx: RunContext, checkpointer=None):
         return {"results": {state["shot_id"]: result}}
 
     def fan_out(state: FilmState):
-        c = ctx.config
-        return [
-            Send("shot", {"shot_id": sid, "attempt": 1, "max_attempts": c.max_attempts,
-                          "speech_knobs": {"seed": c.seed}, "video_knobs": {"seed": c.seed},
-                          "history": [], "changes": {}, "reason": "first attempt"})
-            for sid in state["shot_ids"]
-        ]
+        return [Send("shot", s) for s in shot_states(state, ctx)]
 
     g = StateGraph(FilmState)
     g.add_node("plan", partial(plan_node, ctx=ctx))

@@ -13,7 +13,6 @@ import math
 from dataclasses import replace
 
 from tools.base import Score, SpeechKnobs, VideoKnobs
-from tools.tts_piper import TAKE_NOISE
 
 # How much each family counts when picking the best attempt: the seeds' complaints are mostly
 # wrong-speaker and out-of-sync mouths, so those weigh most.
@@ -85,7 +84,9 @@ def plan_retry(
     speech: SpeechKnobs,
     video: VideoKnobs,
     attempt: int,
-    video_backend: str,
+    *,
+    take_noise: float,
+    audio_guidance: float | None,
 ) -> tuple[SpeechKnobs, VideoKnobs, dict, str]:
     """Knobs for the attempt after `attempt`, the changes as {"speech.x": [old, new]}, and why.
 
@@ -97,12 +98,16 @@ def plan_retry(
     - speaker similarity: full voice matching, new speech seed, less synthesis noise.
     - intelligibility (WER): slower speech, no synthesis noise, new speech seed.
     - identity: new video seed.
+
+    The backends say what they support: `take_noise` is the speech backend's synthesis noise for a
+    fresh take, `audio_guidance` the video backend's default audio-guidance scale (None when it has
+    no audio guidance to raise).
     """
     failing = [s for s in scores if not s.passed]
     families = {family(s.name) for s in failing}
     new_speech, new_video = replace(speech), replace(video)
     why: list[str] = []
-    diffusion = video_backend != "animatic"
+    diffusion = audio_guidance is not None
 
     def note(names: set[str], text: str) -> None:
         shown = ", ".join(sorted(s.name for s in failing if family(s.name) in names))
@@ -115,19 +120,19 @@ def plan_retry(
     elif "lipsync" in families:
         new_video.seed = video.seed + 1
         if diffusion:
-            new_video.audio_guidance = min(MAX_AUDIO_GUIDANCE, (video.audio_guidance or 4.0) + 1.5)
+            new_video.audio_guidance = min(MAX_AUDIO_GUIDANCE, (video.audio_guidance or audio_guidance) + 1.5)
         note({"lipsync"}, "weak sync, new video seed" + (" and stronger audio guidance" if diffusion else ""))
     if "binding" in families:
         new_video.mask_dilation = min(MAX_DILATION, video.mask_dilation + 8)
         new_video.seed = video.seed + 1
         if diffusion:
-            new_video.audio_guidance = min(MAX_AUDIO_GUIDANCE, (video.audio_guidance or 4.0) + 1.5)
+            new_video.audio_guidance = min(MAX_AUDIO_GUIDANCE, (video.audio_guidance or audio_guidance) + 1.5)
         note({"binding"}, "another character's mouth moves with the speech, widening masks")
     if "speaker" in families:
         new_speech.matching_strength = 1.0
         new_speech.seed = speech.seed + 1
         # Without synthesis noise a new seed gives the same take; a little noise makes a new one.
-        new_speech.noise = round(speech.noise * 0.5, 4) if speech.noise > 0 else TAKE_NOISE
+        new_speech.noise = round(speech.noise * 0.5, 4) if speech.noise > 0 else take_noise
         note({"speaker"}, "voice not close enough to the reference, full matching and a new take")
     if "wer" in families:
         new_speech.rate = max(MIN_RATE, round(speech.rate * 0.9, 4))

@@ -8,10 +8,11 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from orchestrator.config import RenderConfig
 from orchestrator.context import RunContext
 from orchestrator.graph import build_film_graph
-from orchestrator.plan import ShotPlan
-from orchestrator.spec import Project, RenderConfig
+from orchestrator.inputs.project import Project
+from orchestrator.report.terminal import print_report
 from orchestrator.store import digest_file, digest_json
 
 
@@ -43,17 +44,13 @@ def run_film(project: Project, config: RenderConfig, out_dir: Path, console: Con
         resume = bool(pending.next)
         if resume:
             console.print(f"resuming the interrupted run in {out_dir}")
-            if "plan" not in pending.next:  # the plan node already ran: its plan is on disk
-                ctx.plan = ShotPlan.model_validate_json((out_dir / "plan.json").read_text())
         with _progress(console) as progress:
-            ctx.on_event = _progress_events(progress, ctx)
-            if ctx.plan is not None:
-                ctx.on_event("planned", {"shots": [s.id for s in ctx.plan.shots]})
+            ctx.on_event = _progress_events(progress)
+            if pending.values.get("shot_ids"):  # planned before the interruption
+                ctx.on_event("planned", {"shots": pending.values["shot_ids"]})
             final = graph.invoke(None if resume else {"results": {}}, cfg)
     finally:
         conn.close()
-    from orchestrator.logs import print_report
-
     print_report(out_dir, console)
     console.print(f"[bold]film:[/bold] {out_dir / 'film.mp4'}   report: {out_dir / 'report.html'}")
     manifest = json.loads((out_dir / "manifest.json").read_text())
@@ -72,7 +69,7 @@ def _progress(console: Console) -> Progress:
                     console=console, transient=False, disable=console.quiet)
 
 
-def _progress_events(progress: Progress, ctx: RunContext):
+def _progress_events(progress: Progress):
     task = progress.add_task("planning", total=None)
 
     def on_event(kind: str, info: dict) -> None:

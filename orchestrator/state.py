@@ -1,8 +1,11 @@
-"""Typed graph state. State holds ids, numbers and paths only; heavy objects live in RunContext."""
+"""Typed graph state: everything one node hands to another. State holds ids, numbers, small JSON and
+paths only; heavy objects (backends, the cache) live in `RunContext`."""
 from __future__ import annotations
 
 import operator
 from typing import Annotated, TypedDict
+
+from orchestrator.store import add_counts
 
 
 def merge_dicts(left: dict, right: dict) -> dict:
@@ -14,6 +17,8 @@ def merge_dicts(left: dict, right: dict) -> dict:
 
 class ShotState(TypedDict, total=False):
     shot_id: str
+    shot: dict  # the planned shot (ShotPlan JSON) the loop renders
+    scene: dict  # its scene (SceneInfo JSON)
     attempt: int  # 1-based
     max_attempts: int  # the hard cap on this shot's loop
     speech_knobs: dict
@@ -24,9 +29,13 @@ class ShotState(TypedDict, total=False):
     history: Annotated[list, operator.add]  # one summary per finished attempt
     changes: dict  # knob changes that led to the current attempt
     reason: str  # why the current attempt was made
+    cache: Annotated[dict, add_counts]  # cache hits, misses and rebuilt entries of this shot's attempts
 
 
 class FilmState(TypedDict, total=False):
+    plan_path: str  # plan.json: the planner's plan, rewritten by stitch with the real timings
+    planner_usage: dict  # calls, tokens and cost of planning (empty for the rule planner)
     shot_ids: list[str]  # in schedule order
-    results: Annotated[dict, merge_dicts]  # shot id -> result summary (paths, verdict, numbers)
+    results: Annotated[dict, merge_dicts]  # shot id -> result summary (paths, verdict, numbers, cache)
+    loudness: dict  # the dialogue mix's measured loudness, from stitch
     film: str

@@ -70,42 +70,55 @@ def atomic_copy(src: Path, dst: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
+CACHE_OUTCOMES = ("hit", "miss", "rebuilt")  # rebuilt: an entry was found damaged, deleted and built again
+
+
+def cache_counts(*outcomes: str) -> dict:
+    """{"hits", "misses", "rebuilt"} for some `get_or_build` outcomes (a rebuilt entry is also a miss)."""
+    return {"hits": sum(o == "hit" for o in outcomes), "misses": sum(o != "hit" for o in outcomes),
+            "rebuilt": sum(o == "rebuilt" for o in outcomes)}
+
+
+def add_counts(left: dict, right: dict) -> dict:
+    """Reducer: cache counts summed key by key."""
+    out = dict(left or {})
+    for k, v in (right or {}).items():
+        out[k] = out.get(k, 0) + v
+    return out
+
+
 class Cache:
     """Folders of artifacts keyed by the digest of their inputs, verified on every reuse."""
 
     def __init__(self, root: Path):
         self.root = root
-        self.hits = 0
-        self.misses = 0
-        self.rebuilt = 0
 
     def entry_dir(self, key: str) -> Path:
         return self.root / key[:2] / key
 
-    def lookup(self, key: str) -> Optional[Path]:
-        """The entry's folder if it exists and every recorded file matches its digest."""
+    def lookup(self, key: str) -> tuple[Optional[Path], bool]:
+        """(the entry's folder if it exists and every recorded file matches its digest, whether a
+        damaged entry was found and deleted)."""
         d = self.entry_dir(key)
         meta = d / "entry.json"
         if not meta.exists():
-            return None
+            return None, False
         try:
             files = json.loads(meta.read_text())["files"]
             ok = all((d / name).exists() and digest_file(d / name) == dig for name, dig in files.items())
         except (OSError, ValueError, KeyError, TypeError):
             ok = False
         if not ok:
-            self.rebuilt += 1
             shutil.rmtree(d, ignore_errors=True)
-            return None
-        return d
+            return None, True
+        return d, False
 
-    def get_or_build(self, key: str, build: Callable[[Path], Iterable[str]]) -> tuple[Path, bool]:
-        """Return (entry folder, was_hit). `build(tmpdir)` writes files and returns their names."""
-        found = self.lookup(key)
+    def get_or_build(self, key: str, build: Callable[[Path], Iterable[str]]) -> tuple[Path, str]:
+        """Return (entry folder, outcome: "hit" | "miss" | "rebuilt"). `build(tmpdir)` writes files and
+        returns their names."""
+        found, damaged = self.lookup(key)
         if found is not None:
-            self.hits += 1
-            return found, True
-        self.misses += 1
+            return found, "hit"
         final = self.entry_dir(key)
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{key[:12]}.", dir=final.parent))
@@ -117,4 +130,4 @@ class Cache:
             os.replace(tmp, final)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        return final, False
+        return final, "rebuilt" if damaged else "miss"

@@ -15,6 +15,6 @@ os.environ.setdefault("XDG_CACHE_HOME", str(Path(os.environ.get("PYTEST_CACHE_RO
 
 @pytest.fixture(scope="session")
 def example_project():
-    from orchestrator.loading import load_project
+    from orchestrator.inputs.loading import load_project
 
     return load_project(EXAMPLE / "script.yaml")

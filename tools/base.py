@@ -10,8 +10,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional, Protocol, runtime_checkable
 
-from orchestrator.plan import SceneInfo, Shot
-from orchestrator.spec import Cast, CharacterSpec
+from orchestrator.schema.cast import Cast, CharacterSpec
+from orchestrator.schema.plan import SceneInfo, Shot
 
 
 class ToolError(Exception):
@@ -61,6 +61,7 @@ class SpeechResult:
 class SpeechSynthesizer(Protocol):
     name: str
     version: str  # joins the cache key: bump it when output changes
+    take_noise: float  # synthesis noise of a fresh take when a retry needs a different one
 
     def synthesize(
         self,
@@ -158,6 +159,7 @@ MASKS_NPZ = ("masks", "labels", "face_boxes")
 class VideoGenerator(Protocol):
     name: str
     version: str
+    default_audio_guidance: Optional[float]  # the audio-guidance scale retries raise; None: no guidance
 
     def render(
         self,

@@ -1,35 +1,36 @@
 """Backends by name. Imports are lazy so a missing optional dependency only matters when chosen.
 
-Each entry maps a name to "module:factory"; a factory takes the `RenderConfig` and returns the tool.
-Tests may register extra backends (for example a fault-injecting speech tool) with `register`.
+Each entry maps a name to "module:factory". A factory takes its backend's own settings as explicit
+keyword arguments (for `cosyvoice` and `avdit`, the fields of `render.<name>`) and returns the tool;
+it never sees the whole render configuration. Tests may add backends (for example a fault-injecting
+speech tool) with `register`.
 """
 from __future__ import annotations
 
 import importlib
 from typing import Callable
 
-from orchestrator.spec import RenderConfig
 from tools.base import ToolError
 
 SPEECH: dict[str, str | Callable] = {
-    "piper": "tools.tts_piper:from_config",
-    "cosyvoice": "tools.tts_cosyvoice:from_config",
+    "piper": "tools.speech.piper:create",
+    "cosyvoice": "tools.speech.cosyvoice:create",
 }
 VIDEO: dict[str, str | Callable] = {
-    "animatic": "tools.video_animatic:from_config",
-    "avdit": "tools.video_avdit:from_config",
+    "animatic": "tools.video.animatic.renderer:create",
+    "avdit": "tools.video.avdit:create",
 }
 EVALUATORS: dict[str, str | Callable] = {
-    "lipsync": "tools.eval_lipsync:from_config",
-    "binding": "tools.eval_binding:from_config",
-    "speaker_similarity": "tools.eval_speaker:from_config",
-    "intelligibility": "tools.eval_asr:from_config",
-    "identity": "tools.eval_identity:from_config",
+    "lipsync": "tools.evaluators.lipsync:create",
+    "binding": "tools.evaluators.binding:create",
+    "speaker_similarity": "tools.evaluators.speaker_similarity:create",
+    "intelligibility": "tools.evaluators.intelligibility:create",
+    "identity": "tools.evaluators.identity:create",
     # Optional real-model evaluators, from local weights named by COMPOSER_*_DIR variables.
-    "speaker_wavlm": "tools.eval_models:wavlm_from_config",
-    "clip_text_video": "tools.eval_models:clip_from_config",
-    "intelligibility_whisper": "tools.eval_models:whisper_from_config",
-    "lipsync_syncnet": "tools.eval_syncnet:from_config",
+    "speaker_wavlm": "tools.evaluators.models:create_wavlm",
+    "clip_text_video": "tools.evaluators.models:create_clip",
+    "intelligibility_whisper": "tools.evaluators.models:create_whisper",
+    "lipsync_syncnet": "tools.evaluators.lipsync_syncnet:create",
 }
 KINDS = {"speech": SPEECH, "video": VIDEO, "evaluator": EVALUATORS}
 
@@ -39,8 +40,8 @@ def register(kind: str, name: str, factory: Callable) -> None:
     KINDS[kind][name] = factory
 
 
-def create(kind: str, name: str, config: RenderConfig):
-    """Build the backend `name` of `kind` from the render config."""
+def create(kind: str, name: str, **options):
+    """Build the backend `name` of `kind` from its own settings."""
     table = KINDS[kind]
     if name not in table:
         raise ToolError(
@@ -57,4 +58,4 @@ def create(kind: str, name: str, config: RenderConfig):
                 f"{kind} backend {name!r} cannot be imported: {exc}",
                 "install the project's requirements (make demo) or choose another backend",
             ) from exc
-    return target(config)
+    return target(**options)

@@ -69,7 +69,7 @@ def concat_video(shots: list[StitchShot], out: Path, crossfade: float, fps: int)
 def _blend_concat(shots: list[StitchShot], out: Path, crossfade: float, fps: int) -> None:
     import av
 
-    from tools.media import ClipWriter
+    from tools.media.video import ClipWriter
 
     half = max(1, int(round(crossfade * fps / 2)))
     firsts, lasts = [], []
@@ -113,7 +113,7 @@ def mix_dialogue(shots: list[StitchShot], total: float, sr: int, target_lufs: fl
         gain_db = min(gain_db, PEAK_CEILING_DB - 20 * np.log10(max(peak, 1e-9)))
         data = data * (10 ** (gain_db / 20))
     after = float(meter.integrated_loudness(data)) if np.any(data) else float("-inf")
-    return data.astype(np.float32), {"target_lufs": target_lufs, "measured_lufs": after, "gain_db": gain_db}
+    return data.astype(np.float32), {"target_lufs": float(target_lufs), "measured_lufs": float(after), "gain_db": float(gain_db)}
 
 
 def write_stems(shots: list[StitchShot], total: float, sr: int, folder: Path) -> list[Path]:

@@ -15,8 +15,8 @@ from peft import LoraConfig
 from peft.tuners.tuners_utils import BaseTunerLayer
 from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
 
-from models.loading import load_state_dict, read_metadata, save_state_dict
 from models.errors import ModelError
+from models.loading import load_state_dict, read_metadata, save_state_dict
 
 # Self- and text cross-attention projections of every block (not the audio layers, which are
 # outside the transformer and trained separately).

@@ -24,10 +24,10 @@ import torch
 import torch.nn.functional as F
 
 from models.avdit.adapter import AvditModel
-from models.avdit.lora import add_character_lora, lora_parameters, load_lora, save_lora
+from models.avdit.lora import add_character_lora, load_lora, lora_parameters, save_lora
 from models.avdit.router import labels_to_route, router_losses
-from models.loading import load_state_dict, read_metadata, save_state_dict
 from models.errors import ModelError
+from models.loading import load_state_dict, read_metadata, save_state_dict
 
 STAGES = ("a", "b", "c", "d")
 CHECKPOINT = "checkpoint.safetensors"

@@ -43,7 +43,9 @@ def decide(state: ShotState, ctx: RunContext) -> dict:
         reason = f"failing after {attempt} attempts: {_failing(scores)}; kept attempt {best['attempt']}"
     else:
         decision, verdict = "retry", "retry"
-        new_speech, new_video, changes, why = retry.plan_retry(scores, speech, video, attempt, ctx.config.video)
+        new_speech, new_video, changes, why = retry.plan_retry(
+            scores, speech, video, attempt, take_noise=ctx.speech.take_noise,
+            audio_guidance=ctx.video.default_audio_guidance)
         reason = f"failing: {_failing(scores)}; next: {why}"
         update.update(
             speech_knobs=asdict(new_speech), video_knobs=asdict(new_video), changes=changes,
@@ -85,4 +87,5 @@ def shot_result(state: ShotState) -> dict:
         "passed": best["passed"],
         "records": [str(Path(h["dir"]) / "record.json") for h in history],
         "final_record": str(last),
+        "cache": state.get("cache", {}),
     }

@@ -7,10 +7,10 @@ from pathlib import Path
 
 from orchestrator.context import RunContext
 from orchestrator.nodes.render import load_attempt
+from orchestrator.schema.plan import SceneInfo
 from orchestrator.state import ShotState
-from orchestrator.store import atomic_write_json, digest_file, digest_json
+from orchestrator.store import atomic_write_json, cache_counts, digest_file, digest_json
 from tools.base import AttemptInput, Score, VideoResult
-
 
 # Listening (ASR, speaker encoder) and looking (decode, mouths, faces) release the GIL for most of
 # their time, so two threads score a shot in about the time of the slower half.
@@ -33,6 +33,7 @@ def load_scores(attempt_dir: Path) -> list[Score]:
 def evaluate(state: ShotState, ctx: RunContext) -> dict:
     attempt_dir = Path(state["attempt_dir"])
     shot, audio = load_attempt(attempt_dir)
+    scene = SceneInfo.model_validate(state["scene"])
     ctx.on_event("stage", {"shot": shot.id, "stage": "evaluate", "attempt": state["attempt"]})
     clip, masks = attempt_dir / "clip.mp4", attempt_dir / "masks.npz"
     evaluators = ctx.evaluators()
@@ -52,11 +53,11 @@ def evaluate(state: ShotState, ctx: RunContext) -> dict:
     def build(tmp: Path):
         fps = ctx.config.fps
         video = VideoResult(clip, masks, int(round(shot.duration * fps)), fps)
-        inp = AttemptInput(shot, ctx.plan.scene_of(shot), ctx.project.cast, audio, video)
+        inp = AttemptInput(shot, scene, ctx.project.cast, audio, video)
         scores = run_evaluators(evaluators, inp)
         atomic_write_json(tmp / "scores.json", [s.as_dict() for s in scores])
         return ["scores.json"]
 
-    entry, _ = ctx.cache.get_or_build(key, build)
+    entry, outcome = ctx.cache.get_or_build(key, build)
     atomic_write_json(attempt_dir / "scores.json", json.loads((entry / "scores.json").read_text()))
-    return {}
+    return {"cache": cache_counts(outcome)}

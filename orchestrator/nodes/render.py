@@ -5,9 +5,9 @@ import json
 from pathlib import Path
 
 from orchestrator.context import RunContext
-from orchestrator.plan import Shot
+from orchestrator.schema.plan import SceneInfo, Shot
 from orchestrator.state import ShotState
-from orchestrator.store import atomic_copy, digest_file, digest_json
+from orchestrator.store import atomic_copy, cache_counts, digest_file, digest_json
 from tools.base import ShotAudio, VideoKnobs
 
 
@@ -28,7 +28,7 @@ def video_knobs(ctx: RunContext, state: ShotState) -> VideoKnobs:
 def render(state: ShotState, ctx: RunContext) -> dict:
     attempt_dir = Path(state["attempt_dir"])
     shot, audio = load_attempt(attempt_dir)
-    scene = ctx.plan.scene_of(shot)
+    scene = SceneInfo.model_validate(state["scene"])
     knobs = video_knobs(ctx, state)
     video = ctx.video
     cast = ctx.project.cast
@@ -58,7 +58,7 @@ def render(state: ShotState, ctx: RunContext) -> dict:
         video.render(shot, scene, audio, cast, knobs, tmp / "clip.mp4", tmp / "masks.npz")
         return ["clip.mp4", "masks.npz"]
 
-    entry, _ = ctx.cache.get_or_build(key, build)
+    entry, outcome = ctx.cache.get_or_build(key, build)
     for name in ("clip.mp4", "masks.npz"):
         atomic_copy(entry / name, attempt_dir / name)
-    return {}
+    return {"cache": cache_counts(outcome)}

@@ -4,20 +4,22 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from orchestrator.context import RunContext
-from orchestrator.logs import load_records
-from orchestrator.report import write_html, write_manifest
+from orchestrator.context import RunContext, load_plan
+from orchestrator.report.html import write_html
+from orchestrator.report.manifest import write_manifest
+from orchestrator.report.records import load_records
 from orchestrator.state import FilmState
 
 
 def report_node(state: FilmState, ctx: RunContext) -> dict:
-    from tools.contact_sheet import write_contact_sheet
+    from tools.media.contact_sheet import write_contact_sheet
 
     out = ctx.out_dir
-    clips = [(sid, Path(state["results"][sid]["best_dir"]) / "clip.mp4") for sid in (s.id for s in ctx.plan.shots)]
+    plan = load_plan(Path(state["plan_path"]))
+    clips = [(s.id, Path(state["results"][s.id]["best_dir"]) / "clip.mp4") for s in plan.shots]
     sheet = out / "contact_sheet.png"
     write_contact_sheet(clips, sheet)
     records = [r for recs in load_records(out / "retries.jsonl").values() for r in recs]
     write_html(out, ctx.project.script.title, records, sheet)
-    write_manifest(ctx, state["results"], time.time() - ctx.started)
+    write_manifest(ctx, state, time.time() - ctx.started)
     return {}

@@ -6,11 +6,13 @@ order when shots are taken one at a time and its first shot warms the caches the
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import networkx as nx
 
-from orchestrator.context import RunContext
-from orchestrator.plan import ShotPlan
-from orchestrator.state import FilmState
+from orchestrator.context import RunContext, load_plan
+from orchestrator.schema.plan import ShotPlan
+from orchestrator.state import FilmState, ShotState
 
 
 def work_graph(plan: ShotPlan) -> nx.DiGraph:
@@ -39,4 +41,18 @@ def shot_order(plan: ShotPlan) -> list[str]:
 
 
 def schedule_node(state: FilmState, ctx: RunContext) -> dict:
-    return {"shot_ids": shot_order(ctx.plan)}
+    return {"shot_ids": shot_order(load_plan(Path(state["plan_path"])))}
+
+
+def shot_states(state: FilmState, ctx: RunContext) -> list[ShotState]:
+    """The first attempt of every scheduled shot: its shot and scene, the seeds and the attempt cap."""
+    plan = load_plan(Path(state["plan_path"]))
+    c = ctx.config
+    out = []
+    for sid in state["shot_ids"]:
+        shot = plan.shot(sid)
+        out.append({"shot_id": sid, "shot": shot.model_dump(mode="json"),
+                    "scene": plan.scene_of(shot).model_dump(mode="json"), "attempt": 1,
+                    "max_attempts": c.max_attempts, "speech_knobs": {"seed": c.seed},
+                    "video_knobs": {"seed": c.seed}, "history": [], "changes": {}, "reason": "first attempt"})
+    return out

@@ -11,9 +11,10 @@ import numpy as np
 import soundfile as sf
 
 from orchestrator.context import RunContext
-from orchestrator.planner_rules import retime_shot
+from orchestrator.planning.timing import retime_shot
+from orchestrator.schema.plan import Shot
 from orchestrator.state import ShotState
-from orchestrator.store import atomic_copy, atomic_write_json, digest_file, digest_json, temp_path
+from orchestrator.store import atomic_copy, atomic_write_json, cache_counts, digest_file, digest_json, temp_path
 from tools.base import ShotAudio, SpeechKnobs, SpeechResult, SpokenLine, Timing, ToolError
 
 
@@ -34,8 +35,9 @@ def speech_key(ctx: RunContext, text: str, parenthetical, character, knobs: Spee
     )
 
 
-def synthesize_line(ctx: RunContext, seg, knobs: SpeechKnobs) -> SpeechResult:
-    """One line through the speech backend, reusing a verified cache entry when one exists."""
+def synthesize_line(ctx: RunContext, seg, knobs: SpeechKnobs) -> tuple[SpeechResult, str]:
+    """One line through the speech backend, reusing a verified cache entry when one exists; also the
+    cache outcome."""
     character = ctx.project.cast.by_id(seg.speaker)
     sr = ctx.config.sample_rate
 
@@ -53,7 +55,7 @@ def synthesize_line(ctx: RunContext, seg, knobs: SpeechKnobs) -> SpeechResult:
         (tmp / "speech.json").write_text(json.dumps(meta))
         return ["speech.wav", "speech.json"]
 
-    entry, _ = ctx.cache.get_or_build(speech_key(ctx, seg.text, seg.parenthetical, character, knobs), build)
+    entry, outcome = ctx.cache.get_or_build(speech_key(ctx, seg.text, seg.parenthetical, character, knobs), build)
     meta = json.loads((entry / "speech.json").read_text())
     return SpeechResult(
         wav_path=entry / "speech.wav",
@@ -62,7 +64,7 @@ def synthesize_line(ctx: RunContext, seg, knobs: SpeechKnobs) -> SpeechResult:
         phonemes=[Timing(**t) for t in meta["phonemes"]],
         words=[Timing(**t) for t in meta["words"]],
         notes=meta.get("notes", {}),
-    )
+    ), outcome
 
 
 def mix_lines(lines: list[SpokenLine], duration: float, sr: int, out: Path) -> None:
@@ -82,7 +84,7 @@ def mix_lines(lines: list[SpokenLine], duration: float, sr: int, out: Path) -> N
 
 def speak(state: ShotState, ctx: RunContext) -> dict:
     started = time.time()
-    shot = ctx.plan.shot(state["shot_id"])
+    shot = Shot.model_validate(state["shot"])
     attempt_dir = ctx.shot_dir(shot.id) / f"attempt-{state['attempt']}"
     if state["attempt"] == 1 and ctx.shot_dir(shot.id).exists():
         # A fresh run of this shot: older attempt folders belong to an earlier plan. Their
@@ -91,7 +93,8 @@ def speak(state: ShotState, ctx: RunContext) -> dict:
     attempt_dir.mkdir(parents=True, exist_ok=True)
     knobs = SpeechKnobs(**state["speech_knobs"])
     ctx.on_event("stage", {"shot": shot.id, "stage": "speak", "attempt": state["attempt"]})
-    results = {seg.line_id: synthesize_line(ctx, seg, knobs) for seg in shot.speech}
+    spoken = {seg.line_id: synthesize_line(ctx, seg, knobs) for seg in shot.speech}
+    results = {k: r for k, (r, _) in spoken.items()}
     shot = retime_shot(shot, {k: r.duration for k, r in results.items()})
     fps = ctx.config.fps
     # Whole frames: the film's length must equal the sum of its shots to the frame.
@@ -108,4 +111,5 @@ def speak(state: ShotState, ctx: RunContext) -> dict:
     audio = ShotAudio(attempt_dir / "shot.wav", sr, shot.duration, lines)
     atomic_write_json(attempt_dir / "audio.json", audio.to_json())
     atomic_write_json(attempt_dir / "shot.json", shot.model_dump(mode="json"))
-    return {"attempt_dir": str(attempt_dir), "started": started}
+    return {"attempt_dir": str(attempt_dir), "started": started,
+            "cache": cache_counts(*(outcome for _, outcome in spoken.values()))}

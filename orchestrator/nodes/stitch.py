@@ -5,19 +5,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from orchestrator.context import RunContext
+from orchestrator.context import RunContext, load_plan
 from orchestrator.nodes.render import load_attempt
-from orchestrator.plan import ShotPlan
+from orchestrator.schema.plan import ShotPlan
 from orchestrator.state import FilmState
 from orchestrator.store import atomic_write_json, atomic_write_text
 from tools.stitch import StitchShot, otio_timeline, srt_text, stitch_film
 
 
-def gather(ctx: RunContext, results: dict) -> tuple[list[StitchShot], ShotPlan]:
+def gather(plan: ShotPlan, results: dict) -> tuple[list[StitchShot], ShotPlan]:
     """The chosen attempt of every shot with film times, and the plan retimed to match."""
     shots, final = [], []
     t = 0.0
-    for planned in ctx.plan.shots:
+    for planned in plan.shots:
         res = results[planned.id]
         d = Path(res["best_dir"])
         shot, audio = load_attempt(d)
@@ -25,23 +25,22 @@ def gather(ctx: RunContext, results: dict) -> tuple[list[StitchShot], ShotPlan]:
         shots.append(StitchShot(shot.id, d / "clip.mp4", d / "shot.wav", t, shot.duration, lines))
         final.append(shot)
         t += shot.duration
-    return shots, ctx.plan.model_copy(update={"shots": final})
+    return shots, plan.model_copy(update={"shots": final})
 
 
 def stitch_node(state: FilmState, ctx: RunContext) -> dict:
     out, c = ctx.out_dir, ctx.config
     ctx.on_event("stage", {"shot": "film", "stage": "stitch", "attempt": 0})
-    shots, final_plan = gather(ctx, state["results"])
+    plan = load_plan(Path(state["plan_path"]))
+    shots, final_plan = gather(plan, state["results"])
     loud = stitch_film(shots, out / "film.mp4", c.fps, c.sample_rate, c.crossfade, c.loudness_lufs, out / "stems")
     names = {ch.id: ch.name for ch in ctx.project.cast.characters}
     atomic_write_text(out / "film.srt", srt_text(shots, names))
     atomic_write_text(out / "film.otio", otio_timeline(final_plan.title, shots, c.fps, names))
     atomic_write_json(out / "plan.json", final_plan.model_dump(mode="json"))
     records = []
-    for planned in ctx.plan.shots:
+    for planned in plan.shots:
         for rec in state["results"][planned.id]["records"]:
             records.append(json.loads(Path(rec).read_text()))
     atomic_write_text(out / "retries.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
-    ctx.plan = final_plan
-    ctx.loudness = loud
-    return {"film": str(out / "film.mp4")}
+    return {"film": str(out / "film.mp4"), "loudness": loud}

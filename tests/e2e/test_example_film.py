@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from orchestrator.cli import main
-from tests.pipeline_kit import EXAMPLE, records
-from tools.media import read_audio
+from tests.fixtures.pipeline_kit import EXAMPLE, records
+from tools.media.audio import read_audio
 
 FPS, SR = 25, 24000
 

@@ -14,9 +14,13 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from orchestrator.planner_llm import LLMPlanner
-from orchestrator.planner_rules import RulePlanner, heading_parts, line_id, scene_characters
-from orchestrator.spec import Cast, DialogueBeat, LLMConfig, Project, ScriptSpec
+from orchestrator.config import LLMConfig
+from orchestrator.inputs.project import Project, ScriptSpec
+from orchestrator.planning.captions import heading_parts
+from orchestrator.planning.llm.planner import LLMPlanner
+from orchestrator.planning.rules import RulePlanner, line_id, scene_characters
+from orchestrator.schema.cast import Cast
+from orchestrator.schema.script import DialogueBeat
 
 ORBIT = Path(__file__).resolve().parents[2] / "examples" / "orbit"
 KEY_ENV = "CASCADE_TEST_LLM_KEY"

@@ -3,10 +3,17 @@ import json
 
 import pytest
 
-from orchestrator.planner_rules import screenplay_lines
+from orchestrator.planning.rules import screenplay_lines
 from tests.fakes.openai_stub import FLAVORS, OpenAIStub, reject_json_schema, reply
 from tests.fakes.plan_replies import (  # noqa: F401 (fixtures)
-    as_reply, good, llm_key, llm_style_film, mutate, project, project_with_line, stub_planner,
+    as_reply,
+    good,
+    llm_key,
+    llm_style_film,
+    mutate,
+    project,
+    project_with_line,
+    stub_planner,
 )
 from tools.base import ToolError
 

@@ -5,8 +5,8 @@ import random
 import traceback
 import uuid
 
-from orchestrator.planner_llm import LLMPlanner
-from orchestrator.spec import LLMConfig
+from orchestrator.config import LLMConfig
+from orchestrator.planning.llm.planner import LLMPlanner
 from tests.fakes.openai_stub import OpenAIStub, error, huge, reply, slow
 from tests.fakes.plan_replies import as_reply, llm_style_film, orbit_project
 from tools.base import ToolError

@@ -5,8 +5,8 @@ recorded instead of slept, so the real retry path runs without waiting.
 """
 import pytest
 
-from orchestrator.planner_llm import LLMPlanner
-from orchestrator.spec import LLMConfig
+from orchestrator.config import LLMConfig
+from orchestrator.planning.llm.planner import LLMPlanner
 from tests.fakes.openai_stub import OpenAIStub, error, huge, raw, reply, slow
 from tests.fakes.plan_replies import KEY_ENV, good, llm_key, project, stub_planner  # noqa: F401 (fixtures)
 from tools.base import ToolError

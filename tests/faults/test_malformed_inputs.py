@@ -16,8 +16,8 @@ import pytest
 import soundfile as sf
 from PIL import Image
 
-from orchestrator.loading import load_project
-from orchestrator.spec import SpecError
+from orchestrator.inputs.loading import load_project
+from orchestrator.inputs.problems import SpecError
 
 SCRIPT = """\
 title: Tiny Test

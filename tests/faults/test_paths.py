@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from orchestrator.loading import load_project
-from orchestrator.spec import SpecError
+from orchestrator.inputs.loading import load_project
+from orchestrator.inputs.problems import SpecError
 from tests.faults.test_malformed_inputs import asset_dir, edit, make_project  # noqa: F401 (fixture)
 
 HERO = "assets/images/hero.png"

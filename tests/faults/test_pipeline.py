@@ -12,7 +12,7 @@ import pytest
 
 from orchestrator.cli import main
 from orchestrator.store import digest_file
-from tests.pipeline_kit import MINI_SCRIPT, manifest, write_project
+from tests.fixtures.pipeline_kit import MINI_SCRIPT, manifest, write_project
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -20,15 +20,16 @@ ROOT = Path(__file__).resolve().parents[2]
 # asked for its N-th line: the shots before it are finished, the one that asked is not.
 KILLER = """
 import os, signal, sys
-from tools import registry, tts_piper
+from tools import registry
+from tools.speech import piper
 calls = {"n": 0}
-class Killer(tts_piper.PiperSynthesizer):
+class Killer(piper.PiperSynthesizer):
     def synthesize(self, *a, **k):
         calls["n"] += 1
         if calls["n"] == int(os.environ["KILL_AT_LINE"]):
             os.kill(os.getpid(), signal.SIGKILL)
         return super().synthesize(*a, **k)
-registry.register("speech", "piper", lambda cfg: Killer())
+registry.register("speech", "piper", lambda: Killer())
 from orchestrator.cli import main
 sys.exit(main(sys.argv[1:]))
 """

@@ -7,11 +7,12 @@ import copy
 import pytest
 
 from orchestrator.cli import main
-from tests.pipeline_kit import MINI_SCRIPT, records, write_project
-from tools import registry, tts_piper
+from tests.fixtures.pipeline_kit import MINI_SCRIPT, records, write_project
+from tools import registry
+from tools.speech import piper
 
 
-class WrongVoiceOnFirstTake(tts_piper.PiperSynthesizer):
+class WrongVoiceOnFirstTake(piper.PiperSynthesizer):
     """Test-only speech backend: speaks the 'relays' line in Hopper's voice while the seed is 0."""
 
     name = "wrong-voice-once"
@@ -25,7 +26,7 @@ class WrongVoiceOnFirstTake(tts_piper.PiperSynthesizer):
 @pytest.fixture
 def faulty_backend(example_project):
     WrongVoiceOnFirstTake.cast = example_project.cast
-    registry.register("speech", WrongVoiceOnFirstTake.name, lambda cfg: WrongVoiceOnFirstTake())
+    registry.register("speech", WrongVoiceOnFirstTake.name, lambda: WrongVoiceOnFirstTake())
     yield WrongVoiceOnFirstTake.name
     registry.SPEECH.pop(WrongVoiceOnFirstTake.name)
 

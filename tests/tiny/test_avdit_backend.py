@@ -8,10 +8,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from orchestrator.plan import Anchor, CaptionPart, OmniCaption, SceneInfo, Shot, SpeechSegment
-from orchestrator.spec import AvditConfig, Cast, RenderConfig
+from orchestrator.config import AvditConfig, RenderConfig
+from orchestrator.context import backend_options
+from orchestrator.schema.cast import Cast
+from orchestrator.schema.plan import Anchor, CaptionPart, OmniCaption, SceneInfo, Shot, SpeechSegment
 from tools.base import ShotAudio, SpeechResult, SpokenLine, ToolError, VideoGenerator, VideoKnobs
-from tools.media import count_frames, load_masks, read_audio, read_frames
+from tools.media.audio import read_audio
+from tools.media.masks import load_masks
+from tools.media.video import count_frames, read_frames
 
 RATE = 24000
 
@@ -51,10 +55,10 @@ def make_shot(tmp_path: Path):
 
 
 def test_avdit_backend_renders_a_shot(tmp_path):
-    from tools.video_avdit import from_config
+    from tools.video.avdit import create
 
     config = RenderConfig(video="avdit", avdit=AvditConfig(tiny=True, steps=2))
-    gen = from_config(config)
+    gen = create(**backend_options(config, "avdit"))
     assert isinstance(gen, VideoGenerator)
     shot, scene, audio, cast = make_shot(tmp_path)
     knobs = VideoKnobs(width=96, height=64, fps=10, mask_dilation=1)
@@ -76,8 +80,8 @@ def test_avdit_backend_renders_a_shot(tmp_path):
 
 
 def test_avdit_backend_refuses_real_mode_without_gpu_or_weights():
-    from tools.video_avdit import from_config
+    from tools.video.avdit import create
 
     with pytest.raises(ToolError) as err:
-        from_config(RenderConfig(video="avdit"))
+        create(**backend_options(RenderConfig(video="avdit"), "avdit"))
     assert "render.avdit" in str(err.value) or "GPU" in str(err.value)

@@ -7,8 +7,8 @@ import json
 import av
 
 from orchestrator.cli import main
-from tests.pipeline_kit import MINI_SCRIPT, manifest, write_project
-from tools.media import load_masks
+from tests.fixtures.pipeline_kit import MINI_SCRIPT, manifest, write_project
+from tools.media.masks import load_masks
 
 
 def test_compose_with_avdit_tiny(tmp_path):

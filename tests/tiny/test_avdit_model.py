@@ -8,11 +8,17 @@ import torch
 from models.avdit.adapter import trigger_attention
 from models.avdit.guidance import Guidance, combine, guided_noise
 from models.avdit.router import (
-    box_labels, labels_to_route, labels_to_video, masks_from_attention, router_losses, token_groups, word_spans,
+    box_labels,
+    labels_to_route,
+    labels_to_video,
+    masks_from_attention,
+    router_losses,
+    token_groups,
+    word_spans,
 )
 from models.avdit.tiny import TinyPrompt, tiny_model
-from models.loading import load_state_dict, save_state_dict
 from models.errors import ModelError
+from models.loading import load_state_dict, save_state_dict
 
 PROMPT = "<sub1> COLLINS talks to <sub2> HOPPER at dusk"
 

@@ -8,12 +8,15 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
-import evalkit as ek  # noqa: E402
-
-from orchestrator.spec import RenderConfig  # noqa: E402
+from tests.fixtures import evalkit as ek  # noqa: E402
 from tools.base import ToolError  # noqa: E402
-from tools.eval_models import (ClipTextVideoEvaluator, WavLMSpeakerEvaluator, clip_from_config,  # noqa: E402
-                               wavlm_from_config, whisper_from_config)
+from tools.evaluators.models import (
+    ClipTextVideoEvaluator,
+    WavLMSpeakerEvaluator,
+    create_clip,
+    create_wavlm,
+    create_whisper,
+)
 
 
 @pytest.fixture(scope="module")
@@ -83,12 +86,12 @@ def test_clip_scores_the_shot(attempt, clip_dir):
 def test_missing_weights_name_the_fix(monkeypatch, tmp_path):
     monkeypatch.delenv("COMPOSER_WAVLM_DIR", raising=False)
     with pytest.raises(ToolError) as err:
-        wavlm_from_config(RenderConfig())
+        create_wavlm()
     assert "COMPOSER_WAVLM_DIR" in err.value.fix
     monkeypatch.setenv("COMPOSER_CLIP_DIR", str(tmp_path))  # exists but holds no weights
     with pytest.raises(ToolError) as err:
-        clip_from_config(RenderConfig())
+        create_clip()
     assert str(tmp_path) in err.value.message
     with pytest.raises(ToolError) as err:
-        whisper_from_config(RenderConfig(), model_path=tmp_path)
+        create_whisper(model_path=tmp_path)
     assert "ct2-transformers-converter" in err.value.fix

@@ -16,12 +16,17 @@ import torch
 from safetensors.torch import save_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
-import evalkit as ek  # noqa: E402
-
-from orchestrator.spec import RenderConfig  # noqa: E402
+from tests.fixtures import evalkit as ek  # noqa: E402
 from tools.base import ToolError  # noqa: E402
-from tools.eval_syncnet import (ENV, SyncNetEvaluator, SyncNetModel, face_crop, from_config,  # noqa: E402
-                                load_syncnet, syncnet_mfcc)
+from tools.evaluators.lipsync_syncnet import (
+    ENV,
+    SyncNetEvaluator,
+    SyncNetModel,
+    create,
+    face_crop,
+    load_syncnet,
+    syncnet_mfcc,
+)
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +50,7 @@ def attempt(tmp_path_factory):
 
 def test_scores_a_rendered_clip(monkeypatch, weights, attempt):
     monkeypatch.setenv(ENV, str(weights))
-    evaluator = from_config(RenderConfig())
+    evaluator = create()
     assert isinstance(evaluator, SyncNetEvaluator)
     scores = evaluator.evaluate(attempt)
     assert [s.name for s in scores] == ["lipsync.offset.syncnet[hopper]", "lipsync.confidence.syncnet[hopper]"]
@@ -65,10 +70,11 @@ def test_scores_a_rendered_clip(monkeypatch, weights, attempt):
 
 
 def test_inputs_match_the_published_shapes(attempt):
-    from tools.eval_common import load_wav
-    from tools.media import load_masks, read_frames
+    from tools.media.audio import read_audio
+    from tools.media.masks import load_masks
+    from tools.media.video import read_frames
 
-    wav = load_wav(attempt.audio.lines[0].speech.wav_path, 16000)
+    wav = read_audio(attempt.audio.lines[0].speech.wav_path, 16000)
     mfcc = syncnet_mfcc(wav)
     assert mfcc.shape[0] == 13 and abs(mfcc.shape[1] - len(wav) / 160) <= 2  # 100 Hz: 4 per video frame
     boxes = load_masks(attempt.video.masks_path)["face_boxes"][0, 1]
@@ -85,11 +91,11 @@ def test_inputs_match_the_published_shapes(attempt):
 def test_missing_variable_or_file_names_the_fix(monkeypatch, tmp_path):
     monkeypatch.delenv(ENV, raising=False)
     with pytest.raises(ToolError) as err:
-        from_config(RenderConfig())
+        create()
     assert ENV in err.value.message and ENV in err.value.fix and "safetensors" in err.value.fix
     monkeypatch.setenv(ENV, str(tmp_path / "absent.safetensors"))
     with pytest.raises(ToolError) as err:
-        from_config(RenderConfig())
+        create()
     assert "absent.safetensors" in err.value.message
 
 

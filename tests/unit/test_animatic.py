@@ -5,13 +5,13 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from orchestrator.spec import RenderConfig
+from tests.fixtures.demo import demo_cast, make_audio, make_scene, make_shot
 from tools import registry
-from tools.animatic.backgrounds import parse_heading, procedural_set
-from tools.animatic.demo import demo_cast, make_audio, make_scene, make_shot
 from tools.base import VideoGenerator, VideoKnobs
-from tools.media import count_frames, load_masks, read_frames
-from tools.video_animatic import AnimaticRenderer
+from tools.media.masks import load_masks
+from tools.media.video import count_frames, read_frames
+from tools.video.animatic.backgrounds import parse_heading, procedural_set
+from tools.video.animatic.renderer import AnimaticRenderer
 
 W, H = 320, 180
 
@@ -30,7 +30,7 @@ def render(tmp, cast, chars, framing, lines=(), seconds=2.0, scene_chars=None, *
 
 
 def test_registry_builds_a_video_generator():
-    gen = registry.create("video", "animatic", RenderConfig())
+    gen = registry.create("video", "animatic")
     assert isinstance(gen, VideoGenerator) and gen.name == "animatic"
 
 

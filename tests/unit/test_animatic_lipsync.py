@@ -8,11 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tools.animatic.demo import demo_cast, make_audio, make_scene, make_shot
-from tools.animatic.lips import frame_envelope
+from tests.fixtures.demo import demo_cast, make_audio, make_scene, make_shot
 from tools.base import VideoKnobs
-from tools.media import load_masks, read_audio, read_frames
-from tools.video_animatic import AnimaticRenderer
+from tools.media.audio import read_audio
+from tools.media.masks import load_masks
+from tools.media.video import read_frames
+from tools.video.animatic.lips import frame_envelope
+from tools.video.animatic.renderer import AnimaticRenderer
 
 W, H, FPS = 640, 360, 25
 MAX_LAG = 12

@@ -8,10 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from orchestrator.spec import CharacterSpec, RenderConfig, VoiceSpec
-from tools import registry, tts_cosyvoice
+from orchestrator.config import RenderConfig
+from orchestrator.context import backend_options
+from orchestrator.schema.cast import CharacterSpec, VoiceSpec
+from tools import registry
 from tools.base import SpeechKnobs, ToolError
-from tools.tts_piper import write_wav
+from tools.media.audio import write_wav
+from tools.speech import cosyvoice
 
 MODEL_SR = 22050
 
@@ -62,8 +65,8 @@ def setup(tmp_path, monkeypatch):
 
     def use(api):
         module = types.SimpleNamespace(CosyVoice2=api)
-        monkeypatch.setattr(tts_cosyvoice, "import_cosyvoice", lambda repo: module)
-        return registry.create("speech", "cosyvoice", cfg)
+        monkeypatch.setattr(cosyvoice, "import_cosyvoice", lambda repo: module)
+        return registry.create("speech", "cosyvoice", **backend_options(cfg, "cosyvoice"))
 
     return use, char, tmp_path
 
@@ -104,12 +107,12 @@ def test_new_path_api_and_instruct_for_parentheticals(setup):
 
 def test_missing_checkout_or_model_is_a_tool_error_with_fix(tmp_path):
     with pytest.raises(ToolError) as err:
-        registry.create("speech", "cosyvoice", RenderConfig(speech="cosyvoice"))
+        registry.create("speech", "cosyvoice", **backend_options(RenderConfig(speech="cosyvoice"), "cosyvoice"))
     assert "render.cosyvoice.repo" in str(err.value) and "--speech piper" in err.value.fix
     (tmp_path / "repo" / "cosyvoice").mkdir(parents=True)
     cfg = RenderConfig(cosyvoice={"repo": tmp_path / "repo", "model_dir": tmp_path / "nope"})
     with pytest.raises(ToolError, match="model_dir"):
-        registry.create("speech", "cosyvoice", cfg)
+        registry.create("speech", "cosyvoice", **backend_options(cfg, "cosyvoice"))
 
 
 def test_bad_reference_and_empty_line_fail_before_inference(setup):

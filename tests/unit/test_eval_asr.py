@@ -1,12 +1,11 @@
 """intelligibility with the bundled tiny.en: the spoken line passes, different words fail."""
-from evalkit import controls  # noqa: F401 (a fixture)
-
-from orchestrator.spec import RenderConfig
-from tools.eval_asr import bundled_model_dir, from_config, normalize_words, wer
+from tests.fixtures.evalkit import controls  # noqa: F401 (a fixture)
+from tools.evaluators.intelligibility import create, normalize_words, wer
+from tools.hearing.recogniser import bundled_model_dir
 
 
 def test_spoken_lines_are_understood(controls):
-    scores = from_config(RenderConfig()).evaluate(controls["positive"])
+    scores = create().evaluate(controls["positive"])
     assert [s.name for s in scores] == ["wer[sc01_l03]", "wer[sc01_l04]"]
     for s in scores:
         assert s.passed, (s.value, s.details)
@@ -14,7 +13,7 @@ def test_spoken_lines_are_understood(controls):
 
 
 def test_wrong_words_fail(controls):
-    (s,) = from_config(RenderConfig()).evaluate(controls["words"])
+    (s,) = create().evaluate(controls["words"])
     assert not s.passed and s.value >= 0.8, s.details
 
 
@@ -35,9 +34,10 @@ def test_forced_log_prob_prefers_the_spoken_words():
     (a negative control), reversed audio scores far below, and a batch equals single calls."""
     import numpy as np
 
-    from tools.eval_asr import load_whisper, text_log_probs
-    from tools.eval_common import AUDIO_SR
-    from tools.tts_piper import raw_synthesize, resample
+    from tools.evaluators.signals import AUDIO_SR
+    from tools.hearing.recogniser import load_whisper, text_log_probs
+    from tools.media.audio import resample
+    from tools.speech.piper_voice import raw_synthesize
 
     raw = raw_synthesize(["Close the hatch before the pressure drops."])
     wav = resample(raw.audio, raw.sample_rate, AUDIO_SR)

@@ -1,13 +1,12 @@
 """identity on real animatic clips: reference faces pass, another character's face fails."""
 import numpy as np
-from evalkit import controls, orbit_cast  # noqa: F401 (controls is a fixture)
 
-from orchestrator.spec import RenderConfig
-from tools.eval_identity import describe, from_config, reference_face
+from tests.fixtures.evalkit import controls, orbit_cast  # noqa: F401 (controls is a fixture)
+from tools.evaluators.identity import create, describe, reference_face
 
 
 def test_every_character_looks_like_their_reference(controls):
-    scores = from_config(RenderConfig()).evaluate(controls["positive"])
+    scores = create().evaluate(controls["positive"])
     assert {s.name for s in scores} == {"identity[collins]", "identity.margin[collins]",
                                         "identity[hopper]", "identity.margin[hopper]"}
     for s in scores:
@@ -15,7 +14,7 @@ def test_every_character_looks_like_their_reference(controls):
 
 
 def test_another_characters_face_fails(controls):
-    scores = {s.name: s for s in from_config(RenderConfig()).evaluate(controls["face"])}
+    scores = {s.name: s for s in create().evaluate(controls["face"])}
     margin = scores["identity.margin[collins]"]  # collins drawn with chelsea's image
     assert not margin.passed and margin.details["closest_other"] == "chelsea"
     assert scores["identity.margin[hopper]"].passed  # the untouched character still passes

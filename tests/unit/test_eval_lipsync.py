@@ -1,15 +1,14 @@
 """lipsync on real animatic clips: in sync passes; mouths 4 or 8 frames late and swapped speakers fail."""
 import numpy as np
 import pytest
-from evalkit import controls  # noqa: F401 (a fixture)
 
-from orchestrator.spec import RenderConfig
-from tools.eval_common import sync_stats, thresholds
-from tools.eval_lipsync import from_config
+from tests.fixtures.evalkit import controls  # noqa: F401 (a fixture)
+from tools.evaluators.lipsync import create, sync_stats
+from tools.evaluators.thresholds import thresholds
 
 
 def _scores(controls, name):
-    return {s.name: s for s in from_config(RenderConfig()).evaluate(controls[name])}
+    return {s.name: s for s in create().evaluate(controls[name])}
 
 
 def test_in_sync_clip_passes_for_every_speaker(controls):
@@ -53,22 +52,21 @@ def test_still_mouth_has_no_confidence():
 
 def test_thresholds_come_from_the_calibration_file():
     t = thresholds()
-    ev = from_config(RenderConfig())
+    ev = create()
     assert ev.thresholds == {"lipsync.offset": t["lipsync.offset"], "lipsync.confidence": t["lipsync.confidence"]}
 
 
 def test_retry_policy_realigns_a_late_clip_until_it_passes(controls, tmp_path):
     """The decide loop in miniature: score, plan_retry, re-render with the new knobs, score."""
-    from evalkit import render
-
     from orchestrator.retry import plan_retry, verdict
+    from tests.fixtures.evalkit import render
     from tools.base import SpeechKnobs, VideoKnobs
 
-    ev = from_config(RenderConfig())
+    ev = create()
     late = controls["offset8"]
     scores = ev.evaluate(late)
     assert verdict(all(s.passed for s in scores), 1, False) == "retry"
-    _, video, changes, reason = plan_retry(scores, SpeechKnobs(), VideoKnobs(offset_frames=8), 1, "animatic")
+    _, video, changes, reason = plan_retry(scores, SpeechKnobs(), VideoKnobs(offset_frames=8), 1, take_noise=0.3, audio_guidance=None)
     assert "video.offset_frames" in changes and "re-aligning" in reason
     again = render(late.shot, late.scene, late.audio, late.cast, tmp_path, video)
     rescored = ev.evaluate(again)

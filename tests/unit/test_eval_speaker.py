@@ -1,12 +1,10 @@
 """speaker_similarity on real piper speech: own voices pass, another character's voice fails."""
-from evalkit import controls  # noqa: F401 (a fixture)
-
-from orchestrator.spec import RenderConfig
-from tools.eval_speaker import from_config
+from tests.fixtures.evalkit import controls  # noqa: F401 (a fixture)
+from tools.evaluators.speaker_similarity import create
 
 
 def test_every_line_sounds_like_its_character(controls):
-    scores = from_config(RenderConfig()).evaluate(controls["positive"])
+    scores = create().evaluate(controls["positive"])
     assert {s.name for s in scores} == {"speaker.similarity[sc01_l03]", "speaker.margin[sc01_l03]",
                                         "speaker.similarity[sc01_l04]", "speaker.margin[sc01_l04]"}
     for s in scores:
@@ -14,7 +12,7 @@ def test_every_line_sounds_like_its_character(controls):
 
 
 def test_another_characters_voice_fails_the_swap_check(controls):
-    scores = {s.name: s for s in from_config(RenderConfig()).evaluate(controls["voice"])}
+    scores = {s.name: s for s in create().evaluate(controls["voice"])}
     margin = scores["speaker.margin[sc01_l03]"]
     assert not margin.passed and margin.value < 0
     assert margin.details["closest_other"] == "chelsea"  # the voice it was really spoken in

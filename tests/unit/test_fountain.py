@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.fountain import fountain_script_data, parse_fountain, plain_text
-from orchestrator.loading import load_project
-from orchestrator.spec import SpecError
+from orchestrator.inputs.fountain import fountain_script_data, parse_fountain, plain_text
+from orchestrator.inputs.loading import load_project
+from orchestrator.inputs.problems import SpecError
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "fountain"
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "orbit"

@@ -5,8 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.loading import load_project, read_yaml, validate_schema
-from orchestrator.spec import ActionBeat, DialogueBeat, ScriptSpec, SpecError
+from orchestrator.inputs.loading import load_project, read_yaml, validate_schema
+from orchestrator.inputs.problems import SpecError
+from orchestrator.inputs.project import ScriptSpec
+from orchestrator.schema.script import ActionBeat, DialogueBeat
 from tools import registry
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "orbit"
@@ -141,7 +143,7 @@ def test_names_and_triggers_must_not_collide(tmp_path):
 
 
 def test_registered_backends_are_accepted(tmp_path, monkeypatch):
-    monkeypatch.setitem(registry.SPEECH, "fake", lambda config: None)
+    monkeypatch.setitem(registry.SPEECH, "fake", lambda: None)
     script = write_project(tmp_path, "      - action: Quiet.\n", "render: {speech: fake, planner: llm}\n")
     assert load_project(script, check_assets=False).script.render.speech == "fake"
     script.write_text(script.read_text().replace("planner: llm", "planner: oracle"))

@@ -5,7 +5,8 @@ import json
 import pytest
 from rich.console import Console
 
-from orchestrator.logs import kept_attempt, knob_changes, load_records, print_report
+from orchestrator.report.records import kept_attempt, knob_changes, load_records
+from orchestrator.report.terminal import print_report
 from orchestrator.retry import plan_retry, quality, verdict
 from tools.base import Score, SpeechKnobs, ToolError, VideoKnobs
 
@@ -13,7 +14,7 @@ from tools.base import Score, SpeechKnobs, ToolError, VideoKnobs
 def _record(shot, attempt, scores, speech, video, budget=3):
     passed = all(s.passed for s in scores)
     v = verdict(passed, attempt, exhausted=attempt >= budget)
-    _, _, changes, reason = plan_retry(scores, speech, video, attempt, "animatic")
+    _, _, changes, reason = plan_retry(scores, speech, video, attempt, take_noise=0.3, audio_guidance=None)
     return {
         "shot": shot, "attempt": attempt,
         "backends": {"speech": "piper", "video": "animatic"},
@@ -38,7 +39,7 @@ def out_dir(tmp_path):
     speech, video = SpeechKnobs(), VideoKnobs()
     recs = [_record("sc01_sh01", 1, [good, wer], speech, video)]
     first = _record("sc01_sh02", 1, [bad, wer], speech, video)
-    s2, v2, _, _ = plan_retry([bad, wer], speech, video, 1, "animatic")
+    s2, v2, _, _ = plan_retry([bad, wer], speech, video, 1, take_noise=0.3, audio_guidance=None)
     recs += [first, _record("sc01_sh02", 2, [good, wer], s2, v2)]
     lines = [json.dumps(r) for r in recs]
     lines.insert(1, '{"shot": "sc01_sh0')  # a run killed mid-write

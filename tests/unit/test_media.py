@@ -5,7 +5,9 @@ import pytest
 import soundfile as sf
 
 from tools.base import ToolError
-from tools.media import ClipWriter, MaskWriter, count_frames, load_masks, read_audio, read_frames
+from tools.media.audio import read_audio
+from tools.media.masks import MaskWriter, load_masks
+from tools.media.video import ClipWriter, count_frames, read_frames
 
 
 def test_clip_roundtrip_h264_aac(tmp_path):

@@ -4,15 +4,20 @@ import shutil
 
 import pytest
 
-from orchestrator.nodes.plan_llm import run_plan_graph
-from orchestrator.plan import caption_problems
-from orchestrator.planner_llm import TEMPLATES, LLMPlanner, build_messages, plan_diff, plan_digest
-from orchestrator.planner_llm_checks import plan_from_reply, reply_schema
-from orchestrator.planner_rules import RulePlanner, screenplay_lines
-from orchestrator.prompts import PROMPTS_DIR, TemplateError, render, render_text, templates_digest
-from orchestrator.spec import LLMConfig
+from orchestrator.config import LLMConfig
+from orchestrator.planning.captions import caption_problems
+from orchestrator.planning.llm.checks import plan_from_reply, reply_schema
+from orchestrator.planning.llm.graph import run_plan_graph
+from orchestrator.planning.llm.planner import TEMPLATES, LLMPlanner, build_messages, plan_diff, plan_digest
+from orchestrator.planning.llm.prompts import PROMPTS_DIR, TemplateError, render, render_text, templates_digest
+from orchestrator.planning.rules import RulePlanner, screenplay_lines
 from tests.fakes.plan_replies import (
-    as_reply, llm_style_film, mutate, orbit_project, project_with_line, rule_style_film,
+    as_reply,
+    llm_style_film,
+    mutate,
+    orbit_project,
+    project_with_line,
+    rule_style_film,
 )
 from tools.base import ToolError
 

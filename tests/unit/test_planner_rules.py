@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.plan import CaptionPart, caption_problems
-from orchestrator.planner_rules import TAIL, RulePlanner, retime_shot, screenplay_lines
+from orchestrator.planning.captions import caption_problems
+from orchestrator.planning.rules import RulePlanner, screenplay_lines
+from orchestrator.planning.timing import TAIL, retime_shot
+from orchestrator.schema.plan import CaptionPart
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +71,7 @@ def test_retime_uses_real_durations(plan):
 
 
 def test_quick_exchange_shares_a_two_shot(example_project):
-    from orchestrator.spec import DialogueBeat
+    from orchestrator.schema.script import DialogueBeat
 
     script = example_project.script.model_copy(deep=True)
     script.scenes[0].beats = [DialogueBeat(character="COLLINS", line="Ready?"),

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tools.animatic.demo import CAT_FACE_BOX, sample_images
+from tests.fixtures.demo import CAT_FACE_BOX, sample_images
 from tools.base import ToolError
-from tools.portraits import detect_face, load_image, load_portrait
+from tools.faces.portraits import detect_face, load_image, load_portrait
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,11 @@
 from orchestrator.retry import family, plan_retry, quality, verdict
 from tools.base import Score, SpeechKnobs, VideoKnobs
 
+# What the backends declare: piper's fresh-take noise, and whether (and from where) the video backend
+# has audio guidance to raise.
+ANIMATIC = {"take_noise": 0.3, "audio_guidance": None}
+DIFFUSION = {"take_noise": 0.3, "audio_guidance": 4.0}
+
 
 def _offset(value, av_offset, threshold=1.0):
     return Score("lipsync.offset[hopper]", float(value), threshold, higher_is_better=False,
@@ -17,7 +22,7 @@ def test_family_of_score_names():
 
 def test_lipsync_offset_realigns_by_measured_offset():
     speech, video = SpeechKnobs(), VideoKnobs(offset_frames=0)
-    s2, v2, changes, reason = plan_retry([_offset(8, 8)], speech, video, 1, "animatic")
+    s2, v2, changes, reason = plan_retry([_offset(8, 8)], speech, video, 1, **ANIMATIC)
     assert v2.offset_frames == -8
     assert changes == {"video.offset_frames": [0, -8]}
     assert s2 == speech  # speech untouched
@@ -25,16 +30,21 @@ def test_lipsync_offset_realigns_by_measured_offset():
 
 
 def test_offset_correction_accumulates_over_attempts():
-    _, v2, _, _ = plan_retry([_offset(3, -3)], SpeechKnobs(), VideoKnobs(offset_frames=-8), 2, "animatic")
+    _, v2, _, _ = plan_retry([_offset(3, -3)], SpeechKnobs(), VideoKnobs(offset_frames=-8), 2, **ANIMATIC)
     assert v2.offset_frames == -5
 
 
 def test_weak_sync_on_diffusion_raises_audio_guidance():
     conf = Score("lipsync.confidence[hopper]", 0.1, 0.5)
-    _, v2, changes, _ = plan_retry([conf], SpeechKnobs(), VideoKnobs(seed=3), 1, "avdit")
-    assert v2.seed == 4 and v2.audio_guidance is not None and v2.audio_guidance > 4.0
-    _, v3, changes3, _ = plan_retry([conf], SpeechKnobs(), VideoKnobs(seed=3), 1, "animatic")
-    assert v3.audio_guidance is None and set(changes3) == {"video.seed"}
+    _, v2, changes, _ = plan_retry([conf], SpeechKnobs(), VideoKnobs(seed=3), 1, **DIFFUSION)
+    assert v2.seed == 4 and v2.audio_guidance == 5.5  # the backend's default, one step up
+    assert changes == {"video.seed": [3, 4], "video.audio_guidance": [None, 5.5]}
+    _, v4, _, _ = plan_retry([conf], SpeechKnobs(), VideoKnobs(audio_guidance=8.5), 2, **DIFFUSION)
+    assert v4.audio_guidance == 9.0  # capped
+    _, v5, _, _ = plan_retry([conf], SpeechKnobs(), VideoKnobs(), 1, take_noise=0.3, audio_guidance=7.0)
+    assert v5.audio_guidance == 8.5  # starts from what the backend declares, not a constant
+    _, v3, changes3, _ = plan_retry([conf], SpeechKnobs(), VideoKnobs(seed=3), 1, **ANIMATIC)
+    assert v3.audio_guidance is None and changes3 == {"video.seed": [3, 4]}
 
 
 def test_speaker_and_wer_failures_change_speech_knobs():
@@ -43,7 +53,7 @@ def test_speaker_and_wer_failures_change_speech_knobs():
         Score("wer[sc01_l01]", 0.6, 0.35, higher_is_better=False),
     ]
     speech = SpeechKnobs(seed=0, rate=1.0, noise=0.5, matching_strength=0.6)
-    s2, v2, changes, reason = plan_retry(fails, speech, VideoKnobs(), 1, "animatic")
+    s2, v2, changes, reason = plan_retry(fails, speech, VideoKnobs(), 1, **ANIMATIC)
     assert s2.seed == 1 and s2.noise == 0.0 and s2.rate == 0.9 and s2.matching_strength == 1.0
     assert v2 == VideoKnobs()
     assert changes["speech.rate"] == [1.0, 0.9]
@@ -52,31 +62,34 @@ def test_speaker_and_wer_failures_change_speech_knobs():
 
 def test_speaker_failure_without_noise_makes_a_different_take():
     fail = Score("speaker.similarity[sc01_l01]", 0.6, 0.7)
-    s2, _, changes, _ = plan_retry([fail], SpeechKnobs(seed=0, noise=0.0), VideoKnobs(), 1, "animatic")
-    assert s2.seed == 1 and s2.noise > 0 and changes["speech.noise"] == [0.0, s2.noise]
+    s2, _, changes, _ = plan_retry([fail], SpeechKnobs(seed=0, noise=0.0), VideoKnobs(), 1, **ANIMATIC)
+    assert s2.seed == 1 and s2.noise == 0.3 and changes["speech.noise"] == [0.0, 0.3]
+    s3, _, changes3, _ = plan_retry([fail], SpeechKnobs(seed=0, noise=0.0), VideoKnobs(), 1,
+                                    take_noise=0.0, audio_guidance=None)
+    assert s3.seed == 1 and s3.noise == 0.0 and "speech.noise" not in changes3  # a backend that samples anyway
 
 
 def test_rate_never_drops_below_floor():
     fail = Score("wer[x]", 0.9, 0.35, higher_is_better=False)
     speech = SpeechKnobs(rate=0.8)
-    s2, _, changes, _ = plan_retry([fail], speech, VideoKnobs(), 3, "animatic")
+    s2, _, changes, _ = plan_retry([fail], speech, VideoKnobs(), 3, **ANIMATIC)
     assert s2.rate == 0.8 and "speech.rate" not in changes
 
 
 def test_binding_widens_masks_with_cap():
     fail = Score("binding[sc01_l01]", 0.2, 0.6)
-    _, v2, changes, _ = plan_retry([fail], SpeechKnobs(), VideoKnobs(mask_dilation=20), 1, "animatic")
+    _, v2, changes, _ = plan_retry([fail], SpeechKnobs(), VideoKnobs(mask_dilation=20), 1, **ANIMATIC)
     assert v2.mask_dilation == 24 and changes["video.mask_dilation"] == [20, 24]
 
 
 def test_all_passing_changes_nothing():
     ok = [Score("identity[collins]", 0.9, 0.5), _offset(0, 0)]
-    s2, v2, changes, reason = plan_retry(ok, SpeechKnobs(), VideoKnobs(), 1, "animatic")
+    s2, v2, changes, reason = plan_retry(ok, SpeechKnobs(), VideoKnobs(), 1, **ANIMATIC)
     assert changes == {} and "passed" in reason
 
 
 def test_unknown_family_gets_new_seeds():
-    s2, v2, changes, _ = plan_retry([Score("aesthetic", 0.1, 0.5)], SpeechKnobs(), VideoKnobs(), 1, "animatic")
+    s2, v2, changes, _ = plan_retry([Score("aesthetic", 0.1, 0.5)], SpeechKnobs(), VideoKnobs(), 1, **ANIMATIC)
     assert set(changes) == {"speech.seed", "video.seed"}
 
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tools.media import ClipWriter, read_audio
+from tools.media.audio import read_audio
+from tools.media.video import ClipWriter
 from tools.stitch import StitchShot, srt_text, stitch_film
 
 SR, FPS = 24000, 25

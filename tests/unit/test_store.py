@@ -1,7 +1,7 @@
 """Atomic writes and the content-addressed cache, including a corrupted entry."""
 from __future__ import annotations
 
-from orchestrator.store import Cache, atomic_write_json, digest_json
+from orchestrator.store import Cache, atomic_write_json, cache_counts, digest_json
 
 
 def test_atomic_write_leaves_no_temporaries(tmp_path):
@@ -23,11 +23,12 @@ def test_cache_hit_and_corrupt_entry_rebuilt(tmp_path):
         (d / "out.bin").write_bytes(b"payload")
         return ["out.bin"]
 
-    entry, hit = cache.get_or_build("ab" * 32, build)
-    assert not hit and (entry / "out.bin").read_bytes() == b"payload"
-    entry, hit = cache.get_or_build("ab" * 32, build)
-    assert hit and len(builds) == 1
+    entry, outcome = cache.get_or_build("ab" * 32, build)
+    assert outcome == "miss" and (entry / "out.bin").read_bytes() == b"payload"
+    entry, outcome = cache.get_or_build("ab" * 32, build)
+    assert outcome == "hit" and len(builds) == 1
     (entry / "out.bin").write_bytes(b"paylo4d")  # same size, different bytes
-    entry, hit = cache.get_or_build("ab" * 32, build)
-    assert not hit and len(builds) == 2 and cache.rebuilt == 1
+    entry, outcome = cache.get_or_build("ab" * 32, build)
+    assert outcome == "rebuilt" and len(builds) == 2
+    assert cache_counts("miss", "hit", "rebuilt") == {"hits": 1, "misses": 2, "rebuilt": 1}
     assert (entry / "out.bin").read_bytes() == b"payload"

@@ -5,14 +5,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tools import voice_classes, voice_match
-from tools.tts_piper import raw_synthesize
+from tools.hearing import speaker
+from tools.media.audio import load_audio
+from tools.speech import classes, world
+from tools.speech.piper_voice import raw_synthesize
 
 
 @pytest.fixture(scope="module")
 def speech():
     raw = raw_synthesize(["The fish swam over seven shiny stones."])
-    f0, sp, ap = voice_match.world_analyse(raw.audio, raw.sample_rate)
+    f0, sp, ap = world.world_analyse(raw.audio, raw.sample_rate)
     return raw.sample_rate, f0, 10 * np.log10(sp + 1e-16)
 
 
@@ -20,11 +22,11 @@ def test_dtw_recovers_a_known_time_stretch():
     rng = np.random.default_rng(0)
     a = np.cumsum(rng.normal(size=(40, 3)), axis=0)
     b = np.repeat(a, 2, axis=0)  # b says the same thing twice as slowly
-    ia, ib = voice_classes._dtw_pairs(a, b)
+    ia, ib = classes._dtw_pairs(a, b)
     assert ia[0] == 0 and ib[0] == 0 and ia[-1] == 39 and ib[-1] == 79
     assert np.all(np.diff(ia) >= 0) and np.all(np.diff(ib) >= 0)
     assert np.all(ib // 2 == ia)  # every frame of b pairs with the frame it copies
-    shuffled = voice_classes._dtw_pairs(a, b[::-1])  # negative control: reversed speech
+    shuffled = classes._dtw_pairs(a, b[::-1])  # negative control: reversed speech
     assert not np.all(shuffled[1] // 2 == shuffled[0])
 
 
@@ -40,41 +42,40 @@ def test_class_corrections_follow_the_sound(speech):
     # The "reference" has +8 dB above 3 kHz in fricative frames only and is otherwise identical:
     # the mapping must brighten fricatives and leave vowels nearly alone.
     ref = db + np.where(fric[:, None] & (freqs[None] > 3000), 8.0, 0.0)
-    cent, corr = voice_classes.fit_classes(db, ref, sr)
-    assert np.asarray(cent).shape == (voice_classes.N_CLASSES, voice_classes.N_CEP)
-    curves = voice_classes.class_curves(db, sr, cent, corr)
+    cent, corr = classes.fit_classes(db, ref, sr)
+    assert np.asarray(cent).shape == (classes.N_CLASSES, classes.N_CEP)
+    curves = classes.class_curves(db, sr, cent, corr)
     assert curves.shape == db.shape
     tilt = curves[:, hi].mean(axis=1) - curves[:, lo].mean(axis=1)  # brightening, in dB
     assert tilt[fric].mean() > 4.0 and abs(tilt[vowel].mean()) < 1.5
     # Negative control: identical reference and source need no correction.
-    _, none = voice_classes.fit_classes(db, db, sr)
+    _, none = classes.fit_classes(db, db, sr)
     assert np.abs(np.asarray(none)).max() < 1e-6
 
 
 def test_transform_with_classes_scales_to_identity(speech):
     sr, _, db = speech
-    cent, corr = voice_classes.fit_classes(db, db + np.linspace(0, 6, db.shape[1])[None], sr)
-    tf = voice_match.WorldTransform(warp=1.1, class_centroids=cent, class_corr=corr)
+    cent, corr = classes.fit_classes(db, db + np.linspace(0, 6, db.shape[1])[None], sr)
+    tf = world.WorldTransform(warp=1.1, class_centroids=cent, class_corr=corr)
     assert not tf.is_identity and tf.scaled(0.0).is_identity
     raw = raw_synthesize(["Stop."])
-    y = voice_match.apply_transform(raw.audio, raw.sample_rate, tf)
+    y = world.apply_transform(raw.audio, raw.sample_rate, tf)
     assert y.shape == raw.audio.shape and np.isfinite(y).all() and np.abs(y).max() > 0.01
 
 
 def test_similarity_search_moves_toward_the_reference():
-    from tools import speaker_sim
-    from tools.voice_search import refine_by_similarity
+    from tools.speech.search import refine_by_similarity
 
     ref = Path(__file__).resolve().parents[2] / "examples" / "orbit" / "assets" / "voices" / "chelsea.wav"
     raw = raw_synthesize(["We walked along the shore until noon."])
     sr = raw.sample_rate
-    analysis = voice_match.analyse_synthetic(raw.audio, sr)
-    start = voice_match.identity_transform()
+    analysis = world.analyse_synthetic(raw.audio, sr)
+    start = world.identity_transform()
     best = refine_by_similarity(ref, raw.audio, analysis, sr, start, rounds=1)
-    ref_e = speaker_sim.embed(*voice_match.load_audio(ref))
+    ref_e = speaker.embed(*load_audio(ref))
 
     def sim(tf):
-        return speaker_sim.similarity(speaker_sim.embed(voice_match.render_transform(analysis, len(raw.audio), sr, tf), sr), ref_e)
+        return speaker.similarity(speaker.embed(world.render_transform(analysis, len(raw.audio), sr, tf), sr), ref_e)
 
     # The cat is far higher than piper: the search must raise F0 and end measurably closer.
     assert best.f0_shift > 0.05 and sim(best) > sim(start) + 0.02

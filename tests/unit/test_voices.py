@@ -8,10 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from orchestrator.spec import CharacterSpec, VoiceSpec
-from tools import prosody, speaker_sim, voice_match
+from orchestrator.schema.cast import CharacterSpec, VoiceSpec
 from tools.base import SpeechKnobs, SpeechResult, SpeechSynthesizer
-from tools.tts_piper import PiperSynthesizer, raw_synthesize, write_wav
+from tools.hearing import speaker
+from tools.hearing.recogniser import load_whisper, mean_log_probs
+from tools.media.audio import load_audio, read_audio, write_wav
+from tools.speech import fitting, piper, prosody, world
+from tools.speech.piper import PiperSynthesizer
+from tools.speech.piper_voice import raw_synthesize
 
 VOICES = Path(__file__).resolve().parents[2] / "examples" / "orbit" / "assets" / "voices"
 LINE = "Then look at the cat."
@@ -29,7 +33,7 @@ def tts():
 
 
 def _embed(path):
-    return speaker_sim.embed(*voice_match.load_audio(path))
+    return speaker.embed(*load_audio(path))
 
 
 def test_raw_piper_is_deterministic_with_timings(tts, tmp_path):
@@ -61,19 +65,19 @@ def test_matching_moves_toward_own_reference(tts, tmp_path):
     for cid in ("collins", "chelsea"):
         raw = _embed(tts.synthesize(LINE, _char(cid), SpeechKnobs(matching_strength=0.0), tmp_path / "r.wav").wav_path)
         matched = _embed(tts.synthesize(LINE, _char(cid), SpeechKnobs(), tmp_path / "m.wav").wav_path)
-        sims = {c: speaker_sim.similarity(matched, e) for c, e in refs.items()}
-        assert sims[cid] > speaker_sim.similarity(raw, refs[cid]) + 0.05
+        sims = {c: speaker.similarity(matched, e) for c, e in refs.items()}
+        assert sims[cid] > speaker.similarity(raw, refs[cid]) + 0.05
         assert max(sims, key=sims.get) == cid
     # Negative control: the unmatched voice is NOT identified as collins.
-    raw_sims = {c: speaker_sim.similarity(raw, e) for c, e in refs.items()}
+    raw_sims = {c: speaker.similarity(raw, e) for c, e in refs.items()}
     assert max(raw_sims, key=raw_sims.get) != "collins"
 
 
 def test_speaker_measure_separates_voices():
-    a, sr = voice_match.load_audio(VOICES / "collins.wav")
+    a, sr = load_audio(VOICES / "collins.wav")
     half = len(a) // 2
-    same = speaker_sim.similarity(speaker_sim.embed(a[:half], sr), speaker_sim.embed(a[half:], sr))
-    other = speaker_sim.similarity(_embed(VOICES / "collins.wav"), _embed(VOICES / "hopper.wav"))
+    same = speaker.similarity(speaker.embed(a[:half], sr), speaker.embed(a[half:], sr))
+    other = speaker.similarity(_embed(VOICES / "collins.wav"), _embed(VOICES / "hopper.wav"))
     assert same > 0.8 and other < same - 0.1
 
 
@@ -86,35 +90,35 @@ def test_check_reference_problems(tmp_path):
     write_wav(tmp_path / "short.wav", tone[: sr // 2], sr)
     write_wav(tmp_path / "long.wav", np.tile(tone, 11), sr)
     (tmp_path / "corrupt.wav").write_bytes(b"RIFF\x00\x00garbage" * 10)
-    assert voice_match.check_reference(tmp_path / "ok.wav") == []
-    assert "missing" in voice_match.check_reference(tmp_path / "nope.wav")[0]
-    assert "decode" in voice_match.check_reference(tmp_path / "corrupt.wav")[0]
-    assert "silent" in " ".join(voice_match.check_reference(tmp_path / "silent.wav"))
-    assert "shorter than 1 s" in voice_match.check_reference(tmp_path / "short.wav")[0]
-    assert "longer than 30 s" in voice_match.check_reference(tmp_path / "long.wav")[0]
+    assert world.check_reference(tmp_path / "ok.wav") == []
+    assert "missing" in world.check_reference(tmp_path / "nope.wav")[0]
+    assert "decode" in world.check_reference(tmp_path / "corrupt.wav")[0]
+    assert "silent" in " ".join(world.check_reference(tmp_path / "silent.wav"))
+    assert "shorter than 1 s" in world.check_reference(tmp_path / "short.wav")[0]
+    assert "longer than 30 s" in world.check_reference(tmp_path / "long.wav")[0]
 
 
 def test_reference_profile_cached_by_digest(tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     ref = VOICES / "hopper.wav"
-    first = voice_match.analyse_reference(ref, 22050)
+    first = fitting.analyse_reference(ref, 22050)
     files = list((tmp_path / "cache" / "cascade-composer" / "voices").glob("*.profile.json"))
     assert len(files) == 1 and 80 < np.exp(first.f0_log_mean) < 160  # hopper is low
     files[0].write_text("{not json")
     with caplog.at_level(logging.WARNING):
-        again = voice_match.analyse_reference(ref, 22050)
+        again = fitting.analyse_reference(ref, 22050)
     assert "corrupt" in caplog.text and again.f0_log_mean == pytest.approx(first.f0_log_mean)
-    chelsea = voice_match.analyse_reference(VOICES / "chelsea.wav", 22050)
+    chelsea = fitting.analyse_reference(VOICES / "chelsea.wav", 22050)
     assert np.exp(chelsea.f0_log_mean) > 1.8 * np.exp(first.f0_log_mean)  # the cat is much higher
 
 
 def test_parentheticals_change_measured_prosody():
     raw = raw_synthesize([LINE])
-    ident = voice_match.identity_transform()
+    ident = world.identity_transform()
 
     def measure(style):
-        y = voice_match.apply_transform(raw.audio, raw.sample_rate, ident, style)
-        f0, _, ap = voice_match.world_analyse(y, raw.sample_rate)
+        y = world.apply_transform(raw.audio, raw.sample_rate, ident, style)
+        f0, _, ap = world.world_analyse(y, raw.sample_rate)
         return f0, ap[:, :140].mean(axis=1), np.sqrt(np.mean(y**2))  # aperiodicity below 3 kHz
 
     base_f0, base_ap, base_rms = measure(None)
@@ -133,24 +137,26 @@ def test_clearer_reading_replaces_a_blurred_line(monkeypatch, tmp_path):
     tolerance, so a milder reading is kept and is heard measurably better: the first in order that
     clears the floor, else the best heard; with the check off, or with a tolerance no line can miss,
     the full transform is kept."""
-    from tools import tts_piper
 
-    blur = voice_match.WorldTransform(f0_shift=0.6, warp=1.6)
-    monkeypatch.setattr(voice_match, "fitted_transform", lambda *a: blur)
+    blur = world.WorldTransform(f0_shift=0.6, warp=1.6)
+    monkeypatch.setattr(fitting, "fitted_transform", lambda *a: blur)
     char = _char("collins")
     res = PiperSynthesizer().synthesize(LINE, char, SpeechKnobs(), tmp_path / "a.wav")
     heard = res.notes["heard_log_prob"]
     assert heard["matched"] < res.notes["floor"] < heard["unmatched"]
     assert res.notes["reading"] != "matched"
-    readings = [name for name, _, _ in tts_piper.READINGS]
+    readings = [name for name, _, _ in piper.READINGS]
     kept = heard[res.notes["reading"]]
     assert kept > heard["matched"] + 0.1
     clearing = [r for r in readings if heard[r] >= res.notes["floor"]]
     assert res.notes["reading"] == (clearing[0] if clearing else max(readings, key=heard.get))
-    monkeypatch.setattr(tts_piper, "CLEARER_READINGS", False)
-    plain = PiperSynthesizer().synthesize(LINE, char, SpeechKnobs(), tmp_path / "b.wav")
-    assert plain.notes == {} and plain.wav_path.read_bytes() != res.wav_path.read_bytes()
-    monkeypatch.setattr(tts_piper, "CLEARER_READINGS", True)
-    monkeypatch.setattr(tts_piper, "LINE_TOLERANCE", 100.0)
-    kept = PiperSynthesizer().synthesize(LINE, char, SpeechKnobs(), tmp_path / "c.wav")
+    plain = PiperSynthesizer(clearer_readings=False).synthesize(LINE, char, SpeechKnobs(), tmp_path / "b.wav")
+    assert plain.notes == {}
+    # Heard from the files themselves: without the check the blurred line is kept, and the recogniser
+    # understands it measurably worse than the reading the check chose.
+    model = load_whisper()
+    sr = 16000
+    lp_plain, lp_kept = mean_log_probs(model, [read_audio(plain.wav_path, sr), read_audio(res.wav_path, sr)], sr, LINE)
+    assert lp_kept > lp_plain + 0.1
+    kept = PiperSynthesizer(line_tolerance=100.0).synthesize(LINE, char, SpeechKnobs(), tmp_path / "c.wav")
     assert kept.notes["reading"] == "matched" and kept.wav_path.read_bytes() == plain.wav_path.read_bytes()

@@ -1,0 +1,396 @@
+"""The checks `orchestrator.loading` runs on a loaded script and cast, each finding a located `Problem`.
+
+They read the raw data (plain dicts and lists), defensively, so one malformed entry does not hide
+the problems of the others; pydantic reports the malformed entry itself. Checks that resolve a
+name or a path write the result back (speaker names become cast ids, asset paths become absolute).
+"""
+from __future__ import annotations
+
+import os
+import types
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional, Union, get_args, get_origin
+
+from pydantic import BaseModel
+
+from orchestrator.inputs.problems import Problem
+from orchestrator.planning import PLANNERS
+from orchestrator.schema.script import FRAMINGS
+
+if TYPE_CHECKING:
+    from orchestrator.inputs.loading import Source
+
+BEAT_FORMS = {"DialogueBeat": "dialogue beat", "ActionBeat": "action beat"}
+BEAT_FIX = "a beat is either `- action: ...` or `- character: NAME` with `line: ...`"
+FIELD_FIXES = {
+    "shot": f"use one of: {', '.join(FRAMINGS)}",
+    "face_box": "give face_box as [x, y, width, height] in pixels, width and height > 0",
+    "id": "use lower-case letters, digits and _, starting with a letter (e.g. `collins`)",
+    "images": "list one or more reference images, e.g. `images: [assets/images/me.png]`",
+    "beats": "give every scene at least one beat: an action or a line of dialogue",
+    "overlap": "use `overlap: true` on a line spoken over the previous one, or leave it out",
+}
+TYPE_FIXES = {
+    "string_type": "write it as text (quote it if YAML reads it as a number, date or yes/no)",
+    "int_type": "give a whole number", "int_parsing": "give a whole number",
+    "int_from_float": "give a whole number",
+    "float_type": "give a number", "float_parsing": "give a number",
+    "bool_type": "use true or false", "bool_parsing": "use true or false",
+    "list_type": "write it as a list, e.g. [a, b]", "tuple_type": "write it as a list, e.g. [a, b]",
+    "string_too_short": "write some text here", "too_short": "give at least one item",
+    "greater_than_equal": "give a larger number", "less_than_equal": "give a smaller number",
+    "path_type": "give a file path as text",
+}
+
+
+# ------------------------------------------------------------------------------ schema errors
+
+
+def _step(tp: Any, part: Any) -> Any:
+    """The type one step down a pydantic error path (field, list item or union member)."""
+    origin, args = get_origin(tp), get_args(tp)
+    if origin is Union or origin is types.UnionType:
+        options = [a for a in args if a is not type(None)]
+        named = [a for a in options if getattr(a, "__name__", None) == part]
+        if named:
+            return named[0]
+        return _step(options[0], part) if len(options) == 1 else None
+    if origin in (list, tuple):
+        return args[0] if isinstance(part, int) else None
+    if isinstance(tp, type) and issubclass(tp, BaseModel) and part in tp.model_fields:
+        return tp.model_fields[part].annotation
+    return None
+
+
+def _model_at(model: type[BaseModel], loc: tuple) -> Optional[type[BaseModel]]:
+    tp: Any = model
+    for part in loc:
+        tp = _step(tp, part)
+    tp = _step(tp, None) if get_origin(tp) in (Union, types.UnionType) else tp
+    return tp if isinstance(tp, type) and issubclass(tp, BaseModel) else None
+
+
+def _beat_form(beat: Any) -> Optional[str]:
+    """Which beat form the keys ask for: an `action` key makes an action, `character` or
+    `line` a dialogue line; anything else is neither."""
+    if isinstance(beat, dict):
+        if "action" in beat:
+            return "ActionBeat"
+        if "character" in beat or "line" in beat:
+            return "DialogueBeat"
+    return None
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def schema_problem(model: type[BaseModel], src: "Source", err: dict, bad_beats: set) -> Optional[Problem]:
+    """Turn one pydantic error into a located problem; None when it belongs to the beat form the
+    writer did not choose (pydantic tries a beat against both forms)."""
+    tagged = loc = tuple(err["loc"])
+    where = ""
+    for k, part in enumerate(loc):
+        if part in BEAT_FORMS and k and isinstance(loc[k - 1], int):
+            chosen = _beat_form(src.get(loc[:k]))
+            if chosen is None:
+                if loc[:k] in bad_beats:
+                    return None
+                bad_beats.add(loc[:k])
+                beat = src.get(loc[:k])
+                got = f"keys {', '.join(map(str, beat))}" if isinstance(beat, dict) else _shown(beat)
+                return src.problem(loc[:k], f"beat is neither an action nor a dialogue line (got {got})",
+                                   BEAT_FIX, value=False)
+            if part != chosen:
+                return None
+            where = BEAT_FORMS[part] + ": "
+            loc = loc[:k] + loc[k + 1:]
+            break
+    name = next((p for p in reversed(loc) if isinstance(p, str)), "")
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        owner = _model_at(model, tagged[:-1])
+        allowed = ", ".join(owner.model_fields) if owner else ""
+        fix = f"remove it, or use one of: {allowed}" if allowed else "remove it"
+        if where:
+            fix += f" ({BEAT_FIX})"
+        return src.problem(loc, f"{where}unknown key `{loc[-1]}`", fix, value=False)
+    if kind == "missing":
+        fix = f"add `{name}: ...`"
+        if where:
+            fix += f" ({BEAT_FIX})"
+        return src.problem(loc[:-1], f"{where}missing required key `{name}`", fix, value=False)
+    what = f"`{name}` item {loc[-1] + 1}" if loc and isinstance(loc[-1], int) else f"`{name}`"
+    msg = err["msg"].removeprefix("Value error, ")
+    got = f" (got {_shown(err['input'])})" if not isinstance(err.get("input"), (dict, list)) else ""
+    fix = FIELD_FIXES.get(name) or TYPE_FIXES.get(kind) or "see the format in the README"
+    if kind in ("model_type", "dict_type") and _model_at(model, tagged):
+        fix = f"write it as a mapping with the keys: {', '.join(_model_at(model, tagged).model_fields)}"
+    return src.problem(loc, f"{where}{what}: {msg}{got}", fix)
+
+
+# ------------------------------------------------------------------------------- cast, script
+
+
+class Roster:
+    """The cast's characters as found in the raw cast file, looked up like `Cast.lookup`."""
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[str, str, str]] = []  # id, name, trigger
+
+    def find(self, name: str) -> Optional[str]:
+        key = name.strip().lower()
+        for cid, cname, trigger in self.entries:
+            if key in (cid.lower(), cname.lower(), trigger.lower()):
+                return cid
+        return None
+
+    def listing(self) -> str:
+        return ", ".join(f"{cid} ({trigger})" for cid, _, trigger in self.entries) or "(the cast is empty)"
+
+
+def cast_problems(cast: "Source", problems: list[Problem]) -> Roster:
+    """Ids, names and triggers must not collide (a cue could match two characters)."""
+    roster = Roster()
+    seen: dict[str, tuple[int, str, str]] = {}  # lower-cased word -> (index, field, id)
+    chars = cast.get(("characters",))
+    for i, c in enumerate(chars if isinstance(chars, list) else []):
+        if not isinstance(c, dict) or not isinstance(c.get("id"), str):
+            continue
+        cid = c["id"]
+        for field in ("id", "name", "trigger"):
+            word = c.get(field)
+            if not isinstance(word, str) or not word.strip():
+                continue
+            first = seen.setdefault(word.strip().lower(), (i, field, cid))
+            if first[0] != i:
+                line = cast.at(("characters", first[0], first[1]))[0]
+                problems.append(cast.problem(
+                    ("characters", i, field),
+                    f"{field} {word!r} is already the {first[1]} of character {first[2]!r} (line {line})",
+                    "give every character a distinct id, name and trigger"))
+        name, trigger = c.get("name"), c.get("trigger")
+        roster.entries.append((cid, name if isinstance(name, str) else cid,
+                               trigger if isinstance(trigger, str) else cid))
+    return roster
+
+
+def script_problems(script: "Source", roster: Optional[Roster], problems: list[Problem]) -> None:
+    """Speakers and scene characters exist in the cast (and become ids), lines have words,
+    overlaps follow another speaker's line, backends exist."""
+    scenes = script.get(("scenes",))
+    for si, scene in enumerate(scenes if isinstance(scenes, list) else []):
+        if not isinstance(scene, dict):
+            continue
+        listed = None
+        names = scene.get("characters")
+        if isinstance(names, list) and roster is not None:
+            listed = set()
+            for k, who in enumerate(names):
+                cid = roster.find(who) if isinstance(who, str) else None
+                if isinstance(who, str) and cid is None:
+                    problems.append(script.problem(("scenes", si, "characters", k),
+                                                   f"scene character {who!r} is not in the cast",
+                                                   f"use one of: {roster.listing()}"))
+                elif cid is not None:
+                    names[k] = cid
+                    listed.add(cid)
+        beats = scene.get("beats")
+        if isinstance(beats, list):
+            _beat_problems(script, si, beats, roster, listed, problems)
+    _render_problems(script, problems)
+
+
+def _beat_problems(script: "Source", si: int, beats: list, roster: Optional[Roster],
+                   listed: Optional[set], problems: list[Problem]) -> None:
+    previous = None  # who spoke the scene's last dialogue line
+    for bi, beat in enumerate(beats):
+        loc = ("scenes", si, "beats", bi)
+        if _beat_form(beat) == "ActionBeat":
+            text = beat["action"]
+            if isinstance(text, str) and text and not text.strip():
+                problems.append(script.problem(loc + ("action",), "action text is blank",
+                                               "describe what happens, or remove the beat"))
+            continue
+        if _beat_form(beat) is None:
+            continue
+        who, line = beat.get("character"), beat.get("line")
+        speaker = who.strip().lower() if isinstance(who, str) else None
+        if isinstance(who, str) and roster is not None:
+            speaker = roster.find(who)
+            if speaker is None:
+                problems.append(script.problem(
+                    loc + ("character",), f"unknown speaker {who!r}",
+                    f"use a cast member's id, name or trigger: {roster.listing()}; or add {who!r} to the cast"))
+            else:
+                beat["character"] = speaker
+                if listed is not None and speaker not in listed:
+                    problems.append(script.problem(
+                        loc + ("character",), f"{who!r} speaks but is not in the scene's `characters`",
+                        f"add {speaker} to this scene's `characters` list"))
+        if isinstance(line, str) and not any(ch.isalnum() for ch in line):
+            problems.append(script.problem(
+                loc + ("line",), f"dialogue line {line!r} is empty or only punctuation",
+                "write the words to speak; put stage directions in `parenthetical` or an action beat"))
+        if beat.get("overlap") is True:
+            if bi == 0 or previous is None:
+                first = "the first beat of a scene" if bi == 0 else "a line with no dialogue line before it"
+                problems.append(script.problem(
+                    loc + ("overlap",), f"`overlap: true` on {first}: there is no line to overlap",
+                    "remove `overlap` here; it marks a line spoken over the previous dialogue line", value=False))
+            elif speaker is not None and speaker == previous:
+                problems.append(script.problem(
+                    loc + ("overlap",), f"{who!r} cannot overlap their own previous line",
+                    "remove `overlap`, or give the overlapping line to another character", value=False))
+        previous = speaker if speaker is not None else previous
+
+
+def _render_problems(script: "Source", problems: list[Problem]) -> None:
+    from tools import registry
+
+    render = script.get(("render",))
+    if not isinstance(render, dict):
+        return
+    tables = (("planner", "planner", PLANNERS), ("speech", "speech backend", registry.SPEECH),
+              ("video", "video backend", registry.VIDEO))
+    for key, what, table in tables:
+        name = render.get(key)
+        if isinstance(name, str) and name not in table:
+            problems.append(script.problem(("render", key), f"unknown {what} {name!r}",
+                                           f"choose one of: {', '.join(sorted(table))}"))
+    evaluators = render.get("evaluators")
+    for k, name in enumerate(evaluators if isinstance(evaluators, list) else []):
+        if isinstance(name, str) and name not in registry.EVALUATORS:
+            problems.append(script.problem(("render", "evaluators", k), f"unknown evaluator {name!r}",
+                                           f"choose from: {', '.join(sorted(registry.EVALUATORS))}"))
+
+
+# ------------------------------------------------------------------------------------- assets
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def _put(data: Any, loc: tuple, value: Any) -> None:
+    for part in loc[:-1]:
+        data = data[part]
+    data[loc[-1]] = value
+
+
+def asset_path(src: "Source", loc: tuple, root: Path, allow_outside: bool, problems: list[Problem]) -> Optional[Path]:
+    """The absolute, resolved path named at `loc` (relative to `src`'s folder). Unless
+    `allow_outside`, it must stay inside `root`, both as written and after following symlinks;
+    otherwise a problem is recorded and None returned."""
+    raw = src.get(loc)
+    written = Path(os.path.expanduser(raw))
+    joined = written if written.is_absolute() else src.path.absolute().parent / written
+    try:
+        resolved = joined.resolve()  # follows symlinks before `..`, as opening the file would
+    except (OSError, RuntimeError) as exc:  # a symlink loop
+        problems.append(src.problem(loc, f"{raw} cannot be resolved: {exc}", "fix or remove the symlink"))
+        return None
+    if not allow_outside:
+        fix = "move the file into the project folder (the script's folder), or pass --allow-outside-assets"
+        if not _inside(Path(os.path.normpath(joined)), Path(os.path.normpath(root))):
+            problems.append(src.problem(loc, f"{raw} is outside the project folder {root}", fix))
+            return None
+        if not _inside(resolved, root.resolve()):
+            problems.append(src.problem(loc, f"{raw} is a symlink to {resolved}, outside the project folder", fix))
+            return None
+    return resolved
+
+
+def _file_asset(src: "Source", loc: tuple, root: Path, allow_outside: bool, check: bool,
+                problems: list[Problem]) -> Optional[tuple[Path, str]]:
+    """Check an asset's path and write it back absolute. Returns the path and the path as
+    written, or None when it is unusable (or `check` is off)."""
+    raw = src.get(loc)
+    if not isinstance(raw, str) or not raw.strip():
+        return None  # the schema check reports it
+    path = asset_path(src, loc, root, allow_outside, problems)
+    if path is None:
+        return None
+    _put(src.data, loc, str(path))
+    if not check:
+        return None
+    if not path.exists():
+        problems.append(src.problem(loc, f"{raw} not found (looked for {path})",
+                                    f"check the spelling; paths are relative to {src.name}'s folder"))
+        return None
+    return path, raw
+
+
+def _image_problems(src: "Source", loc: tuple, found: tuple[Path, str], char: Optional[dict],
+                    problems: list[Problem]) -> None:
+    """The image decodes; for a character, a face is found or a face_box that fits is given."""
+    from tools.base import ToolError
+    from tools.faces.portraits import detect_face, load_image
+
+    path, raw = found
+    try:
+        rgb = load_image(path)
+    except ToolError as exc:
+        problems.append(src.problem(loc, exc.message, exc.fix or "use a PNG or JPEG file"))
+        return
+    if char is None:
+        return
+    box = char.get("face_box")
+    h, w = rgb.shape[:2]
+    if isinstance(box, list) and len(box) == 4 and all(isinstance(v, int) for v in box):
+        if box[0] + box[2] > w or box[1] + box[3] > h:
+            problems.append(src.problem(loc[:2] + ("face_box",), f"face_box {box} lies outside image {raw} ({w}x{h})",
+                                        "give [x, y, width, height] inside every reference image"))
+    elif box is None and detect_face(rgb) is None:
+        problems.append(src.problem(loc, f"no face found in image {raw} of {char.get('id')!r}",
+                                    "add `face_box: [x, y, width, height]` (the face's pixel box) to this "
+                                    "character, or use a clearer frontal portrait"))
+
+
+def _voice_problems(src: "Source", loc: tuple, found: tuple[Path, str], problems: list[Problem]) -> None:
+    from tools.speech.world import check_reference
+
+    path, raw = found
+    for msg in check_reference(path):
+        problems.append(src.problem(loc, f"voice reference {raw}: {msg.removeprefix(f'{path}: ')}",
+                                    "use a clean recording of 1 to 30 s of this character speaking (wav)"))
+
+
+def asset_problems(script: "Source", cast: Optional["Source"], root: Path, allow_outside: bool,
+                   check: bool, problems: list[Problem]) -> None:
+    """Every asset stays inside the project and, when `check`, exists and decodes: scene
+    backgrounds, character images (with a face), voice references, LoRAs. Paths become absolute."""
+    scenes = script.get(("scenes",))
+    for si, scene in enumerate(scenes if isinstance(scenes, list) else []):
+        if isinstance(scene, dict) and "background" in scene:
+            found = _file_asset(script, ("scenes", si, "background"), root, allow_outside, check, problems)
+            if found is not None:
+                _image_problems(script, ("scenes", si, "background"), found, None, problems)
+    _model_dirs(script)
+    chars = cast.get(("characters",)) if cast is not None else None
+    for ci, char in enumerate(chars if isinstance(chars, list) else []):
+        if not isinstance(char, dict):
+            continue
+        images = char.get("images")
+        for k in range(len(images) if isinstance(images, list) else 0):
+            found = _file_asset(cast, ("characters", ci, "images", k), root, allow_outside, check, problems)
+            if found is not None:
+                _image_problems(cast, ("characters", ci, "images", k), found, char, problems)
+        if isinstance(char.get("voice"), dict):
+            found = _file_asset(cast, ("characters", ci, "voice", "reference"), root, allow_outside, check, problems)
+            if found is not None:
+                _voice_problems(cast, ("characters", ci, "voice", "reference"), found, problems)
+        if "lora" in char:
+            _file_asset(cast, ("characters", ci, "lora"), root, allow_outside, check, problems)
+
+
+def _model_dirs(script: "Source") -> None:
+    """Model folders in `render` are machine paths, not project assets: made absolute (relative
+    to the script's folder), not confined; the backend that uses them checks them."""
+    for section, keys in (("cosyvoice", ("repo", "model_dir")), ("avdit", ("model_dir", "wav2vec_dir", "adapter"))):
+        raw = script.get(("render", section))
+        for key in keys if isinstance(raw, dict) else ():
+            if isinstance(raw.get(key), str):
+                path = Path(os.path.expanduser(raw[key]))
+                raw[key] = str(path if path.is_absolute() else script.path.absolute().parent / path)

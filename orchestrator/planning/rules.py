@@ -1,0 +1,185 @@
+"""The rule planner: the offline default that turns a parsed screenplay into a ShotPlan.
+
+Coverage follows ordinary film grammar: an establishing wide shot per scene, then dialogue
+coverage with speaker singles and reverse over-the-shoulder shots, two-shots for overlapping speech
+and quick exchanges, and a closing wide shot for trailing action. Durations are estimated from the
+text here and replaced by the synthesized speech's real durations in `retime_shot`.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from orchestrator.inputs.project import Project
+from orchestrator.planning.captions import build_caption
+from orchestrator.planning.timing import estimate_speech_seconds, retime_shot
+from orchestrator.schema.cast import Cast
+from orchestrator.schema.plan import OmniCaption, SceneInfo, Shot, ShotPlan, SpeechSegment
+from orchestrator.schema.script import ActionBeat, DialogueBeat, SceneSpec
+
+QUICK_WORDS = 4  # lines this short, alternating between two speakers, share a two-shot
+CAMERA_BY_FRAMING = {
+    "wide": "pan-right",
+    "two-shot": "static",
+    "medium": "push-in",
+    "close-up": "push-in",
+    "over-shoulder": "static",
+}
+
+
+def line_id(scene: int, index: int) -> str:
+    return f"sc{scene:02d}_l{index:02d}"
+
+
+def screenplay_lines(project: Project) -> dict[str, str]:
+    """Every dialogue line of the screenplay by its stable id, in order."""
+    out: dict[str, str] = {}
+    for si, scene in enumerate(project.script.scenes, 1):
+        k = 0
+        for beat in scene.beats:
+            if isinstance(beat, DialogueBeat):
+                k += 1
+                out[line_id(si, k)] = beat.line
+    return out
+
+
+def scene_characters(scene: SceneSpec, cast: Cast) -> list[str]:
+    """Cast ids present in a scene, screen order left to right."""
+    if scene.characters:
+        return [cast.lookup(n).id for n in scene.characters]
+    ids: list[str] = []
+    for beat in scene.beats:
+        if isinstance(beat, DialogueBeat):
+            cid = cast.lookup(beat.character).id
+            if cid not in ids:
+                ids.append(cid)
+    return ids
+
+
+class RulePlanner:
+    """Screenplay -> ShotPlan by coverage rules; deterministic and offline."""
+
+    name = "rules"
+
+    @property
+    def usage(self) -> dict:
+        """The rule planner spends nothing."""
+        return {}
+
+    def plan(self, project: Project) -> ShotPlan:
+        cast = project.cast
+        scenes: list[SceneInfo] = []
+        shots: list[Shot] = []
+        for si, spec in enumerate(project.script.scenes, 1):
+            info = SceneInfo(
+                index=si,
+                heading=spec.heading,
+                description=spec.description,
+                background=str(spec.background) if spec.background else None,
+                characters=scene_characters(spec, cast),
+            )
+            scenes.append(info)
+            for draft in self._cover_scene(si, spec, info, cast):
+                shot = retime_shot(self._finish(draft, len([s for s in shots if s.scene == si]) + 1), {})
+                caption = build_caption(shot, cast, info)
+                shots.append(shot.model_copy(update={"caption": caption, "caption_text": caption.render()}))
+        return ShotPlan(title=project.script.title, scenes=scenes, shots=shots)
+
+    @staticmethod
+    def _finish(draft: dict, number: int) -> Shot:
+        framing = draft["framing"]
+        empty = OmniCaption(anchors=[], scene="", parts=[])
+        return Shot(
+            id=f"sc{draft['scene']:02d}_sh{number:02d}",
+            scene=draft["scene"],
+            framing=framing,
+            camera=CAMERA_BY_FRAMING[framing],
+            characters=draft["characters"],
+            focus=draft.get("focus"),
+            action=" ".join(draft.get("action", [])).strip(),
+            speech=draft.get("speech", []),
+            duration=1.0,
+            caption=empty,
+        )
+
+    def _cover_scene(self, si: int, spec: SceneSpec, info: SceneInfo, cast: Cast) -> list[dict]:
+        everyone = info.characters
+        drafts: list[dict] = []
+        pending_action: list[str] = [spec.description] if spec.description else []
+        beats = list(spec.beats)
+        # Action before the first line belongs to the establishing shot.
+        while beats and isinstance(beats[0], ActionBeat):
+            pending_action.append(beats.pop(0).action)
+        drafts.append({"scene": si, "framing": "wide", "characters": everyone, "action": pending_action})
+        pending_action = []
+        k = 0
+        last_single: Optional[str] = None
+        i = 0
+        while i < len(beats):
+            beat = beats[i]
+            if isinstance(beat, ActionBeat):
+                pending_action.append(beat.action)
+                i += 1
+                continue
+            group = [beat]
+            # Overlaps and quick two-person exchanges share one two-shot.
+            j = i + 1
+            while j < len(beats) and isinstance(beats[j], DialogueBeat) and (
+                beats[j].overlap or self._quick(group[-1], beats[j], cast)
+            ):
+                group.append(beats[j])
+                j += 1
+            segs = []
+            for b in group:
+                k += 1
+                segs.append(
+                    SpeechSegment(
+                        line_id=line_id(si, k),
+                        speaker=cast.lookup(b.character).id,
+                        text=b.line,
+                        parenthetical=b.parenthetical,
+                        overlap=b.overlap,
+                        duration=round(estimate_speech_seconds(b.line), 3),
+                    )
+                )
+            speakers = [s.speaker for s in segs]
+            framing, chars = self._framing(group, speakers, everyone, last_single, len(segs[0].text.split()))
+            drafts.append(
+                {"scene": si, "framing": framing, "characters": chars, "focus": speakers[0],
+                 "action": pending_action, "speech": segs}
+            )
+            pending_action = []
+            last_single = speakers[0] if len(set(speakers)) == 1 else None
+            i = j
+        if pending_action:
+            drafts.append({"scene": si, "framing": "wide", "characters": everyone, "action": pending_action})
+        return drafts
+
+    @staticmethod
+    def _quick(prev: DialogueBeat, nxt: DialogueBeat, cast: Cast) -> bool:
+        return (
+            len(prev.line.split()) <= QUICK_WORDS
+            and len(nxt.line.split()) <= QUICK_WORDS
+            and cast.lookup(prev.character).id != cast.lookup(nxt.character).id
+            and prev.shot is None
+            and nxt.shot is None
+        )
+
+    @staticmethod
+    def _framing(group, speakers, everyone, last_single, words) -> tuple[str, list[str]]:
+        order = lambda ids: [c for c in everyone if c in ids]  # noqa: E731 - screen order
+        hint = group[0].shot
+        if len(set(speakers)) > 1:
+            return hint or "two-shot", order(set(speakers))
+        speaker = speakers[0]
+        others = [c for c in everyone if c != speaker]
+        if hint == "wide":
+            return "wide", everyone
+        if hint in ("two-shot", "over-shoulder") and others:
+            return hint, order({speaker, others[0]})
+        if hint in ("medium", "close-up"):
+            return hint, [speaker]
+        # Reverse shot: the previous single was the other character, so look over their shoulder.
+        if others and last_single and last_single != speaker:
+            listener = last_single if last_single in others else others[0]
+            return "over-shoulder", order({speaker, listener})
+        return ("close-up" if words > 12 else "medium"), [speaker]

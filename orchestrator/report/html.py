@@ -1,0 +1,56 @@
+"""report.html: contact sheet, attempt table with reasons, and a plot of every score's margin."""
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+
+from orchestrator.store import atomic_write_text
+
+
+def _score_plot(records: list[dict]) -> str:
+    """A PNG (base64) of each score's margin over its threshold, per attempt."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = sorted({s["name"] for r in records for s in r["scores"]})
+    if not names:
+        return ""
+    fig, ax = plt.subplots(figsize=(10, 0.25 * len(names) + 2))
+    for i, r in enumerate(records):
+        for s in r["scores"]:
+            margin = s["value"] - s["threshold"] if s["higher_is_better"] else s["threshold"] - s["value"]
+            ax.scatter(margin, names.index(s["name"]), color="tab:green" if s["passed"] else "tab:red", s=12)
+    ax.axvline(0, color="k", lw=0.8)
+    ax.set_yticks(range(len(names)), names, fontsize=7)
+    ax.set_xlabel("margin over threshold (right of 0 passes)")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def write_html(out_dir: Path, title: str, records: list[dict], contact_sheet: Path | None) -> None:
+    rows = []
+    for r in records:
+        bad = ", ".join(s["name"] for s in r["scores"] if not s["passed"]) or "none"
+        rows.append(
+            f"<tr><td>{html.escape(r['shot'])}</td><td>{r['attempt']}</td><td>{html.escape(r['verdict'])}</td>"
+            f"<td>{r['quality']:.3f}</td><td>{html.escape(bad)}</td><td>{html.escape(r['reason'])}</td></tr>"
+        )
+    sheet = ""
+    if contact_sheet and contact_sheet.exists():
+        sheet = f'<h2>Contact sheet</h2><img src="{contact_sheet.name}" style="max-width:100%">'
+    plot = _score_plot(records)
+    plot_html = f'<h2>Scores</h2><img src="data:image/png;base64,{plot}">' if plot else ""
+    doc = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>body{{font-family:sans-serif;margin:2em}} td,th{{padding:2px 8px;border-bottom:1px solid #ddd}}</style>
+</head><body><h1>{html.escape(title)}</h1><p><a href="film.mp4">film.mp4</a> · <a href="film.srt">film.srt</a>
+· <a href="film.otio">film.otio</a> · <a href="retries.jsonl">retries.jsonl</a></p>{sheet}
+<h2>Attempts</h2><table><tr><th>shot</th><th>attempt</th><th>verdict</th><th>quality</th><th>failing</th>
+<th>reason</th></tr>{''.join(rows)}</table>{plot_html}</body></html>"""
+    atomic_write_text(out_dir / "report.html", doc)

@@ -1,0 +1,53 @@
+"""The cast: characters with their reference images, voice clip and optional appearance LoRA."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from pydantic import Field, field_validator
+
+from orchestrator.schema.base import Strict
+
+
+class VoiceSpec(Strict):
+    reference: Path
+    transcript: str = Field(min_length=1)
+    description: str = ""
+
+
+class CharacterSpec(Strict):
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    name: str = Field(min_length=1)
+    trigger: str = Field(min_length=1)
+    description: str = ""
+    images: list[Path] = Field(min_length=1)
+    voice: VoiceSpec
+    lora: Optional[Path] = None
+    # Pixel box [x, y, width, height] of the face in every reference image, for images where no
+    # face can be detected (animals, drawings).
+    face_box: Optional[tuple[int, int, int, int]] = None
+
+    @field_validator("face_box")
+    @classmethod
+    def _positive_box(cls, v):
+        if v is not None and (v[2] <= 0 or v[3] <= 0 or v[0] < 0 or v[1] < 0):
+            raise ValueError("face_box must be [x, y, width, height] with width and height > 0")
+        return v
+
+
+class Cast(Strict):
+    characters: list[CharacterSpec] = Field(min_length=1)
+
+    def by_id(self, cid: str) -> CharacterSpec:
+        for c in self.characters:
+            if c.id == cid:
+                return c
+        raise KeyError(cid)
+
+    def lookup(self, name: str) -> Optional[CharacterSpec]:
+        """Find a character by id, name or trigger, case-insensitively."""
+        key = name.strip().lower()
+        for c in self.characters:
+            if key in (c.id.lower(), c.name.lower(), c.trigger.lower()):
+                return c
+        return None

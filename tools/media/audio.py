@@ -1,0 +1,73 @@
+"""The one home of audio I/O: decoding, resampling and writing mono PCM wavs."""
+from __future__ import annotations
+
+import os
+import wave
+from math import gcd
+from pathlib import Path
+
+import numpy as np
+
+from tools.base import ToolError
+
+
+def read_audio(path: Path, sr: int) -> np.ndarray:
+    """Decode the first audio stream of a wav or video file as float32 mono at `sr` Hz."""
+    import av
+
+    chunks = []
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.audio:
+                raise ToolError(f"{path} has no audio stream", "mux the shot audio into the clip")
+            resampler = av.AudioResampler(format="flt", layout="mono", rate=sr)
+            for frame in container.decode(audio=0):
+                for out in resampler.resample(frame):
+                    chunks.append(out.to_ndarray().reshape(-1))
+            for out in resampler.resample(None):
+                chunks.append(out.to_ndarray().reshape(-1))
+    except av.error.FFmpegError as exc:
+        raise ToolError(f"cannot decode audio from {path}: {exc}", "pass a wav or mp4 file") from exc
+    return np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
+
+
+def resample(audio: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
+    """Polyphase resampling (exact rational ratio)."""
+    if sr_in == sr_out:
+        return audio.astype(np.float32)
+    from scipy.signal import resample_poly
+
+    g = gcd(sr_in, sr_out)
+    return resample_poly(audio, sr_out // g, sr_in // g).astype(np.float32)
+
+
+def write_wav(path: Path, audio: np.ndarray, sr: int) -> None:
+    """Write mono 16-bit PCM atomically (temp name, then os.replace)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    pcm = (np.clip(audio, -1.0, 1.0) * 32767.0).astype("<i2")
+    with wave.open(str(tmp), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(int(sr))
+        w.writeframes(pcm.tobytes())
+    os.replace(tmp, path)
+
+
+# ------------------------------------------------------------------------------------ reference io
+
+
+def load_audio(path: Path) -> tuple[np.ndarray, int]:
+    """Decode any soundfile-readable file to float32 mono; ToolError if it cannot be read."""
+    import soundfile as sf
+
+    try:
+        x, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as exc:  # soundfile raises several types for corrupt input
+        raise ToolError(f"{path}: cannot decode audio ({exc})", "give a wav/flac/ogg file") from exc
+    return x.mean(axis=1), int(sr)
+
+
+# ---------------------------------------------------------------------------------------- audio
+

@@ -1,0 +1,51 @@
+"""Contact sheet: a PNG grid with one row of evenly spaced frames per shot.
+
+Every run writes one; `compose contact-sheet out/<title>` writes it again from the attempts the
+film kept.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from tools.base import ToolError
+from tools.media.video import count_frames, read_frames
+
+THUMB_W = 256
+LABEL_W = 120
+
+
+def _sample(clip: Path, per_shot: int) -> list[np.ndarray]:
+    n = count_frames(clip)
+    wanted = set(np.linspace(0, max(0, n - 1), per_shot).round().astype(int).tolist())
+    out = []
+    for i, frame in enumerate(read_frames(clip)):  # streamed: a long shot is never held whole
+        if i in wanted:
+            h, w = frame.shape[:2]
+            th = max(1, round(h * THUMB_W / w))
+            out.append(np.asarray(Image.fromarray(frame).resize((THUMB_W, th), Image.BILINEAR)))
+    return out
+
+
+def write_contact_sheet(clips: list[tuple[str, Path]], out_png: Path, per_shot: int = 6) -> Path:
+    """Write a PNG grid: one labelled row of `per_shot` frames for each (label, clip) pair."""
+    if not clips:
+        raise ToolError("no clips for the contact sheet", "render at least one shot first")
+    rows = [(label, _sample(Path(path), per_shot)) for label, path in clips]
+    th = max((t[0].shape[0] for _, t in rows if t), default=THUMB_W * 9 // 16)
+    sheet = Image.new("RGB", (LABEL_W + per_shot * (THUMB_W + 4), len(rows) * (th + 4)), (24, 24, 28))
+    draw = ImageDraw.Draw(sheet)
+    font = ImageFont.load_default(size=16)
+    for r, (label, thumbs) in enumerate(rows):
+        y = r * (th + 4) + 2
+        draw.text((8, y + th // 2 - 8), label, fill=(230, 230, 230), font=font)
+        for c, thumb in enumerate(thumbs):
+            sheet.paste(Image.fromarray(thumb), (LABEL_W + c * (THUMB_W + 4), y))
+    out_png = Path(out_png)
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_png.with_name(f".{out_png.stem}.tmp.png")
+    sheet.save(tmp)
+    tmp.replace(out_png)
+    return out_png

@@ -1,0 +1,94 @@
+"""Envelope mapping by sound class for voice matching (a small codebook mapping).
+
+One long-term correction treats every sound alike, but voices differ per sound: a reference's vowels
+may sit higher than piper's while its fricatives do not. At fit time piper speaks the reference
+transcript, so both say the same words; dynamic time warping on mel cepstra pairs each piper frame
+with the reference frame saying the same sound. Piper's frames are clustered (k-means on their mel
+cepstra, a data-driven stand-in for phone classes such as open vowels, nasals and fricatives), and each
+class keeps the mean envelope difference of its pairs. At render time every frame of a new line is
+softly assigned to the classes and gets the weighted mix of their corrections, so the mapping follows
+the sound being spoken rather than one average.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+N_CEP = 20  # mel cepstra 1..20: envelope shape without loudness
+N_CLASSES = 6  # a 5 s reference has ~600 loud frames: about 100 per class
+TAU = 3.0  # soft-assignment width in cepstral distance units; smaller makes class edges audible
+LIMIT_DB = 15.0
+
+
+def cepstra(band_db: np.ndarray) -> np.ndarray:
+    """Mel cepstra 1..N_CEP of per-frame band envelopes (frames, bands) in dB."""
+    from scipy.fft import dct
+
+    return dct(band_db, type=2, norm="ortho", axis=-1)[..., 1 : N_CEP + 1]
+
+
+def frame_bands(log_sp_db: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:
+    """Frame-normalised mel-band envelopes (dB) and the mask of audible frames."""
+    from tools.speech.world import bands
+
+    e = log_sp_db.mean(axis=1)
+    loud = e > e.max() - 40.0
+    return bands(log_sp_db - e[:, None], sr), loud
+
+
+def _dtw_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of a minimum-cost monotonic alignment of two feature sequences (frames, dims)."""
+    cost = np.sqrt(((a[:, None, :] - b[None, :, :]) ** 2).sum(-1))
+    n, m = cost.shape
+    acc = np.full((n + 1, m + 1), np.inf)
+    acc[0, 0] = 0.0
+    for i in range(1, n + 1):  # row by row; each row is a running minimum along j
+        row, prev = cost[i - 1], acc[i - 1]
+        diag_up = np.minimum(prev[:-1], prev[1:]) + row
+        cur = acc[i]
+        for j in range(1, m + 1):
+            cur[j] = min(diag_up[j - 1], cur[j - 1] + row[j - 1])
+    i, j, pairs = n, m, []
+    while i > 0 and j > 0:
+        pairs.append((i - 1, j - 1))
+        step = int(np.argmin([acc[i - 1, j - 1], acc[i - 1, j], acc[i, j - 1]]))
+        i, j = (i - 1, j - 1) if step == 0 else (i - 1, j) if step == 1 else (i, j - 1)
+    p = np.array(pairs[::-1])
+    return p[:, 0], p[:, 1]
+
+
+def fit_classes(src_db: np.ndarray, ref_db: np.ndarray, sr: int, k: int = N_CLASSES) -> tuple[list, list]:
+    """Class centroids (k, N_CEP) and envelope corrections (k, bands, dB) from parallel utterances:
+    `src_db` piper's (already formant-warped) log envelope, `ref_db` the reference's, both in dB."""
+    from scipy.cluster.vq import kmeans2
+
+    sb, sl = frame_bands(src_db, sr)
+    rb, rl = frame_bands(ref_db, sr)
+    si, ri = np.where(sl)[0], np.where(rl)[0]
+    fs, fr = cepstra(sb), cepstra(rb)
+    a, b = _dtw_pairs(fs[si], fr[ri])
+    a, b = si[a], ri[b]
+    diff = rb[b] - sb[a]
+    cent, lab = kmeans2(fs[a], k, seed=0, minit="++")
+    overall = diff.mean(axis=0)
+    corr = [diff[lab == c].mean(axis=0) if np.sum(lab == c) >= 5 else overall for c in range(k)]
+    corr = np.clip(np.asarray(corr), -LIMIT_DB, LIMIT_DB)
+    return cent.round(4).tolist(), corr.round(3).tolist()
+
+
+def class_curves(log_sp_db: np.ndarray, sr: int, centroids: list, corr: list) -> np.ndarray:
+    """Per-frame envelope correction (frames, fft bins) in dB for a (warped) log envelope in dB."""
+    from tools.speech.world import band_edges
+
+    bands, _ = frame_bands(log_sp_db, sr)
+    f = cepstra(bands)
+    cent = np.asarray(centroids)
+    d2 = ((f[:, None, :] - cent[None]) ** 2).sum(-1)
+    w = np.exp(-(d2 - d2.min(axis=1, keepdims=True)) / (2 * TAU**2))
+    w /= w.sum(axis=1, keepdims=True)
+    per_band = w @ np.asarray(corr)
+    n_bins = log_sp_db.shape[1]
+    edges = band_edges(sr, 2 * (n_bins - 1))
+    centers = 0.5 * (edges[:-1] + edges[1:])
+    lo = np.clip(np.searchsorted(centers, np.arange(n_bins)) - 1, 0, len(centers) - 2)
+    t = np.clip((np.arange(n_bins) - centers[lo]) / np.maximum(centers[lo + 1] - centers[lo], 1e-9), 0, 1)
+    return per_band[:, lo] * (1 - t) + per_band[:, lo + 1] * t

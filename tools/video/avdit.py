@@ -1,0 +1,205 @@
+"""Video backend `avdit`: the audio-driven, character-customised Wan model of `models/avdit`.
+
+Same protocol and files as the animatic: `clip.mp4` (H.264 + AAC, the shot's mixed audio) and
+`masks.npz` (per-frame router masks, labels in the shot's character order, face boxes). Each
+character present gets one speech stream holding only their own lines, placed at their start.
+`render.avdit.tiny: true` builds tiny random models (smoke runs and tests); otherwise the weights
+come from the configured local folders and a CUDA GPU is required.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+from models.errors import ModelError
+from orchestrator.schema.cast import Cast
+from orchestrator.schema.plan import SceneInfo, Shot
+from tools.base import ShotAudio, ToolError, VideoKnobs, VideoResult
+
+WAV_RATE = 16000
+TINY_WIDTH = 64  # internal render width of the tiny model; frames are resized to the knobs' size
+
+
+@contextmanager
+def model_errors():
+    """Report the model layer's errors as this tool's errors (exit 2 with the fix)."""
+    try:
+        yield
+    except ModelError as exc:
+        raise ToolError(exc.message, exc.fix) from exc
+
+
+def layout_boxes(count: int) -> torch.Tensor:
+    """(S, 4) boxes (fractions of the frame), characters left to right in screen order."""
+    if count == 1:
+        return torch.tensor([[0.25, 0.1, 0.75, 1.0]])
+    margin = 0.08 / count
+    return torch.tensor([[i / count + margin, 0.15, (i + 1) / count - margin, 1.0] for i in range(count)])
+
+
+def face_boxes(mask: np.ndarray, count: int) -> np.ndarray:
+    """(K, 4) face boxes: the top 30% of each character's mask, middle 60% of its width; NaN if absent."""
+    boxes = np.full((count, 4), np.nan, np.float32)
+    for k in range(count):
+        ys, xs = np.nonzero(mask == k + 1)
+        if len(xs):
+            x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
+            w, h = x1 - x0, y1 - y0
+            boxes[k] = (x0 + 0.2 * w, y0, x1 - 0.2 * w, y0 + 0.3 * h)
+    return boxes
+
+
+def dilate(mask: np.ndarray, pixels: int, count: int) -> np.ndarray:
+    """Grow each character's region by `pixels` into the background (knob `mask_dilation`)."""
+    if pixels <= 0:
+        return mask
+    import cv2
+
+    kernel = np.ones((2 * pixels + 1, 2 * pixels + 1), np.uint8)
+    out = mask.copy()
+    for k in range(1, count + 1):
+        grown = cv2.dilate((mask == k).astype(np.uint8), kernel) > 0
+        out[grown & (out == 0)] = k
+    return out
+
+
+class AvditVideoGenerator:
+    """`VideoGenerator` over `models.avdit.pipeline.AvditPipeline`."""
+
+    name = "avdit"
+    version = "1"
+
+    default_audio_guidance = 4.0  # where a retry starts raising audio guidance (set from `audio_scale`)
+
+    def __init__(self, pipeline, tiny: bool, steps: int = 30, text_scale: float = 5.0, audio_scale: float = 4.0):
+        self.pipeline, self.tiny = pipeline, tiny
+        self.steps, self.text_scale, self.audio_scale = steps, text_scale, audio_scale
+        self.default_audio_guidance = audio_scale
+        self.loaded: set[str] = set()  # character LoRAs already in the transformer
+
+    def activate_loras(self, shot: Shot, cast: Cast) -> None:
+        """Load (once) and activate the appearance LoRAs of the characters in the shot."""
+        from models.avdit.lora import load_lora, use_characters
+
+        tr = self.pipeline.model.transformer
+        names = []
+        for cid in shot.characters:
+            spec = cast.by_id(cid)
+            if spec.lora is None:
+                continue
+            if cid not in self.loaded:
+                with model_errors():
+                    load_lora(tr, spec.lora, cid)
+                self.loaded.add(cid)
+            names.append(cid)
+        if names:
+            tr.enable_adapters()
+            use_characters(tr, names)
+        elif self.loaded:
+            tr.disable_adapters()
+
+    def speech_streams(self, shot: Shot, audio: ShotAudio, knobs: VideoKnobs) -> tuple[torch.Tensor, torch.Tensor]:
+        """(S, T) 16 kHz streams, one per character in the shot, and which of them speak."""
+        from tools.media.audio import read_audio
+
+        total = int(round(audio.duration * WAV_RATE))
+        shift = knobs.offset_frames / knobs.fps  # re-alignment knob: positive delays the speech
+        streams = np.zeros((len(shot.characters), total), np.float32)
+        for line in audio.lines:
+            if line.speaker not in shot.characters:
+                continue
+            wav = read_audio(Path(line.speech.wav_path), WAV_RATE)
+            start = max(0, int(round((line.start + shift) * WAV_RATE)))
+            part = wav[: max(0, total - start)]
+            streams[shot.characters.index(line.speaker), start:start + len(part)] += part
+        speaking = torch.tensor([bool(np.any(s)) for s in streams])
+        return torch.from_numpy(streams), speaking
+
+    def token_groups(self, prompt: str, offsets, shot: Shot, cast: Cast) -> list[list[int]]:
+        """Each character's prompt tokens: their anchor (<subN>) and trigger word."""
+        from models.avdit.router import token_groups, word_spans
+
+        anchors = {a.character: a.token for a in shot.caption.anchors}
+        spans = []
+        for cid in shot.characters:
+            words = [w for w in (anchors.get(cid), cast.by_id(cid).trigger) if w]
+            spans.append(word_spans(prompt, words))
+        return token_groups(offsets, spans)
+
+    def render(self, shot: Shot, scene: SceneInfo, audio: ShotAudio, cast: Cast, knobs: VideoKnobs,
+               clip_path: Path, masks_path: Path) -> VideoResult:
+        """Generate the shot with the diffusion model and write clip.mp4 + masks.npz."""
+        from models.avdit.audio import video_frames_for
+        from models.avdit.guidance import Guidance
+        from models.avdit.router import labels_to_video
+        from tools.media.masks import MaskWriter
+        from tools.media.video import ClipWriter
+
+        if not shot.characters:
+            raise ToolError(f"{shot.id}: the avdit backend needs at least one character in the shot", "use the animatic for empty shots")
+        if not self.tiny:
+            self.activate_loras(shot, cast)
+        fps, width, height = knobs.fps, knobs.width, knobs.height
+        n_out = max(1, int(round(audio.duration * fps)))
+        num_frames = video_frames_for(audio.duration, fps)
+        gw, gh = (TINY_WIDTH, max(16, round(TINY_WIDTH * height / width / 16) * 16)) if self.tiny else (width // 16 * 16, height // 16 * 16)
+        prompt = shot.caption_text or shot.caption.render()
+        embeds, lens, offsets = self.pipeline.prompt_encoder([prompt, ""])
+        streams, speaking = self.speech_streams(shot, audio, knobs)
+        scale = self.audio_scale if knobs.audio_guidance is None else knobs.audio_guidance
+        out = self.pipeline(
+            embeds[:1], embeds[1:], streams, layout_boxes(len(shot.characters)), num_frames, gh, gw, fps,
+            text_lens=lens[:1], negative_lens=lens[1:], token_groups=self.token_groups(prompt, offsets[0], shot, cast),
+            speaking=speaking, steps=self.steps,
+            # Random tiny weights carry no attention evidence: their masks stay on the layout boxes.
+            mask_source="boxes" if self.tiny else "attention",
+            guidance=Guidance("region", self.text_scale, scale),
+            generator=torch.Generator().manual_seed(knobs.seed),
+        )
+        masks = labels_to_video(out.labels, num_frames, height, width).numpy()
+        count = len(shot.characters)
+        with ClipWriter(clip_path, width, height, fps, audio_path=audio.wav_path) as clip, \
+                MaskWriter(masks_path, shot.characters, height, width) as mask_writer:
+            for i in range(n_out):
+                frame = out.video[min(i, len(out.video) - 1)]
+                if frame.shape[:2] != (height, width):
+                    import cv2
+
+                    frame = cv2.resize(frame, (width, height), interpolation=cv2.INTER_LINEAR)
+                mask = dilate(masks[min(i, len(masks) - 1)], knobs.mask_dilation, count)
+                clip.write(np.ascontiguousarray(frame))
+                mask_writer.write(mask, face_boxes(mask, count))
+        return VideoResult(clip_path=Path(clip_path), masks_path=Path(masks_path), frames=n_out, fps=fps)
+
+
+def tiny_pipeline(seed: int = 0):
+    """The pipeline with tiny random models (CPU), for tests and smoke runs."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    from models.avdit.pipeline import AvditPipeline
+    from models.avdit.tiny import TinyPrompt, tiny_model, tiny_vae
+
+    return AvditPipeline(tiny_model(seed), tiny_vae(), FlowMatchEulerDiscreteScheduler(shift=3.0), TinyPrompt())
+
+
+def create(model_dir: Optional[Path] = None, wav2vec_dir: Optional[Path] = None, adapter: Optional[Path] = None,
+           steps: int = 30, text_scale: float = 5.0, audio_scale: float = 4.0, tiny: bool = False) -> AvditVideoGenerator:
+    """Registry factory (`render.avdit`): tiny random models, or local weights on a CUDA GPU."""
+    if tiny:
+        return AvditVideoGenerator(tiny_pipeline(), True, steps, text_scale, audio_scale)
+    if not torch.cuda.is_available():
+        raise ToolError(
+            "the avdit video backend needs a CUDA GPU for real weights",
+            "run on a GPU machine, set render.avdit.tiny: true for a smoke run, or use render.video: animatic",
+        )
+    from models.avdit.pipeline import AvditPipeline
+
+    if adapter is None:
+        raise ToolError("render.avdit.adapter is not set", "train one with `compose train --stage b` and point render.avdit.adapter at adapter.safetensors")
+    with model_errors():
+        pipe = AvditPipeline.from_local(model_dir, wav2vec_dir, adapter)
+    return AvditVideoGenerator(pipe, False, steps, text_scale, audio_scale)
