@@ -26,7 +26,7 @@ test: venv
 	$(VENV)/bin/python -m pytest
 
 bench: venv
-	$(VENV)/bin/python bench/demo.py
+	$(VENV)/bin/python -m bench.demo
 
 clean:
 	rm -rf out

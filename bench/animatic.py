@@ -1,6 +1,6 @@
 """Animatic renderer throughput and memory at 854x480 (prints figures; asserts nothing).
 
-    .venv/bin/python bench/animatic.py [--seconds 20] [--long 60] [--sheet out.png]
+    .venv/bin/python -m bench.animatic [--seconds 20] [--long 60] [--sheet out.png]
 
 Throughput: frames per second of a warm render (portrait cut-outs cached, as in a film run),
 including H.264 + AAC encoding and masks.npz packing. Memory: peak RSS of this process sampled

@@ -1,7 +1,7 @@
 """Step time and peak memory of the avdit transformer: text-CFG only vs region-selective audio CFG.
 
 Random weights give the real FLOPs. Default: a tiny model on CPU. On a GPU:
-    python bench/avdit.py --preset wan2.1-1.3b --device cuda
+    python -m bench.avdit --preset wan2.1-1.3b --device cuda
 (30 layers, 12 heads x 128, ffn 8960, 480x832 x 81 frames). Prints seconds per denoising step for
 text CFG (2 passes) and region-selective audio CFG (3 passes, batched), their ratio, and peak memory.
 """
@@ -11,21 +11,14 @@ import argparse
 import resource
 import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from models.avdit.adapter import TEXT_CONTEXT, AvditModel  # noqa: E402
-from models.avdit.audio import latent_frames  # noqa: E402
-from models.avdit.guidance import Guidance, guided_noise  # noqa: E402
-from models.avdit.router import box_labels, labels_to_route  # noqa: E402
-
-PRESETS = {
-    "tiny": dict(layers=2, heads=2, head_dim=12, ffn=32, text_dim=32, channels=4, frames=9, height=64, width=64),
-    "wan2.1-1.3b": dict(layers=30, heads=12, head_dim=128, ffn=8960, text_dim=4096, channels=16, frames=81, height=480, width=832),
-}
+from models.avdit.adapter import TEXT_CONTEXT
+from models.avdit.audio import latent_frames
+from models.avdit.guidance import Guidance, guided_noise
+from models.avdit.presets import PRESETS, build
+from models.avdit.router import box_labels, labels_to_route
 
 
 def parse(argv=None) -> argparse.Namespace:
@@ -48,17 +41,6 @@ def parse(argv=None) -> argparse.Namespace:
     return args
 
 
-def build(cfg: dict, device: str, dtype: torch.dtype) -> AvditModel:
-    """A random-weight Wan transformer of the given size with the audio layers attached."""
-    from diffusers import WanTransformer3DModel
-
-    torch.manual_seed(0)
-    tr = WanTransformer3DModel(
-        patch_size=(1, 2, 2), num_attention_heads=cfg["heads"], attention_head_dim=cfg["head_dim"],
-        in_channels=cfg["channels"], out_channels=cfg["channels"], text_dim=cfg["text_dim"], freq_dim=256 if cfg["layers"] > 2 else 32,
-        ffn_dim=cfg["ffn"], num_layers=cfg["layers"], cross_attn_norm=True, rope_max_seq_len=1024,
-    )
-    return AvditModel(tr).to(device, dtype).eval()
 
 
 def peak_memory_gib(device: str) -> float:

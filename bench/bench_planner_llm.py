@@ -1,6 +1,6 @@
 """LLM planner figures: prompt size, reply check time, and a full plan over a local HTTP stub.
 
-Run: PYTHONPATH=. .venv/bin/python bench/bench_planner_llm.py
+Run: .venv/bin/python -m bench.bench_planner_llm
 The stub answers instantly, so the round trip measures this side only (client, checks, plan build).
 """
 from __future__ import annotations

@@ -10,7 +10,7 @@ Each gets the negative controls its evaluators must catch:
   face         the speaker drawn with another character's face -> identity/margin
 
 For every score family it prints the positives' range, the targeted controls' range and the gap,
-and proposes the midpoint of the gap as threshold. `--write` stores them in tools/thresholds.json
+and proposes the midpoint of the gap as threshold. `--write` stores them in tools/evaluators/thresholds.json
 with these numbers. Run: `.venv/bin/python -m bench.calibrate [--size 320x180] [--write]`.
 """
 from __future__ import annotations
@@ -21,16 +21,15 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "unit"))
+from tests.fixtures import evalkit as ek
+from tools.evaluators.binding import BindingEvaluator
+from tools.evaluators.identity import IdentityEvaluator
+from tools.evaluators.intelligibility import IntelligibilityEvaluator
+from tools.evaluators.lipsync import LipSyncEvaluator
+from tools.evaluators.speaker_similarity import SpeakerSimilarityEvaluator
+from tools.evaluators.thresholds import THRESHOLDS_PATH
 
-from tests.fixtures import evalkit as ek  # noqa: E402
-from tools.evaluators.binding import BindingEvaluator  # noqa: E402
-from tools.evaluators.identity import IdentityEvaluator  # noqa: E402
-from tools.evaluators.intelligibility import IntelligibilityEvaluator  # noqa: E402
-from tools.evaluators.lipsync import LipSyncEvaluator  # noqa: E402
-from tools.evaluators.speaker_similarity import SpeakerSimilarityEvaluator  # noqa: E402
-from tools.evaluators.thresholds import THRESHOLDS_PATH  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 # (shot id, characters left to right, lines (line id, speaker, text), another voice, another face)
 CASES = [
@@ -69,7 +68,6 @@ def evaluators():
 
 def measure(size: tuple[int, int]) -> list[dict]:
     """Every score of every control of every case, as flat records."""
-    ek.SIZE = size
     rows = []
     evs = evaluators()
     with tempfile.TemporaryDirectory() as tmp:
@@ -78,7 +76,7 @@ def measure(size: tuple[int, int]) -> list[dict]:
             # A control tampers with the first line (voice, words) or its speaker (face) only;
             # scores of untouched subjects are not negatives.
             touched = {"voice": first[0], "words": first[0], "face": first[1]}
-            for control, attempt in ek.controls_of(*case, Path(tmp) / f"case{i}").items():
+            for control, attempt in ek.controls_of(*case, Path(tmp) / f"case{i}", size=size).items():
                 for ev in evs:
                     for s in ev.evaluate(attempt):
                         fam, _, subject = s.name.partition("[")
@@ -116,7 +114,7 @@ def separation(rows: list[dict]) -> dict[str, dict]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", default="320x180", help="render size WxH (default 320x180)")
-    ap.add_argument("--write", action="store_true", help="store the proposed thresholds in tools/thresholds.json")
+    ap.add_argument("--write", action="store_true", help="store the proposed thresholds in tools/evaluators/thresholds.json")
     args = ap.parse_args()
     size = tuple(int(v) for v in args.size.split("x"))
     rows = measure(size)

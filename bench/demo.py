@@ -1,6 +1,6 @@
 """Render the example film from a cold cache and print wall time and realtime factor.
 
-    .venv/bin/python bench/demo.py [--no-eval] [--keep DIR]
+    .venv/bin/python -m bench.demo [--no-eval] [--keep DIR]
 
 Realtime factor here is film seconds per wall-clock second (higher is faster).
 """
@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+
 
 
 def main() -> None:

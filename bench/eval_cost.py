@@ -11,19 +11,17 @@ Run: `.venv/bin/python -m bench.eval_cost [--size 854x480] [--repeat 2]`
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "unit"))
-
-from orchestrator.config import RenderConfig  # noqa: E402
-from orchestrator.nodes.evaluate import run_evaluators  # noqa: E402
-from tests.fixtures import evalkit as ek  # noqa: E402
+from orchestrator.config import RenderConfig
+from orchestrator.nodes.evaluate import run_evaluators
+from tests.fixtures import evalkit as ek
 from tools import registry
 from tools.evaluators import signals
+
+ROOT = Path(__file__).resolve().parents[1]
 
 LINES = [("sc01_l03", "collins", "The relays are fine. Check them again if you like."),
          ("sc01_l04", "hopper", "Then look at the cat.")]
@@ -34,7 +32,7 @@ def main() -> None:
     ap.add_argument("--size", default="854x480")
     ap.add_argument("--repeat", type=int, default=2, help="timed renders and scorings (best is kept)")
     args = ap.parse_args()
-    ek.SIZE = tuple(int(v) for v in args.size.split("x"))
+    size = tuple(int(v) for v in args.size.split("x"))
     config = RenderConfig()
     evaluators = [registry.create("evaluator", name) for name in config.evaluators]
     cast = ek.orbit_cast()
@@ -49,7 +47,7 @@ def main() -> None:
             audio = ek.speak(LINES, cast, work / f"speech{r}")
             t1 = time.perf_counter()
             shot, scene = ek.make_shot("sc01_sh03", ["collins", "hopper"], audio, cast)
-            attempt = ek.render(shot, scene, audio, cast, work / f"video{r}")
+            attempt = ek.render(shot, scene, audio, cast, work / f"video{r}", size=size)
             t2 = time.perf_counter()
             signals._CACHE.clear()  # every attempt decodes its own clip
             for e in evaluators:

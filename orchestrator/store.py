@@ -15,6 +15,8 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Iterable, Optional
 
+from tools.media.files import temp_path
+
 
 def digest_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
@@ -33,12 +35,6 @@ def digest_json(obj) -> str:
     return digest_bytes(json.dumps(obj, sort_keys=True, default=str, separators=(",", ":")).encode())
 
 
-def temp_path(path: Path) -> Path:
-    """A unique temporary name next to `path` with the same suffix (encoders look at it)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    os.close(fd)
-    return Path(name)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -211,7 +211,7 @@ class AttemptInput:
 
 @runtime_checkable
 class Evaluator(Protocol):
-    name: str
+    name: str  # the registry name; scores are named `<family>[<subject>]`
 
     def evaluate(self, attempt: AttemptInput) -> list[Score]:
         """Score one attempt; an evaluator with nothing to judge (no speech) returns []."""

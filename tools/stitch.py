@@ -23,8 +23,8 @@ with warnings.catch_warnings():  # pydub warns at import when no ffmpeg is on PA
     warnings.simplefilter("ignore", RuntimeWarning)
     from pydub import AudioSegment
 
-from orchestrator.store import temp_path
 from tools.base import ToolError
+from tools.media.files import temp_path
 
 AudioSegment.converter = get_ffmpeg_exe()  # no system ffmpeg: use the one in the imageio-ffmpeg wheel
 PEAK_CEILING_DB = -1.0

@@ -1,4 +1,5 @@
-"""The checks `orchestrator.loading` runs on a loaded script and cast, each finding a located `Problem`.
+"""The checks `orchestrator.inputs.loading` runs on a loaded script and cast, each finding a located
+`Problem`.
 
 They read the raw data (plain dicts and lists), defensively, so one malformed entry does not hide
 the problems of the others; pydantic reports the malformed entry itself. Checks that resolve a
@@ -9,16 +10,14 @@ from __future__ import annotations
 import os
 import types
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, Union, get_args, get_origin
+from typing import Any, Optional, Union, get_args, get_origin
 
 from pydantic import BaseModel
 
-from orchestrator.inputs.problems import Problem
+from orchestrator.config import RenderConfig
+from orchestrator.inputs.problems import Problem, Source
 from orchestrator.planning import PLANNERS
 from orchestrator.schema.script import FRAMINGS
-
-if TYPE_CHECKING:
-    from orchestrator.inputs.loading import Source
 
 BEAT_FORMS = {"DialogueBeat": "dialogue beat", "ActionBeat": "action beat"}
 BEAT_FIX = "a beat is either `- action: ...` or `- character: NAME` with `line: ...`"
@@ -86,7 +85,7 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def schema_problem(model: type[BaseModel], src: "Source", err: dict, bad_beats: set) -> Optional[Problem]:
+def schema_problem(model: type[BaseModel], src: Source, err: dict, bad_beats: set) -> Optional[Problem]:
     """Turn one pydantic error into a located problem; None when it belongs to the beat form the
     writer did not choose (pydantic tries a beat against both forms)."""
     tagged = loc = tuple(err["loc"])
@@ -150,7 +149,7 @@ class Roster:
         return ", ".join(f"{cid} ({trigger})" for cid, _, trigger in self.entries) or "(the cast is empty)"
 
 
-def cast_problems(cast: "Source", problems: list[Problem]) -> Roster:
+def cast_problems(cast: Source, problems: list[Problem]) -> Roster:
     """Ids, names and triggers must not collide (a cue could match two characters)."""
     roster = Roster()
     seen: dict[str, tuple[int, str, str]] = {}  # lower-cased word -> (index, field, id)
@@ -176,7 +175,7 @@ def cast_problems(cast: "Source", problems: list[Problem]) -> Roster:
     return roster
 
 
-def script_problems(script: "Source", roster: Optional[Roster], problems: list[Problem]) -> None:
+def script_problems(script: Source, roster: Optional[Roster], problems: list[Problem]) -> None:
     """Speakers and scene characters exist in the cast (and become ids), lines have words,
     overlaps follow another speaker's line, backends exist."""
     scenes = script.get(("scenes",))
@@ -202,7 +201,7 @@ def script_problems(script: "Source", roster: Optional[Roster], problems: list[P
     _render_problems(script, problems)
 
 
-def _beat_problems(script: "Source", si: int, beats: list, roster: Optional[Roster],
+def _beat_problems(script: Source, si: int, beats: list, roster: Optional[Roster],
                    listed: Optional[set], problems: list[Problem]) -> None:
     previous = None  # who spoke the scene's last dialogue line
     for bi, beat in enumerate(beats):
@@ -246,7 +245,7 @@ def _beat_problems(script: "Source", si: int, beats: list, roster: Optional[Rost
         previous = speaker if speaker is not None else previous
 
 
-def _render_problems(script: "Source", problems: list[Problem]) -> None:
+def _render_problems(script: Source, problems: list[Problem]) -> None:
     from tools import registry
 
     render = script.get(("render",))
@@ -279,7 +278,7 @@ def _put(data: Any, loc: tuple, value: Any) -> None:
     data[loc[-1]] = value
 
 
-def asset_path(src: "Source", loc: tuple, root: Path, allow_outside: bool, problems: list[Problem]) -> Optional[Path]:
+def asset_path(src: Source, loc: tuple, root: Path, allow_outside: bool, problems: list[Problem]) -> Optional[Path]:
     """The absolute, resolved path named at `loc` (relative to `src`'s folder). Unless
     `allow_outside`, it must stay inside `root`, both as written and after following symlinks;
     otherwise a problem is recorded and None returned."""
@@ -302,7 +301,7 @@ def asset_path(src: "Source", loc: tuple, root: Path, allow_outside: bool, probl
     return resolved
 
 
-def _file_asset(src: "Source", loc: tuple, root: Path, allow_outside: bool, check: bool,
+def _file_asset(src: Source, loc: tuple, root: Path, allow_outside: bool, check: bool,
                 problems: list[Problem]) -> Optional[tuple[Path, str]]:
     """Check an asset's path and write it back absolute. Returns the path and the path as
     written, or None when it is unusable (or `check` is off)."""
@@ -322,7 +321,7 @@ def _file_asset(src: "Source", loc: tuple, root: Path, allow_outside: bool, chec
     return path, raw
 
 
-def _image_problems(src: "Source", loc: tuple, found: tuple[Path, str], char: Optional[dict],
+def _image_problems(src: Source, loc: tuple, found: tuple[Path, str], char: Optional[dict],
                     problems: list[Problem]) -> None:
     """The image decodes; for a character, a face is found or a face_box that fits is given."""
     from tools.base import ToolError
@@ -348,7 +347,7 @@ def _image_problems(src: "Source", loc: tuple, found: tuple[Path, str], char: Op
                                     "character, or use a clearer frontal portrait"))
 
 
-def _voice_problems(src: "Source", loc: tuple, found: tuple[Path, str], problems: list[Problem]) -> None:
+def _voice_problems(src: Source, loc: tuple, found: tuple[Path, str], problems: list[Problem]) -> None:
     from tools.speech.world import check_reference
 
     path, raw = found
@@ -357,7 +356,7 @@ def _voice_problems(src: "Source", loc: tuple, found: tuple[Path, str], problems
                                     "use a clean recording of 1 to 30 s of this character speaking (wav)"))
 
 
-def asset_problems(script: "Source", cast: Optional["Source"], root: Path, allow_outside: bool,
+def asset_problems(script: Source, cast: Optional[Source], root: Path, allow_outside: bool,
                    check: bool, problems: list[Problem]) -> None:
     """Every asset stays inside the project and, when `check`, exists and decodes: scene
     backgrounds, character images (with a face), voice references, LoRAs. Paths become absolute."""
@@ -385,10 +384,22 @@ def asset_problems(script: "Source", cast: Optional["Source"], root: Path, allow
             _file_asset(cast, ("characters", ci, "lora"), root, allow_outside, check, problems)
 
 
-def _model_dirs(script: "Source") -> None:
+def backend_path_fields() -> dict[str, tuple[str, ...]]:
+    """{backend section of `render`: its path-valued keys}, read from the config's own types."""
+    out = {}
+    for name, info in RenderConfig.model_fields.items():
+        section = info.annotation
+        if isinstance(section, type) and issubclass(section, BaseModel):
+            keys = tuple(k for k, f in section.model_fields.items() if Path in (f.annotation, *get_args(f.annotation)))
+            if keys:
+                out[name] = keys
+    return out
+
+
+def _model_dirs(script: Source) -> None:
     """Model folders in `render` are machine paths, not project assets: made absolute (relative
     to the script's folder), not confined; the backend that uses them checks them."""
-    for section, keys in (("cosyvoice", ("repo", "model_dir")), ("avdit", ("model_dir", "wav2vec_dir", "adapter"))):
+    for section, keys in backend_path_fields().items():
         raw = script.get(("render", section))
         for key in keys if isinstance(raw, dict) else ():
             if isinstance(raw.get(key), str):

@@ -9,7 +9,6 @@ unknown speaker in another or a missing image in the cast.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
@@ -20,46 +19,13 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from orchestrator.inputs import checks
 from orchestrator.inputs.fountain import fountain_script_data, parse_fountain
-from orchestrator.inputs.problems import Problem, SpecError
+from orchestrator.inputs.problems import Problem, Source, SpecError, Spot
 from orchestrator.inputs.project import Project, ScriptSpec
 from orchestrator.schema.cast import Cast
 
 FOUNTAIN_SUFFIXES = (".fountain", ".spmd")
-Spot = tuple[int, int, int, int]  # key line, key col, value line, value col (1-based)
 
 
-@dataclass
-class Source:
-    """One input file: its plain data and where every key and list item sits in it."""
-
-    path: Path  # as the user (or the file naming it) spelled it
-    data: Any
-    spots: dict[tuple, Spot]
-
-    @property
-    def name(self) -> str:
-        return os.path.normpath(str(self.path))
-
-    def at(self, loc: tuple, value: bool = True) -> tuple[int, int]:
-        """Line and column of `loc` (its value, or its key), or of the nearest enclosing node."""
-        for n in range(len(loc), -1, -1):
-            spot = self.spots.get(tuple(loc[:n]))
-            if spot is not None:
-                return (spot[2], spot[3]) if value and n == len(loc) else (spot[0], spot[1])
-        return 1, 1
-
-    def problem(self, loc: tuple, message: str, fix: str = "", value: bool = True) -> Problem:
-        line, col = self.at(loc, value)
-        return Problem(self.name, line, col, message, fix)
-
-    def get(self, loc: tuple, default: Any = None) -> Any:
-        node = self.data
-        for part in loc:
-            try:
-                node = node[part]
-            except (KeyError, IndexError, TypeError):
-                return default
-        return node
 
 
 # ------------------------------------------------------------------------------------ reading

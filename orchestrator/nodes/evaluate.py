@@ -12,14 +12,14 @@ from orchestrator.state import ShotState
 from orchestrator.store import atomic_write_json, cache_counts, digest_file, digest_json
 from tools.base import AttemptInput, Score, VideoResult
 
-# Listening (ASR, speaker encoder) and looking (decode, mouths, faces) release the GIL for most of
-# their time, so two threads score a shot in about the time of the slower half.
-SLOW_FIRST = ("intelligibility", "lipsync")
-
 
 def run_evaluators(evaluators: list, inp: AttemptInput, workers: int = 2) -> list[Score]:
-    """Every evaluator's scores, in the evaluators' order, computed on `workers` threads."""
-    order = sorted(range(len(evaluators)), key=lambda i: evaluators[i].name not in SLOW_FIRST)
+    """Every evaluator's scores, in the evaluators' order, computed on `workers` threads.
+
+    Listening (ASR, speaker encoder) and looking (decode, mouths, faces) release the GIL for most of
+    their time, so two threads score a shot in about the time of the slower half; evaluators that
+    declare themselves `slow` start first."""
+    order = sorted(range(len(evaluators)), key=lambda i: not getattr(evaluators[i], "slow", False))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = {i: pool.submit(evaluators[i].evaluate, inp) for i in order}
         return [s for i in range(len(evaluators)) for s in futures[i].result()]

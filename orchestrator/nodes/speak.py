@@ -14,8 +14,22 @@ from orchestrator.context import RunContext
 from orchestrator.planning.timing import retime_shot
 from orchestrator.schema.plan import Shot
 from orchestrator.state import ShotState
-from orchestrator.store import atomic_copy, atomic_write_json, cache_counts, digest_file, digest_json, temp_path
-from tools.base import ShotAudio, SpeechKnobs, SpeechResult, SpokenLine, Timing, ToolError
+from orchestrator.store import (
+    atomic_copy,
+    atomic_write_json,
+    cache_counts,
+    digest_file,
+    digest_json,
+    temp_path,
+)
+from tools.base import (
+    ShotAudio,
+    SpeechKnobs,
+    SpeechResult,
+    SpokenLine,
+    Timing,
+    ToolError,
+)
 
 
 def speech_key(ctx: RunContext, text: str, parenthetical, character, knobs: SpeechKnobs) -> str:

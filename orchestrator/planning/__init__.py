@@ -31,7 +31,9 @@ class Planner(Protocol):
 
 
 def _llm_planner(llm: LLMConfig, cache_dir: Path) -> Planner:
-    from orchestrator.planning.llm.planner import LLMPlanner  # openai is only imported when chosen
+    from orchestrator.planning.llm.planner import (
+        LLMPlanner,  # openai is only imported when chosen
+    )
 
     return LLMPlanner(llm, cache_dir)
 

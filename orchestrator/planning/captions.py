@@ -1,8 +1,9 @@
-"""The shot plan: the planner's output and its contract with the speech and video tools.
+"""The omni-caption: built for a shot from its characters and lines, and validated.
 
 Every shot carries an omni-caption (DESIGN.md): anchors `<subN>` for the characters present, scene
 text that names characters only through anchors, and speech spans `<S>..<E>` each attributed to
-exactly one anchor. The structured object is the source of truth; the string is rendered from it.
+exactly one anchor. `build_caption` makes one; `caption_problems` is the validator every plan
+passes before anything is rendered, whatever planner made it.
 """
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from typing import Optional
 from orchestrator.schema.cast import Cast
 from orchestrator.schema.plan import Anchor, CaptionPart, OmniCaption, SceneInfo, Shot
 
-SPAN_RE = re.compile(r"<S>(.*?)<E>", re.S)
 ANCHOR_RE = re.compile(r"<sub[0-9]+>")
 
 

@@ -13,7 +13,13 @@ from orchestrator.inputs.project import Project
 from orchestrator.planning.captions import build_caption
 from orchestrator.planning.timing import estimate_speech_seconds, retime_shot
 from orchestrator.schema.cast import Cast
-from orchestrator.schema.plan import OmniCaption, SceneInfo, Shot, ShotPlan, SpeechSegment
+from orchestrator.schema.plan import (
+    OmniCaption,
+    SceneInfo,
+    Shot,
+    ShotPlan,
+    SpeechSegment,
+)
 from orchestrator.schema.script import ActionBeat, DialogueBeat, SceneSpec
 
 QUICK_WORDS = 4  # lines this short, alternating between two speakers, share a two-shot

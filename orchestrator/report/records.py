@@ -10,8 +10,6 @@ from rich.markup import escape
 
 from tools.base import ToolError
 
-FINAL = ("accepted", "accepted_after_retry", "best_effort")
-
 
 def load_records(path: Path, console: Optional[Console] = None) -> dict[str, list[dict]]:
     """Attempt records grouped by shot (in first-seen order), each list sorted by attempt.

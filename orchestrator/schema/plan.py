@@ -1,8 +1,8 @@
 """The shot plan: the planner's output and its contract with the speech and video tools.
 
-Every shot carries an omni-caption (DESIGN.md): anchors `<subN>` for the characters present, scene
-text that names characters only through anchors, and speech spans `<S>..<E>` each attributed to
-exactly one anchor. The structured object is the source of truth; the string is rendered from it.
+Shots, scenes and the structured omni-caption (anchors, scene text, speech spans); the structured
+object is the source of truth and the caption string is rendered from it. The validator lives in
+`orchestrator.planning.captions`.
 """
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ if not torch.cuda.is_available():
 
 
 def test_wan_1_3b_region_cfg_step_on_gpu():
-    from bench.avdit import PRESETS, build
+    from models.avdit.presets import PRESETS, build
     from models.avdit.adapter import TEXT_CONTEXT
     from models.avdit.guidance import Guidance, guided_noise
     from models.avdit.router import box_labels, labels_to_route

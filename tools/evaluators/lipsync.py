@@ -1,7 +1,7 @@
 """`lipsync` evaluator: SyncNet-style audio-visual sync measured from pixels, offline.
 
 For every speaking character visible in the shot, the mouth's aperture (from the decoded frames
-inside the character's face box and mask, see `tools.eval_common`) is compared with the loudness
+inside the character's face box and mask, see `tools.evaluators.signals`) is compared with the loudness
 envelope of the character's own speech, both at the video rate. The distance of the
 two z-normalised signals is computed for the video shifted by -15..+15 frames; as in SyncNet the
 argmin is the audio-visual offset, the minimum the distance (Sync-D-like) and the median minus the
@@ -84,6 +84,7 @@ class LipSyncEvaluator:
     """Offset and confidence of each visible speaker's mouth against their own speech."""
 
     name = "lipsync"
+    slow = True  # starts first on the evaluate node's two threads
     version = "1"  # joins the score cache key: bump when the measure changes
 
     def __init__(self, offset_threshold: float, confidence_threshold: float):

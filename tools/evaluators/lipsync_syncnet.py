@@ -14,7 +14,7 @@ Wav2Lip family of papers for LSE-C/LSE-D. Facts taken from that repository (the 
 - one embedding per video frame t (frames t..t+4, MFCC frames 4t..4t+19); for offsets -15..+15 the
   mean over t of the Euclidean distance between video t and audio t - offset (audio features
   zero-padded at the ends); `av_offset` is the argmin (positive: the mouth moves after the sound,
-  the convention of `tools.eval_common`), `min_dist` the minimum (Sync-D) and `confidence` the
+  the convention of `tools.evaluators.signals`), `min_dist` the minimum (Sync-D) and `confidence` the
   median minus the minimum (Sync-C).
 
 Weights are read ONLY from a safetensors file named by `COMPOSER_SYNCNET_WEIGHTS`; the released
@@ -30,7 +30,7 @@ save_file({k: v.contiguous() for k, v in s.items()}, 'syncnet_v2.safetensors')"
 parameters of the model class `S` under names like `netcnnlip.0.weight`.)
 
 Each visible speaker is scored on its longest run of visible frames in masks.npz, against its own
-lines (`eval_common.speaker_stem`), so a neighbour's line never counts. Scores:
+lines (`tools.evaluators.signals.speaker_stem`), so a neighbour's line never counts. Scores:
 `lipsync.offset.syncnet[<id>]` (|av_offset| in frames, lower is better; the family and prefix the
 retry policy re-aligns by) and `lipsync.confidence.syncnet[<id>]`; details carry `min_dist` and the
 31-entry distance curve.
@@ -66,7 +66,7 @@ MIN_TRACK_FRAMES = BOX_SMOOTH  # a shorter run cannot fill the box filter, and s
 # commonly used to call a face track in sync when filtering talking-head data with syncnet_python;
 # for scale, its README demo clip scores 10.0 (min dist 5.35, offset 3) and Wav2Lip (Prajwal et
 # al. 2020, table 1) reports real LRS2 videos at LSE-C 7.84 / LSE-D 6.74. Random or other weights
-# need their own calibration (`lipsync_syncnet.*` keys in tools/thresholds.json override these).
+# need their own calibration (`lipsync_syncnet.*` keys in tools/evaluators/thresholds.json override these).
 OFFSET_MAX = 1.0
 CONFIDENCE_MIN = 3.0
 
@@ -377,7 +377,7 @@ def speaker_runs(attempt: AttemptInput,
 
 def create() -> SyncNetEvaluator:
     """Registry factory: weights from $COMPOSER_SYNCNET_WEIGHTS (checked now, so a bad file fails
-    before any rendering); thresholds from tools/thresholds.json `lipsync_syncnet.*`, else the
+    before any rendering); thresholds from tools/evaluators/thresholds.json `lipsync_syncnet.*`, else the
     published defaults above."""
     path = weights_path()
     load_syncnet(path)

@@ -4,13 +4,12 @@
   microsoft/wavlm-base-plus-sv saved locally), same scores as `speaker_similarity`.
 - `ClipTextVideoEvaluator`: CLIP text-video similarity through transformers' `CLIPModel`: the shot's
   action and scene text against frames sampled from the clip, score `clip[<shot_id>]`.
-- A larger Whisper: `tools.eval_asr.IntelligibilityEvaluator(threshold, model_dir=...)` with any
+- A larger Whisper: `tools.evaluators.intelligibility.IntelligibilityEvaluator(threshold, model_dir=...)` with any
   CTranslate2 Whisper folder (`ct2-transformers-converter --model openai/whisper-small ...`).
 
 Folders come from the environment (`COMPOSER_WAVLM_DIR`, `COMPOSER_CLIP_DIR`,
-`COMPOSER_WHISPER_DIR`); the factories here are registered under their own names by the caller
-(`tools.registry.register("evaluator", "speaker_wavlm", wavlm_from_config)`). A missing folder or
-weight file is a `ToolError` naming the variable and how to get the weights.
+`COMPOSER_WHISPER_DIR`); the registry names them `speaker_wavlm`, `clip_text_video` and
+`intelligibility_whisper` (add them to `render.evaluators`). A missing folder or weight file is a `ToolError` naming the variable and how to get the weights.
 """
 from __future__ import annotations
 
@@ -141,7 +140,7 @@ class ClipTextVideoEvaluator:
 
 def create_wavlm() -> WavLMSpeakerEvaluator:
     """Factory: WavLM x-vectors from $COMPOSER_WAVLM_DIR, resemblyzer's calibrated thresholds
-    unless tools/thresholds.json has `speaker_wavlm.*` entries."""
+    unless tools/evaluators/thresholds.json has `speaker_wavlm.*` entries."""
     t = thresholds()
     path = model_dir("COMPOSER_WAVLM_DIR", "WavLM speaker-verification", "microsoft/wavlm-base-plus-sv")
     return WavLMSpeakerEvaluator(path, t.get("speaker_wavlm.similarity", t["speaker.similarity"]),
@@ -149,7 +148,7 @@ def create_wavlm() -> WavLMSpeakerEvaluator:
 
 
 def create_clip() -> ClipTextVideoEvaluator:
-    """Factory: CLIP from $COMPOSER_CLIP_DIR (threshold `clip` in tools/thresholds.json, else 0.2)."""
+    """Factory: CLIP from $COMPOSER_CLIP_DIR (threshold `clip` in tools/evaluators/thresholds.json, else 0.2)."""
     path = model_dir("COMPOSER_CLIP_DIR", "CLIP", "openai/clip-vit-base-patch32")
     return ClipTextVideoEvaluator(path, thresholds().get("clip", 0.2))
 

@@ -1,5 +1,5 @@
-"""Signals shared by the evaluators: mouth activity from decoded pixels, audio envelopes at the
-video rate, SyncNet-style offset search, and the calibrated thresholds.
+"""What the evaluators read from an attempt: mouth activity and face crops from the decoded pixels,
+and each speaker's own stem of the shot's audio.
 
 Everything is measured from what a viewer gets: the decoded clip's pixels inside each character's
 face box (from masks.npz, restricted to the character's own mask pixels so a neighbour never

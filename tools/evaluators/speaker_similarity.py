@@ -1,6 +1,6 @@
 """`speaker_similarity` evaluator: does each line sound like its own character, and like nobody else?
 
-Uses the shared resemblyzer measure (`tools.speaker_sim`). Per line two scores:
+Uses the shared resemblyzer measure (`tools.hearing.speaker`). Per line two scores:
 `speaker.similarity[<line_id>]`, the cosine to the character's reference clip, and
 `speaker.margin[<line_id>]`, that cosine minus the best cosine to any other cast member's
 reference (the swap check: a line spoken in another character's voice has a negative margin).

@@ -13,10 +13,10 @@ THRESHOLDS_PATH = Path(__file__).with_name("thresholds.json")
 
 
 def thresholds() -> dict[str, float]:
-    """Calibrated thresholds by score family (tools/thresholds.json, written from bench/calibrate.py)."""
+    """Calibrated thresholds by score family (tools/evaluators/thresholds.json, written from bench/calibrate.py)."""
     try:
         data = json.loads(THRESHOLDS_PATH.read_text(encoding="utf-8"))
         return {k: float(v) for k, v in data["thresholds"].items()}
     except (OSError, ValueError, KeyError) as exc:
         raise ToolError(f"{THRESHOLDS_PATH}: cannot read the thresholds ({exc})",
-                        "restore tools/thresholds.json or rerun `python -m bench.calibrate --write`") from exc
+                        "restore tools/evaluators/thresholds.json or rerun `python -m bench.calibrate --write`") from exc

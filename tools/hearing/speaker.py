@@ -1,4 +1,5 @@
-"""The speaker-similarity measure shared by voice matching, the speaker evaluator and the benchmarks.
+"""The speaker encoder shared by voice matching, the speaker evaluator and the benchmarks: an
+embedding per clip, cosine similarity, and cached reference embeddings.
 
 Resemblyzer's pretrained GE2E encoder ships inside the `resemblyzer` package (no download). Install
 it with `pip install --no-deps resemblyzer` plus `webrtcvad-wheels`, so pip never tries to compile

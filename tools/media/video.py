@@ -1,10 +1,8 @@
-"""Shared media helpers: stream frames into an H.264 + AAC clip, stream router masks into an npz,
-and read both back.
+"""Video I/O: stream frames into an H.264 + AAC clip, and read frames back.
 
 Writers never hold a whole shot in memory: frames go straight down a pipe to ffmpeg (the
-imageio-ffmpeg binary, there is no system ffmpeg), masks go to a spool file that is packed into the
-npz on close. Both write to a temporary name and `os.replace` it into place, so a crash never leaves
-a half-written artifact under the final name.
+imageio-ffmpeg binary, there is no system ffmpeg). The clip is written to a temporary name and
+`os.replace`d into place, so a crash never leaves a half-written clip under the final name.
 """
 from __future__ import annotations
 

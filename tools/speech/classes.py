@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from tools.speech.bands import band_edges, bands
+
 N_CEP = 20  # mel cepstra 1..20: envelope shape without loudness
 N_CLASSES = 6  # a 5 s reference has ~600 loud frames: about 100 per class
 TAU = 3.0  # soft-assignment width in cepstral distance units; smaller makes class edges audible
@@ -28,7 +30,6 @@ def cepstra(band_db: np.ndarray) -> np.ndarray:
 
 def frame_bands(log_sp_db: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:
     """Frame-normalised mel-band envelopes (dB) and the mask of audible frames."""
-    from tools.speech.world import bands
 
     e = log_sp_db.mean(axis=1)
     loud = e > e.max() - 40.0
@@ -77,7 +78,6 @@ def fit_classes(src_db: np.ndarray, ref_db: np.ndarray, sr: int, k: int = N_CLAS
 
 def class_curves(log_sp_db: np.ndarray, sr: int, centroids: list, corr: list) -> np.ndarray:
     """Per-frame envelope correction (frames, fft bins) in dB for a (warped) log envelope in dB."""
-    from tools.speech.world import band_edges
 
     bands, _ = frame_bands(log_sp_db, sr)
     f = cepstra(bands)

@@ -1,6 +1,6 @@
-"""Voice matching: move piper's voice toward a character's reference clip with a fitted WORLD transform.
+"""Fitting the voice-matching transform to a character's reference clip (once per reference, cached
+by the wav's digest in the user cache directory).
 
-Fitting (once per reference, cached by the wav's digest in the user cache directory):
 1. Analyse the reference: F0 with WORLD `harvest` (not `dio`, which makes octave errors), long-term
    spectral envelope shape of voiced and of unvoiced frames on a mel grid, aperiodicity of voiced
    frames, active-speech time and loudness.
@@ -8,12 +8,12 @@ Fitting (once per reference, cached by the wav's digest in the user cache direct
    ratio of their active-speech times sets piper's length scale (speaking rate).
 3. F0: mean and range mapped in the log domain. Envelope: the frequency-warp factor (formant scale)
    whose warped source spectrum best fits the reference's, then a correction per sound class
-   (`tools.voice_classes`: frames of the parallel utterances paired by dynamic time warping,
+   (`tools.speech.classes`: frames of the parallel utterances paired by dynamic time warping,
    classes found by clustering piper's frames). Breathiness: the aperiodicity difference, as a mean
    and per band.
-4. A coordinate search around that fit (F0 level and range, formant scale, envelope strength,
-   breathiness) keeps the transform that the shared speaker measure (`tools.speaker_sim`) finds
-   closest to the reference, scored on a fixed held-out sentence rather than the fitted words.
+4. A coordinate search around that fit (`tools.speech.search`) keeps the transform that the shared
+   speaker measure (`tools.hearing.speaker`) finds closest to the reference, scored on a fixed
+   held-out sentence rather than the fitted words.
 """
 from __future__ import annotations
 
@@ -197,7 +197,7 @@ def fitted_transform(reference: Path, transcript: str) -> WorldTransform:
 
 
 def _fit_classes(tf: WorldTransform, src_analysis, ref_analysis, sr: int) -> WorldTransform:
-    """Add the envelope mapping by sound class (tools.voice_classes) on the formant-warped source."""
+    """Add the envelope mapping by sound class (tools.speech.classes) on the formant-warped source."""
     from tools.speech.classes import fit_classes
 
     src_db = 10 * np.log10(warp_bins(src_analysis[1], tf.warp) + 1e-16)

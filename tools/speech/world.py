@@ -1,19 +1,10 @@
-"""Voice matching: move piper's voice toward a character's reference clip with a fitted WORLD transform.
+"""WORLD analysis and the voice-matching transform: profiles of a voice (F0, envelope shape per mel
+band, aperiodicity, active speech, loudness), the `WorldTransform` that moves piper's voice, and
+rendering speech through it with a parenthetical's style.
 
-Fitting (once per reference, cached by the wav's digest in the user cache directory):
-1. Analyse the reference: F0 with WORLD `harvest` (not `dio`, which makes octave errors), long-term
-   spectral envelope shape of voiced and of unvoiced frames on a mel grid, aperiodicity of voiced
-   frames, active-speech time and loudness.
-2. Speak the reference transcript with piper, so the source and the reference say the same words; the
-   ratio of their active-speech times sets piper's length scale (speaking rate).
-3. F0: mean and range mapped in the log domain. Envelope: the frequency-warp factor (formant scale)
-   whose warped source spectrum best fits the reference's, then a correction per sound class
-   (`tools.voice_classes`: frames of the parallel utterances paired by dynamic time warping,
-   classes found by clustering piper's frames). Breathiness: the aperiodicity difference, as a mean
-   and per band.
-4. A coordinate search around that fit (F0 level and range, formant scale, envelope strength,
-   breathiness) keeps the transform that the shared speaker measure (`tools.speaker_sim`) finds
-   closest to the reference, scored on a fixed held-out sentence rather than the fitted words.
+The transform maps F0 mean and range in the log domain, warps the envelope (formant scale), adds an
+envelope correction per sound class (`tools.speech.classes`) and a breathiness change. How it is
+fitted to a reference clip is `tools.speech.fitting`.
 """
 from __future__ import annotations
 
@@ -26,11 +17,11 @@ import numpy as np
 
 from tools.base import ToolError
 from tools.media.audio import load_audio
+from tools.speech.bands import band_edges, bands
 
 LOG = logging.getLogger(__name__)
 ANALYSIS_VERSION = 7  # bump when the analysis or the fit changes: old cache entries are ignored
 FRAME_MS = 5.0
-N_BANDS = 48
 
 
 MIN_REF_S, MAX_REF_S = 1.0, 30.0
@@ -68,18 +59,6 @@ def check_reference(path) -> list[str]:
 
 
 # --------------------------------------------------------------------------------------- analysis
-
-
-def band_edges(sr: int, n_fft: int) -> np.ndarray:
-    mel = np.linspace(2595 * np.log10(1 + 80 / 700), 2595 * np.log10(1 + 0.5 * sr / 700), N_BANDS + 1)
-    hz = 700 * (10 ** (mel / 2595) - 1)
-    return np.clip(np.round(hz / sr * n_fft).astype(int), 0, n_fft // 2)
-
-
-def bands(log_sp: np.ndarray, sr: int) -> np.ndarray:
-    """Average a (frames, bins) log spectrum into mel bands."""
-    edges = band_edges(sr, 2 * (log_sp.shape[-1] - 1))
-    return np.stack([log_sp[..., a : max(b, a + 1)].mean(axis=-1) for a, b in zip(edges[:-1], edges[1:])], -1)
 
 
 @dataclass
@@ -170,7 +149,7 @@ class WorldTransform:
     unvoiced_corr: list = field(default_factory=list)
     ap_shift: float = 0.0  # added to voiced aperiodicity (breathiness)
     ap_corr: list = field(default_factory=list)  # added to voiced aperiodicity per mel band
-    class_centroids: list = field(default_factory=list)  # sound classes (tools.voice_classes)
+    class_centroids: list = field(default_factory=list)  # sound classes (tools.speech.classes)
     class_corr: list = field(default_factory=list)  # dB per class and mel band; replaces *_corr
     length_scale: float = 1.0  # piper's phoneme length scale (rate)
     gain_db: float = 0.0  # output loudness change
@@ -234,7 +213,7 @@ def _corr_curve(corr: list, sr: int, n_bins: int) -> np.ndarray:
 
 
 def apply_transform(x: np.ndarray, sr: int, tf: WorldTransform, style=None) -> np.ndarray:
-    """Apply a matching transform and a parenthetical style (`tools.prosody.Style`) with WORLD."""
+    """Apply a matching transform and a parenthetical style (`tools.speech.prosody.Style`) with WORLD."""
     if tf.is_identity and (style is None or style.is_neutral):
         return (x * 10 ** (tf.gain_db / 20)).astype(np.float32)
     return render_transform(analyse_synthetic(x, sr), len(x), sr, tf, style)

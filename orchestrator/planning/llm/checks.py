@@ -18,7 +18,15 @@ from orchestrator.inputs.project import Project
 from orchestrator.planning.captions import build_caption, caption_problems
 from orchestrator.planning.rules import line_id, scene_characters, screenplay_lines
 from orchestrator.planning.timing import estimate_speech_seconds, retime_shot
-from orchestrator.schema.plan import Camera, OmniCaption, PlanModel, SceneInfo, Shot, ShotPlan, SpeechSegment
+from orchestrator.schema.plan import (
+    Camera,
+    OmniCaption,
+    PlanModel,
+    SceneInfo,
+    Shot,
+    ShotPlan,
+    SpeechSegment,
+)
 from orchestrator.schema.script import DialogueBeat, Framing
 
 MAX_LINES_PER_SHOT = 6

@@ -2,7 +2,7 @@
 
 A small LangGraph of its own (ask -> check -> [repair -> ask -> check]) so the loop is explicit and
 its hard cap lives in state (`turns` against `max_turns`). The graph only wires; what asking and
-checking mean is passed in by `orchestrator.planner_llm`, which owns the prompts and the rules.
+checking mean is passed in by `orchestrator.planning.llm.planner`, which owns the prompts and the rules.
 The state holds strings and plain JSON only, so it is safe to checkpoint: never the key.
 """
 from __future__ import annotations

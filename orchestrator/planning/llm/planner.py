@@ -30,9 +30,19 @@ from orchestrator.planning.llm.checks import (
     reply_schema,
     screenplay_data,
 )
-from orchestrator.planning.llm.client import MAX_REPLY_BYTES, RULES_FIX, ChatClient, public_url
+from orchestrator.planning.llm.client import (
+    MAX_REPLY_BYTES,
+    RULES_FIX,
+    ChatClient,
+    public_url,
+)
 from orchestrator.planning.llm.graph import run_plan_graph
-from orchestrator.planning.llm.prompts import PROMPTS_DIR, TemplateError, render, templates_digest
+from orchestrator.planning.llm.prompts import (
+    PROMPTS_DIR,
+    TemplateError,
+    render,
+    templates_digest,
+)
 from orchestrator.schema.plan import ShotPlan
 from orchestrator.store import atomic_write_json, digest_json
 from tools.base import ToolError

@@ -1,1 +1,1 @@
-"""Parts of the animatic renderer (tools/video_animatic.py): staging, sets, lips, life, sprites."""
+"""Parts of the animatic renderer (`renderer.py`): staging, sets, lips, life, sprites."""
