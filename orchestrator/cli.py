@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+from pydantic import ValidationError
 from rich.console import Console
 
 from orchestrator.inputs.problems import SpecError
@@ -20,6 +21,16 @@ from orchestrator.planning import PLANNERS
 
 SUBCOMMANDS = ("render", "validate", "plan", "report", "contact-sheet", "train")
 EXIT_INPUT = 2
+
+
+def _workers(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if not 1 <= n <= 16:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number from 1 to 16")
+    return n
 
 
 def _inputs(p: argparse.ArgumentParser) -> None:
@@ -41,7 +52,7 @@ def _render_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--width", type=int)
     p.add_argument("--height", type=int)
     p.add_argument("--no-eval", action="store_true", help="skip the evaluators (no retries)")
-    p.add_argument("--workers", type=int, default=1, help="shots rendered at the same time")
+    p.add_argument("--workers", type=_workers, default=1, help="shots rendered at the same time (1-16)")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     p.add_argument("--log-level", default="WARNING")
@@ -85,7 +96,17 @@ def apply_overrides(project, args):
                if getattr(args, a, None) is not None}
     if getattr(args, "no_eval", False):
         updates["evaluators"] = []
-    return cfg.model_validate({**cfg.model_dump(), **updates})
+    try:
+        return cfg.model_validate({**cfg.model_dump(), **updates})
+    except ValidationError as exc:  # only the overrides can be wrong: the script was validated
+        from orchestrator.inputs.checks import allowed_range
+        from tools.base import ToolError
+
+        err = exc.errors()[0]
+        field = str(err["loc"][0])
+        flag = "--" + field.replace("_", "-")
+        raise ToolError(f"{flag} {updates.get(field)!r}: {err['msg'].removeprefix('Value error, ')}",
+                        allowed_range(type(cfg), field) or "see `compose --help`") from None
 
 
 def cmd_validate(args, console: Console) -> int:

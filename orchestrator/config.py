@@ -7,20 +7,34 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Optional
+from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from orchestrator.schema.base import Strict
+
+# Rates a dialogue track may have: below 16 kHz speech loses its consonants, above 48 kHz nothing
+# is gained and every stage gets slower.
+SAMPLE_RATES = (16000, 22050, 24000, 32000, 44100, 48000)
+
+
+def public_url(url: str) -> str:
+    """`url` without its user:password and query (where keys and tokens hide), for logs and files."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 class LLMConfig(Strict):
     base_url: str = "https://api.openai.com/v1"
     model: str = "gpt-4o-mini"
     api_key_env: str = "OPENAI_API_KEY"
-    timeout_s: float = 60.0
-    max_calls: int = 6
-    max_tokens: int = 200_000
-    price_per_1k_tokens: Optional[float] = None
+    timeout_s: float = Field(60.0, gt=0.0, le=3600.0)
+    max_calls: int = Field(6, ge=1, le=100)
+    max_tokens: int = Field(200_000, ge=1, le=10_000_000)
+    price_per_1k_tokens: Optional[float] = Field(None, ge=0.0)
 
 
 class CosyVoiceConfig(Strict):
@@ -32,9 +46,9 @@ class AvditConfig(Strict):
     model_dir: Optional[Path] = None  # Wan diffusers folder (transformer, vae, text_encoder)
     wav2vec_dir: Optional[Path] = None
     adapter: Optional[Path] = None  # audio cross-attention weights (safetensors)
-    steps: int = 30
-    text_scale: float = 5.0
-    audio_scale: float = 4.0
+    steps: int = Field(30, ge=1, le=200)
+    text_scale: float = Field(5.0, ge=0.0, le=30.0)
+    audio_scale: float = Field(4.0, ge=0.0, le=30.0)
     tiny: bool = False  # random tiny weights, for tests and smoke runs only
 
 
@@ -45,16 +59,36 @@ class RenderConfig(Strict):
     evaluators: list[str] = Field(
         default_factory=lambda: ["lipsync", "binding", "speaker_similarity", "intelligibility", "identity"]
     )
-    width: int = Field(854, ge=64, le=1920)
+    width: int = Field(854, ge=64, le=1920)  # even: H.264 in yuv420p halves the chroma planes
     height: int = Field(480, ge=64, le=1080)
-    fps: int = 25
-    sample_rate: int = 24000
+    fps: int = Field(25, ge=8, le=60)
+    sample_rate: int = 24000  # one of SAMPLE_RATES
     max_attempts: int = Field(3, ge=1, le=10)
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=2**31)
     crossfade: float = Field(0.0, ge=0.0, le=1.0)
     subtitles: bool = False
     lower_thirds: bool = False
-    loudness_lufs: float = -16.0
+    loudness_lufs: float = Field(-16.0, ge=-40.0, le=-5.0)
     llm: LLMConfig = Field(default_factory=LLMConfig)
     cosyvoice: CosyVoiceConfig = Field(default_factory=CosyVoiceConfig)
     avdit: AvditConfig = Field(default_factory=AvditConfig)
+
+    @field_validator("width", "height")
+    @classmethod
+    def _even(cls, v: int) -> int:
+        if v % 2:
+            raise ValueError(f"must be even (H.264 in yuv420p needs even sizes); use {v - 1} or {v + 1}")
+        return v
+
+    @field_validator("sample_rate")
+    @classmethod
+    def _known_rate(cls, v: int) -> int:
+        if v not in SAMPLE_RATES:
+            raise ValueError(f"must be one of {', '.join(map(str, SAMPLE_RATES))} Hz")
+        return v
+
+    def public_dump(self) -> dict:
+        """The settings as JSON for files anyone may read (manifest.json): URLs without secrets."""
+        data = self.model_dump(mode="json")
+        data["llm"]["base_url"] = public_url(self.llm.base_url)
+        return data

@@ -22,6 +22,7 @@ from orchestrator.schema.script import FRAMINGS
 BEAT_FORMS = {"DialogueBeat": "dialogue beat", "ActionBeat": "action beat"}
 BEAT_FIX = "a beat is either `- action: ...` or `- character: NAME` with `line: ...`"
 FIELD_FIXES = {
+    "sample_rate": "use 24000, or one of the listed rates",
     "shot": f"use one of: {', '.join(FRAMINGS)}",
     "face_box": "give face_box as [x, y, width, height] in pixels, width and height > 0",
     "id": "use lower-case letters, digits and _, starting with a letter (e.g. `collins`)",
@@ -67,6 +68,22 @@ def _model_at(model: type[BaseModel], loc: tuple) -> Optional[type[BaseModel]]:
         tp = _step(tp, part)
     tp = _step(tp, None) if get_origin(tp) in (Union, types.UnionType) else tp
     return tp if isinstance(tp, type) and issubclass(tp, BaseModel) else None
+
+
+def allowed_range(owner: Optional[type[BaseModel]], name: str) -> str:
+    """"use a value from 8 to 60" from a numeric field's bounds; "" when it has none."""
+    field = owner.model_fields.get(name) if owner is not None else None
+    if field is None:
+        return ""
+    lo = hi = None
+    for m in field.metadata:
+        lo = getattr(m, "ge", getattr(m, "gt", lo))
+        hi = getattr(m, "le", getattr(m, "lt", hi))
+    if lo is None and hi is None:
+        return ""
+    if lo is not None and hi is not None:
+        return f"use a value from {lo} to {hi}"
+    return f"use a value of at least {lo}" if lo is not None else f"use a value of at most {hi}"
 
 
 def _beat_form(beat: Any) -> Optional[str]:
@@ -123,7 +140,8 @@ def schema_problem(model: type[BaseModel], src: Source, err: dict, bad_beats: se
     what = f"`{name}` item {loc[-1] + 1}" if loc and isinstance(loc[-1], int) else f"`{name}`"
     msg = err["msg"].removeprefix("Value error, ")
     got = f" (got {_shown(err['input'])})" if not isinstance(err.get("input"), (dict, list)) else ""
-    fix = FIELD_FIXES.get(name) or TYPE_FIXES.get(kind) or "see the format in the README"
+    fix = FIELD_FIXES.get(name) or allowed_range(_model_at(model, tagged[:-1]), name) or TYPE_FIXES.get(kind) \
+        or "see the format in the README"
     if kind in ("model_type", "dict_type") and _model_at(model, tagged):
         fix = f"write it as a mapping with the keys: {', '.join(_model_at(model, tagged).model_fields)}"
     return src.problem(loc, f"{where}{what}: {msg}{got}", fix)

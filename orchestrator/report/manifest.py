@@ -36,7 +36,7 @@ def write_manifest(ctx, state: dict, seconds: float) -> dict:
         "title": ctx.project.script.title,
         "inputs": {"script": str(ctx.project.script_path), "script_sha256": digest_file(ctx.project.script_path),
                    "cast": str(ctx.project.cast_path), "cast_sha256": digest_file(ctx.project.cast_path)},
-        "config": ctx.config.model_dump(mode="json"),
+        "config": ctx.config.public_dump(),
         "seed": ctx.config.seed,
         "tools": tools,
         "evaluators": ctx.config.evaluators,

@@ -1,5 +1,9 @@
 """Temporary names for files written in place: every writer writes to one, then renames it over the
-real name, so a crash never leaves a half-written file under the real name."""
+real name, so a crash never leaves a half-written file under the real name.
+
+Temporary files get the permissions a plain `open()` would give (0666 less the umask), not
+mkstemp's 0600, so renamed outputs are as readable by the user's group as they expect.
+"""
 from __future__ import annotations
 
 import os
@@ -7,9 +11,20 @@ import tempfile
 from pathlib import Path
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)  # read it by setting it; put it straight back
+    os.umask(mask)
+    return mask
+
+
+FILE_MODE = 0o666 & ~_umask()
+TEMP_MARK = ".tmp"  # every temporary name holds this; stale ones are swept on the next run
+
+
 def temp_path(path: Path) -> Path:
     """A unique temporary name next to `path` with the same suffix (encoders look at it)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f"{TEMP_MARK}{path.suffix}", dir=path.parent)
+    os.fchmod(fd, FILE_MODE)
     os.close(fd)
     return Path(name)

@@ -16,12 +16,12 @@ import random
 import time
 from dataclasses import dataclass
 from typing import Callable, Optional, Union
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import httpx2
 import openai
 
-from orchestrator.config import LLMConfig
+from orchestrator.config import LLMConfig, public_url
 from tools.base import ToolError
 
 log = logging.getLogger(__name__)
@@ -32,13 +32,6 @@ RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
 PARAM_REJECTED_STATUS = {400, 422}  # how servers refuse a parameter they do not support
 
 
-def public_url(url: str) -> str:
-    """`url` without user:password, for logs and manifests."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 @dataclass

@@ -20,7 +20,7 @@ from typing import Callable, Optional
 
 from pydantic import ValidationError
 
-from orchestrator.config import LLMConfig
+from orchestrator.config import LLMConfig, public_url
 from orchestrator.inputs.project import Project
 from orchestrator.planning.llm.checks import (
     MAX_LINES_PER_SHOT,
@@ -34,7 +34,6 @@ from orchestrator.planning.llm.client import (
     MAX_REPLY_BYTES,
     RULES_FIX,
     ChatClient,
-    public_url,
 )
 from orchestrator.planning.llm.graph import run_plan_graph
 from orchestrator.planning.llm.prompts import (
