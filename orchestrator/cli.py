@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -21,6 +22,7 @@ from orchestrator.planning import PLANNERS
 
 SUBCOMMANDS = ("render", "validate", "plan", "report", "contact-sheet", "train")
 EXIT_INPUT = 2
+EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug in compose, reported without a traceback
 
 
 def _workers(text: str) -> int:
@@ -185,6 +187,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 
 def _guarded(fn, err: Console) -> int:
+    from orchestrator.context import RunStopped
     from tools.base import ToolError
 
     try:
@@ -197,9 +200,33 @@ def _guarded(fn, err: Console) -> int:
     except ToolError as e:
         err.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
         return EXIT_INPUT
+    except RunStopped:  # the signal handler already said so, in one line
+        return 130
     except KeyboardInterrupt:
         err.print("interrupted: finished shots are kept; run the same command again to resume")
         return 130
+    except Exception as e:  # a bug, not the user's input: say where the details are, keep the work
+        log = _crash_log(e)
+        err.print(f"internal error: {type(e).__name__}: {str(e)[:300]} (details: {log}); finished shots "
+                  "are kept and the same command resumes; please report this with that file",
+                  markup=False, highlight=False, soft_wrap=True)
+        return EXIT_INTERNAL
+
+
+def _crash_log(exc: Exception) -> Path:
+    """Write the traceback to a file in the user cache folder instead of onto the writer's terminal."""
+    import tempfile
+    import time
+    import traceback
+
+    folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cascade-composer" / "crashes"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        folder = Path(tempfile.gettempdir())
+    path = folder / f"crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.txt"
+    path.write_text("".join(traceback.format_exception(exc)))
+    return path
 
 
 def cmd_render(args, console: Console) -> int:

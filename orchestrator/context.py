@@ -10,7 +10,6 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
@@ -18,8 +17,7 @@ from pydantic import BaseModel
 
 from orchestrator.config import RenderConfig
 from orchestrator.inputs.project import Project
-from orchestrator.schema.plan import ShotPlan
-from orchestrator.store import Cache, digest_file
+from orchestrator.store import Cache
 from tools import registry
 
 
@@ -29,14 +27,10 @@ def backend_options(config: RenderConfig, name: str) -> dict:
     return section.model_dump() if isinstance(section, BaseModel) else {}
 
 
-@lru_cache(maxsize=8)
-def _read_plan(path: str, digest: str) -> ShotPlan:
-    return ShotPlan.model_validate_json(Path(path).read_text())
 
 
-def load_plan(path: Path) -> ShotPlan:
-    """The plan at `path`, parsed once per content."""
-    return _read_plan(str(path), digest_file(Path(path)))
+class RunStopped(Exception):
+    """The user asked the run to stop (Ctrl-C): no new step starts; finished shots stay checkpointed."""
 
 
 @dataclass
@@ -46,6 +40,7 @@ class RunContext:
     out_dir: Path
     started: float = field(default_factory=time.time)  # this process's clock, for manifest timings
     on_event: Callable[[str, dict], None] = lambda kind, info: None
+    stop: threading.Event = field(default_factory=threading.Event)  # set by the first Ctrl-C
     _tools: dict = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -53,6 +48,11 @@ class RunContext:
 
     def __post_init__(self) -> None:
         self.cache = Cache(self.out_dir / "cache")
+
+    def check_stop(self) -> None:
+        """Called as each node starts: after a Ctrl-C no new step begins."""
+        if self.stop.is_set():
+            raise RunStopped("stopped by the user")
 
     def shot_dir(self, shot_id: str) -> Path:
         return self.out_dir / "shots" / shot_id

@@ -1,4 +1,4 @@
-"""Wiring only: the film graph (plan -> schedule -> per-shot fan-out -> stitch -> report) and the
+"""Wiring only: the film graph (plan -> schedule -> per-shot fan-out -> verify -> stitch -> report) and the
 per-shot loop (speak -> render -> evaluate -> decide, back to speak while a retry is due)."""
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from orchestrator.nodes.report import report_node
 from orchestrator.nodes.schedule import schedule_node, shot_states
 from orchestrator.nodes.speak import speak
 from orchestrator.nodes.stitch import stitch_node
+from orchestrator.nodes.verify import verify_node
 from orchestrator.state import FilmState, ShotState
 
 
@@ -49,12 +50,14 @@ def build_film_graph(ctx: RunContext, checkpointer=None):
     g.add_node("plan", partial(plan_node, ctx=ctx))
     g.add_node("schedule", partial(schedule_node, ctx=ctx))
     g.add_node("shot", run_shot)
+    g.add_node("verify", partial(verify_node, ctx=ctx, rerun=run_shot))
     g.add_node("stitch", partial(stitch_node, ctx=ctx))
     g.add_node("report", partial(report_node, ctx=ctx))
     g.add_edge(START, "plan")
     g.add_edge("plan", "schedule")
     g.add_conditional_edges("schedule", fan_out, ["shot"])
-    g.add_edge("shot", "stitch")
+    g.add_edge("shot", "verify")
+    g.add_edge("verify", "stitch")
     g.add_edge("stitch", "report")
     g.add_edge("report", END)
     return g.compile(checkpointer=checkpointer)

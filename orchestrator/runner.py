@@ -2,7 +2,12 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sqlite3
+import threading
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from rich.console import Console
@@ -18,6 +23,7 @@ from orchestrator.config import RenderConfig
 from orchestrator.context import RunContext
 from orchestrator.graph import build_film_graph
 from orchestrator.inputs.project import Project
+from orchestrator.lock import OutputLock, sweep_stale_temps
 from orchestrator.report.terminal import print_report
 from orchestrator.store import digest_file, digest_json
 
@@ -36,27 +42,16 @@ def thread_id(project: Project, config: RenderConfig) -> str:
 
 
 def run_film(project: Project, config: RenderConfig, out_dir: Path, console: Console, workers: int = 1) -> dict:
-    """Render the whole film into `out_dir`; returns a JSON-able summary."""
-    from langgraph.checkpoint.sqlite import SqliteSaver
-
+    """Render the whole film into `out_dir`; returns a JSON-able summary. Holds the folder's lock
+    for the whole run; a first Ctrl-C stops cleanly (RunStopped), a second exits at once."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    ctx = RunContext(project=project, config=config, out_dir=out_dir)
-    conn = sqlite3.connect(str(out_dir / "state.sqlite"), check_same_thread=False)
-    try:
-        graph = build_film_graph(ctx, checkpointer=SqliteSaver(conn))
-        cfg = {"configurable": {"thread_id": thread_id(project, config)}, "max_concurrency": workers,
-               "recursion_limit": 64}
-        pending = graph.get_state(cfg)
-        resume = bool(pending.next)
-        if resume:
-            console.print(f"resuming the interrupted run in {out_dir}")
-        with _progress(console) as progress:
-            ctx.on_event = _progress_events(progress)
-            if pending.values.get("shot_ids"):  # planned before the interruption
-                ctx.on_event("planned", {"shots": pending.values["shot_ids"]})
-            final = graph.invoke(None if resume else {"results": {}}, cfg)
-    finally:
-        conn.close()
+    with OutputLock(out_dir):
+        swept = sweep_stale_temps(out_dir)
+        if swept:
+            console.print(f"removed {swept} temporary file(s) an interrupted run left in {out_dir}")
+        ctx = RunContext(project=project, config=config, out_dir=out_dir)
+        with _stop_on_ctrl_c(ctx):
+            final, resume = _invoke(ctx, out_dir, console, workers)
     print_report(out_dir, console)
     console.print(f"[bold]film:[/bold] {out_dir / 'film.mp4'}   report: {out_dir / 'report.html'}")
     manifest = json.loads((out_dir / "manifest.json").read_text())
@@ -68,6 +63,79 @@ def run_film(project: Project, config: RenderConfig, out_dir: Path, console: Con
         "seconds": manifest["seconds"],
         "cache": manifest["cache"],
     }
+
+
+def _invoke(ctx: RunContext, out_dir: Path, console: Console, workers: int) -> tuple[dict, bool]:
+    """Run (or resume) the film graph on its checkpoint; returns the final state and whether it resumed."""
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    cfg = {"configurable": {"thread_id": thread_id(ctx.project, ctx.config)}, "max_concurrency": workers,
+           "recursion_limit": 64}
+    conn = _open_state(out_dir / "state.sqlite", console)
+    try:
+        graph = build_film_graph(ctx, checkpointer=SqliteSaver(conn))
+        try:
+            pending = graph.get_state(cfg)
+        except sqlite3.DatabaseError:
+            conn.close()
+            conn = _open_state(out_dir / "state.sqlite", console, damaged=True)
+            graph = build_film_graph(ctx, checkpointer=SqliteSaver(conn))
+            pending = graph.get_state(cfg)
+        resume = bool(pending.next)
+        if resume:
+            console.print(f"resuming the interrupted run in {out_dir}")
+        with _progress(console) as progress:
+            ctx.on_event = _progress_events(progress)
+            if pending.values.get("shot_ids"):  # planned before the interruption
+                ctx.on_event("planned", {"shots": pending.values["shot_ids"]})
+                for result in pending.values.get("results", {}).values():
+                    ctx.on_event("shot_done", result)
+            final = graph.invoke(None if resume else {"results": {}}, cfg)
+    finally:
+        conn.close()
+    return final, resume
+
+
+def _open_state(path: Path, console: Console, damaged: bool = False) -> sqlite3.Connection:
+    """The checkpoint database; a damaged one is set aside (finished work comes back from the cache)."""
+    if damaged:
+        aside = path.with_name(f"{path.name}.damaged-{int(time.time())}")
+        for suffix in ("", "-wal", "-shm"):
+            src = path.with_name(path.name + suffix)
+            if src.exists():
+                os.replace(src, aside.with_name(aside.name + suffix))
+        console.print(f"{path} was damaged; moved it to {aside.name} and started over (the cache keeps the work)")
+    conn = sqlite3.connect(str(path), check_same_thread=False)
+    try:
+        conn.execute("PRAGMA schema_version").fetchone()
+    except sqlite3.DatabaseError:
+        conn.close()
+        if damaged:
+            raise
+        return _open_state(path, console, damaged=True)
+    return conn
+
+
+@contextmanager
+def _stop_on_ctrl_c(ctx: RunContext):
+    """First SIGINT: no new step starts (the nodes raise RunStopped); second: exit at once (130)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        if ctx.stop.is_set():
+            os.write(2, b"\nstopped now; run the same command again to resume\n")
+            os._exit(130)
+        ctx.stop.set()
+        os.write(2, b"\ninterrupted: stopping after the steps in progress; finished shots are kept and the same "
+                    b"command resumes (Ctrl-C again to quit now)\n")
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _progress(console: Console) -> Progress:
@@ -88,5 +156,9 @@ def _progress_events(progress: Progress):
                                    markup=False, highlight=False)
         elif kind == "shot_done":
             progress.advance(task)
+        elif kind == "repair":
+            shown = ", ".join(info["files"][:3]) + (" ..." if len(info["files"]) > 3 else "")
+            progress.console.print(f"  {info['shot']}: {shown} missing or damaged; rendering the shot again",
+                                   markup=False, highlight=False)
 
     return on_event

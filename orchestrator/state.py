@@ -33,7 +33,7 @@ class ShotState(TypedDict, total=False):
 
 
 class FilmState(TypedDict, total=False):
-    plan_path: str  # plan.json: the planner's plan, rewritten by stitch with the real timings
+    plan: dict  # the planner's ShotPlan as JSON (stitch writes plan.json with the real timings)
     planner_usage: dict  # calls, tokens and cost of planning (empty for the rule planner)
     shot_ids: list[str]  # in schedule order
     results: Annotated[dict, merge_dicts]  # shot id -> result summary (paths, verdict, numbers, cache)

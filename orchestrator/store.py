@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Iterable, Optional
 
-from tools.media.files import temp_path
+from tools.media.files import DIR_MODE, temp_path
 
 
 def digest_bytes(data: bytes) -> str:
@@ -118,6 +118,7 @@ class Cache:
         final = self.entry_dir(key)
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{key[:12]}.", dir=final.parent))
+        os.chmod(tmp, DIR_MODE)  # mkdtemp's 0700 would hide the entry from the user's group
         try:
             names = list(build(tmp))
             files = {n: digest_file(tmp / n) for n in names}

@@ -21,9 +21,11 @@ from orchestrator.inputs import checks
 from orchestrator.inputs.fountain import fountain_script_data, parse_fountain
 from orchestrator.inputs.problems import Problem, Source, SpecError, Spot
 from orchestrator.inputs.project import Project, ScriptSpec
+from orchestrator.inputs.yaml_limits import limit_problem, size_problem
 from orchestrator.schema.cast import Cast
 
 FOUNTAIN_SUFFIXES = (".fountain", ".spmd")
+
 
 
 
@@ -57,18 +59,32 @@ def _spots(node: Any, path: tuple, spots: dict[tuple, Spot]) -> Any:
 
 
 def _read_text(path: Path, problems: list[Problem], named_at: Optional[tuple[Source, tuple]]) -> Optional[str]:
-    """The file's text; a missing or unreadable file is a problem located where it was named."""
+    """The file's text; a missing, unreadable, oversized or binary file is a problem located where
+    it was named."""
     name = os.path.normpath(str(path))
+    raw = None
     try:
-        return path.read_bytes().decode("utf-8-sig")
+        too_big = size_problem(name, path.stat().st_size) if path.is_file() else None
+        if too_big is not None:
+            problems.append(too_big)
+            return None
+        raw = path.read_bytes()
     except FileNotFoundError:
         msg, fix = f"file {name} not found", "check the path (it is relative to the file that names it)"
     except IsADirectoryError:
         msg, fix = f"{name} is a folder, not a file", "name the YAML file itself"
-    except UnicodeDecodeError as exc:
-        msg, fix = f"{name} is not UTF-8 text ({exc.reason})", "save the file as UTF-8"
+    except ValueError:  # a NUL byte inside the path
+        msg, fix = f"{name!r} is not a usable file name", "remove the control characters from the path"
     except OSError as exc:
-        msg, fix = f"cannot read {name}: {exc.strerror}", "check the file's permissions"
+        msg, fix = f"cannot read {name[:200]}: {exc.strerror}", "check the path and the file's permissions"
+    if raw is not None:
+        if b"\x00" in raw:
+            msg, fix = f"{name} contains NUL bytes: it is not a text file", "give the script or cast as UTF-8 text"
+        else:
+            try:
+                return raw.decode("utf-8-sig")
+            except UnicodeDecodeError as exc:
+                msg, fix = f"{name} is not UTF-8 text ({exc.reason})", "save the file as UTF-8"
     if named_at is not None:
         problems.append(named_at[0].problem(named_at[1], msg, fix))
     else:
@@ -83,6 +99,10 @@ def read_yaml(path: Path, problems: list[Problem],
     if text is None:
         return None
     name = os.path.normpath(str(path))
+    limit = limit_problem(text, name)
+    if limit is not None:
+        problems.append(limit)
+        return None
     try:
         node = YAML(typ="rt").load(text)
     except MarkedYAMLError as exc:
@@ -203,7 +223,10 @@ def load_project(script_path: Path, cast_path: Optional[Path] = None, allow_outs
                                          "see the cast format in the README"))
             cast = None
 
-    roster = checks.cast_problems(cast, problems) if cast is not None else None
+    # Without a list of characters there is no roster to check speakers against: the cast's own
+    # problem is the root cause, and "unknown speaker" for every cue would only bury it.
+    readable = cast is not None and isinstance(cast.data.get("characters"), list)
+    roster = checks.cast_problems(cast, problems) if readable else None
     checks.script_problems(script, roster, problems)
     checks.asset_problems(script, cast, root, allow_outside_assets, check_assets, problems)
     if problems:

@@ -13,7 +13,7 @@ from orchestrator import retry
 from orchestrator.context import RunContext
 from orchestrator.nodes.evaluate import load_scores
 from orchestrator.state import ShotState
-from orchestrator.store import atomic_write_json
+from orchestrator.store import atomic_write_json, digest_file
 from tools.base import SpeechKnobs, VideoKnobs
 
 
@@ -24,6 +24,7 @@ def _failing(scores) -> str:
 
 
 def decide(state: ShotState, ctx: RunContext) -> dict:
+    ctx.check_stop()
     attempt_dir = Path(state["attempt_dir"])
     shot_id, attempt, cap = state["shot_id"], state["attempt"], state["max_attempts"]
     scores = load_scores(attempt_dir)
@@ -68,6 +69,8 @@ def decide(state: ShotState, ctx: RunContext) -> dict:
         "clip": str(Path("shots") / shot_id / attempt_dir.name / "clip.mp4"),
     }
     atomic_write_json(attempt_dir / "record.json", record)
+    # What this attempt left on disk, as written: a resumed run checks these before reusing them.
+    summary["files"] = {p.name: digest_file(p) for p in sorted(attempt_dir.iterdir()) if p.is_file()}
     ctx.on_event("attempt", record)
     update["decision"] = decision
     return update
@@ -86,6 +89,7 @@ def shot_result(state: ShotState) -> dict:
         "best_attempt": best["attempt"],
         "passed": best["passed"],
         "records": [str(Path(h["dir"]) / "record.json") for h in history],
+        "files": {h["dir"]: h.get("files", {}) for h in history},
         "final_record": str(last),
         "cache": state.get("cache", {}),
     }

@@ -31,6 +31,7 @@ def load_scores(attempt_dir: Path) -> list[Score]:
 
 
 def evaluate(state: ShotState, ctx: RunContext) -> dict:
+    ctx.check_stop()
     attempt_dir = Path(state["attempt_dir"])
     shot, audio = load_attempt(attempt_dir)
     scene = SceneInfo.model_validate(state["scene"])

@@ -26,6 +26,7 @@ def video_knobs(ctx: RunContext, state: ShotState) -> VideoKnobs:
 
 
 def render(state: ShotState, ctx: RunContext) -> dict:
+    ctx.check_stop()
     attempt_dir = Path(state["attempt_dir"])
     shot, audio = load_attempt(attempt_dir)
     scene = SceneInfo.model_validate(state["scene"])

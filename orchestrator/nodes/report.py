@@ -4,7 +4,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from orchestrator.context import RunContext, load_plan
+from orchestrator.context import RunContext
+from orchestrator.nodes.plan import planned
 from orchestrator.report.html import write_html
 from orchestrator.report.manifest import write_manifest
 from orchestrator.report.records import load_records
@@ -12,10 +13,11 @@ from orchestrator.state import FilmState
 
 
 def report_node(state: FilmState, ctx: RunContext) -> dict:
+    ctx.check_stop()
     from tools.media.contact_sheet import write_contact_sheet
 
     out = ctx.out_dir
-    plan = load_plan(Path(state["plan_path"]))
+    plan = planned(state)
     clips = [(s.id, Path(state["results"][s.id]["best_dir"]) / "clip.mp4") for s in plan.shots]
     sheet = out / "contact_sheet.png"
     write_contact_sheet(clips, sheet)

@@ -6,11 +6,10 @@ order when shots are taken one at a time and its first shot warms the caches the
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import networkx as nx
 
-from orchestrator.context import RunContext, load_plan
+from orchestrator.context import RunContext
+from orchestrator.nodes.plan import planned
 from orchestrator.schema.plan import ShotPlan
 from orchestrator.state import FilmState, ShotState
 
@@ -41,12 +40,13 @@ def shot_order(plan: ShotPlan) -> list[str]:
 
 
 def schedule_node(state: FilmState, ctx: RunContext) -> dict:
-    return {"shot_ids": shot_order(load_plan(Path(state["plan_path"])))}
+    ctx.check_stop()
+    return {"shot_ids": shot_order(planned(state))}
 
 
 def shot_states(state: FilmState, ctx: RunContext) -> list[ShotState]:
     """The first attempt of every scheduled shot: its shot and scene, the seeds and the attempt cap."""
-    plan = load_plan(Path(state["plan_path"]))
+    plan = planned(state)
     c = ctx.config
     out = []
     for sid in state["shot_ids"]:

@@ -97,6 +97,7 @@ def mix_lines(lines: list[SpokenLine], duration: float, sr: int, out: Path) -> N
 
 
 def speak(state: ShotState, ctx: RunContext) -> dict:
+    ctx.check_stop()
     started = time.time()
     shot = Shot.model_validate(state["shot"])
     attempt_dir = ctx.shot_dir(shot.id) / f"attempt-{state['attempt']}"

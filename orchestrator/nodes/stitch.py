@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from orchestrator.context import RunContext, load_plan
+from orchestrator.context import RunContext
+from orchestrator.nodes.plan import planned
 from orchestrator.nodes.render import load_attempt
 from orchestrator.schema.plan import ShotPlan
 from orchestrator.state import FilmState
@@ -17,8 +18,8 @@ def gather(plan: ShotPlan, results: dict) -> tuple[list[StitchShot], ShotPlan]:
     """The chosen attempt of every shot with film times, and the plan retimed to match."""
     shots, final = [], []
     t = 0.0
-    for planned in plan.shots:
-        res = results[planned.id]
+    for shot_planned in plan.shots:
+        res = results[shot_planned.id]
         d = Path(res["best_dir"])
         shot, audio = load_attempt(d)
         lines = [(ln.speaker, ln.text, t + ln.start, t + ln.end, ln.speech.wav_path) for ln in audio.lines]
@@ -29,9 +30,10 @@ def gather(plan: ShotPlan, results: dict) -> tuple[list[StitchShot], ShotPlan]:
 
 
 def stitch_node(state: FilmState, ctx: RunContext) -> dict:
+    ctx.check_stop()
     out, c = ctx.out_dir, ctx.config
     ctx.on_event("stage", {"shot": "film", "stage": "stitch", "attempt": 0})
-    plan = load_plan(Path(state["plan_path"]))
+    plan = planned(state)
     shots, final_plan = gather(plan, state["results"])
     loud = stitch_film(shots, out / "film.mp4", c.fps, c.sample_rate, c.crossfade, c.loudness_lufs, out / "stems")
     names = {ch.id: ch.name for ch in ctx.project.cast.characters}
@@ -39,8 +41,8 @@ def stitch_node(state: FilmState, ctx: RunContext) -> dict:
     atomic_write_text(out / "film.otio", otio_timeline(final_plan.title, shots, c.fps, names))
     atomic_write_json(out / "plan.json", final_plan.model_dump(mode="json"))
     records = []
-    for planned in plan.shots:
-        for rec in state["results"][planned.id]["records"]:
+    for shot in plan.shots:
+        for rec in state["results"][shot.id]["records"]:
             records.append(json.loads(Path(rec).read_text()))
     atomic_write_text(out / "retries.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
     return {"film": str(out / "film.mp4"), "loudness": loud}

@@ -39,6 +39,8 @@ class BindingEvaluator:
 
     def evaluate(self, attempt: AttemptInput) -> list[Score]:
         """One score per line whose speaker and at least one other character are visible."""
+        if not attempt.audio.lines or not attempt.shot.characters:
+            return []  # nobody speaks, or nobody is on screen: nothing to bind
         sig = attempt_signals(attempt)
         act = np.stack([smooth(sig.opening(k), SMOOTH_FRAMES) for k in range(len(sig.labels))], axis=1)
         speaking = speaking_frames(attempt, sig.fps, sig.frames)

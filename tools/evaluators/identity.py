@@ -88,6 +88,8 @@ class IdentityEvaluator:
 
     def evaluate(self, attempt: AttemptInput) -> list[Score]:
         """Score every character of the shot whose face was seen in the sampled frames."""
+        if not attempt.shot.characters:
+            return []
         sig = attempt_signals(attempt)
         scores: list[Score] = []
         shot = attempt.shot

@@ -94,6 +94,8 @@ class LipSyncEvaluator:
 
     def evaluate(self, attempt: AttemptInput) -> list[Score]:
         """Score every speaker who is visible long enough; speakers off screen are not judged."""
+        if not attempt.audio.lines or not attempt.shot.characters:
+            return []
         sig = attempt_signals(attempt)
         scores: list[Score] = []
         speakers = list(dict.fromkeys(line.speaker for line in attempt.audio.lines))

@@ -47,7 +47,6 @@ class SpeakerSimilarityEvaluator:
 
     def evaluate(self, attempt: AttemptInput) -> list[Score]:
         """Embed each line's own wav and compare it with every character's reference."""
-
         if not attempt.audio.lines:
             return []
         refs = {c.id: reference_embedding(c.voice.reference) for c in attempt.cast.characters}

@@ -19,6 +19,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from tools.base import ToolError
 
 Box = tuple[int, int, int, int]  # x, y, width, height in pixels
+MAX_IMAGE_SIDE = 8192
+MAX_IMAGE_PIXELS = 40_000_000
 DETECT_SIDE = 800  # detection runs on a copy no larger than this: cascades are scale-free anyway
 
 
@@ -28,7 +30,12 @@ def _load_rgba(path: Path) -> tuple[np.ndarray, Optional[np.ndarray]]:
     if not path.is_file():
         raise ToolError(f"image {path} does not exist", "fix the path in the cast's `images` list")
     try:
-        with Image.open(path) as im:
+        with Image.open(path) as im:  # reads the header only: the size is known before decoding
+            w, h = im.size
+            if w * h > MAX_IMAGE_PIXELS or max(w, h) > MAX_IMAGE_SIDE:
+                raise ToolError(f"image {path} is {w}x{h} pixels; reference images are limited to "
+                                f"{MAX_IMAGE_SIDE} pixels a side and {MAX_IMAGE_PIXELS // 10**6} megapixels",
+                                "downscale it (a 1024-pixel portrait is plenty)")
             im = ImageOps.exif_transpose(im)
             if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
                 # 16-bit and float images: stretch to 8 bits by their own range, not by clipping.
@@ -39,7 +46,7 @@ def _load_rgba(path: Path) -> tuple[np.ndarray, Optional[np.ndarray]]:
                 return np.repeat(gray[..., None], 3, axis=2), None
             has_alpha = im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info
             rgba = np.asarray(im.convert("RGBA" if has_alpha else "RGB"))
-    except (UnidentifiedImageError, OSError) as exc:
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError, ValueError) as exc:
         raise ToolError(f"cannot read image {path}: {exc}", "use a PNG or JPEG file") from exc
     if rgba.dtype != np.uint8:
         rgba = (rgba / max(int(rgba.max()), 1) * 255).astype(np.uint8)

@@ -18,6 +18,7 @@ def _umask() -> int:
 
 
 FILE_MODE = 0o666 & ~_umask()
+DIR_MODE = 0o777 & ~_umask()
 TEMP_MARK = ".tmp"  # every temporary name holds this; stale ones are swept on the next run
 
 
