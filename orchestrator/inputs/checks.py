@@ -296,11 +296,31 @@ def _put(data: Any, loc: tuple, value: Any) -> None:
     data[loc[-1]] = value
 
 
+MAX_PATH_CHARS = 1024  # far beyond any real asset path, well inside every file system's limit
+MAX_NAME_BYTES = 255  # one file or folder name, as ext4, APFS and NTFS allow
+
+
+def _unusable_path(raw: str) -> str:
+    """Why `raw` cannot name a file on any system, or "" when it can."""
+    if any(ord(ch) < 32 for ch in raw):
+        return f"path {raw[:60]!r} contains control characters (a NUL byte or a line break)"
+    if len(raw) > MAX_PATH_CHARS:
+        return f"path is {len(raw)} characters long (at most {MAX_PATH_CHARS}): {raw[:60]}..."
+    long = [part for part in raw.split("/") if len(part.encode()) > MAX_NAME_BYTES]
+    if long:
+        return f"a name in the path is {len(long[0].encode())} bytes long (at most {MAX_NAME_BYTES}): {long[0][:60]}..."
+    return ""
+
+
 def asset_path(src: Source, loc: tuple, root: Path, allow_outside: bool, problems: list[Problem]) -> Optional[Path]:
     """The absolute, resolved path named at `loc` (relative to `src`'s folder). Unless
     `allow_outside`, it must stay inside `root`, both as written and after following symlinks;
     otherwise a problem is recorded and None returned."""
     raw = src.get(loc)
+    unusable = _unusable_path(raw)
+    if unusable:
+        problems.append(src.problem(loc, unusable, "give a plain relative path such as assets/images/name.png"))
+        return None
     written = Path(os.path.expanduser(raw))
     joined = written if written.is_absolute() else src.path.absolute().parent / written
     try:

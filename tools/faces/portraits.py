@@ -46,7 +46,10 @@ def _load_rgba(path: Path) -> tuple[np.ndarray, Optional[np.ndarray]]:
                 return np.repeat(gray[..., None], 3, axis=2), None
             has_alpha = im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info
             rgba = np.asarray(im.convert("RGBA" if has_alpha else "RGB"))
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError, ValueError) as exc:
+    except Image.DecompressionBombError as exc:  # PIL's own check, made while reading the header
+        raise ToolError(f"image {path} is too large to decode safely: {exc}",
+                        "downscale it (a 1024-pixel portrait is plenty)") from exc
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise ToolError(f"cannot read image {path}: {exc}", "use a PNG or JPEG file") from exc
     if rgba.dtype != np.uint8:
         rgba = (rgba / max(int(rgba.max()), 1) * 255).astype(np.uint8)
