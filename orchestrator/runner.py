@@ -135,7 +135,8 @@ def _stop_on_ctrl_c(ctx: RunContext):
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        if not ctx.stop.is_set():  # once stopping, a further Ctrl-C must still exit at once
+            signal.signal(signal.SIGINT, previous)
 
 
 def _progress(console: Console) -> Progress:

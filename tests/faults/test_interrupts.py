@@ -1,0 +1,183 @@
+"""Interruptions of a real `compose` process, then the same command again: the film is byte-identical
+to an uninterrupted run's, finished shots are kept, and nothing needs deleting by hand.
+
+Kills land at fixed points through a child process that replaces one node of the film graph with a
+SIGKILL (after plan, after the shots, inside stitch, inside report) or, mid-shots, through a speech
+backend that kills itself at its N-th line. Ctrl-C is a real SIGINT once the first shot is finished.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from orchestrator.store import digest_file
+from tests.fixtures.pipeline_kit import write_project
+
+ROOT = Path(__file__).resolve().parents[2]
+OUTPUTS = ("film.mp4", "film.srt", "plan.json")
+
+# `python -c` child: the film graph's node named by $KILL_NODE kills the process when it starts, or
+# the speech backend kills it at its $KILL_AT_LINE-th line.
+CHILD = """
+import os, signal, sys
+import orchestrator.graph as graph
+from tools import registry
+from tools.speech import piper
+
+def die(*a, **k):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+if os.environ.get("KILL_NODE"):
+    setattr(graph, os.environ["KILL_NODE"], die)
+if os.environ.get("KILL_AT_LINE"):
+    calls = {"n": 0}
+    class Killer(piper.PiperSynthesizer):
+        def synthesize(self, *a, **k):
+            calls["n"] += 1
+            if calls["n"] == int(os.environ["KILL_AT_LINE"]):
+                die()
+            return super().synthesize(*a, **k)
+    registry.register("speech", "piper", lambda: Killer())
+from orchestrator.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _env(**extra) -> dict:
+    return {**os.environ, "PYTHONPATH": str(ROOT), **extra}
+
+
+def _run(script: Path, out: Path, **kill) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", CHILD, str(script), "--out", str(out), "--quiet"], cwd=ROOT,
+                          env=_env(**kill), capture_output=True, text=True, timeout=600)
+
+
+def _start(script: Path, out: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "orchestrator.cli", str(script), "--out", str(out), "--quiet",
+                             *extra], cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(condition, proc: subprocess.Popen, timeout: float = 300.0) -> None:
+    end = time.time() + timeout
+    while not condition():
+        assert proc.poll() is None, f"compose ended early: {proc.communicate()[1][-2000:]}"
+        assert time.time() < end, "condition never met"
+        time.sleep(0.05)
+
+
+def _outputs(run: Path) -> dict:
+    """Digests of the film's files, and the retry log without its wall-clock timings."""
+    records = [json.loads(line) for line in (run / "retries.jsonl").read_text().splitlines()]
+    return {**{name: digest_file(run / name) for name in OUTPUTS},
+            "retries": [{k: v for k, v in r.items() if k != "seconds"} for r in records]}
+
+
+def _finished_shots(run: Path) -> set[str]:
+    return {p.parent.parent.name for p in run.glob("shots/*/attempt-*/record.json")}
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """An uninterrupted run: the digests every interrupted-and-resumed run must reproduce."""
+    folder = tmp_path_factory.mktemp("reference")
+    proc = _run(write_project(folder / "proj"), folder / "out")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return _outputs(folder / "out" / "mini")
+
+
+@pytest.mark.parametrize("node", ["schedule_node", "verify_node", "stitch_node", "report_node"])
+def test_sigkill_between_nodes_then_resume(tmp_path, reference, node):
+    script = write_project(tmp_path / "proj")
+    out = tmp_path / "out"
+    killed = _run(script, out, KILL_NODE=node)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    run = out / "mini"
+    assert not (run / "manifest.json").exists()
+    resumed = _run(script, out)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert _outputs(run) == reference
+
+
+def test_damaged_and_missing_files_are_rebuilt_on_resume(tmp_path, reference):
+    """Killed mid-shots; then a finished clip is truncated, a finished shot's audio deleted and
+    plan.json cut short. The resumed run re-renders exactly the damaged shots and the film is right."""
+    script = write_project(tmp_path / "proj")
+    out = tmp_path / "out"
+    run = out / "mini"
+    assert _run(script, out, KILL_AT_LINE="3").returncode == -signal.SIGKILL
+    done = sorted(_finished_shots(run))
+    assert len(done) >= 2
+    clip = run / "shots" / done[0] / "attempt-1" / "clip.mp4"
+    clip.write_bytes(clip.read_bytes()[: clip.stat().st_size // 3])
+    (run / "shots" / done[1] / "attempt-1" / "shot.wav").unlink()
+    plan = run / "plan.json"
+    plan.write_bytes(plan.read_bytes()[:100])
+    resumed = subprocess.run([sys.executable, "-m", "orchestrator.cli", str(script), "--out", str(out)], cwd=ROOT,
+                             env=_env(COLUMNS="300"), capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "Traceback" not in resumed.stderr
+    repaired = [ln for ln in resumed.stderr.splitlines() if "rendering the shot again" in ln]
+    assert sorted(ln.split(":")[0].strip() for ln in repaired) == done[:2], resumed.stderr[-3000:]
+    assert _outputs(run) == reference
+
+
+def test_one_ctrl_c_stops_cleanly_and_resumes(tmp_path, reference):
+    script = write_project(tmp_path / "proj")
+    out = tmp_path / "out"
+    run = out / "mini"
+    proc = _start(script, out)
+    _wait_for(lambda: _finished_shots(run), proc)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 130, stderr[-2000:]
+    assert "Traceback" not in stderr and stderr.strip().count("\n") == 0  # one line
+    assert "interrupted" in stderr and not (run / "film.mp4").exists()
+    kept = {p: p.stat().st_mtime_ns for p in run.glob("shots/*/attempt-1/clip.mp4")
+            if (p.parent / "record.json").exists()}
+    resumed = _start(script, out)
+    _, err = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, err[-2000:]
+    assert {p: p.stat().st_mtime_ns for p in kept} == kept  # finished shots were not redone
+    assert _outputs(run) == reference
+
+
+def test_second_ctrl_c_exits_at_once(tmp_path, reference):
+    script = write_project(tmp_path / "proj")
+    out = tmp_path / "out"
+    run = out / "mini"
+    proc = _start(script, out)
+    _wait_for(lambda: (run / "plan.json").exists(), proc)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and "Traceback" not in stderr, stderr[-2000:]
+    again = _start(script, out)
+    _, err = again.communicate(timeout=600)
+    assert again.returncode == 0, err[-2000:]
+    assert _outputs(run) == reference
+
+
+def test_two_runs_on_one_folder(tmp_path, reference):
+    script = write_project(tmp_path / "proj")
+    out = tmp_path / "out"
+    run = out / "mini"
+    first = _start(script, out)
+    _wait_for(lambda: (run / "plan.json").exists(), first)
+    second = subprocess.run([sys.executable, "-m", "orchestrator.cli", str(script), "--out", str(out)], cwd=ROOT,
+                            env=_env(COLUMNS="400"), capture_output=True, text=True, timeout=120)
+    assert second.returncode == 2, second.stderr[-2000:]
+    assert f"pid {first.pid}" in second.stderr and "Traceback" not in second.stderr
+    _, err = first.communicate(timeout=600)
+    assert first.returncode == 0, err[-2000:]
+    assert _outputs(run) == reference
+    again = subprocess.run([sys.executable, "-m", "orchestrator.cli", str(script), "--out", str(out), "--quiet"],
+                           cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0  # the lock went with the first process
