@@ -1,7 +1,8 @@
 """Planning: the `Planner` protocol, the planners by name, and the one entry point `make_plan`.
 
-A planner turns a loaded project into a `ShotPlan`; whatever planner ran, every shot's omni-caption
-is checked against the screenplay by `captions.caption_problems` before anything is rendered.
+A planner turns a loaded project into a `ShotPlan`; whatever planner ran, lines too long for one shot
+are cut across consecutive shots (`long_lines`) and every shot's omni-caption is checked against the
+screenplay by `captions.caption_problems` before anything is rendered.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Callable, Protocol, runtime_checkable
 from orchestrator.config import LLMConfig
 from orchestrator.inputs.project import Project
 from orchestrator.planning.captions import caption_problems
+from orchestrator.planning.long_lines import split_long_lines
 from orchestrator.planning.rules import RulePlanner, screenplay_lines
 from orchestrator.schema.plan import ShotPlan
 from tools.base import ToolError
@@ -49,7 +51,10 @@ def make_plan(project: Project, planner: str, cache_dir: Path) -> tuple[ShotPlan
     if planner not in PLANNERS:
         raise ToolError(f"unknown planner {planner!r}", f"use one of: {', '.join(PLANNERS)}")
     chosen = PLANNERS[planner](project.script.render.llm, Path(cache_dir))
-    plan = chosen.plan(project)
+    try:
+        plan = split_long_lines(chosen.plan(project), project.cast)
+    except ValueError as exc:
+        raise ToolError(f"{project.script_path}: {exc}", "split the scene in two (a new scene heading)") from None
     lines = screenplay_lines(project)
     problems = [p for shot in plan.shots for p in caption_problems(shot, project.cast, lines)]
     if problems:

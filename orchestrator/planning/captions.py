@@ -11,6 +11,7 @@ import re
 from typing import Optional
 
 from orchestrator.schema.cast import Cast
+from orchestrator.planning.timing import expected_text
 from orchestrator.schema.plan import Anchor, CaptionPart, OmniCaption, SceneInfo, Shot
 
 ANCHOR_RE = re.compile(r"<sub[0-9]+>")
@@ -60,7 +61,7 @@ def caption_problems(shot: Shot, cast: Cast, lines: Optional[dict[str, str]] = N
             errs.append(f"{shot.id}: span for line {seg.line_id} is attributed to the wrong anchor")
         if p.text != seg.text:
             errs.append(f"{shot.id}: span text differs from line {seg.line_id}")
-        if lines is not None and lines.get(seg.line_id) != seg.text:
+        if lines is not None and expected_text(lines, seg.line_id) != seg.text:
             errs.append(f"{shot.id}: line {seg.line_id} differs from the screenplay")
         if seg.speaker not in shot.characters:
             errs.append(f"{shot.id}: speaker {seg.speaker!r} of {seg.line_id} is not in the shot")
