@@ -185,3 +185,14 @@ def test_fountain_without_cues_or_cast(tmp_path, finished):
     ok = _compose("validate", fountain, "--cast", script.parent / "cast.yaml")
     assert ok.returncode == 0, ok.stderr
     assert _tree(out) == before
+
+
+def test_the_root_cause_comes_first(tmp_path, finished):
+    """A cast whose `characters` is a mapping: that problem is reported, not a speaker error per cue."""
+    out, before, assets = finished
+    script, target, line = break_project(tmp_path, assets, ALL["characters_mapping"])
+    proc = _compose("validate", script)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines()[0].startswith(f"{target}:{line}:")
+    assert "unknown speaker" not in proc.stderr
+

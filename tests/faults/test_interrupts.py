@@ -89,7 +89,13 @@ def reference(tmp_path_factory):
     folder = tmp_path_factory.mktemp("reference")
     proc = _run(write_project(folder / "proj"), folder / "out")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    return _outputs(folder / "out" / "mini")
+    # Outputs are as readable as the umask allows (not mkstemp's 0600), folders included.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    run = folder / "out" / "mini"
+    assert {oct(p.stat().st_mode & 0o777) for p in run.rglob("*") if p.is_file()} == {oct(0o666 & ~mask)}
+    assert {oct(p.stat().st_mode & 0o777) for p in (run / "cache").rglob("*") if p.is_dir()} == {oct(0o777 & ~mask)}
+    return _outputs(run)
 
 
 @pytest.mark.parametrize("node", ["schedule_node", "verify_node", "stitch_node", "report_node"])
@@ -119,6 +125,10 @@ def test_damaged_and_missing_files_are_rebuilt_on_resume(tmp_path, reference):
     (run / "shots" / done[1] / "attempt-1" / "shot.wav").unlink()
     plan = run / "plan.json"
     plan.write_bytes(plan.read_bytes()[:100])
+    stale = run / "cache" / "ab" / ".abcdef012345.tmpdir"  # what a build killed mid-way leaves
+    stale.mkdir(parents=True)
+    (stale / "clip.mp4").write_bytes(b"half")
+    (run / "shots" / done[0] / ".clip.x1.tmp.mp4").write_bytes(b"half")
     resumed = subprocess.run([sys.executable, "-m", "orchestrator.cli", str(script), "--out", str(out)], cwd=ROOT,
                              env=_env(COLUMNS="300"), capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
@@ -126,6 +136,7 @@ def test_damaged_and_missing_files_are_rebuilt_on_resume(tmp_path, reference):
     repaired = [ln for ln in resumed.stderr.splitlines() if "rendering the shot again" in ln]
     assert sorted(ln.split(":")[0].strip() for ln in repaired) == done[:2], resumed.stderr[-3000:]
     assert _outputs(run) == reference
+    assert not stale.exists() and not list(run.rglob(".*.tmp*"))
 
 
 def test_one_ctrl_c_stops_cleanly_and_resumes(tmp_path, reference):
