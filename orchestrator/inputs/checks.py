@@ -19,6 +19,8 @@ from orchestrator.inputs.problems import Problem, Source
 from orchestrator.planning import PLANNERS
 from orchestrator.schema.script import FRAMINGS
 
+MAX_SCENES = 99  # shot ids carry two digits for the scene...
+MAX_BEATS = 97  # ...and two for the shot: an establishing shot, one per beat, a closing shot
 BEAT_FORMS = {"DialogueBeat": "dialogue beat", "ActionBeat": "action beat"}
 BEAT_FIX = "a beat is either `- action: ...` or `- character: NAME` with `line: ...`"
 FIELD_FIXES = {
@@ -197,9 +199,18 @@ def script_problems(script: Source, roster: Optional[Roster], problems: list[Pro
     """Speakers and scene characters exist in the cast (and become ids), lines have words,
     overlaps follow another speaker's line, backends exist."""
     scenes = script.get(("scenes",))
+    if isinstance(scenes, list) and len(scenes) > MAX_SCENES:
+        problems.append(script.problem(("scenes", MAX_SCENES), f"a film holds at most {MAX_SCENES} scenes "
+                                       f"(this one has {len(scenes)})", "split the screenplay into several films",
+                                       value=False))
     for si, scene in enumerate(scenes if isinstance(scenes, list) else []):
         if not isinstance(scene, dict):
             continue
+        if isinstance(scene.get("beats"), list) and len(scene["beats"]) > MAX_BEATS:
+            problems.append(script.problem(("scenes", si, "beats", MAX_BEATS),
+                                           f"a scene holds at most {MAX_BEATS} beats (this one has "
+                                           f"{len(scene['beats'])})", "start a new scene heading here",
+                                           value=False))
         listed = None
         names = scene.get("characters")
         if isinstance(names, list) and roster is not None:

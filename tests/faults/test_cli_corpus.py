@@ -65,6 +65,16 @@ def _replace(path: Path, old: str, new: str) -> None:
     path.write_text(path.read_text().replace(old, new, 1))
 
 
+def _many_scenes(project: Path) -> None:
+    extra = "".join(f"  - heading: INT. ROOM {i:03d} - DAY\n    beats:\n      - action: Nothing.\n" for i in range(1, 101))
+    _replace(project / "script.yaml", "render:\n", extra + "render:\n")
+
+
+def _many_beats(project: Path) -> None:
+    extra = "".join(f"      - action: Beat {j:03d}\n" for j in range(100))
+    _replace(project / "script.yaml", "        shot: close-up\n", "        shot: close-up\n" + extra)
+
+
 def _render(key: str) -> tuple[str, str]:
     """(old, new) that sets render.<key> in the fixture script."""
     return "  video: animatic\n", f"  video: animatic\n  {key}\n"
@@ -100,6 +110,9 @@ EXTRA = {
     "png_bomb": Case("cast.yaml", "hero.png", "too large to decode safely", prepare=_png_bomb, fix="downscale"),
     "script_not_mapping": Case("script.yaml", "- just", "must be a mapping", "title: Tiny Test\n",
                                "- just\n- a list\n", prepare=lambda p: (p / "script.yaml").write_text("- just\n- a list\n")),
+    "too_many_scenes": Case("script.yaml", "INT. ROOM 099", "at most 99 scenes", prepare=_many_scenes,
+                            fix="several films"),
+    "too_many_beats": Case("script.yaml", "Beat 094", "at most 97 beats", prepare=_many_beats, fix="new scene"),
     "characters_mapping": Case("cast.yaml", "hero:", "`characters`", "  - id: hero\n", "  hero:\n    id: hero\n",
                                prepare=lambda p: _replace(p / "cast.yaml", "  - id: cat\n", "  cat:\n    id: cat\n")),
 }
