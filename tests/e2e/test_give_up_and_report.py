@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import copy
-import html
 import io
 import json
 import platform
@@ -27,7 +26,9 @@ from tests.fixtures.pipeline_kit import (
     MINI_SCRIPT,
     cache_entries,
     compose,
+    html_attempt_rows,
     manifest,
+    record_row,
     records,
     video_frames,
     write_project,
@@ -178,20 +179,11 @@ def test_contact_sheet_is_drawn_from_the_kept_attempts(run, tmp_path):
     assert not np.array_equal(np.asarray(Image.open(run / "contact_sheet.png")), np.asarray(Image.open(last)))
 
 
-def _html_rows(doc: str) -> list[list[str]]:
-    table = doc.split("<h2>Attempts</h2>", 1)[1].split("</table>", 1)[0]
-    rows = re.findall(r"<tr>(.*?)</tr>", table, re.S)
-    return [[html.unescape(c) for c in re.findall(r"<td>(.*?)</td>", r, re.S)] for r in rows[1:]]
-
-
 def test_report_html_has_a_row_per_attempt_matching_the_retry_log(run):
     doc = (run / "report.html").read_text()
-    rows = _html_rows(doc)
     recs = records(run)
-    assert len(rows) == len(recs) == 6  # 1 + 3 + 1 + 1 attempts
-    for row, rec in zip(rows, recs):
-        failing = ", ".join(s["name"] for s in rec["scores"] if not s["passed"]) or "none"
-        assert row == [rec["shot"], str(rec["attempt"]), rec["verdict"], f"{rec['quality']:.3f}", failing, rec["reason"]]
+    assert len(recs) == 6  # 1 + 3 + 1 + 1 attempts
+    assert html_attempt_rows(doc) == [record_row(r) for r in recs]
     # Everything the page links to or shows is there.
     for target in re.findall(r'(?:href|src)="([^":]+)"', doc):
         assert (run / target).is_file(), target
