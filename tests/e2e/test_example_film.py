@@ -3,6 +3,7 @@ subtitles, timeline, retry log and the report command."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import av
@@ -10,7 +11,8 @@ import numpy as np
 import pytest
 
 from orchestrator.cli import main
-from tests.fixtures.pipeline_kit import EXAMPLE, records
+from orchestrator.report.records import kept_attempt
+from tests.fixtures.pipeline_kit import EXAMPLE, html_attempt_rows, record_row, records
 from tools.media.audio import read_audio
 
 FPS, SR = 25, 24000
@@ -84,12 +86,41 @@ def test_subtitles_timeline_and_retry_log(film):
     assert (run / "report.html").exists() and (run / "contact_sheet.png").exists()
 
 
-def test_report_command(film, capsys):
+def test_report_command_and_report_html_show_the_retry_log(film, capsys):
+    """`compose report` has one row per planned shot with its attempts, final verdict and kept
+    attempt; `--shot` lists that shot's attempts; report.html has one row per attempt of
+    retries.jsonl with the same verdict, quality, failing scores and reason, and what it links exists."""
     run, plan = film
+    recs = records(run)
+    by_shot: dict[str, list[dict]] = {}
+    for r in recs:
+        by_shot.setdefault(r["shot"], []).append(r)
+    capsys.readouterr()
     assert main(["report", str(run)]) == 0
+    shown = capsys.readouterr()
+    rows = {}
+    for line in (shown.out + shown.err).splitlines():
+        cells = [c.strip() for c in line.split("│") if c.strip()]
+        if cells and cells[0] in by_shot:
+            rows[cells[0]] = cells[1:4]
+    assert list(rows) == [s["id"] for s in plan["shots"]]
+    for sid, recs_of in by_shot.items():
+        assert rows[sid] == [str(len(recs_of)), recs_of[-1]["verdict"], str(kept_attempt(recs_of)["attempt"])]
     shot = plan["shots"][1]["id"]
     assert main(["report", str(run), "--shot", shot]) == 0
+    shown = capsys.readouterr()
+    text = shown.out + shown.err
+    assert f"{shot}: {len(by_shot[shot])} attempt(s), kept attempt {kept_attempt(by_shot[shot])['attempt']}" in text
+    for r in by_shot[shot]:
+        assert f"attempt {r['attempt']} - {r['verdict']}" in text
+        for s in r["scores"]:
+            assert s["name"] in text
     assert main(["report", str(run.parent / "missing")]) == 2
+    doc = (run / "report.html").read_text()
+    assert html_attempt_rows(doc) == [record_row(r) for r in recs]
+    assert 'src="contact_sheet.png"' in doc
+    for target in re.findall(r'(?:href|src)="([^":]+)"', doc):
+        assert (run / target).is_file(), target
 
 
 def test_over_shoulder_listener_is_not_judged_for_likeness(film):

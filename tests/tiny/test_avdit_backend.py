@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from orchestrator.config import AvditConfig, RenderConfig
 from orchestrator.context import backend_options
@@ -79,9 +80,28 @@ def test_avdit_backend_renders_a_shot(tmp_path):
     assert not list(out_dir.glob(".*tmp*"))  # nothing half-written left behind
 
 
-def test_avdit_backend_refuses_real_mode_without_gpu_or_weights():
+def test_avdit_backend_refuses_real_mode_without_a_gpu(monkeypatch):
     from tools.video.avdit import create
 
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(ToolError) as err:
         create(**backend_options(RenderConfig(video="avdit"), "avdit"))
-    assert "render.avdit" in str(err.value) or "GPU" in str(err.value)
+    assert "needs a CUDA GPU" in err.value.message
+    assert "render.avdit.tiny: true" in err.value.fix and "render.video: animatic" in err.value.fix
+
+
+def test_avdit_backend_on_a_gpu_names_the_missing_adapter_then_the_missing_model(monkeypatch, tmp_path):
+    """Past the GPU check (patched here, so it runs anywhere), each missing setting is named in turn,
+    and the model layer's error comes out as a ToolError with its fix."""
+    from tools.video.avdit import create
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    with pytest.raises(ToolError) as err:
+        create(**backend_options(RenderConfig(video="avdit"), "avdit"))
+    assert "render.avdit.adapter is not set" in err.value.message and "compose train" in err.value.fix
+    config = RenderConfig(video="avdit", avdit=AvditConfig(adapter=tmp_path / "adapter.safetensors",
+                                                           model_dir=tmp_path / "no-such-wan"))
+    with pytest.raises(ToolError) as err:
+        create(**backend_options(config, "avdit"))
+    assert "avdit.model_dir" in str(err.value) and "no-such-wan" in str(err.value)
+    assert isinstance(err.value.__cause__, ValueError)  # the model layer's ModelError, wrapped

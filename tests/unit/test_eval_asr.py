@@ -25,8 +25,24 @@ def test_numbers_and_punctuation_normalise_the_same_on_both_sides():
     assert wer("one two", "") == 1.0 and wer("", "") == 0.0
 
 
-def test_bundled_model_is_found():
-    assert (bundled_model_dir() / "model.bin").is_file()
+def test_bundled_model_hears_a_spoken_sentence_and_a_wrong_folder_is_a_clear_error(tmp_path):
+    """The model in the bundled folder transcribes real speech word for word; a folder without a
+    CTranslate2 model is refused with the fix, not a crash inside faster-whisper."""
+    import pytest
+
+    from tools.base import ToolError
+    from tools.evaluators.signals import AUDIO_SR
+    from tools.hearing.recogniser import load_whisper, transcribe
+    from tools.media.audio import resample
+    from tools.speech.piper_voice import raw_synthesize
+
+    text = "Open the hatch and check the relays."
+    raw = raw_synthesize([text])
+    heard = transcribe(load_whisper(bundled_model_dir()), resample(raw.audio, raw.sample_rate, AUDIO_SR))
+    assert wer(text, heard) == 0.0, heard
+    with pytest.raises(ToolError) as err:
+        load_whisper(tmp_path)
+    assert "no model.bin" in err.value.message and "ct2-transformers-converter" in err.value.fix
 
 
 def test_forced_log_prob_prefers_the_spoken_words():

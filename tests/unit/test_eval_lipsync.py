@@ -1,10 +1,12 @@
 """lipsync on real animatic clips: in sync passes; mouths 4 or 8 frames late and swapped speakers fail."""
+import json
+
 import numpy as np
 import pytest
 
 from tests.fixtures.evalkit import controls  # noqa: F401 (a fixture)
-from tools.evaluators.lipsync import create, sync_stats
-from tools.evaluators.thresholds import thresholds
+from tools.evaluators.lipsync import LipSyncEvaluator, create, sync_stats
+from tools.evaluators.thresholds import THRESHOLDS_PATH
 
 
 def _scores(controls, name):
@@ -50,10 +52,19 @@ def test_still_mouth_has_no_confidence():
     assert stats["confidence"] == 0.0 and stats["still"]
 
 
-def test_thresholds_come_from_the_calibration_file():
-    t = thresholds()
-    ev = create()
-    assert ev.thresholds == {"lipsync.offset": t["lipsync.offset"], "lipsync.confidence": t["lipsync.confidence"]}
+def test_the_calibrated_thresholds_decide_the_verdict(controls):
+    """The registry's evaluator judges against the numbers in thresholds.json (read here from the
+    file itself); with a bar at the measured offset, the same measurement passes."""
+    calibrated = json.loads(THRESHOLDS_PATH.read_text())["thresholds"]
+    late = [s for s in create().evaluate(controls["offset4"]) if s.name.startswith("lipsync.offset")]
+    assert len(late) == 2
+    for s in late:
+        assert s.threshold == calibrated["lipsync.offset"] and s.value > s.threshold and not s.passed
+    lenient = LipSyncEvaluator(offset_threshold=max(s.value for s in late),
+                               confidence_threshold=calibrated["lipsync.confidence"])
+    again = {s.name: s for s in lenient.evaluate(controls["offset4"])}
+    for s in late:
+        assert again[s.name].value == s.value and again[s.name].passed
 
 
 def test_retry_policy_realigns_a_late_clip_until_it_passes(controls, tmp_path):
@@ -68,7 +79,11 @@ def test_retry_policy_realigns_a_late_clip_until_it_passes(controls, tmp_path):
     assert verdict(all(s.passed for s in scores), 1, False) == "retry"
     _, video, changes, reason = plan_retry(scores, SpeechKnobs(), VideoKnobs(offset_frames=8), 1, take_noise=0.3, audio_guidance=None)
     assert "video.offset_frames" in changes and "re-aligning" in reason
+    # The knob moves by the offset measured on the late clip, which brings the mouths back near 0.
+    measured = max((s.details["av_offset"] for s in scores if s.name.startswith("lipsync.offset")), key=abs)
+    assert abs(measured - 8) <= 1 and video.offset_frames == 8 - measured
     again = render(late.shot, late.scene, late.audio, late.cast, tmp_path, video)
     rescored = ev.evaluate(again)
     assert all(s.passed for s in rescored), [(s.name, s.value) for s in rescored]
-    assert verdict(True, 2, False) == "accepted_after_retry"
+    assert all(abs(s.details["av_offset"]) <= 1 for s in rescored if s.name.startswith("lipsync.offset"))
+    assert verdict(all(s.passed for s in rescored), 2, False) == "accepted_after_retry"
