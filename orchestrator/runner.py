@@ -90,7 +90,9 @@ def _invoke(ctx: RunContext, out_dir: Path, console: Console, workers: int) -> t
                 ctx.on_event("planned", {"shots": pending.values["shot_ids"]})
                 for result in pending.values.get("results", {}).values():
                     ctx.on_event("shot_done", result)
-            final = graph.invoke(None if resume else {"results": {}}, cfg)
+            # Each step's checkpoint is on disk before the next step starts: a process killed right
+            # after a node never runs that node again.
+            final = graph.invoke(None if resume else {"results": {}}, cfg, durability="sync")
     finally:
         conn.close()
     return final, resume

@@ -123,8 +123,15 @@ class Cache:
             names = list(build(tmp))
             files = {n: digest_file(tmp / n) for n in names}
             atomic_write_json(tmp / "entry.json", {"key": key, "files": files})
-            shutil.rmtree(final, ignore_errors=True)
-            os.replace(tmp, final)
+            # Another worker may have published the same entry meanwhile (and handed it out): a
+            # published, verified entry is never replaced; ours is dropped and theirs used.
+            try:
+                os.rename(tmp, final)
+            except OSError:
+                published, _ = self.lookup(key)
+                if published is None:  # a damaged leftover, not a live entry: replace it
+                    shutil.rmtree(final, ignore_errors=True)
+                    os.rename(tmp, final)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return final, "rebuilt" if damaged else "miss"

@@ -236,8 +236,6 @@ def test_manifest_holds_no_api_key(run):
     assert manifest(run)["config"]["llm"]["api_key_env"] == KEY_ENV  # the variable's name, not its value
 
 
-@pytest.mark.xfail(strict=True, reason="product bug (NOTES-11.md): manifest.json copies render.llm.base_url "
-                                       "with its user:password; public_url() is applied to planner_usage only")
 def test_manifest_holds_no_password_from_the_llm_url(run):
     text = (run / "manifest.json").read_text()
     assert "llm.example/v1" in text  # the URL is recorded ...

@@ -17,7 +17,13 @@ from pathlib import Path
 import pytest
 
 from orchestrator.store import digest_file
-from tests.fixtures.malformed import CASES, Case, break_project, build_assets, make_project
+from tests.fixtures.malformed import (
+    CASES,
+    Case,
+    break_project,
+    build_assets,
+    make_project,
+)
 from tests.fixtures.pipeline_kit import write_project
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,9 +1,8 @@
 """Interruptions of a real `compose` process, then the same command again: the film is byte-identical
 to an uninterrupted run's, finished shots are kept, and nothing needs deleting by hand.
 
-Kills land at fixed points through a child process that replaces one node of the film graph with a
-SIGKILL (after plan, after the shots, inside stitch, inside report) or, mid-shots, through a speech
-backend that kills itself at its N-th line. Ctrl-C is a real SIGINT once the first shot is finished.
+Mid-shots kills come from a speech backend that kills its process at its N-th line (kills between
+every two film-graph nodes are tests/faults/test_resume.py); Ctrl-C is a real SIGINT.
 """
 from __future__ import annotations
 
@@ -23,19 +22,15 @@ from tests.fixtures.pipeline_kit import write_project
 ROOT = Path(__file__).resolve().parents[2]
 OUTPUTS = ("film.mp4", "film.srt", "plan.json")
 
-# `python -c` child: the film graph's node named by $KILL_NODE kills the process when it starts, or
-# the speech backend kills it at its $KILL_AT_LINE-th line.
+# `python -c` child: the speech backend kills the process at its $KILL_AT_LINE-th line.
 CHILD = """
 import os, signal, sys
-import orchestrator.graph as graph
 from tools import registry
 from tools.speech import piper
 
 def die(*a, **k):
     os.kill(os.getpid(), signal.SIGKILL)
 
-if os.environ.get("KILL_NODE"):
-    setattr(graph, os.environ["KILL_NODE"], die)
 if os.environ.get("KILL_AT_LINE"):
     calls = {"n": 0}
     class Killer(piper.PiperSynthesizer):
@@ -97,18 +92,6 @@ def reference(tmp_path_factory):
     assert {oct(p.stat().st_mode & 0o777) for p in (run / "cache").rglob("*") if p.is_dir()} == {oct(0o777 & ~mask)}
     return _outputs(run)
 
-
-@pytest.mark.parametrize("node", ["schedule_node", "verify_node", "stitch_node", "report_node"])
-def test_sigkill_between_nodes_then_resume(tmp_path, reference, node):
-    script = write_project(tmp_path / "proj")
-    out = tmp_path / "out"
-    killed = _run(script, out, KILL_NODE=node)
-    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
-    run = out / "mini"
-    assert not (run / "manifest.json").exists()
-    resumed = _run(script, out)
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert _outputs(run) == reference
 
 
 def test_damaged_and_missing_files_are_rebuilt_on_resume(tmp_path, reference):

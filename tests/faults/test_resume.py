@@ -90,9 +90,6 @@ def test_resume_after_a_crash_gives_the_uninterrupted_manifest(base, crash, caps
     assert leftovers(run) == []
 
 
-@pytest.mark.xfail(strict=True, reason="product bug (NOTES-11.md): the graph checkpoints asynchronously, so a "
-                                       "SIGKILL right after stitch loses its checkpoint and the resumed run "
-                                       "stitches the film again")
 def test_a_finished_stitch_is_not_redone_on_resume(base):
     work = base / "work"
     shutil.rmtree(work, ignore_errors=True)

@@ -94,8 +94,6 @@ def test_the_shared_cache_holds_one_sound_entry_per_key_and_no_temp_files(runs):
     assert leftovers(two) == []
 
 
-@pytest.mark.xfail(strict=True, reason="product bug (NOTES-11.md): a second worker publishing the same cache "
-                                       "entry deletes the folder the first worker was just handed")
 def test_an_entry_handed_out_stays_readable_while_another_worker_publishes_the_same_key(tmp_path, monkeypatch):
     """The interleaving that the first test hits about once in 300 tries, made certain: worker A builds
     and publishes, worker B (same key, built at the same time) publishes right after, and A reads

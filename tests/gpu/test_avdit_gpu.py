@@ -13,9 +13,9 @@ if not torch.cuda.is_available():
 
 
 def test_wan_1_3b_region_cfg_step_on_gpu():
-    from models.avdit.presets import PRESETS, build
     from models.avdit.adapter import TEXT_CONTEXT
     from models.avdit.guidance import Guidance, guided_noise
+    from models.avdit.presets import PRESETS, build
     from models.avdit.router import box_labels, labels_to_route
 
     cfg = dict(PRESETS["wan2.1-1.3b"], frames=21, height=240, width=416)  # smaller clip, full-size model

@@ -12,8 +12,22 @@ import torch
 from orchestrator.config import AvditConfig, RenderConfig
 from orchestrator.context import backend_options
 from orchestrator.schema.cast import Cast
-from orchestrator.schema.plan import Anchor, CaptionPart, OmniCaption, SceneInfo, Shot, SpeechSegment
-from tools.base import ShotAudio, SpeechResult, SpokenLine, ToolError, VideoGenerator, VideoKnobs
+from orchestrator.schema.plan import (
+    Anchor,
+    CaptionPart,
+    OmniCaption,
+    SceneInfo,
+    Shot,
+    SpeechSegment,
+)
+from tools.base import (
+    ShotAudio,
+    SpeechResult,
+    SpokenLine,
+    ToolError,
+    VideoGenerator,
+    VideoKnobs,
+)
 from tools.media.audio import read_audio
 from tools.media.masks import load_masks
 from tools.media.video import count_frames, read_frames

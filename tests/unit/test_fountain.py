@@ -6,7 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.inputs.fountain import fountain_script_data, parse_fountain, plain_text
+from orchestrator.inputs.fountain import (
+    fountain_script_data,
+    parse_fountain,
+    plain_text,
+)
 from orchestrator.inputs.loading import load_project
 from orchestrator.inputs.problems import SpecError
 

@@ -8,8 +8,20 @@ from orchestrator.config import LLMConfig
 from orchestrator.planning.captions import caption_problems
 from orchestrator.planning.llm.checks import plan_from_reply, reply_schema
 from orchestrator.planning.llm.graph import run_plan_graph
-from orchestrator.planning.llm.planner import TEMPLATES, LLMPlanner, build_messages, plan_diff, plan_digest
-from orchestrator.planning.llm.prompts import PROMPTS_DIR, TemplateError, render, render_text, templates_digest
+from orchestrator.planning.llm.planner import (
+    TEMPLATES,
+    LLMPlanner,
+    build_messages,
+    plan_diff,
+    plan_digest,
+)
+from orchestrator.planning.llm.prompts import (
+    PROMPTS_DIR,
+    TemplateError,
+    render,
+    render_text,
+    templates_digest,
+)
 from orchestrator.planning.rules import RulePlanner, screenplay_lines
 from tests.fakes.plan_replies import (
     as_reply,

@@ -8,7 +8,14 @@ from orchestrator.config import LLMConfig
 from orchestrator.inputs.project import Project
 from orchestrator.planning import PLANNERS, Planner, make_plan
 from orchestrator.planning.llm.checks import plan_from_reply
-from tests.fakes.openai_stub import FLAVORS, OpenAIStub, Step, completion_body, error, reply
+from tests.fakes.openai_stub import (
+    FLAVORS,
+    OpenAIStub,
+    Step,
+    completion_body,
+    error,
+    reply,
+)
 from tests.fakes.plan_replies import KEY_ENV, good, llm_key, orbit_project, project  # noqa: F401 (fixtures)
 from tools.base import ToolError
 

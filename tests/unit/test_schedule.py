@@ -9,10 +9,14 @@ import pytest
 
 from orchestrator.config import RenderConfig
 from orchestrator.context import RunContext
-from orchestrator.nodes.schedule import schedule_node, shot_order, shot_states, work_graph
+from orchestrator.nodes.schedule import (
+    schedule_node,
+    shot_order,
+    shot_states,
+    work_graph,
+)
 from orchestrator.planning.rules import RulePlanner
 from orchestrator.schema.plan import ShotPlan
-from orchestrator.store import atomic_write_json
 from tests.fakes.plan_replies import orbit_project
 
 # The example's rule plan, for reading the expectations below:
@@ -92,10 +96,8 @@ def test_a_scene_whose_shots_need_no_voice_is_scheduled_before_any_voice(plan):
 
 
 def test_schedule_node_and_first_attempt_states(plan, project, tmp_path):
-    path = tmp_path / "plan.json"
-    atomic_write_json(path, plan.model_dump(mode="json"))
     ctx = RunContext(project=project, config=RenderConfig(max_attempts=4, seed=7), out_dir=tmp_path)
-    state = {"plan_path": str(path)}
+    state = {"plan": plan.model_dump(mode="json")}
     state.update(schedule_node(state, ctx))
     assert state["shot_ids"] == ORBIT_ORDER
     states = shot_states(state, ctx)
@@ -112,10 +114,8 @@ def test_schedule_node_and_first_attempt_states(plan, project, tmp_path):
 
 
 def test_shot_states_follow_the_given_schedule_not_the_plan(plan, project, tmp_path):
-    path = tmp_path / "plan.json"
-    atomic_write_json(path, plan.model_dump(mode="json"))
     ctx = RunContext(project=project, config=RenderConfig(), out_dir=tmp_path)
     wanted = ["sc02_sh04", "sc01_sh01"]
-    states = shot_states({"plan_path": str(path), "shot_ids": wanted}, ctx)
+    states = shot_states({"plan": plan.model_dump(mode="json"), "shot_ids": wanted}, ctx)
     assert [s["shot_id"] for s in states] == wanted
     assert states[0]["scene"]["index"] == 2 and states[1]["scene"]["index"] == 1

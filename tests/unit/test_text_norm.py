@@ -4,7 +4,13 @@ import logging
 import pytest
 
 from tools.base import ToolError
-from tools.speech.text_norm import line_problems, normalize, number_words, prepare_line, split_sentences
+from tools.speech.text_norm import (
+    line_problems,
+    normalize,
+    number_words,
+    prepare_line,
+    split_sentences,
+)
 
 
 def test_numbers_years_times_and_titles():
