@@ -9,6 +9,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Optional
@@ -201,6 +202,8 @@ def _guarded(fn, err: Console) -> int:
         err.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
         return EXIT_INPUT
     except RunStopped:  # the signal handler already said so, in one line
+        # Exiting now: a further Ctrl-C must not turn the exit into a death by signal.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         return 130
     except KeyboardInterrupt:
         err.print("interrupted: finished shots are kept; run the same command again to resume")

@@ -97,9 +97,7 @@ def reference(tmp_path_factory):
 def test_damaged_and_missing_files_are_rebuilt_on_resume(tmp_path, reference):
     """Killed mid-shots; then a finished clip is truncated, a finished shot's audio deleted and
     plan.json cut short. The resumed run re-renders exactly the damaged shots and the film is right."""
-    script = write_project(tmp_path / "proj")
-    out = tmp_path / "out"
-    run = out / "mini"
+    script, out, run = _project(tmp_path)
     assert _run(script, out, KILL_AT_LINE="3").returncode == -signal.SIGKILL
     done = sorted(_finished_shots(run))
     assert len(done) >= 2
@@ -122,10 +120,21 @@ def test_damaged_and_missing_files_are_rebuilt_on_resume(tmp_path, reference):
     assert not stale.exists() and not list(run.rglob(".*.tmp*"))
 
 
-def test_one_ctrl_c_stops_cleanly_and_resumes(tmp_path, reference):
-    script = write_project(tmp_path / "proj")
+def _project(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """(script, --out folder, run folder) of a fresh mini project."""
     out = tmp_path / "out"
-    run = out / "mini"
+    return write_project(tmp_path / "proj"), out, out / "mini"
+
+
+def _finish(script: Path, out: Path) -> None:
+    """The same command again, to the end."""
+    proc = _start(script, out)
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-2000:]
+
+
+def test_one_ctrl_c_stops_cleanly_and_resumes(tmp_path, reference):
+    script, out, run = _project(tmp_path)
     proc = _start(script, out)
     _wait_for(lambda: _finished_shots(run), proc)
     proc.send_signal(signal.SIGINT)
@@ -135,17 +144,13 @@ def test_one_ctrl_c_stops_cleanly_and_resumes(tmp_path, reference):
     assert "interrupted" in stderr and not (run / "film.mp4").exists()
     kept = {p: p.stat().st_mtime_ns for p in run.glob("shots/*/attempt-1/clip.mp4")
             if (p.parent / "record.json").exists()}
-    resumed = _start(script, out)
-    _, err = resumed.communicate(timeout=600)
-    assert resumed.returncode == 0, err[-2000:]
+    _finish(script, out)
     assert {p: p.stat().st_mtime_ns for p in kept} == kept  # finished shots were not redone
     assert _outputs(run) == reference
 
 
 def test_second_ctrl_c_exits_at_once(tmp_path, reference):
-    script = write_project(tmp_path / "proj")
-    out = tmp_path / "out"
-    run = out / "mini"
+    script, out, run = _project(tmp_path)
     proc = _start(script, out)
     _wait_for(lambda: (run / "plan.json").exists(), proc)
     proc.send_signal(signal.SIGINT)
@@ -153,16 +158,12 @@ def test_second_ctrl_c_exits_at_once(tmp_path, reference):
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 130 and "Traceback" not in stderr, stderr[-2000:]
-    again = _start(script, out)
-    _, err = again.communicate(timeout=600)
-    assert again.returncode == 0, err[-2000:]
+    _finish(script, out)
     assert _outputs(run) == reference
 
 
 def test_two_runs_on_one_folder(tmp_path, reference):
-    script = write_project(tmp_path / "proj")
-    out = tmp_path / "out"
-    run = out / "mini"
+    script, out, run = _project(tmp_path)
     first = _start(script, out)
     _wait_for(lambda: (run / "plan.json").exists(), first)
     second = subprocess.run([sys.executable, "-m", "orchestrator.cli", str(script), "--out", str(out)], cwd=ROOT,
@@ -172,6 +173,4 @@ def test_two_runs_on_one_folder(tmp_path, reference):
     _, err = first.communicate(timeout=600)
     assert first.returncode == 0, err[-2000:]
     assert _outputs(run) == reference
-    again = subprocess.run([sys.executable, "-m", "orchestrator.cli", str(script), "--out", str(out), "--quiet"],
-                           cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
-    assert again.returncode == 0  # the lock went with the first process
+    _finish(script, out)  # the lock went with the first process
