@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.lock import OutputLock
 from orchestrator.store import digest_file
 from tests.fixtures.pipeline_kit import write_project
 
@@ -173,4 +174,5 @@ def test_two_runs_on_one_folder(tmp_path, reference):
     _, err = first.communicate(timeout=600)
     assert first.returncode == 0, err[-2000:]
     assert _outputs(run) == reference
-    _finish(script, out)  # the lock went with the first process
+    with OutputLock(run):  # the lock went with the first process
+        pass

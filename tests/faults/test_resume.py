@@ -77,6 +77,7 @@ def test_resume_after_a_crash_gives_the_uninterrupted_manifest(base, crash, caps
     assert proc.returncode == -9, proc.stderr[-2000:]  # it died where asked, not earlier or later
     assert not (run / "manifest.json").exists()
     assert (run / "film.mp4").exists() == (node == "report_node")
+    stitched = (run / "film.mp4").stat().st_mtime_ns if node == "report_node" else None
     capsys.readouterr()
     assert main([str(script), "--out", str(work / "out"), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
@@ -88,17 +89,5 @@ def test_resume_after_a_crash_gives_the_uninterrupted_manifest(base, crash, caps
     untimed = lambda recs: [{k: v for k, v in r.items() if k != "seconds"} for r in recs]  # noqa: E731
     assert untimed(records(run)) == untimed(records(clean))
     assert leftovers(run) == []
-
-
-def test_a_finished_stitch_is_not_redone_on_resume(base):
-    work = base / "work"
-    shutil.rmtree(work, ignore_errors=True)
-    script = write_project(work / "proj")
-    env = {**os.environ, "KILL_IN": "report_node", "KILL_AT": "1", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-c", KILL_IN_NODE, str(script), "--out", str(work / "out"), "--quiet"],
-                          env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == -9, proc.stderr[-2000:]
-    film = work / "out" / "mini" / "film.mp4"
-    written = film.stat().st_mtime_ns
-    assert main([str(script), "--out", str(work / "out"), "--quiet"]) == 0
-    assert film.stat().st_mtime_ns == written  # the film the crashed run finished is the one kept
+    if stitched is not None:  # a finished stitch is not redone: its checkpoint was on disk first
+        assert (run / "film.mp4").stat().st_mtime_ns == stitched
