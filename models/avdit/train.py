@@ -16,7 +16,8 @@ cross-entropy + spatio-temporal TV + layer variance at weights 1 / 0.001 / 8.
 Data: a folder of `.safetensors` samples with tensors `latents` (C, F, H, W), `prompt_embeds`
 (512, D), `text_len` (1,), `audio` (S, T) 16 kHz, `labels` (F, H/2, W/2) and metadata
 {"token_groups": [[...], ...], "fps": 25, "num_frames": N} (stage d: optional "characters", the
-character of each stream; without it every stream is the trained character). `--synthetic N`
+character of each stream; without it every stream is the trained character; optional tensor
+`wav2vec` (S, F, layers, hidden), the cached `AudioEncoder.hidden_states`). `--synthetic N`
 makes tiny samples.
 """
 from __future__ import annotations
@@ -136,7 +137,11 @@ def training_loss(model: AvditModel, scheduler, sample: dict, stage: str, genera
     use_audio = stage in ("b", "d")
     kwargs = {}
     if use_audio:
-        tokens = model.audio_encoder(sample["audio"].to(dev), sample["num_frames"], sample["fps"])[None]
+        enc = model.audio_encoder
+        if "wav2vec" in sample:  # cached frozen features (S, F_video, layers, hidden)
+            tokens = enc.from_features(sample["wav2vec"].to(dev))[None]
+        else:
+            tokens = enc(sample["audio"].to(dev), sample["num_frames"], sample["fps"])[None]
         route = labels_to_route(sample["labels"], tokens.shape[1])[None].to(dev)
         if model.router is not None:  # teacher forcing with augmented ground truth
             route = teacher_route(route, generator)
