@@ -329,3 +329,23 @@ def test_loading_refuses_unsafe_formats(tmp_path):
         load_state_dict(tmp_path / "evil.pt")
     with pytest.raises(ModelError, match="does not exist"):
         load_state_dict(tmp_path / "missing.safetensors")
+
+
+def test_audio_encoder_uses_exactly_the_clips_audio():
+    model = tiny_model(seed=0)
+    enc = model.audio_encoder
+    g = torch.Generator().manual_seed(4)
+    want = 16000 * 9 // 25  # 9 frames at 25 fps
+    wav = torch.randn(1, want + 3000, generator=g)
+    with torch.no_grad():
+        longer = enc(wav, 9, 25.0)
+        exact = enc(wav[:, :want], 9, 25.0)
+        short = enc(wav[:, : want - 1000], 9, 25.0)
+        padded = enc(torch.cat([wav[:, : want - 1000], torch.zeros(1, 1000)], 1), 9, 25.0)
+    assert torch.equal(longer, exact), "audio after the clip's end must be ignored"
+    assert torch.allclose(short, padded, atol=1e-6), "short audio is zero-padded to the clip"
+    assert longer.shape == (1, 3, enc.tokens, enc.dim)
+
+
+def test_word_spans_skip_empty_words():
+    assert word_spans(PROMPT, ["", "hopper"]) == [(31, 37)]

@@ -129,6 +129,10 @@ def test_each_stage_trains_exactly_its_parameters(stage, tmp_path):
           log=lambda _: None, skip_stage_a=True)
     changed = {n for n, p in model.named_parameters() if not torch.equal(p.detach(), before[n])}
     assert changed and changed <= expected_trainable(model, stage)
+    if stage in ("b", "d"):  # the router head trains with the audio layers (teacher forcing)
+        assert any(n.startswith("router.") for n in changed) and any(n.startswith("audio_layers.") for n in changed)
+    if stage == "d":
+        assert "identity_tokens.collins" in changed
     assert not any(n.startswith(("transformer.", "audio_encoder.wav2vec.")) and "lora_" not in n for n in changed)
 
 
@@ -152,7 +156,7 @@ def test_compose_train_stages_a_to_d_and_the_result_generates(tmp_path):
     from models.loading import load_state_dict
 
     common = ["--tiny", "--synthetic", "2", "--steps", "4", "--rank", "4", "--lr", "1e-2", "--save-every", "100"]
-    a, b, c, d = (tmp_path / x for x in "abcd")
+    a, b, c, d = (tmp_path / "runs" / x for x in "abcd")  # --out folders that do not exist yet
     assert main(["--stage", "a", "--out", str(a)] + common) == 0
     assert main(["--stage", "b", "--out", str(b), "--router", "--lora", f"dataset={a / 'lora-dataset.safetensors'}"] + common) == 0
     assert main(["--stage", "c", "--character", "collins", "--out", str(c)] + common) == 0
@@ -169,7 +173,18 @@ def test_compose_train_stages_a_to_d_and_the_result_generates(tmp_path):
     assert model.router is not None  # the stage-b router travels in the adapter
     pipe = AvditPipeline(model, tiny_vae(), FlowMatchEulerDiscreteScheduler(shift=3.0), TinyPrompt())
     pipe.load_character("collins", d / "lora-collins.safetensors")
-    pipe.use_characters(["collins"])
+    pipe.load_character("dataset", a / "lora-dataset.safetensors")
+    probe = torch.randn(1, 4, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    emb = TinyPrompt()(["<sub1> COLLINS"])[0]
+
+    def base_out():
+        with torch.no_grad():
+            return model.transformer(probe, torch.tensor([500.0]), emb, return_dict=False)[0]
+    pipe.use_characters([])
+    plain_base = base_out()
+    pipe.use_characters(["collins", "nobody"])
+    assert model.transformer.active_adapters() == ["collins"]
+    assert (base_out() - plain_base).abs().max() > 1e-5  # re-enabled after being switched off
     assert torch.equal(model.identity_tokens["collins"], load_state_dict(d / "lora-collins.safetensors")["identity_tokens"])
     embeds, lens, _ = pipe.prompt_encoder(["<sub1> COLLINS speaks", ""])
     wav = torch.randn(1, 16000 * 9 // 25, generator=torch.Generator().manual_seed(0))
@@ -183,3 +198,44 @@ def test_compose_train_stages_a_to_d_and_the_result_generates(tmp_path):
     with_id = run(guidance=Guidance("region", 5.0, 9.0, id_scale=4.0), mask_source="boxes")
     routed = run(guidance=Guidance("region", 5.0, 9.0), mask_source="router", router_threshold=0.0)
     assert abs(with_id - plain).max() > 1e-5 and abs(routed - plain).max() > 1e-5
+
+
+def test_training_reads_a_data_folder(tmp_path):
+    from models.loading import save_state_dict
+
+    for i, s in enumerate(synthetic_samples(2, seed=1)):
+        tensors = {k: s[k] for k in ("latents", "prompt_embeds", "text_len", "audio", "labels")}
+        meta = {k: s[k] for k in ("token_groups", "fps", "num_frames")}
+        save_state_dict(tensors, tmp_path / "data" / f"{i}.safetensors", meta)
+    from models.avdit.train import load_samples
+
+    loaded = load_samples(tmp_path / "data")
+    assert len(loaded) == 2 and loaded[1]["token_groups"] == [[0], [2]] and loaded[0]["latents"].shape == (4, 3, 8, 8)
+    assert main(["--stage", "b", "--skip-stage-a", "--tiny", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "b"),
+                 "--steps", "2"]) == 0
+    assert (tmp_path / "b" / "adapter.safetensors").is_file()
+    with pytest.raises(ModelError, match="no .safetensors samples"):
+        load_samples(tmp_path)
+
+
+def test_teacher_forcing_feeds_noised_ground_truth_only_with_a_router():
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    from models.avdit.train import training_loss
+
+    sample = synthetic_samples(1)[0]
+    sched = FlowMatchEulerDiscreteScheduler(shift=3.0)
+    sched.set_timesteps(1000)
+    truth = (sample["labels"].flatten() == 1).float()
+    for router in (False, True):
+        model = tiny_model(seed=0, router=router)
+        seen = []
+        hook = model.audio_layers[0].register_forward_hook(lambda m, a, o: seen.append(a[2]))
+        training_loss(model, sched, sample, "b", torch.Generator().manual_seed(0))
+        hook.remove()
+        route = seen[0][0, 0]
+        if router:
+            assert not torch.equal(route, truth) and (route - truth).abs().mean() < 0.2
+            assert len(model.state.router_logits) == model.num_layers
+        else:
+            assert torch.equal(route, truth)
