@@ -349,3 +349,22 @@ def test_audio_encoder_uses_exactly_the_clips_audio():
 
 def test_word_spans_skip_empty_words():
     assert word_spans(PROMPT, ["", "hopper"]) == [(31, 37)]
+
+
+def test_trigger_attention_reads_only_the_text_part_of_an_i2v_context():
+    from diffusers import WanTransformer3DModel
+
+    torch.manual_seed(0)
+    tr = WanTransformer3DModel(  # Wan I2V at toy size: image tokens precede the text in the context
+        patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=4, out_channels=4, text_dim=32,
+        freq_dim=32, ffn_dim=32, num_layers=1, cross_attn_norm=True, image_dim=16, added_kv_proj_dim=24)
+    attn = tr.blocks[0].attn2
+    assert attn.add_k_proj is not None
+    embeds, lens, _ = TinyPrompt()([PROMPT])
+    text = tr.condition_embedder.text_embedder(embeds)
+    image = torch.randn(1, 257, 24)
+    hidden = torch.randn(1, 48, 24)
+    with torch.no_grad():
+        both = trigger_attention(attn, hidden, torch.cat([image, text], 1), lens, [[0, 1], [4, 5]])
+        alone = trigger_attention(attn, hidden, text, lens, [[0, 1], [4, 5]])
+    assert torch.allclose(both, alone, atol=1e-6)

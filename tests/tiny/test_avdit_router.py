@@ -180,3 +180,18 @@ def test_pipeline_refuses_settings_it_cannot_honour():
         generate(pipe, guidance=Guidance("region", id_scale=4.0), characters=["collins", "hopper"])
     with pytest.raises(ModelError, match="mask_source"):
         generate(pipe, mask_source="faces")
+    with pytest.raises(ModelError, match="trigger tokens"):
+        generate(pipeline(routed_model()), mask_source="router", token_groups=None)
+    with pytest.raises(ModelError, match="character names"):
+        generate(pipe, characters=["collins"])
+
+
+def test_pipeline_decodes_like_wan():
+    pipe = pipeline()
+    out = generate(pipe, mask_source="boxes", output_type="np")
+    assert out.video.shape == (9, 32, 32, 3) and out.video.dtype.name == "uint8" and out.video.std() > 0
+    z = torch.randn(1, 4, 3, 4, 4, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        frames = pipe.vae.decode(z, return_dict=False)[0][0]  # tiny VAE: latents_mean 0, latents_std 1
+    want = ((frames.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 3, 0).numpy()
+    assert (pipe.decode(z) == want).all()

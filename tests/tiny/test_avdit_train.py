@@ -75,6 +75,11 @@ def test_stage_b_training_lowers_loss_and_resumes(tmp_path):
     trained = dict(model.named_parameters())
     assert torch.allclose(dict(again.named_parameters())["audio_layers.0.to_out.bias"],
                           trained["audio_layers.0.to_out.bias"], atol=0.1)
+    # Resuming at the saved step restores the trained tensors exactly (nothing left to run).
+    restored = tiny_model(seed=0, router=True)
+    assert train(restored, samples, "b", tmp_path, steps=23, log=lambda _: None, skip_stage_a=True) == []
+    resumed = dict(again.named_parameters())
+    assert all(torch.equal(p, resumed[n]) for n, p in restored.named_parameters() if n.startswith(("audio_layers", "router")))
 
 
 def test_train_cli_stage_c_and_wrong_stage_resume(tmp_path, capsys):
@@ -141,6 +146,8 @@ def test_stage_d_needs_the_character_lora_and_the_stage_b_adapter(tmp_path, caps
 
     with pytest.raises(ModelError, match="stage-c LoRA"):
         prepare_stage(tiny_model(seed=0), "d", "collins", rank=4)
+    with pytest.raises(ModelError, match="stage-a dataset LoRA"):  # the library default refuses too
+        train(tiny_model(seed=0), synthetic_samples(1), "b", tmp_path / "b", steps=1, log=lambda _: None)
     assert main(["--stage", "d", "--character", "collins", "--tiny", "--synthetic", "1", "--out", str(tmp_path),
                  "--steps", "1"]) == 2
     assert "--adapter" in capsys.readouterr().err
@@ -239,3 +246,27 @@ def test_teacher_forcing_feeds_noised_ground_truth_only_with_a_router():
             assert len(model.state.router_logits) == model.num_layers
         else:
             assert torch.equal(route, truth)
+
+
+def test_training_loss_is_flow_matching_on_the_schedulers_noise_level():
+    """x_t = (1 - sigma) x0 + sigma noise, target noise - x0, written out independently."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    from models.avdit.train import training_loss
+
+    sample = synthetic_samples(1)[0]
+    assert sample["prompt_embeds"].shape == (512, 32)
+    assert int(sample["text_len"]) == int((sample["prompt_embeds"].abs().sum(1) > 0).sum())
+    sched = FlowMatchEulerDiscreteScheduler(shift=3.0)
+    sched.set_timesteps(1000)
+    model = tiny_model(seed=0)
+    add_character_lora(model.transformer, "dataset", rank=4)
+    with torch.no_grad():
+        got, parts = training_loss(model, sched, sample, "a", torch.Generator().manual_seed(5))
+        g = torch.Generator().manual_seed(5)
+        x0 = sample["latents"][None]
+        noise = torch.randn(x0.shape, generator=g)
+        t = sched.timesteps[torch.randint(1000, (1,), generator=g)]
+        sigma = float(t) / 1000
+        pred = model.transformer((1 - sigma) * x0 + sigma * noise, t, sample["prompt_embeds"][None], return_dict=False)[0]
+    assert torch.allclose(got, ((pred - (noise - x0)) ** 2).mean(), atol=1e-6)
