@@ -6,7 +6,7 @@ run context turns them into the backend's explicit constructor arguments.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, field_validator
@@ -45,10 +45,15 @@ class CosyVoiceConfig(Strict):
 class AvditConfig(Strict):
     model_dir: Optional[Path] = None  # Wan diffusers folder (transformer, vae, text_encoder)
     wav2vec_dir: Optional[Path] = None
-    adapter: Optional[Path] = None  # audio cross-attention weights (safetensors)
+    adapter: Optional[Path] = None  # audio adapter (safetensors); its router head loads with it if it has one
     steps: int = Field(30, ge=1, le=200)
     text_scale: float = Field(5.0, ge=0.0, le=30.0)
-    audio_scale: float = Field(4.0, ge=0.0, le=30.0)
+    audio_scale: float = Field(9.0, ge=0.0, le=30.0)  # VauCustom's w_aud
+    # none | text (no audio CFG: audio in every row) | global (audio CFG everywhere) | region (inside M)
+    guidance: Literal["none", "text", "global", "region"] = "region"
+    id_scale: float = Field(1.0, ge=0.0, le=10.0)  # ID-LoRA's s_id (1 = off; the paper uses 4); needs stage-d files
+    mask_source: Optional[Literal["boxes", "attention", "router"]] = None  # None: attention (tiny: boxes)
+    router_threshold: float = Field(0.5, ge=0.0, le=1.0)  # less confident router tokens go to the background
     tiny: bool = False  # random tiny weights, for tests and smoke runs only
 
 

@@ -26,7 +26,7 @@ WEIGHTS = {
 DEFAULT_WEIGHT = 1.0
 
 MAX_DILATION = 24  # pixels; beyond this a router mask swallows the neighbour
-MAX_AUDIO_GUIDANCE = 9.0
+MAX_AUDIO_GUIDANCE = 12.0  # VauCustom guides audio at 9; a retry may go a little past it
 MIN_RATE = 0.8  # slower speech helps ASR, but below this it sounds unnatural
 
 

@@ -50,7 +50,8 @@ class AudioEncoder(nn.Module):
     """wav2vec2 (frozen) -> learned mix of all hidden layers -> windows -> K tokens per latent frame.
 
     `forward(wav, num_frames, fps)` takes (B, T) 16 kHz mono waveforms and returns
-    (B, F_latent, tokens, dim) audio context tokens.
+    (B, F_latent, tokens, dim) audio context tokens; it is `from_features(hidden_states(...))`, so the frozen
+    wav2vec2 features can be computed once and cached.
     """
 
     def __init__(self, wav2vec: nn.Module, dim: int, tokens: int = 4, context: int = 2):
@@ -92,7 +93,10 @@ class AudioEncoder(nn.Module):
         return hs.transpose(1, 2).reshape(b, num_frames, L, h)
 
     def forward(self, wav: torch.Tensor, num_frames: int, fps: float) -> torch.Tensor:
-        hs = self.hidden_states(wav, num_frames, fps)
+        return self.from_features(self.hidden_states(wav, num_frames, fps))
+
+    def from_features(self, hs: torch.Tensor) -> torch.Tensor:
+        """(B, F_video, layers, hidden) features from `hidden_states` (cacheable) -> (B, F_latent, K, dim)."""
         w = torch.softmax(self.layer_logits, dim=0).to(hs.dtype)
         mixed = (hs * w[None, None, :, None]).sum(2)  # (B, F_video, H)
         win = window_per_latent_frame(mixed, self.context)  # (B, F_lat, window, H)

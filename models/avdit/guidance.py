@@ -1,61 +1,90 @@
-"""Classifier-free guidance for text, audio (global or region-selective) and identity.
+"""Classifier-free guidance: none, text only, global audio, region-selective audio; identity guidance.
 
-Region-selective audio CFG (VauCustom):
-    eps = eps_u + s_t (eps_t - eps_u) + s_a * M * (eps_ta - eps_t)
-with eps_u unconditional, eps_t text only, eps_ta text + audio, and M the speakers' router mask in
-latent space (M = 1 everywhere is global audio CFG). Identity guidance (ID-LoRA) adds
-    s_id * (eps_ta - eps_ta_without_identity_lora).
-All passes of one step run as one batched forward: rows differ only in prompt and gates.
+With eps_u (negative prompt), eps_t (prompt), eps_ta (prompt + audio) and a superscript a for
+"audio on":
+    none    eps = eps_ta                                            (1 pass, no CFG)
+    text    eps = eps_u^a + s_t (eps_ta - eps_u^a)                   (audio in every row: no audio CFG)
+    global  eps = eps_u + s_t (eps_t - eps_u) + s_a (eps_ta - eps_t)       (VauCustom eq. 5)
+    region  eps = eps_u + s_t (eps_t - eps_u) + s_a M (eps_ta - eps_t)     (VauCustom eq. 6)
+M is the speakers' mask in latent space. Identity guidance (ID-LoRA eq. 5,
+eps = eps_noref + s_id (eps_ref - eps_noref)) adds (s_id - 1) (eps_ta - eps_ta^noid), where
+eps_ta^noid drops the characters' learned identity tokens (the reference) and keeps everything
+else, LoRAs included; s_id = 1 is no identity guidance. All passes of one step run as one batched
+forward: rows differ only in prompt and gates.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import torch
 
-from models.avdit.lora import identity_gate
+from models.errors import ModelError
 
-MODES = ("text", "audio", "region")
+MODES = ("none", "text", "global", "region")
 
 
-def combine(
-    eps_u: torch.Tensor,
-    eps_t: torch.Tensor,
-    text_scale: float,
-    eps_ta: Optional[torch.Tensor] = None,
-    audio_scale: float = 0.0,
-    mask: Optional[torch.Tensor] = None,
-    eps_noid: Optional[torch.Tensor] = None,
-    id_scale: float = 0.0,
-) -> torch.Tensor:
-    """The guided prediction from the passes' predictions (see the module docstring)."""
-    eps = eps_u + text_scale * (eps_t - eps_u)
-    if eps_ta is not None:
-        delta = eps_ta - eps_t
-        eps = eps + audio_scale * (delta if mask is None else mask.to(delta.dtype) * delta)
-    if eps_noid is not None:
-        eps = eps + id_scale * (eps_ta - eps_noid)
-    return eps
+class Row(NamedTuple):
+    """One pass of a guided step: which prompt, and whether audio and identity tokens are on."""
+
+    negative: bool
+    audio: bool
+    identity: bool
 
 
 @dataclass
 class Guidance:
-    """How to guide: `mode` text (2 passes), audio or region (3 passes), +1 pass for identity."""
+    """How to guide: `mode` (see the module docstring) and the scales; VauCustom's s_t 5, s_a 9."""
 
     mode: str = "region"
     text_scale: float = 5.0
-    audio_scale: float = 4.0
-    id_scale: float = 0.0
+    audio_scale: float = 9.0
+    id_scale: float = 1.0  # ID-LoRA's s_id; 1 = off (their default is 4)
 
     def __post_init__(self):
         if self.mode not in MODES:
-            raise ValueError(f"guidance mode {self.mode!r} is not one of {MODES}")
+            raise ModelError(f"guidance mode {self.mode!r} is not one of {MODES}", f"use one of {', '.join(MODES)}")
+
+    @property
+    def identity(self) -> bool:
+        return self.id_scale != 1.0
+
+    def rows(self) -> list[Row]:
+        """The passes, in batch order; the full conditional pass (prompt, audio, identity) is
+        `rows().index(Row(False, True, True))`."""
+        if self.mode == "none":
+            rows = [Row(False, True, True)]
+        elif self.mode == "text":
+            rows = [Row(True, True, True), Row(False, True, True)]
+        else:
+            rows = [Row(True, False, True), Row(False, False, True), Row(False, True, True)]
+        return rows + [Row(False, True, False)] if self.identity else rows
 
     @property
     def passes(self) -> int:
-        n = 2 if self.mode == "text" else 3
-        return n + (1 if self.id_scale and self.mode != "text" else 0)
+        return len(self.rows())
+
+    @property
+    def conditional_row(self) -> int:
+        return self.rows().index(Row(False, True, True))
+
+    def combine(self, parts: list[torch.Tensor], mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """The guided prediction from the rows' predictions (in `rows()` order)."""
+        if self.mode == "none":
+            eps = parts[0]
+        elif self.mode == "text":
+            eps = parts[0] + self.text_scale * (parts[1] - parts[0])
+        else:
+            u, t, ta = parts[:3]
+            delta = ta - t
+            if self.mode == "region":
+                if mask is None:
+                    raise ModelError("region audio guidance needs the speakers' mask M", "pass `mask`, or use mode global")
+                delta = mask.to(delta.dtype) * delta
+            eps = u + self.text_scale * (t - u) + self.audio_scale * delta
+        if self.identity:
+            eps = eps + (self.id_scale - 1.0) * (parts[self.conditional_row] - parts[-1])
+        return eps
 
 
 def guided_noise(
@@ -72,37 +101,39 @@ def guided_noise(
     negative_lens: Optional[torch.Tensor] = None,
     token_groups: Optional[list] = None,
     capture_layers: Optional[set] = None,
+    identity: Optional[list] = None,
+    router_mode: str = "off",
+    router_threshold: float = 0.5,
 ) -> torch.Tensor:
     """One guided prediction for a single sample (batch 1), every pass in one forward.
 
-    Rows: 0 unconditional, 1 text (audio gated off), 2 text + audio, 3 text + audio without the
-    identity LoRA. In `text` mode row 1 carries the audio, so audio still conditions the video.
+    In router predict mode the full conditional row's prediction routes every row, so all passes
+    of a step share one mask.
     """
-    p = guidance.passes
-    embeds = torch.cat([negative_embeds] + [prompt_embeds] * (p - 1))
-    audio_gate = torch.tensor([0.0, 0.0, 1.0, 1.0][:p]) if guidance.mode != "text" else torch.tensor([0.0, 1.0])
+    rows = guidance.rows()
+    p = len(rows)
+    dev = latents.device
+    embeds = torch.cat([negative_embeds if r.negative else prompt_embeds for r in rows])
     lens = None
     if text_lens is not None:
         neg = negative_lens if negative_lens is not None else text_lens
-        lens = torch.cat([neg] + [text_lens] * (p - 1))
-    lora_gate = torch.tensor([1.0, 1.0, 1.0, 0.0]) if p == 4 else None
-    with identity_gate(model.transformer, lora_gate.to(latents.device) if lora_gate is not None else None):
-        eps = model(
-            latents.expand(p, *latents.shape[1:]),
-            timestep.expand(p),
-            embeds,
-            audio=None if audio is None else audio.expand(p, *audio.shape[1:]),
-            route=None if route is None else route.expand(p, *route.shape[1:]),
-            audio_gate=audio_gate.to(latents.device) if audio is not None else None,
-            text_lens=lens,
-            token_groups=token_groups,
-            capture_layers=capture_layers,
-        )
-    parts = eps.float().chunk(p)
-    if guidance.mode == "text":
-        return combine(parts[0], parts[1], guidance.text_scale)
-    region = mask if guidance.mode == "region" else None
-    return combine(
-        parts[0], parts[1], guidance.text_scale, parts[2], guidance.audio_scale, region,
-        parts[3] if p == 4 else None, guidance.id_scale,
+        lens = torch.cat([neg if r.negative else text_lens for r in rows])
+    audio_gate = torch.tensor([float(r.audio) for r in rows], device=dev)
+    identity_gate = torch.tensor([float(r.identity) for r in rows], device=dev)
+    eps = model(
+        latents.expand(p, *latents.shape[1:]),
+        timestep.expand(p),
+        embeds,
+        audio=None if audio is None else audio.expand(p, *audio.shape[1:]),
+        route=None if route is None else route.expand(p, *route.shape[1:]),
+        audio_gate=audio_gate if audio is not None else None,
+        text_lens=lens,
+        token_groups=token_groups,
+        capture_layers=capture_layers,
+        router_mode=router_mode,
+        identity=identity,
+        identity_gate=identity_gate,
+        router_row=guidance.conditional_row if router_mode == "predict" else None,
+        router_threshold=router_threshold,
     )
+    return guidance.combine(list(eps.float().chunk(p)), mask)

@@ -2,8 +2,8 @@
 
 `AvditPipeline(...)(prompt_embeds=..., audio=...)` denoises with diffusers' real
 `FlowMatchEulerDiscreteScheduler`, routes each speech stream into its character's router mask,
-refines the masks from trigger-word attention as denoising proceeds, guides every step with one
-batched forward, and decodes with `AutoencoderKLWan`. Prompts can be given as embeddings (tests) or
+refines the masks from trigger-word attention as denoising proceeds (or lets the learned router
+predict them inside every forward), guides every step with one batched forward, and decodes with `AutoencoderKLWan`. Prompts can be given as embeddings (tests) or
 as text through a local UMT5 encoder (`UMT5Prompt`).
 """
 from __future__ import annotations
@@ -17,7 +17,12 @@ import torch
 from models.avdit.adapter import TEXT_CONTEXT, AvditModel
 from models.avdit.audio import AudioEncoder, latent_frames
 from models.avdit.guidance import Guidance, guided_noise
-from models.avdit.router import box_labels, labels_to_route, masks_from_attention
+from models.avdit.lora import load_character, use_characters
+from models.avdit.router import box_labels, labels_to_route, masks_from_attention, uniform_shares
+from models.errors import ModelError
+from models.loading import load_state_dict
+
+MASK_SOURCES = ("boxes", "attention", "router")
 
 
 class UMT5Prompt:
@@ -48,19 +53,21 @@ class AvditOutput:
 
 
 class AvditPipeline:
-    """Wan T2V + audio cross-attention + router masks + region-selective audio CFG."""
+    """Wan T2V + audio cross-attention + router masks + audio / identity guidance."""
 
     def __init__(self, model: AvditModel, vae, scheduler, prompt_encoder=None):
         self.model, self.vae, self.scheduler, self.prompt_encoder = model, vae, scheduler, prompt_encoder
 
     @classmethod
-    def from_local(cls, model_dir, wav2vec_dir, adapter=None, dtype=torch.bfloat16, device="cuda", tokens: int = 4):
-        """Load a diffusers Wan folder (transformer, vae, text_encoder, tokenizer), wav2vec2 and the
-        audio adapter (safetensors) from local paths only."""
+    def from_local(cls, model_dir, wav2vec_dir, adapter=None, characters: Optional[dict] = None,
+                   dtype=torch.bfloat16, device="cuda", tokens: int = 4):
+        """Load a diffusers Wan folder (transformer, vae, text_encoder, tokenizer), wav2vec2, the
+        audio adapter (safetensors; its router head too, if it was trained with one) and
+        `characters` {name: character file} from local paths only."""
         from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanTransformer3DModel
         from transformers import AutoTokenizer, UMT5EncoderModel, Wav2Vec2Model
 
-        from models.loading import from_pretrained_local, load_state_dict, local_path
+        from models.loading import from_pretrained_local, local_path
 
         root = local_path(model_dir, "avdit.model_dir", want_dir=True)
         transformer = from_pretrained_local(WanTransformer3DModel, root / "transformer", "avdit.model_dir", torch_dtype=dtype)
@@ -69,17 +76,33 @@ class AvditPipeline:
         tokenizer = AutoTokenizer.from_pretrained(str(local_path(root / "tokenizer", "avdit.model_dir", True)), local_files_only=True)
         wav2vec = from_pretrained_local(Wav2Vec2Model, wav2vec_dir, "avdit.wav2vec_dir")
         dim = transformer.config.num_attention_heads * transformer.config.attention_head_dim
-        model = AvditModel(transformer, AudioEncoder(wav2vec, dim, tokens))
-        if adapter is not None:
-            model.load_adapter_state_dict(load_state_dict(adapter, "avdit.adapter"))
+        model = build_with_adapter(transformer, AudioEncoder(wav2vec, dim, tokens), adapter)
         model.to(device, dtype)
         model.audio_encoder.wav2vec.float()
         scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0)  # Wan 2.1's flow shift at 480p
-        return cls(model, vae.to(device), scheduler, UMT5Prompt(tokenizer, text_encoder.to(device)))
+        pipe = cls(model, vae.to(device), scheduler, UMT5Prompt(tokenizer, text_encoder.to(device)))
+        for name, path in (characters or {}).items():
+            pipe.load_character(name, path)
+        return pipe
 
     @property
     def device(self) -> torch.device:
         return next(self.model.transformer.parameters()).device
+
+    def load_character(self, name: str, path) -> None:
+        """Load character `name`'s file (LoRA, plus learned audio tokens after stage d)."""
+        load_character(self.model, path, name)
+
+    def use_characters(self, names: Sequence[str]) -> None:
+        """Activate the LoRAs of `names` that are loaded (none loaded: the base model)."""
+        tr = self.model.transformer
+        loaded = set(getattr(tr, "peft_config", {}) or {})
+        active = [n for n in names if n in loaded]
+        if active:
+            tr.enable_adapters()
+            use_characters(tr, active)
+        elif loaded:
+            tr.disable_adapters()
 
     def route_and_mask(self, labels: torch.Tensor, speaking: torch.Tensor):
         """Router (1, S, N) from token labels, and M (1, 1, F, H, W) over latents: speakers' tokens."""
@@ -90,14 +113,29 @@ class AvditPipeline:
         m = speak.repeat_interleave(pt, 0).repeat_interleave(ph, 1).repeat_interleave(pw, 2)
         return route.to(self.device), m[None, None].to(self.device)
 
-    def refine_labels(self, maps: torch.Tensor, grid, fallback: torch.Tensor) -> torch.Tensor:
+    def refine_labels(self, maps: torch.Tensor, grid, baseline: torch.Tensor, fallback: torch.Tensor) -> torch.Tensor:
         """Labels from captured trigger attention; a character who wins no token keeps its boxes."""
         s = maps.shape[0]
-        labels = masks_from_attention(maps.float().cpu().view(s, *grid))
+        labels = masks_from_attention(maps.float().cpu().view(s, *grid), baseline)
         for k in range(1, s + 1):
             if not (labels == k).any():
                 labels = torch.where((fallback == k) & (labels == 0), fallback, labels)
         return labels
+
+    def check(self, mask_source: str, guidance: Guidance, characters: Optional[Sequence[str]], token_groups, streams: int):
+        """Refuse settings this model cannot honour, with the fix."""
+        if mask_source not in MASK_SOURCES:
+            raise ModelError(f"mask_source {mask_source!r} is not one of {MASK_SOURCES}", f"use one of {', '.join(MASK_SOURCES)}")
+        if mask_source == "router" and self.model.router is None:
+            raise ModelError("mask_source router needs an adapter trained with a router head",
+                             "train stage b with --router, or use mask_source attention or boxes")
+        if mask_source == "router" and not token_groups:
+            raise ModelError("mask_source router needs each character's trigger tokens", "pass token_groups")
+        if guidance.identity and not any(c in self.model.identity_tokens for c in characters or []):
+            raise ModelError("identity guidance needs a character with learned audio tokens, and none is loaded",
+                             "load the character files written by compose train --stage d, or set id_scale to 1")
+        if characters is not None and len(characters) != streams:
+            raise ModelError(f"{len(characters)} character names for {streams} speech streams", "name every stream's character")
 
     @torch.no_grad()
     def __call__(
@@ -117,40 +155,52 @@ class AvditPipeline:
         steps: int = 30,
         guidance: Guidance = Guidance(),
         mask_source: str = "attention",
+        characters: Optional[Sequence[str]] = None,
+        router_threshold: float = 0.5,
         capture_layers: Optional[set] = None,
         generator: Optional[torch.Generator] = None,
         output_type: str = "np",
     ) -> AvditOutput:
         """Generate one clip. `audio` is (S, T) 16 kHz speech, one stream per character, in the
-        order of `boxes` (S, 4) and `token_groups`; `speaking` (S,) marks streams with speech."""
-        if mask_source not in ("boxes", "attention", "router"):
-            raise ValueError(f"mask_source {mask_source!r} must be boxes, attention or router")
-        dev, dtype = self.device, next(self.model.transformer.parameters()).dtype
+        order of `boxes` (S, 4), `token_groups` and `characters`; `speaking` (S,) marks streams with
+        speech. `mask_source`: boxes (fixed), attention (trigger-word attention, refined each step)
+        or router (the learned head predicts the masks inside every forward)."""
         s = audio.shape[0]
+        self.check(mask_source, guidance, characters, token_groups, s)
+        dev, dtype = self.device, next(self.model.transformer.parameters()).dtype
         speaking = speaking if speaking is not None else torch.ones(s, dtype=torch.bool)
         vcfg = self.vae.config
         lat_shape = (1, self.model.transformer.config.in_channels, latent_frames(num_frames),
                      height // vcfg.scale_factor_spatial, width // vcfg.scale_factor_spatial)
         latents = torch.randn(lat_shape, generator=generator, dtype=torch.float32).to(dev)
         grid = self.model.token_grid(latents)
-        labels = box_labels(boxes, grid)
-        fallback = labels
+        labels = fallback = box_labels(boxes, grid)
         route, mask = self.route_and_mask(labels, speaking)
         tokens = self.model.audio_encoder(audio.to(dev), num_frames, fps)[None].to(dtype)  # (1, S, F, K, D)
         if capture_layers is None:  # the middle half of the blocks carries the most spatial attention
             n = self.model.num_layers
             capture_layers = set(range(n // 4, max(n // 4 + 1, 3 * n // 4)))
         capture = capture_layers if mask_source == "attention" and token_groups else None
+        baseline = uniform_shares(token_groups, int(text_lens[0])) if capture and text_lens is not None else None
+        router_mode = "predict" if mask_source == "router" else "off"
+        cond = guidance.conditional_row
         self.scheduler.set_timesteps(steps, device=dev)
         for t in self.scheduler.timesteps:
             eps = guided_noise(
                 self.model, latents.to(dtype), t.expand(1), prompt_embeds.to(dev, dtype), negative_prompt_embeds.to(dev, dtype),
                 guidance, tokens, route, mask, text_lens, negative_lens, token_groups, capture,
+                identity=list(characters) if characters is not None else None,
+                router_mode=router_mode, router_threshold=router_threshold,
             )
             latents = self.scheduler.step(eps, t, latents, return_dict=False)[0]
             maps = self.model.captured_maps()
             if capture and maps is not None:
-                labels = self.refine_labels(maps[1], grid, fallback)  # row 1: the text-conditioned pass
+                if baseline is None:
+                    raise ModelError("attention masks need the prompt's real length", "pass text_lens")
+                labels = self.refine_labels(maps[cond], grid, baseline, fallback)
+                route, mask = self.route_and_mask(labels, speaking)
+            if router_mode == "predict":  # M for the next step from this step's routing
+                labels = self.model.state.router_labels[cond].view(grid).cpu()
                 route, mask = self.route_and_mask(labels, speaking)
         if output_type == "latent":
             return AvditOutput(video=latents.cpu().numpy(), labels=labels)
@@ -167,3 +217,12 @@ class AvditPipeline:
         video = ((video[0].float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
         return video.permute(1, 2, 3, 0).cpu().numpy()
 
+
+def build_with_adapter(transformer, audio_encoder, adapter=None) -> AvditModel:
+    """An `AvditModel` shaped like the adapter file (router head if it has one), weights loaded."""
+    if adapter is None:
+        return AvditModel(transformer, audio_encoder)
+    sd = load_state_dict(adapter, "avdit.adapter")
+    model = AvditModel(transformer, audio_encoder, router=any(k.startswith("router.") for k in sd))
+    model.load_adapter_state_dict(sd)
+    return model

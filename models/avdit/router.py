@@ -51,17 +51,24 @@ def smooth_maps(maps: torch.Tensor, spatial: int = 1, temporal: int = 1) -> torc
     return F.avg_pool3d(x, (kt, ks, ks), stride=1)[:, 0]
 
 
-def masks_from_attention(maps: torch.Tensor, threshold: float = 0.35, spatial: int = 1, temporal: int = 1) -> torch.Tensor:
+def masks_from_attention(maps: torch.Tensor, baseline: torch.Tensor, ratio: float = 2.0, spatial: int = 1,
+                         temporal: int = 1) -> torch.Tensor:
     """Label map (F, H, W) from trigger-word attention maps (S, F, H, W).
 
-    Each character's map is smoothed and scaled to [0, 1] by its own maximum over the clip; a
-    token goes to the strongest character if that beats `threshold`, else to the background class.
+    `maps[s]` is the share of each token's text attention that falls on character s's trigger
+    words and `baseline[s]` the share uniform attention would give them (their count over the real
+    prompt length). A token goes to the character whose smoothed share beats its baseline by the
+    largest factor, if that factor reaches `ratio`; otherwise to the background. The threshold is
+    absolute, so diffuse attention yields background, never a frame-filling mask.
     """
-    m = smooth_maps(maps, spatial, temporal)
-    top = m.flatten(1).amax(1).clamp_min(1e-12)
-    m = m / top[:, None, None, None]
-    bg = torch.full_like(m[:1], threshold)
-    return torch.cat([bg, m], 0).argmax(0)
+    lift = smooth_maps(maps, spatial, temporal) / baseline.float().clamp_min(1e-12).view(-1, 1, 1, 1)
+    best, who = lift.max(0)
+    return torch.where(best >= ratio, who + 1, torch.zeros_like(who))
+
+
+def uniform_shares(groups: Sequence[list[int]], text_len: int) -> torch.Tensor:
+    """(S,) the attention share each character's trigger tokens get under uniform attention."""
+    return torch.tensor([len(g) / max(int(text_len), 1) for g in groups], dtype=torch.float32)
 
 
 def word_spans(text: str, words: Sequence[str]) -> list[tuple[int, int]]:
@@ -120,16 +127,38 @@ class RouterHead(nn.Module):
         return q @ keys.transpose(1, 2) * q.shape[-1] ** -0.5  # (B, N, S+1)
 
 
+# Bind-Your-Avatar's weights for L_r, L_st and L_layer (Sec. 5.2.1), applied to per-token means.
+ROUTER_LOSS_WEIGHTS = {"ce": 1.0, "tv": 0.001, "layer_var": 8.0}
+
+
 def router_losses(logits_per_layer: Sequence[torch.Tensor], target: torch.Tensor, grid) -> dict[str, torch.Tensor]:
     """Cross-entropy to the target labels (B, N), spatio-temporal total variation of the predicted
-    probabilities, and their variance across layers (layers should agree on who is where)."""
+    probabilities, their variance across layers (layers should agree on who is where), and `total`
+    weighted by `ROUTER_LOSS_WEIGHTS`."""
     logits = torch.stack(list(logits_per_layer))  # (L, B, N, C)
     n_layers, b, n, c = logits.shape
     ce = F.cross_entropy(logits.reshape(-1, c).float(), target.long().repeat(n_layers, 1).reshape(-1))
     probs = logits.float().softmax(-1).reshape(n_layers, b, *grid, c)
     tv = sum((probs.diff(dim=d).abs().mean()) for d in (2, 3, 4))
     var = probs.var(0, unbiased=False).mean() if n_layers > 1 else probs.new_zeros(())
-    return {"ce": ce, "tv": tv, "layer_var": var}
+    parts = {"ce": ce, "tv": tv, "layer_var": var}
+    parts["total"] = sum(ROUTER_LOSS_WEIGHTS[k] * v for k, v in parts.items())
+    return parts
+
+
+def confident_labels(logits: torch.Tensor, threshold: float) -> torch.Tensor:
+    """(B, N, 1+S) router logits -> (B, N) labels; tokens whose top probability is below
+    `threshold` are discarded to the background (Bind-Your-Avatar's inference refinement)."""
+    conf, label = logits.float().softmax(-1).max(-1)
+    return torch.where(conf >= threshold, label, torch.zeros_like(label))
+
+
+def teacher_route(route: torch.Tensor, generator: torch.Generator, drop: float = 0.1, sigma: float = 0.1) -> torch.Tensor:
+    """Ground-truth route for teacher forcing, augmented as Bind-Your-Avatar does: values dropped
+    with probability `drop` and Gaussian noise of std `sigma` added, clamped to [0, 1]."""
+    kept = torch.rand(route.shape, generator=generator) >= drop
+    noisy = route.cpu() * kept + sigma * torch.randn(route.shape, generator=generator)
+    return noisy.clamp(0.0, 1.0).to(route.device, route.dtype)
 
 
 def labels_to_video(labels: torch.Tensor, num_frames: int, height: int, width: int) -> torch.Tensor:

@@ -51,12 +51,12 @@ def tiny_vae(z_dim: int = 4):
     ).eval()
 
 
-def tiny_model(seed: int = 0, router: bool = False, learnable_tokens: int = 0, layers: int = 2) -> AvditModel:
+def tiny_model(seed: int = 0, router: bool = False, layers: int = 2, **transformer_kwargs) -> AvditModel:
     """Tiny transformer + tiny wav2vec2 audio encoder, wrapped as an `AvditModel`."""
     torch.manual_seed(seed)
-    tr = tiny_transformer(layers=layers)
+    tr = tiny_transformer(layers=layers, **transformer_kwargs)
     dim = tr.config.num_attention_heads * tr.config.attention_head_dim
-    return AvditModel(tr, AudioEncoder(tiny_wav2vec(), dim, tokens=2, context=1), learnable_tokens, router).eval()
+    return AvditModel(tr, AudioEncoder(tiny_wav2vec(), dim, tokens=2, context=1), router).eval()
 
 
 class TinyPrompt:

@@ -1,17 +1,24 @@
 """Training the audio-driven Wan: flow matching, VauCustom's decoupled stages, resumable checkpoints.
 
 Stages (each a separate run; a later stage starts from the files an earlier one wrote):
-  a  dataset-level appearance LoRA (adapter "dataset"), no audio
-  b  freeze that LoRA, train the audio cross-attention, audio encoder head and router head
-  c  one character's LoRA from their reference images/clips (adapter named after the character)
-  d  joint: audio layers with learnable audio tokens + the dataset LoRA
+  a  dataset-level appearance LoRA (adapter "dataset"), no audio            -> lora-dataset
+  b  that LoRA loaded and frozen (`--lora dataset=...`); train the audio cross-attention, audio
+     encoder head and router head                                           -> adapter
+  c  one character's LoRA on the base model, no audio, no dataset LoRA     -> lora-<id>
+  d  the dataset LoRA dropped; the character's stage-c LoRA, the audio layers (stage-b adapter) and
+     the character's learnable audio tokens trained jointly                 -> adapter, lora-<id>
+     (the character file then also holds the tokens; load it with `lora.load_character`)
 Objective: x_t = (1 - sigma) x0 + sigma * noise (diffusers' `FlowMatchEulerDiscreteScheduler.
-scale_noise`), target = noise - x0. With a router head the routing is teacher-forced by the
-ground-truth masks and the head is trained with cross-entropy + TV + layer variance.
+scale_noise`), target = noise - x0. With a router head the routing is teacher-forced by noised
+ground-truth masks, and the head (on detached inputs) is trained with Bind-Your-Avatar's
+cross-entropy + spatio-temporal TV + layer variance at weights 1 / 0.001 / 8.
 
 Data: a folder of `.safetensors` samples with tensors `latents` (C, F, H, W), `prompt_embeds`
 (512, D), `text_len` (1,), `audio` (S, T) 16 kHz, `labels` (F, H/2, W/2) and metadata
-{"token_groups": [[...], ...], "fps": 25, "num_frames": N}. `--synthetic N` makes tiny samples.
+{"token_groups": [[...], ...], "fps": 25, "num_frames": N} (stage d: optional "characters", the
+character of each stream; without it every stream is the trained character; optional tensor
+`wav2vec` (S, F, layers, hidden), the cached `AudioEncoder.hidden_states`). `--synthetic N`
+makes tiny samples.
 """
 from __future__ import annotations
 
@@ -24,8 +31,9 @@ import torch
 import torch.nn.functional as F
 
 from models.avdit.adapter import AvditModel
-from models.avdit.lora import add_character_lora, load_lora, lora_parameters, save_lora
-from models.avdit.router import labels_to_route, router_losses
+from models.avdit.audio import AudioEncoder
+from models.avdit.lora import add_character_lora, drop_lora, load_character, lora_parameters, save_character, save_lora
+from models.avdit.router import labels_to_route, router_losses, teacher_route
 from models.errors import ModelError
 from models.loading import load_state_dict, read_metadata, save_state_dict
 
@@ -70,43 +78,56 @@ def load_samples(folder) -> list[dict]:
     return samples
 
 
-def prepare_stage(model: AvditModel, stage: str, character: Optional[str], rank: int) -> list[torch.nn.Parameter]:
-    """Freeze everything, then unfreeze (adding adapters where needed) what `stage` trains."""
-    model.requires_grad_(False)
+IDENTITY_TOKENS = 4  # learnable audio tokens per character (stage d)
+
+
+def prepare_stage(model: AvditModel, stage: str, character: Optional[str], rank: int,
+                  skip_stage_a: bool = False) -> list[torch.nn.Parameter]:
+    """Set up the adapters `stage` uses, freeze everything, then unfreeze what `stage` trains."""
     tr = model.transformer
-    names = list(getattr(tr, "peft_config", {}) or {})
-    if stage in ("a", "d") and "dataset" not in names:
+    loaded = lambda: list(getattr(tr, "peft_config", {}) or {})  # noqa: E731
+    if stage in ("c", "d") and not character:
+        raise ModelError(f"stage {stage} trains one character but no character was given", "pass --character ID")
+    if stage == "a" and "dataset" not in loaded():
         add_character_lora(tr, "dataset", rank)
-        names.append("dataset")
-    if stage == "c":
-        if not character:
-            raise ModelError("stage c trains one character's LoRA but no character was given", "pass --character ID")
-        if character not in names:
-            add_character_lora(tr, character, rank)
-            names.append(character)
-    if names:
-        # set_adapters marks active adapters trainable; the freezing below decides what really trains.
-        tr.set_adapters([n for n in names if stage != "c" or n in ("dataset", character)])
-        model.requires_grad_(False)
+    if stage == "b" and "dataset" not in loaded() and not skip_stage_a:
+        raise ModelError(
+            "stage b trains the audio layers over the frozen stage-a dataset LoRA, and none is loaded",
+            "pass --lora dataset=RUN_A/lora-dataset.safetensors (or --skip-stage-a, accepting that the audio "
+            "layers may absorb the training set's appearance, which VauCustom's decoupling exists to prevent)",
+        )
+    if stage in ("c", "d"):
+        drop_lora(tr, "dataset")  # VauCustom: the character LoRA replaces the dataset-level one
+    if stage == "c" and character not in loaded():
+        add_character_lora(tr, character, rank)
+    if stage == "d":
+        if character not in loaded():
+            raise ModelError(f"stage d fine-tunes {character}'s stage-c LoRA, and it is not loaded",
+                             f"pass --lora {character}=RUN_C/lora-{character}.safetensors")
+        if character not in model.identity_tokens:
+            model.add_identity_tokens(character, IDENTITY_TOKENS)
+    active = {"a": ["dataset"], "b": ["dataset"], "c": [character], "d": [character]}[stage]
+    active = [n for n in active if n in loaded()]
+    if active:
+        tr.set_adapters(active)  # also marks them trainable; the freezing below decides what trains
+    model.requires_grad_(False)
     params: list[torch.nn.Parameter] = []
-    if stage == "a":
-        params += lora_parameters(tr, "dataset")
-    if stage == "c":
-        params += lora_parameters(tr, character)
+    if stage in ("a", "c", "d"):
+        params += lora_parameters(tr, active[0])
     if stage in ("b", "d"):
-        for layer in model.audio_layers:
-            params += [p for n, p in layer.named_parameters() if n != "extra" or stage == "d"]
+        params += list(model.audio_layers.parameters())
         params += [p for n, p in model.audio_encoder.named_parameters() if not n.startswith("wav2vec.")]
         if model.router is not None:
             params += list(model.router.parameters())
     if stage == "d":
-        params += lora_parameters(tr, "dataset")
+        params.append(model.identity_tokens[character])
     for p in params:
         p.requires_grad_(True)
     return params
 
 
-def training_loss(model: AvditModel, scheduler, sample: dict, stage: str, generator: torch.Generator) -> tuple[torch.Tensor, dict]:
+def training_loss(model: AvditModel, scheduler, sample: dict, stage: str, generator: torch.Generator,
+                  character: Optional[str] = None) -> tuple[torch.Tensor, dict]:
     """Flow-matching loss (plus router losses) for one sample at a random noise level."""
     dev = next(model.transformer.parameters()).device
     x0 = sample["latents"][None].to(dev)
@@ -116,12 +137,17 @@ def training_loss(model: AvditModel, scheduler, sample: dict, stage: str, genera
     use_audio = stage in ("b", "d")
     kwargs = {}
     if use_audio:
-        tokens = model.audio_encoder(sample["audio"].to(dev), sample["num_frames"], sample["fps"])[None]
-        labels = sample["labels"]
-        kwargs = dict(
-            audio=tokens, route=labels_to_route(labels, tokens.shape[1])[None].to(dev),
-            router_mode="teacher" if model.router is not None else "off",
-        )
+        enc = model.audio_encoder
+        if "wav2vec" in sample:  # cached frozen features (S, F_video, layers, hidden)
+            tokens = enc.from_features(sample["wav2vec"].to(dev))[None]
+        else:
+            tokens = enc(sample["audio"].to(dev), sample["num_frames"], sample["fps"])[None]
+        route = labels_to_route(sample["labels"], tokens.shape[1])[None].to(dev)
+        if model.router is not None:  # teacher forcing with augmented ground truth
+            route = teacher_route(route, generator)
+        kwargs = dict(audio=tokens, route=route, router_mode="teacher" if model.router is not None else "off")
+        if stage == "d":
+            kwargs["identity"] = list(sample.get("characters") or [character] * tokens.shape[1])
     pred = model(
         x_t, t.to(dev), sample["prompt_embeds"][None].to(dev), text_lens=sample["text_len"].view(1),
         token_groups=sample["token_groups"], **kwargs,
@@ -130,8 +156,8 @@ def training_loss(model: AvditModel, scheduler, sample: dict, stage: str, genera
     parts = {"flow": loss.item()}
     if use_audio and model.state.router_logits:
         r = router_losses(model.state.router_logits, sample["labels"].flatten()[None].to(dev), model.state.grid)
-        loss = loss + r["ce"] + 0.1 * r["tv"] + 0.1 * r["layer_var"]
-        parts.update({k: v.item() for k, v in r.items()})
+        loss = loss + r["total"]
+        parts.update({k: v.item() for k, v in r.items() if k != "total"})
     return loss, parts
 
 
@@ -174,13 +200,14 @@ def load_checkpoint(path: Path, model: AvditModel, optimizer, stage: str) -> int
 
 
 def train(model: AvditModel, samples: list[dict], stage: str, out: Path, steps: int, lr: float = 1e-3,
-          character: Optional[str] = None, rank: int = 8, seed: int = 0, save_every: int = 50, log=print) -> list[float]:
+          character: Optional[str] = None, rank: int = 128, seed: int = 0, save_every: int = 50, log=print,
+          skip_stage_a: bool = False) -> list[float]:
     """Run (or resume) one stage; writes the checkpoint and the stage's adapter files into `out`."""
     from diffusers import FlowMatchEulerDiscreteScheduler
 
     if stage not in STAGES:
         raise ModelError(f"unknown training stage {stage!r}", f"choose one of {', '.join(STAGES)}")
-    params = prepare_stage(model, stage, character, rank)
+    params = prepare_stage(model, stage, character, rank, skip_stage_a)
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0)
     scheduler.set_timesteps(1000)
@@ -191,7 +218,7 @@ def train(model: AvditModel, samples: list[dict], stage: str, out: Path, steps: 
     model.train()
     losses = []
     for step in range(start, steps):
-        loss, parts = training_loss(model, scheduler, samples[step % len(samples)], stage, generator)
+        loss, parts = training_loss(model, scheduler, samples[step % len(samples)], stage, generator, character)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -206,11 +233,11 @@ def train(model: AvditModel, samples: list[dict], stage: str, out: Path, steps: 
 
 
 def export(model: AvditModel, stage: str, character: Optional[str], out: Path) -> None:
-    """Write what the stage produced: LoRA files and/or the audio adapter."""
-    if stage in ("a", "d"):
+    """Write what the stage produced: LoRA / character files and/or the audio adapter."""
+    if stage == "a":
         save_lora(model.transformer, "dataset", out / "lora-dataset.safetensors")
-    if stage == "c":
-        save_lora(model.transformer, character, out / f"lora-{character}.safetensors")
+    if stage in ("c", "d"):
+        save_character(model, character, out / f"lora-{character}.safetensors")
     if stage in ("b", "d"):
         save_state_dict(model.adapter_state_dict(), out / "adapter.safetensors", {"stage": stage})
 
@@ -230,37 +257,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--character", help="cast id whose LoRA stage c trains")
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--lr", type=float, default=1e-4)
-    p.add_argument("--rank", type=int, default=16)
+    p.add_argument("--rank", type=int, default=128, help="LoRA rank (VauCustom: 128)")
     p.add_argument("--router", action="store_true", help="also train the learned router head")
+    p.add_argument("--skip-stage-a", action="store_true", help="stage b without the stage-a dataset LoRA (not advised)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--save-every", type=int, default=50)
     return p
 
 
 def build_model(args) -> AvditModel:
-    """The model a training run starts from: tiny random, or real local weights (+ adapter/LoRAs)."""
+    """The model a training run starts from: tiny random, or real local weights (+ adapter/LoRAs).
+    A router head is built when `--router` is given or the adapter has one."""
+    if args.stage == "d" and args.adapter is None:
+        raise ModelError("stage d fine-tunes the stage-b audio adapter, and none was given",
+                         "pass --adapter RUN_B/adapter.safetensors")
+    sd = load_state_dict(args.adapter, "--adapter") if args.adapter else {}
+    router = args.router or any(k.startswith("router.") for k in sd)
     if args.tiny:
         from models.avdit.tiny import tiny_model
 
-        model = tiny_model(args.seed, router=args.router, learnable_tokens=2 if args.stage == "d" else 0)
+        model = tiny_model(args.seed, router=router)
     else:
         from diffusers import WanTransformer3DModel
         from transformers import Wav2Vec2Model
 
-        from models.avdit.audio import AudioEncoder
         from models.loading import from_pretrained_local
 
         if args.model_dir is None or args.wav2vec_dir is None:
             raise ModelError("training real weights needs --model-dir and --wav2vec-dir", "pass both, or --tiny")
         tr = from_pretrained_local(WanTransformer3DModel, args.model_dir / "transformer", "--model-dir")
         wav = from_pretrained_local(Wav2Vec2Model, args.wav2vec_dir, "--wav2vec-dir")
-        dim = tr.config.num_attention_heads * tr.config.attention_head_dim
-        model = AvditModel(tr, AudioEncoder(wav, dim), 4 if args.stage == "d" else 0, args.router)
-    if args.adapter:
-        model.load_adapter_state_dict(load_state_dict(args.adapter, "--adapter"))
+        model = AvditModel(tr, AudioEncoder(wav, tr.config.num_attention_heads * tr.config.attention_head_dim), router=router)
+    if sd:
+        model.load_adapter_state_dict(sd)
     for spec in args.lora:
         name, _, path = spec.partition("=")
-        load_lora(model.transformer, path, name)
+        load_character(model, path, name)
     return model
 
 
@@ -270,7 +302,8 @@ def train_command(args) -> int:
     model = build_model(args)
     if torch.cuda.is_available():
         model.cuda()
-    losses = train(model, samples, args.stage, args.out, args.steps, args.lr, args.character, args.rank, args.seed, args.save_every)
+    losses = train(model, samples, args.stage, args.out, args.steps, args.lr, args.character, args.rank, args.seed,
+                   args.save_every, skip_stage_a=args.skip_stage_a)
     if losses:
         print(f"stage {args.stage}: loss {losses[0]:.4f} -> {losses[-1]:.4f}; wrote {args.out}")
     return 0

@@ -30,6 +30,7 @@ def test_wan_1_3b_region_cfg_step_on_gpu():
     with torch.no_grad():
         base = model.transformer(lat, t, text, return_dict=False)[0]
         with_audio = model(lat, t, text, audio=audio, route=route)
-        eps = guided_noise(model, lat, t, text, torch.zeros_like(text), Guidance("region"), audio, route, None)
+        mask = (labels > 0).float().repeat_interleave(2, 1).repeat_interleave(2, 2)[None, None].cuda()
+        eps = guided_noise(model, lat, t, text, torch.zeros_like(text), Guidance("region"), audio, route, mask)
     assert torch.equal(base, with_audio)
     assert eps.shape == lat.shape and torch.isfinite(eps).all()

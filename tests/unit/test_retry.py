@@ -39,8 +39,8 @@ def test_weak_sync_on_diffusion_raises_audio_guidance():
     _, v2, changes, _ = plan_retry([conf], SpeechKnobs(), VideoKnobs(seed=3), 1, **DIFFUSION)
     assert v2.seed == 4 and v2.audio_guidance == 5.5  # the backend's default, one step up
     assert changes == {"video.seed": [3, 4], "video.audio_guidance": [None, 5.5]}
-    _, v4, _, _ = plan_retry([conf], SpeechKnobs(), VideoKnobs(audio_guidance=8.5), 2, **DIFFUSION)
-    assert v4.audio_guidance == 9.0  # capped
+    _, v4, _, _ = plan_retry([conf], SpeechKnobs(), VideoKnobs(audio_guidance=11.5), 2, **DIFFUSION)
+    assert v4.audio_guidance == 12.0  # capped
     _, v5, _, _ = plan_retry([conf], SpeechKnobs(), VideoKnobs(), 1, take_noise=0.3, audio_guidance=7.0)
     assert v5.audio_guidance == 8.5  # starts from what the backend declares, not a constant
     _, v3, changes3, _ = plan_retry([conf], SpeechKnobs(), VideoKnobs(seed=3), 1, **ANIMATIC)

@@ -71,36 +71,29 @@ class AvditVideoGenerator:
     """`VideoGenerator` over `models.avdit.pipeline.AvditPipeline`."""
 
     name = "avdit"
-    version = "1"
+    version = "2"
 
-    default_audio_guidance = 4.0  # where a retry starts raising audio guidance (set from `audio_scale`)
-
-    def __init__(self, pipeline, tiny: bool, steps: int = 30, text_scale: float = 5.0, audio_scale: float = 4.0):
+    def __init__(self, pipeline, tiny: bool, steps: int = 30, text_scale: float = 5.0, audio_scale: float = 9.0,
+                 guidance: str = "region", id_scale: float = 1.0, mask_source: Optional[str] = None,
+                 router_threshold: float = 0.5):
         self.pipeline, self.tiny = pipeline, tiny
         self.steps, self.text_scale, self.audio_scale = steps, text_scale, audio_scale
-        self.default_audio_guidance = audio_scale
+        self.guidance, self.id_scale = guidance, id_scale
+        self.mask_source, self.router_threshold = mask_source, router_threshold
+        # Retries raise audio guidance only where this mode has any (none/text have no audio CFG).
+        self.default_audio_guidance = audio_scale if guidance in ("global", "region") else None
         self.loaded: set[str] = set()  # character LoRAs already in the transformer
 
     def activate_loras(self, shot: Shot, cast: Cast) -> None:
-        """Load (once) and activate the appearance LoRAs of the characters in the shot."""
-        from models.avdit.lora import load_lora, use_characters
-
-        tr = self.pipeline.model.transformer
-        names = []
+        """Load (once) the character files of the shot's characters (appearance LoRA, and the learned
+        audio tokens of stage d) and activate them."""
         for cid in shot.characters:
             spec = cast.by_id(cid)
-            if spec.lora is None:
-                continue
-            if cid not in self.loaded:
+            if spec.lora is not None and cid not in self.loaded:
                 with model_errors():
-                    load_lora(tr, spec.lora, cid)
+                    self.pipeline.load_character(cid, spec.lora)
                 self.loaded.add(cid)
-            names.append(cid)
-        if names:
-            tr.enable_adapters()
-            use_characters(tr, names)
-        elif self.loaded:
-            tr.disable_adapters()
+        self.pipeline.use_characters([c for c in shot.characters if c in self.loaded])
 
     def speech_streams(self, shot: Shot, audio: ShotAudio, knobs: VideoKnobs) -> tuple[torch.Tensor, torch.Tensor]:
         """(S, T) 16 kHz streams, one per character in the shot, and which of them speak."""
@@ -151,15 +144,17 @@ class AvditVideoGenerator:
         embeds, lens, offsets = self.pipeline.prompt_encoder([prompt, ""])
         streams, speaking = self.speech_streams(shot, audio, knobs)
         scale = self.audio_scale if knobs.audio_guidance is None else knobs.audio_guidance
-        out = self.pipeline(
-            embeds[:1], embeds[1:], streams, layout_boxes(len(shot.characters)), num_frames, gh, gw, fps,
-            text_lens=lens[:1], negative_lens=lens[1:], token_groups=self.token_groups(prompt, offsets[0], shot, cast),
-            speaking=speaking, steps=self.steps,
-            # Random tiny weights carry no attention evidence: their masks stay on the layout boxes.
-            mask_source="boxes" if self.tiny else "attention",
-            guidance=Guidance("region", self.text_scale, scale),
-            generator=torch.Generator().manual_seed(knobs.seed),
-        )
+        with model_errors():
+            out = self.pipeline(
+                embeds[:1], embeds[1:], streams, layout_boxes(len(shot.characters)), num_frames, gh, gw, fps,
+                text_lens=lens[:1], negative_lens=lens[1:], token_groups=self.token_groups(prompt, offsets[0], shot, cast),
+                speaking=speaking, steps=self.steps,
+                # Random tiny weights carry no attention evidence: their masks stay on the layout boxes.
+                mask_source=self.mask_source or ("boxes" if self.tiny else "attention"),
+                guidance=Guidance(self.guidance, self.text_scale, scale, self.id_scale),
+                characters=list(shot.characters), router_threshold=self.router_threshold,
+                generator=torch.Generator().manual_seed(knobs.seed),
+            )
         masks = labels_to_video(out.labels, num_frames, height, width).numpy()
         count = len(shot.characters)
         with ClipWriter(clip_path, width, height, fps, audio_path=audio.wav_path) as clip, \
@@ -187,10 +182,14 @@ def tiny_pipeline(seed: int = 0):
 
 
 def create(model_dir: Optional[Path] = None, wav2vec_dir: Optional[Path] = None, adapter: Optional[Path] = None,
-           steps: int = 30, text_scale: float = 5.0, audio_scale: float = 4.0, tiny: bool = False) -> AvditVideoGenerator:
+           steps: int = 30, text_scale: float = 5.0, audio_scale: float = 9.0, guidance: str = "region",
+           id_scale: float = 1.0, mask_source: Optional[str] = None, router_threshold: float = 0.5,
+           tiny: bool = False) -> AvditVideoGenerator:
     """Registry factory (`render.avdit`): tiny random models, or local weights on a CUDA GPU."""
+    knobs = dict(steps=steps, text_scale=text_scale, audio_scale=audio_scale, guidance=guidance, id_scale=id_scale,
+                 mask_source=mask_source, router_threshold=router_threshold)
     if tiny:
-        return AvditVideoGenerator(tiny_pipeline(), True, steps, text_scale, audio_scale)
+        return AvditVideoGenerator(tiny_pipeline(), True, **knobs)
     if not torch.cuda.is_available():
         raise ToolError(
             "the avdit video backend needs a CUDA GPU for real weights",
@@ -199,7 +198,8 @@ def create(model_dir: Optional[Path] = None, wav2vec_dir: Optional[Path] = None,
     from models.avdit.pipeline import AvditPipeline
 
     if adapter is None:
-        raise ToolError("render.avdit.adapter is not set", "train one with `compose train --stage b` and point render.avdit.adapter at adapter.safetensors")
+        raise ToolError("render.avdit.adapter is not set", "train one with `compose train` stages a -> b (or d; "
+                        "see models/README.md) and point render.avdit.adapter at adapter.safetensors")
     with model_errors():
         pipe = AvditPipeline.from_local(model_dir, wav2vec_dir, adapter)
-    return AvditVideoGenerator(pipe, False, steps, text_scale, audio_scale)
+    return AvditVideoGenerator(pipe, False, **knobs)
