@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def test_fidelity_fast_slice_directions():
-    from bench.fidelity import study
+    from tests.fixtures.fidelity import study
 
     res = study(fast=True, log=lambda _: None)
     loss = res["loss"]

@@ -171,14 +171,19 @@ class AvditVideoGenerator:
         return VideoResult(clip_path=Path(clip_path), masks_path=Path(masks_path), frames=n_out, fps=fps)
 
 
-def tiny_pipeline(seed: int = 0):
-    """The pipeline with tiny random models (CPU), for tests and smoke runs."""
+def tiny_pipeline(seed: int = 0, adapter: Optional[Path] = None):
+    """The pipeline with tiny random models (CPU), for tests and smoke runs; with `adapter` (one that
+    `compose train --tiny` wrote), its audio layers and router head are loaded on top."""
     from diffusers import FlowMatchEulerDiscreteScheduler
 
-    from models.avdit.pipeline import AvditPipeline
+    from models.avdit.pipeline import AvditPipeline, build_with_adapter
     from models.avdit.tiny import TinyPrompt, tiny_model, tiny_vae
 
-    return AvditPipeline(tiny_model(seed), tiny_vae(), FlowMatchEulerDiscreteScheduler(shift=3.0), TinyPrompt())
+    model = tiny_model(seed)
+    if adapter is not None:
+        with model_errors():
+            model = build_with_adapter(model.transformer, model.audio_encoder, adapter).eval()
+    return AvditPipeline(model, tiny_vae(), FlowMatchEulerDiscreteScheduler(shift=3.0), TinyPrompt())
 
 
 def create(model_dir: Optional[Path] = None, wav2vec_dir: Optional[Path] = None, adapter: Optional[Path] = None,
@@ -189,7 +194,7 @@ def create(model_dir: Optional[Path] = None, wav2vec_dir: Optional[Path] = None,
     knobs = dict(steps=steps, text_scale=text_scale, audio_scale=audio_scale, guidance=guidance, id_scale=id_scale,
                  mask_source=mask_source, router_threshold=router_threshold)
     if tiny:
-        return AvditVideoGenerator(tiny_pipeline(), True, **knobs)
+        return AvditVideoGenerator(tiny_pipeline(adapter=adapter), True, **knobs)
     if not torch.cuda.is_available():
         raise ToolError(
             "the avdit video backend needs a CUDA GPU for real weights",
