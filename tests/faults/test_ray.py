@@ -1,0 +1,119 @@
+"""`--executor ray` on a real local Ray cluster: the film is byte-identical to the local executor's,
+also when a worker process is killed in the middle of a shot; bad Ray flags end with exit 2."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+
+import pytest
+
+from tests.fixtures.pipeline_kit import compose, write_project
+
+OUTPUTS = ("film.mp4", "film.srt", "plan.json")
+pytestmark = pytest.mark.filterwarnings("ignore:Tip. In future versions of Ray:FutureWarning")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """One local Ray for the module (starting one costs seconds); the executor joins it."""
+    ray = pytest.importorskip("ray", reason="the ray package is not installed (pip install ray==2.52.0)")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def local_film(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("local")
+    script = write_project(folder / "proj")
+    assert compose(script, "--out", folder / "out") == 0
+    return folder / "out" / "mini"
+
+
+def _same_outputs(a, b) -> list[str]:
+    return [name for name in OUTPUTS if (a / name).read_bytes() != (b / name).read_bytes()]
+
+
+def test_ray_film_is_identical_to_local(tmp_path, cluster, local_film):
+    script = write_project(tmp_path / "proj")
+    assert compose(script, "--out", tmp_path / "out", "--executor", "ray", "--workers", "2") == 0
+    run = tmp_path / "out" / "mini"
+    assert _same_outputs(local_film, run) == []
+    # The shots ran in the Ray workers, not here: their attempt records are all on disk all the same.
+    assert sorted(p.parent.parent.name for p in (run / "shots").glob("*/attempt_*/record.json")) == \
+        sorted(p.parent.parent.name for p in (local_film / "shots").glob("*/attempt_*/record.json"))
+
+
+def _kill_first_busy_worker(killed: list, done: threading.Event) -> None:
+    """SIGKILL the first Ray worker seen running a shot (its process title is `ray::ShotWorker.run`)."""
+    import psutil  # installed with ray
+    while not done.is_set() and not killed:
+        for proc in psutil.process_iter(["pid", "cmdline"]):
+            cmd = " ".join(proc.info["cmdline"] or [])
+            if cmd.startswith("ray::ShotWorker.run"):
+                os.kill(proc.info["pid"], signal.SIGKILL)
+                killed.append(proc.info["pid"])
+                return
+        time.sleep(0.02)
+
+
+def test_killed_worker_mid_shot_gives_the_same_film(tmp_path, cluster, local_film):
+    script = write_project(tmp_path / "proj")
+    killed: list[int] = []
+    done = threading.Event()
+    killer = threading.Thread(target=_kill_first_busy_worker, args=(killed, done), daemon=True)
+    killer.start()
+    try:
+        code = compose(script, "--out", tmp_path / "out", "--executor", "ray", "--workers", "2")
+    finally:
+        done.set()
+        killer.join()
+    assert killed, "no worker was seen running a shot"
+    assert code == 0
+    assert _same_outputs(local_film, tmp_path / "out" / "mini") == []
+
+
+def _exit_code(*args) -> int:
+    """compose's exit code, whether argparse exits (a bad choice) or main returns (a bad value)."""
+    try:
+        return compose(*args)
+    except SystemExit as exc:
+        return exc.code
+
+
+@pytest.mark.parametrize("flags", [
+    ["--executor", "spark"],
+    ["--ray-address", "not an address"],
+    ["--ray-address", "host:port"],
+])
+def test_bad_executor_flags_exit_2_naming_the_flag(tmp_path, capsys, flags):
+    script = write_project(tmp_path / "proj")
+    assert _exit_code(script, "--out", tmp_path / "out", *flags) == 2
+    assert flags[0] in capsys.readouterr().err
+    assert not (tmp_path / "out" / "mini").exists()
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_unreachable_ray_address_exits_2_at_once(tmp_path, capsys):
+    script = write_project(tmp_path / "proj")
+    started = time.monotonic()
+    code = compose(script, "--out", tmp_path / "out", "--executor", "ray", "--ray-address", f"127.0.0.1:{_closed_port()}")
+    assert code == 2
+    assert "no Ray cluster answers" in capsys.readouterr().err
+    assert time.monotonic() - started < 30  # Ray on its own retries for minutes
+
+
+def test_ray_not_installed_says_so(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
+    script = write_project(tmp_path / "proj")
+    assert compose(script, "--out", tmp_path / "out", "--executor", "ray") == 2
+    assert "needs the `ray` package" in capsys.readouterr().err
