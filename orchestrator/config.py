@@ -65,6 +65,9 @@ class RayConfig(Strict):
     address: Optional[str] = Field(None, pattern=RAY_ADDRESS)  # None: start a local Ray on this machine
     cpus_per_shot: float = Field(1.0, gt=0.0, le=64.0)  # what one shot worker (a Ray actor) reserves
     gpus_per_shot: float = Field(1.0, ge=0.0, le=8.0)  # asked only by GPU backends (avdit)
+    # True: workers see `--out` (one machine, or a shared filesystem) and write there in place.
+    # False: each shot's files come back through Ray's object store; the driver checks and writes them.
+    shared_fs: bool = False
 
 
 class RenderConfig(Strict):

@@ -5,8 +5,10 @@ a pool of long-lived actors, each building the backends once and serving many sh
 schedule, stitch, report and the LangGraph checkpoint stay on the driver either way, and both
 return the same result dict (`orchestrator.nodes.decide.shot_result`), so the film is the same.
 
-This first version of `ray` assumes the workers see the driver's output folder (a local cluster or
-a shared filesystem): a worker writes each attempt's files and cache entries in place.
+A worker writes a shot's files under the driver's output path on its own machine. Unless
+`render.ray.shared_fs` says that path is shared, it then hands the shot's files (its attempt folders
+and the cache entries it made) back through Ray's object store with their digests, and the driver
+checks each digest before writing the file into its output folder (`land_files`).
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from typing import Callable, Iterator
 from orchestrator.context import RunContext, RunStopped
 from orchestrator.nodes.decide import shot_result
 from orchestrator.state import ShotState
+from orchestrator.store import atomic_write_bytes, digest_bytes, digest_file
 from tools import registry
 from tools.base import ToolError
 
@@ -54,9 +57,52 @@ class ShotWorker:
                               on_event=lambda kind, info: self.events.append((kind, info)))
         self.shot_graph = build_shot_graph(self.ctx)
 
-    def run(self, state: ShotState) -> tuple[dict, list]:
+    def run(self, state: ShotState, ship_files: bool) -> tuple[dict, list, dict]:
         self.events = []
-        return _attempt_loop(self.shot_graph, state), self.events
+        cache_before = set(_cache_entries(self.ctx.out_dir))
+        result = _attempt_loop(self.shot_graph, state)
+        files = {}
+        if ship_files:
+            new_entries = [d for d in _cache_entries(self.ctx.out_dir) if d not in cache_before]
+            files = _read_files(self.ctx.out_dir, [self.ctx.shot_dir(state["shot_id"]), *new_entries])
+        return result, self.events, files
+
+
+def _cache_entries(out_dir: Path) -> list[Path]:
+    return [meta.parent for meta in (out_dir / "cache").glob("*/*/entry.json")]
+
+
+def _read_files(out_dir: Path, folders: list[Path]) -> dict[str, tuple[str, bytes]]:
+    """Every file under `folders`, by its path relative to `out_dir`: (sha256, bytes)."""
+    out = {}
+    for folder in folders:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                data = path.read_bytes()
+                out[str(path.relative_to(out_dir))] = (digest_bytes(data), data)
+    return out
+
+
+def land_files(out_dir: Path, files: dict[str, tuple[str, bytes]]) -> int:
+    """Write a worker's files into the driver's `out_dir`, each after checking its digest; a file
+    already there with that digest is left alone. Returns how many were written."""
+    root = out_dir.resolve()
+    bad = [rel for rel, (digest, data) in files.items() if digest_bytes(data) != digest]
+    outside = [rel for rel in files if not (root / rel).resolve().is_relative_to(root)]
+    if bad or outside:
+        raise ToolError(f"a Ray worker sent {len(bad)} damaged and {len(outside)} misplaced file(s), e.g. "
+                        f"{(bad + outside)[0]}; nothing of that shot was kept",
+                        "run the same command again (the shot is rendered anew); if it repeats, check the "
+                        "worker's disk and memory")
+    written = 0
+    for rel, (digest, data) in sorted(files.items()):
+        path = root / rel
+        if path.is_file() and digest_file(path) == digest:
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, data)
+        written += 1
+    return written
 
 
 class RayRunner:
@@ -80,7 +126,7 @@ class RayRunner:
     def __call__(self, state: ShotState) -> dict:
         actor = self.idle.get()  # LangGraph runs at most `workers` shots at once: one actor each
         try:
-            ref = actor.run.remote(state)
+            ref = actor.run.remote(state, not self.ctx.config.ray.shared_fs)
             while True:
                 done, _ = self.ray.wait([ref], timeout=_POLL_S)
                 if done:
@@ -88,9 +134,10 @@ class RayRunner:
                 if self.ctx.stop.is_set():  # Ctrl-C on the driver: stop the remote shot too
                     self.ray.cancel(ref, force=True)
                     raise RunStopped("stopped by the user")
-            result, events = self.ray.get(ref)
+            result, events, files = self.ray.get(ref)
         finally:
             self.idle.put(actor)
+        land_files(self.ctx.out_dir, files)
         for kind, info in events:
             self.ctx.on_event(kind, info)
         return result

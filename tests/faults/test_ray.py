@@ -126,3 +126,21 @@ def test_ray_not_installed_says_so(tmp_path, capsys, monkeypatch):
     script = write_project(tmp_path / "proj")
     assert compose(script, "--out", tmp_path / "out", "--executor", "ray") == 2
     assert "needs the `ray` package" in capsys.readouterr().err
+
+
+def test_driver_lands_worker_files_only_when_their_digests_match(tmp_path):
+    from orchestrator.executors import land_files
+    from orchestrator.store import digest_bytes
+    from tools.base import ToolError
+
+    good = {"shots/sc01_sh01/attempt-1/clip.mp4": (digest_bytes(b"clip"), b"clip"),
+            "cache/ab/abcd/entry.json": (digest_bytes(b"{}"), b"{}")}
+    assert land_files(tmp_path, good) == 2
+    assert (tmp_path / "shots/sc01_sh01/attempt-1/clip.mp4").read_bytes() == b"clip"
+    assert land_files(tmp_path, good) == 0  # already there with the same digest
+    damaged = {"shots/sc01_sh02/attempt-1/clip.mp4": (digest_bytes(b"clip"), b"clip, one bit flipped")}
+    escaping = {"../outside.txt": (digest_bytes(b"x"), b"x")}
+    for files in (damaged, escaping):
+        with pytest.raises(ToolError, match="nothing of that shot was kept"):
+            land_files(tmp_path / "run", files)
+    assert not (tmp_path / "run").exists() and not (tmp_path / "outside.txt").exists()
