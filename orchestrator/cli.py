@@ -56,6 +56,9 @@ def _render_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--height", type=int)
     p.add_argument("--no-eval", action="store_true", help="skip the evaluators (no retries)")
     p.add_argument("--workers", type=_workers, default=1, help="shots rendered at the same time (1-16)")
+    p.add_argument("--executor", choices=("local", "ray"), help="override render.executor: where shots run")
+    p.add_argument("--ray-address", help="override render.ray.address: HOST:PORT of a running Ray cluster "
+                   "(default: start a local Ray)")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     p.add_argument("--log-level", default="WARNING")
@@ -95,21 +98,27 @@ def load(args) -> Project:
 def apply_overrides(project, args):
     cfg = project.script.render
     updates = {k: getattr(args, a) for k, a in [("planner", "planner"), ("speech", "speech"), ("video", "video"),
-               ("max_attempts", "max_attempts"), ("seed", "seed"), ("width", "width"), ("height", "height")]
+               ("max_attempts", "max_attempts"), ("seed", "seed"), ("width", "width"), ("height", "height"),
+               ("executor", "executor")]
                if getattr(args, a, None) is not None}
     if getattr(args, "no_eval", False):
         updates["evaluators"] = []
+    if getattr(args, "ray_address", None) is not None:
+        updates["ray"] = {**cfg.ray.model_dump(), "address": args.ray_address}
     try:
         return cfg.model_validate({**cfg.model_dump(), **updates})
     except ValidationError as exc:  # only the overrides can be wrong: the script was validated
-        from orchestrator.inputs.checks import allowed_range
+        from orchestrator.inputs.checks import FIELD_FIXES, allowed_range
         from tools.base import ToolError
 
         err = exc.errors()[0]
         field = str(err["loc"][0])
-        flag = "--" + field.replace("_", "-")
-        raise ToolError(f"{flag} {updates.get(field)!r}: {err['msg'].removeprefix('Value error, ')}",
-                        allowed_range(type(cfg), field) or "see `compose --help`") from None
+        if field == "ray":  # the one nested override
+            flag, value, fix = "--ray-address", args.ray_address, FIELD_FIXES["address"]
+        else:
+            flag, value, fix = "--" + field.replace("_", "-"), updates.get(field), allowed_range(type(cfg), field)
+        raise ToolError(f"{flag} {value!r}: {err['msg'].removeprefix('Value error, ')}",
+                        fix or "see `compose --help`") from None
 
 
 def cmd_validate(args, console: Console) -> int:

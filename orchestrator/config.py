@@ -57,6 +57,19 @@ class AvditConfig(Strict):
     tiny: bool = False  # random tiny weights, for tests and smoke runs only
 
 
+# A Ray cluster address: "auto" (the cluster this machine joined), HOST:PORT, or ray://HOST:PORT (Ray Client).
+RAY_ADDRESS = r"^(auto|(ray://)?[A-Za-z0-9]([A-Za-z0-9.-]{0,252})?:[0-9]{1,5})$"
+
+
+class RayConfig(Strict):
+    address: Optional[str] = Field(None, pattern=RAY_ADDRESS)  # None: start a local Ray on this machine
+    cpus_per_shot: float = Field(1.0, gt=0.0, le=64.0)  # what one shot worker (a Ray actor) reserves
+    gpus_per_shot: float = Field(1.0, ge=0.0, le=8.0)  # asked only by GPU backends (avdit)
+    # True: workers see `--out` (one machine, or a shared filesystem) and write there in place.
+    # False: each shot's files come back through Ray's object store; the driver checks and writes them.
+    shared_fs: bool = False
+
+
 class RenderConfig(Strict):
     planner: str = "rules"
     speech: str = "piper"
@@ -77,6 +90,9 @@ class RenderConfig(Strict):
     llm: LLMConfig = Field(default_factory=LLMConfig)
     cosyvoice: CosyVoiceConfig = Field(default_factory=CosyVoiceConfig)
     avdit: AvditConfig = Field(default_factory=AvditConfig)
+    # Where each shot's attempt loop runs: in this process (local) or on a Ray cluster's workers (ray).
+    executor: Literal["local", "ray"] = "local"
+    ray: RayConfig = Field(default_factory=RayConfig)
 
     @field_validator("width", "height")
     @classmethod

@@ -8,7 +8,8 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
 
 from orchestrator.context import RunContext
-from orchestrator.nodes.decide import decide, shot_result
+from orchestrator.executors import ShotRunner, local_runner
+from orchestrator.nodes.decide import decide
 from orchestrator.nodes.evaluate import evaluate
 from orchestrator.nodes.plan import plan_node
 from orchestrator.nodes.render import render
@@ -34,12 +35,12 @@ def build_shot_graph(ctx: RunContext):
     return g.compile()
 
 
-def build_film_graph(ctx: RunContext, checkpointer=None):
-    shot_graph = build_shot_graph(ctx)
+def build_film_graph(ctx: RunContext, checkpointer=None, run_attempts: ShotRunner | None = None):
+    """The film graph; `run_attempts` runs one shot's attempt loop (`orchestrator.executors`; default local)."""
+    run_attempts = run_attempts or local_runner(ctx, build_shot_graph)
 
     def run_shot(state: ShotState) -> dict:
-        final = shot_graph.invoke(state, {"recursion_limit": 8 * state["max_attempts"] + 8})
-        result = shot_result(final)
+        result = run_attempts(state)
         ctx.on_event("shot_done", result)
         return {"results": {state["shot_id"]: result}}
 

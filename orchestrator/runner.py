@@ -21,7 +21,8 @@ from rich.progress import (
 
 from orchestrator.config import RenderConfig
 from orchestrator.context import RunContext
-from orchestrator.graph import build_film_graph
+from orchestrator.executors import shot_runner
+from orchestrator.graph import build_film_graph, build_shot_graph
 from orchestrator.inputs.project import Project
 from orchestrator.lock import OutputLock, sweep_stale_temps
 from orchestrator.report.terminal import print_report
@@ -36,7 +37,8 @@ def thread_id(project: Project, config: RenderConfig) -> str:
             "script": digest_file(project.script_path),
             "cast": digest_file(project.cast_path),
             "assets": {a: digest_file(Path(a)) for a in assets},
-            "config": config.model_dump(mode="json"),
+            # Where shots run changes no output: a run may resume on another executor.
+            "config": config.model_dump(mode="json", exclude={"executor", "ray"}),
         }
     )[:24]
 
@@ -73,18 +75,17 @@ def _invoke(ctx: RunContext, out_dir: Path, console: Console, workers: int) -> t
            "recursion_limit": 64}
     conn = _open_state(out_dir / "state.sqlite", console)
     try:
-        graph = build_film_graph(ctx, checkpointer=SqliteSaver(conn))
         try:
-            pending = graph.get_state(cfg)
+            pending = build_film_graph(ctx, checkpointer=SqliteSaver(conn)).get_state(cfg)
         except sqlite3.DatabaseError:
             conn.close()
             conn = _open_state(out_dir / "state.sqlite", console, damaged=True)
-            graph = build_film_graph(ctx, checkpointer=SqliteSaver(conn))
-            pending = graph.get_state(cfg)
+            pending = build_film_graph(ctx, checkpointer=SqliteSaver(conn)).get_state(cfg)
         resume = bool(pending.next)
         if resume:
             console.print(f"resuming the interrupted run in {out_dir}")
-        with _progress(console) as progress:
+        with shot_runner(ctx, build_shot_graph, workers) as run_attempts, _progress(console) as progress:
+            graph = build_film_graph(ctx, SqliteSaver(conn), run_attempts)
             ctx.on_event = _progress_events(progress)
             if pending.values.get("shot_ids"):  # planned before the interruption
                 ctx.on_event("planned", {"shots": pending.values["shot_ids"]})

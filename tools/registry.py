@@ -33,6 +33,12 @@ EVALUATORS: dict[str, str | Callable] = {
     "lipsync_syncnet": "tools.evaluators.lipsync_syncnet:create",
 }
 KINDS = {"speech": SPEECH, "video": VIDEO, "evaluator": EVALUATORS}
+# Backends that want a GPU: a cluster executor reserves one (or a fraction) for each shot worker.
+GPU_BACKENDS = {("video", "avdit")}
+
+
+def needs_gpu(kind: str, name: str) -> bool:
+    return (kind, name) in GPU_BACKENDS
 
 
 def register(kind: str, name: str, factory: Callable) -> None:

@@ -31,6 +31,7 @@ FIELD_FIXES = {
     "images": "list one or more reference images, e.g. `images: [assets/images/me.png]`",
     "beats": "give every scene at least one beat: an action or a line of dialogue",
     "overlap": "use `overlap: true` on a line spoken over the previous one, or leave it out",
+    "address": "use auto, HOST:PORT or ray://HOST:PORT (e.g. 10.0.0.5:6379, the head node's `ray start` port)",
 }
 TYPE_FIXES = {
     "string_type": "write it as text (quote it if YAML reads it as a number, date or yes/no)",
