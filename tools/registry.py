@@ -27,9 +27,9 @@ EVALUATORS: dict[str, str | Callable] = {
     "intelligibility": "tools.evaluators.intelligibility:create",
     "identity": "tools.evaluators.identity:create",
     # Optional real-model evaluators, from local weights named by COMPOSER_*_DIR variables.
-    "speaker_wavlm": "tools.evaluators.models:create_wavlm",
-    "clip_text_video": "tools.evaluators.models:create_clip",
-    "intelligibility_whisper": "tools.evaluators.models:create_whisper",
+    "speaker_wavlm": "tools.evaluators.speaker_wavlm:create",
+    "clip_text_video": "tools.evaluators.clip_text_video:create",
+    "intelligibility_whisper": "tools.evaluators.intelligibility_whisper:create",
     "lipsync_syncnet": "tools.evaluators.lipsync_syncnet:create",
 }
 KINDS = {"speech": SPEECH, "video": VIDEO, "evaluator": EVALUATORS}

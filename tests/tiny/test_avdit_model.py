@@ -11,7 +11,11 @@ from models.avdit.adapter import trigger_attention
 from models.avdit.audio import latent_frames, video_frames_for, window_per_latent_frame
 from models.avdit.guidance import Guidance, guided_noise
 from models.avdit.router import (
-    box_labels, labels_to_route, labels_to_video, token_groups, word_spans,
+    box_labels,
+    labels_to_route,
+    labels_to_video,
+    token_groups,
+    word_spans,
 )
 from models.avdit.tiny import TinyPrompt, tiny_model
 from models.errors import ModelError

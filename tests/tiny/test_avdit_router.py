@@ -9,7 +9,12 @@ import torch.nn.functional as F
 
 from models.avdit.guidance import Guidance, guided_noise
 from models.avdit.router import (
-    ROUTER_LOSS_WEIGHTS, box_labels, confident_labels, labels_to_route, router_losses, teacher_route,
+    ROUTER_LOSS_WEIGHTS,
+    box_labels,
+    confident_labels,
+    labels_to_route,
+    router_losses,
+    teacher_route,
 )
 from models.avdit.tiny import TinyPrompt, tiny_model
 from models.errors import ModelError

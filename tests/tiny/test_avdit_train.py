@@ -4,7 +4,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models.avdit.lora import add_character_lora, load_lora, lora_parameters, save_lora, use_characters
+from models.avdit.lora import (
+    add_character_lora,
+    load_lora,
+    lora_parameters,
+    save_lora,
+    use_characters,
+)
 from models.avdit.tiny import TinyPrompt, tiny_model, tiny_transformer
 from models.avdit.train import main, synthetic_samples, train
 from models.errors import ModelError

@@ -10,13 +10,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
 from tests.fixtures import evalkit as ek  # noqa: E402
 from tools.base import ToolError  # noqa: E402
-from tools.evaluators.models import (
-    ClipTextVideoEvaluator,
-    WavLMSpeakerEvaluator,
-    create_clip,
-    create_wavlm,
-    create_whisper,
-)
+from tools.evaluators import clip_text_video, intelligibility_whisper, speaker_wavlm
+from tools.evaluators.clip_text_video import ClipTextVideoEvaluator
+from tools.evaluators.speaker_wavlm import WavLMSpeakerEvaluator
 
 
 @pytest.fixture(scope="module")
@@ -92,12 +88,12 @@ def test_clip_scores_the_shot(attempt, clip_dir):
 def test_missing_weights_name_the_fix(monkeypatch, tmp_path):
     monkeypatch.delenv("COMPOSER_WAVLM_DIR", raising=False)
     with pytest.raises(ToolError) as err:
-        create_wavlm()
+        speaker_wavlm.create()
     assert "COMPOSER_WAVLM_DIR" in err.value.fix
     monkeypatch.setenv("COMPOSER_CLIP_DIR", str(tmp_path))  # exists but holds no weights
     with pytest.raises(ToolError) as err:
-        create_clip()
+        clip_text_video.create()
     assert str(tmp_path) in err.value.message
     with pytest.raises(ToolError) as err:
-        create_whisper(model_path=tmp_path)
+        intelligibility_whisper.create(model_path=tmp_path)
     assert "ct2-transformers-converter" in err.value.fix

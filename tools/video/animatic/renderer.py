@@ -18,7 +18,12 @@ from tools.faces.portraits import load_portrait
 from tools.media.masks import MaskWriter
 from tools.media.video import ClipWriter
 from tools.video.animatic.backgrounds import shot_background
-from tools.video.animatic.life import apply_camera, blink_track, camera_matrices, head_track
+from tools.video.animatic.life import (
+    apply_camera,
+    blink_track,
+    camera_matrices,
+    head_track,
+)
 from tools.video.animatic.lips import mouth_tracks
 from tools.video.animatic.overlays import build_overlays, draw_overlays
 from tools.video.animatic.sprites import StagedSprite
