@@ -231,9 +231,11 @@ def _crash_log(exc: Exception) -> Path:
     import time
     import traceback
 
-    folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cascade-composer" / "crashes"
+    from tools.media.files import user_cache_dir
+
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = user_cache_dir() / "crashes"
+        folder.mkdir(exist_ok=True)
     except OSError:
         folder = Path(tempfile.gettempdir())
     path = folder / f"crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.txt"

@@ -27,8 +27,6 @@ def backend_options(config: RenderConfig, name: str) -> dict:
     return section.model_dump() if isinstance(section, BaseModel) else {}
 
 
-
-
 class RunStopped(Exception):
     """The user asked the run to stop (Ctrl-C): no new step starts; finished shots stay checkpointed."""
 

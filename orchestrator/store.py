@@ -66,9 +66,6 @@ def atomic_copy(src: Path, dst: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-CACHE_OUTCOMES = ("hit", "miss", "rebuilt")  # rebuilt: an entry was found damaged, deleted and built again
-
-
 def cache_counts(*outcomes: str) -> dict:
     """{"hits", "misses", "rebuilt"} for some `get_or_build` outcomes (a rebuilt entry is also a miss)."""
     return {"hits": sum(o == "hit" for o in outcomes), "misses": sum(o != "hit" for o in outcomes),

@@ -17,10 +17,10 @@ from pydantic import BaseModel
 from orchestrator.config import RenderConfig
 from orchestrator.inputs.problems import Problem, Source
 from orchestrator.planning import PLANNERS
+from orchestrator.schema.plan import MAX_SCENES, MAX_SHOTS_PER_SCENE
 from orchestrator.schema.script import FRAMINGS
 
-MAX_SCENES = 99  # shot ids carry two digits for the scene...
-MAX_BEATS = 97  # ...and two for the shot: an establishing shot, one per beat, a closing shot
+MAX_BEATS = MAX_SHOTS_PER_SCENE - 2  # room for an establishing shot, one per beat, a closing shot
 BEAT_FORMS = {"DialogueBeat": "dialogue beat", "ActionBeat": "action beat"}
 BEAT_FIX = "a beat is either `- action: ...` or `- character: NAME` with `line: ...`"
 FIELD_FIXES = {

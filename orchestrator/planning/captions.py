@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from typing import Optional
 
-from orchestrator.schema.cast import Cast
 from orchestrator.planning.timing import expected_text
+from orchestrator.schema.cast import Cast
 from orchestrator.schema.plan import Anchor, CaptionPart, OmniCaption, SceneInfo, Shot
 
 ANCHOR_RE = re.compile(r"<sub[0-9]+>")

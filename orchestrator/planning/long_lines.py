@@ -7,14 +7,17 @@ judge, whatever the screenplay holds (a 5,000-character monologue becomes some s
 from __future__ import annotations
 
 from orchestrator.planning.captions import build_caption
-from orchestrator.planning.timing import estimate_speech_seconds, line_parts, part_id, retime_shot
+from orchestrator.planning.timing import (
+    estimate_speech_seconds,
+    line_parts,
+    part_id,
+    retime_shot,
+)
 from orchestrator.schema.cast import Cast
-from orchestrator.schema.plan import Shot, ShotPlan, SpeechSegment
-
-MAX_SHOTS_PER_SCENE = 99  # shot ids carry two digits per scene
+from orchestrator.schema.plan import MAX_SHOTS_PER_SCENE, Shot, ShotPlan, SpeechSegment
 
 
-def _pieces(shot: Shot) -> list[Shot]:
+def _split_shot(shot: Shot) -> list[Shot]:
     """The shot, or the shots it becomes when one of its lines is cut into parts."""
     if all(len(line_parts(seg.text)) == 1 for seg in shot.speech):
         return [shot]
@@ -45,7 +48,7 @@ def _pieces(shot: Shot) -> list[Shot]:
 
 def split_long_lines(plan: ShotPlan, cast: Cast) -> ShotPlan:
     """The plan with every over-long line cut across consecutive shots; shots renumbered per scene."""
-    pieces = [p for shot in plan.shots for p in _pieces(shot)]
+    pieces = [p for shot in plan.shots for p in _split_shot(shot)]
     if len(pieces) == len(plan.shots):
         return plan
     shots: list[Shot] = []

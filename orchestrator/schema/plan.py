@@ -12,6 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.schema.script import Framing
 
+# Shot ids are `scNN_shMM`: two digits for the scene and two for the shot within it.
+MAX_SCENES = 99
+MAX_SHOTS_PER_SCENE = 99
+
 Camera = Literal["static", "push-in", "pull-out", "pan-left", "pan-right"]
 
 

@@ -12,16 +12,13 @@ import numpy as np
 from tools.base import AttemptInput, Score
 from tools.evaluators.signals import AUDIO_SR
 from tools.evaluators.thresholds import thresholds
-from tools.hearing import speaker
-from tools.hearing.speaker import reference_embedding
+from tools.hearing.speaker import embed, reference_embedding, similarity
 from tools.media.audio import read_audio
 
 
 def line_scores(line_id: str, emb: np.ndarray, speaker: str, refs: dict[str, np.ndarray],
                 sim_thr: float, margin_thr: float) -> list[Score]:
     """Cosine to the speaker's reference embedding and the margin over every other character's."""
-    from tools.hearing.speaker import similarity
-
     sims = {cid: similarity(emb, ref) for cid, ref in refs.items()}
     own = sims[speaker]
     details = {"speaker": speaker, "similarities": {k: round(v, 4) for k, v in sims.items()}}
@@ -52,7 +49,7 @@ class SpeakerSimilarityEvaluator:
         refs = {c.id: reference_embedding(c.voice.reference) for c in attempt.cast.characters}
         scores: list[Score] = []
         for line in attempt.audio.lines:
-            emb = speaker.embed(read_audio(line.speech.wav_path, AUDIO_SR), AUDIO_SR)
+            emb = embed(read_audio(line.speech.wav_path, AUDIO_SR), AUDIO_SR)
             scores += line_scores(line.line_id, emb, line.speaker, refs,
                                   self.similarity_threshold, self.margin_threshold)
         return scores

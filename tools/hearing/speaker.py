@@ -16,26 +16,6 @@ import numpy as np
 from tools.base import ToolError
 from tools.media.audio import read_audio
 
-_REF_LOCK = threading.Lock()
-_REFS: dict[tuple, np.ndarray] = {}
-
-
-def reference_embedding(path: Path) -> np.ndarray:
-    """Embedding of a reference clip, cached by path and modification time."""
-
-    path = Path(path)
-    if not path.is_file():
-        raise ToolError(f"voice reference {path} does not exist", "fix `voice.reference` in the cast file")
-    key = (str(path), path.stat().st_mtime_ns)
-    with _REF_LOCK:
-        if key in _REFS:
-            return _REFS[key]
-    emb = embed(read_audio(path, ENCODER_SR), ENCODER_SR)
-    with _REF_LOCK:
-        _REFS[key] = emb
-    return emb
-
-
 ENCODER_SR = 16000
 _LOCK = threading.Lock()
 _ENCODER = None
@@ -83,3 +63,22 @@ def similarity(a: np.ndarray, b: np.ndarray) -> float:
     a = np.asarray(a, np.float64)
     b = np.asarray(b, np.float64)
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12))
+
+
+_REF_LOCK = threading.Lock()
+_REFS: dict[tuple, np.ndarray] = {}
+
+
+def reference_embedding(path: Path) -> np.ndarray:
+    """Embedding of a reference clip, cached by path and modification time."""
+    path = Path(path)
+    if not path.is_file():
+        raise ToolError(f"voice reference {path} does not exist", "fix `voice.reference` in the cast file")
+    key = (str(path), path.stat().st_mtime_ns)
+    with _REF_LOCK:
+        if key in _REFS:
+            return _REFS[key]
+    emb = embed(read_audio(path, ENCODER_SR), ENCODER_SR)
+    with _REF_LOCK:
+        _REFS[key] = emb
+    return emb

@@ -55,9 +55,6 @@ def write_wav(path: Path, audio: np.ndarray, sr: int) -> None:
     os.replace(tmp, path)
 
 
-# ------------------------------------------------------------------------------------ reference io
-
-
 def load_audio(path: Path) -> tuple[np.ndarray, int]:
     """Decode any soundfile-readable file to float32 mono; ToolError if it cannot be read."""
     import soundfile as sf
@@ -67,7 +64,3 @@ def load_audio(path: Path) -> tuple[np.ndarray, int]:
     except Exception as exc:  # soundfile raises several types for corrupt input
         raise ToolError(f"{path}: cannot decode audio ({exc})", "give a wav/flac/ogg file") from exc
     return x.mean(axis=1), int(sr)
-
-
-# ---------------------------------------------------------------------------------------- audio
-

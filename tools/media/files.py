@@ -22,6 +22,15 @@ DIR_MODE = 0o777 & ~_umask()
 TEMP_MARK = ".tmp"  # every temporary name holds this; stale ones are swept on the next run
 
 
+def user_cache_dir() -> Path:
+    """The user's cache folder for compose (`$XDG_CACHE_HOME/cascade-composer` or
+    `~/.cache/cascade-composer`): patched models, voice profiles, crash reports. Never the repository."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    path = Path(base) / "cascade-composer"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def temp_path(path: Path) -> Path:
     """A unique temporary name next to `path` with the same suffix (encoders look at it)."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -29,15 +29,16 @@ import numpy as np
 
 from tools.base import ToolError
 from tools.media.audio import load_audio
+from tools.media.files import user_cache_dir
 from tools.speech import text_norm
+from tools.speech.bands import band_edges, bands
+from tools.speech.piper_voice import load_voice, raw_synthesize
 from tools.speech.world import (
     ANALYSIS_VERSION,
     VoiceProfile,
     WorldTransform,
     active_mask,
     analyse_synthetic,
-    band_edges,
-    bands,
     check_reference,
     profile_of,
     warp_bins,
@@ -60,9 +61,7 @@ def _digest(path: Path, *extra: str) -> str:
 
 
 def _cache_file(name: str) -> Path:
-    from tools.speech.piper_voice import cache_dir
-
-    d = cache_dir() / "voices"
+    d = user_cache_dir() / "voices"
     d.mkdir(parents=True, exist_ok=True)
     return d / name
 
@@ -158,7 +157,6 @@ def _smooth_corr(diff: np.ndarray, n_use: int, limit_db: float = 15.0) -> list:
 def fitted_transform(reference: Path, transcript: str) -> WorldTransform:
     """The transform fitted to one reference clip (see the module docstring), cached by digest."""
     from tools.media.audio import resample
-    from tools.speech.piper_voice import load_voice, raw_synthesize
     from tools.speech.search import refine_by_similarity
 
     voice = load_voice()

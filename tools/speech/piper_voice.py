@@ -18,19 +18,12 @@ from typing import Optional
 import numpy as np
 
 from tools.base import Timing, ToolError
+from tools.media.files import user_cache_dir
 
 _PAUSES = (" ", ",", ".", ";", ":", "!", "?")
 SENTENCE_PAUSE_S = 0.28  # natural pause between sentences of one long line
 _VOICE_LOCK = threading.Lock()
 _VOICE = None
-
-
-def cache_dir() -> Path:
-    """The user cache directory shared by the speech tools (patched models, voice profiles)."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    path = Path(base) / "cascade-composer"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def _bundled_model() -> tuple[Path, Path]:
@@ -44,7 +37,7 @@ def _bundled_model() -> tuple[Path, Path]:
 def patched_model_path() -> Path:
     """The bundled model with piper's alignment output, patched once into the user cache."""
     model, _ = _bundled_model()
-    target = cache_dir() / "piper" / f"{model.stem}.aligned.{model.stat().st_size}.onnx"
+    target = user_cache_dir() / "piper" / f"{model.stem}.aligned.{model.stat().st_size}.onnx"
     if target.exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,7 @@ from orchestrator.planning.captions import build_caption, caption_problems
 from orchestrator.planning.rules import line_id, scene_characters, screenplay_lines
 from orchestrator.planning.timing import estimate_speech_seconds, retime_shot
 from orchestrator.schema.plan import (
+    MAX_SHOTS_PER_SCENE,
     Camera,
     OmniCaption,
     PlanModel,
@@ -176,8 +177,8 @@ def film_problems(film: PlannedFilm, project: Project) -> list[str]:
         n = sum(s.scene == si for s in film.shots)
         if n == 0:
             errs.append(f"scene {si} has no shot; every scene needs at least one")
-        elif n > 99:  # shot ids have two digits
-            errs.append(f"scene {si} has {n} shots; at most 99")
+        elif n > MAX_SHOTS_PER_SCENE:
+            errs.append(f"scene {si} has {n} shots; at most {MAX_SHOTS_PER_SCENE}")
     return errs
 
 

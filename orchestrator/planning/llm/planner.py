@@ -42,7 +42,7 @@ from orchestrator.planning.llm.prompts import (
     render,
     templates_digest,
 )
-from orchestrator.schema.plan import ShotPlan
+from orchestrator.schema.plan import MAX_SCENES, ShotPlan
 from orchestrator.store import atomic_write_json, digest_json
 from tools.base import ToolError
 
@@ -161,8 +161,9 @@ class LLMPlanner:
                             "check the output folder's permissions and free space") from None
 
     def _plan(self, project: Project) -> ShotPlan:
-        if len(project.script.scenes) > 99:  # shot ids have two digits per scene
-            raise ToolError(f"{project.script_path}: {len(project.script.scenes)} scenes; a film holds 99 at most",
+        if len(project.script.scenes) > MAX_SCENES:
+            raise ToolError(f"{project.script_path}: {len(project.script.scenes)} scenes; a film holds "
+                            f"{MAX_SCENES} at most",
                             "split the screenplay into several films")
         digest = plan_digest(project, self.config, self.prompts_dir)
         path = self.cache_dir / f"plan-llm-{digest[:24]}.json"
