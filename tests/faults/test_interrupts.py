@@ -18,7 +18,7 @@ import pytest
 
 from orchestrator.lock import OutputLock
 from orchestrator.store import digest_file
-from tests.fixtures.pipeline_kit import write_project
+from tests.fixtures.pipeline_kit import leftovers, write_project
 
 ROOT = Path(__file__).resolve().parents[2]
 OUTPUTS = ("film.mp4", "film.srt", "plan.json")
@@ -118,7 +118,7 @@ def test_damaged_and_missing_files_are_rebuilt_on_resume(tmp_path, reference):
     repaired = [ln for ln in resumed.stderr.splitlines() if "rendering the shot again" in ln]
     assert sorted(ln.split(":")[0].strip() for ln in repaired) == done[:2], resumed.stderr[-3000:]
     assert _outputs(run) == reference
-    assert not stale.exists() and not list(run.rglob(".*.tmp*"))
+    assert not stale.exists() and leftovers(run) == []  # no temp file or unfinished cache build
 
 
 def _project(tmp_path: Path) -> tuple[Path, Path, Path]:
