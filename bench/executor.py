@@ -1,5 +1,6 @@
-"""Executors compared: the example film's wall time locally and on a local Ray at 1 and 2 workers, then
-a simulation of the diffusion backend's film on 8, 32 and 128 GPUs.
+"""Executors compared: the example film's wall time locally, on a local Ray at 1 and 2 workers, and on
+a real two-node Ray cluster on this machine (two raylets, one CPU each, the pool sized by the cluster:
+one shot worker per node), then a simulation of the diffusion backend's film on 8, 32 and 128 GPUs.
 
     .venv/bin/python -m bench.executor [--no-eval] [--step-s 35] [--steps 40]
 
@@ -33,6 +34,20 @@ def render(work: Path, *flags: str) -> tuple[float, Path]:
     return time.perf_counter() - t0, out / "orbit-cat"
 
 
+def two_node_render(work: Path, *flags: str) -> tuple[float, Path]:
+    """The film through `--ray-address` on a two-node cluster (`ray.cluster_utils.Cluster`: a head and
+    a second raylet, each with its own object store), no `--workers`: one actor lands on each node."""
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    try:
+        cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        return render(work, "--executor", "ray", "--ray-address", cluster.address, *flags)
+    finally:
+        cluster.shutdown()
+
+
 def makespan(durations: list[float], workers: int) -> float:
     """Longest-first greedy schedule of independent shots on `workers`: when the last one ends."""
     free = [0.0] * workers
@@ -55,6 +70,8 @@ def main() -> None:
                              ("ray, 2 workers", ["--executor", "ray", "--workers", "2"])):
             wall, run = render(work, *flags, *extra)
             rows.append((label, wall, (run / "film.mp4").read_bytes()))
+        wall, run = two_node_render(work, *extra)
+        rows.append(("ray, 2 nodes", wall, (run / "film.mp4").read_bytes()))
         plan = json.loads((run / "plan.json").read_text())
     film = sum(s["duration"] for s in plan["shots"])
     print(f"example film: {len(plan['shots'])} shots, {film:.1f} s, evaluators {'off' if args.no_eval else 'on'}")

@@ -5,25 +5,38 @@ a pool of long-lived actors, each building the backends once and serving many sh
 schedule, stitch, report and the LangGraph checkpoint stay on the driver either way, and both
 return the same result dict (`orchestrator.nodes.decide.shot_result`), so the film is the same.
 
-A worker writes a shot's files under the driver's output path on its own machine. Unless
-`render.ray.shared_fs` says that path is shared, it then hands the shot's files (its attempt folders
-and the cache entries it made) back through Ray's object store with their digests, and the driver
-checks each digest before writing the file into its output folder (`land_files`).
+Files travel by content (`orchestrator.shipping`): the project's input files reach each worker
+once through Ray's object store; a worker writes a shot's files under the driver's output path on
+its own machine and, unless `render.ray.shared_fs` says that path is shared, hands them back (its
+attempt folders and the cache entries it made) with their digests, which the driver checks before
+writing them into its output folder. Model folders are cluster paths, checked on every worker.
 """
 from __future__ import annotations
 
 import queue
 import socket
+import threading
+from collections import deque
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Optional
 
+from orchestrator.config import RenderConfig
 from orchestrator.context import RunContext, RunStopped
 from orchestrator.nodes.decide import shot_result
+from orchestrator.shipping import (
+    Files,
+    input_bundle,
+    land_files,
+    missing_model_paths,
+    read_files,
+    relocate_project,
+    unpack_inputs,
+)
 from orchestrator.state import ShotState
-from orchestrator.store import atomic_write_bytes, digest_bytes, digest_file
 from tools import registry
 from tools.base import ToolError
+from tools.media.files import user_cache_dir
 
 # One attempt loop: the shot's first ShotState in, its shot_result out.
 ShotRunner = Callable[[ShotState], dict]
@@ -31,7 +44,9 @@ ShotRunner = Callable[[ShotState], dict]
 ShotGraphBuilder = Callable[[RunContext], object]
 
 _CONNECT_S = 5.0  # how long a head node may take to accept a connection
-_POLL_S = 0.5  # how often a driver thread waiting on a remote shot looks for a Ctrl-C
+_POLL_S = 0.5  # how often a driver thread waiting on a remote shot relays progress and looks for a Ctrl-C
+_RELAY_S = 10.0  # how long one progress relay may take before it is skipped
+MAX_POOL = 256  # shot workers one run starts at most
 
 
 def _attempt_loop(shot_graph, state: ShotState) -> dict:
@@ -39,108 +54,183 @@ def _attempt_loop(shot_graph, state: ShotState) -> dict:
     return shot_result(final)
 
 
-def local_runner(ctx: RunContext, build_shot_graph: ShotGraphBuilder) -> ShotRunner:
-    """Each shot's loop in this process, with the run's own backends."""
-    shot_graph = build_shot_graph(ctx)
-    return lambda state: _attempt_loop(shot_graph, state)
+class LocalRunner:
+    """Each shot's loop in this process, with the run's own backends; `size` shots at once (the
+    runner, not LangGraph's thread pool, bounds them: see `orchestrator.runner.GRAPH_THREADS`)."""
+
+    def __init__(self, ctx: RunContext, build_shot_graph: ShotGraphBuilder, workers: Optional[int] = None):
+        self.shot_graph = build_shot_graph(ctx)
+        self.size = workers or 1
+        self.slots = threading.BoundedSemaphore(self.size)
+
+    def __call__(self, state: ShotState) -> dict:
+        with self.slots:
+            return _attempt_loop(self.shot_graph, state)
 
 
 class ShotWorker:
     """The body of a Ray actor: one run context and shot graph (backends loaded once), many shots.
 
-    Progress events a shot raises on the worker are kept and handed back with its result, so the
-    driver shows the same stage and retry messages as a local run."""
+    The project's input files arrive by content and are written into this node's own folder; the
+    shots then read them there, never at the driver's paths. Progress events a shot raises are
+    queued, and the driver drains them while the shot runs (the actor serves two calls at once),
+    so it shows the same stage and retry messages as a local run, as they happen."""
 
-    def __init__(self, project, config, out_dir: str, started: float, build_shot_graph: ShotGraphBuilder):
-        self.events: list[tuple[str, dict]] = []
-        self.ctx = RunContext(project=project, config=config, out_dir=Path(out_dir), started=started,
-                              on_event=lambda kind, info: self.events.append((kind, info)))
-        self.shot_graph = build_shot_graph(self.ctx)
+    def __init__(self, project, config, out_dir: str, started: float, build_shot_graph: ShotGraphBuilder,
+                 inputs: tuple[dict, dict]):
+        self.events: deque = deque()
+        self.local = unpack_inputs(*inputs, user_cache_dir() / "ray-inputs")
+        self.ctx = RunContext(project=relocate_project(project, self.local), config=config, out_dir=Path(out_dir),
+                              started=started, on_event=lambda kind, info: self.events.append((kind, info)))
+        self.build_shot_graph = build_shot_graph
+        self.shot_graph = None
 
-    def run(self, state: ShotState, ship_files: bool) -> tuple[dict, list, dict]:
-        self.events = []
+    def ready(self) -> Optional[tuple[str, str]]:
+        """Check this node's model paths and load the backends once; a problem comes back as
+        (message, hint), naming the node, instead of failing every shot later."""
+        node = f"Ray node {socket.gethostname()} ({_node_ip()})"
+        missing = missing_model_paths(self.ctx.config)
+        if missing:
+            return (f"on {node}: {'; '.join(missing)}: no such file or folder there",
+                    "model folders in `render` are paths on every worker node: put the weights at that path "
+                    "on each node (or on a filesystem they all mount)")
+        try:
+            self.shot_graph = self.build_shot_graph(self.ctx)
+            self.ctx.speech, self.ctx.video, self.ctx.evaluators()  # load the models now, once
+        except ToolError as exc:
+            return f"on {node}: {exc.message}", exc.fix
+        return None
+
+    def input_paths(self) -> list[str]:
+        """Where this worker's project reads its input files (for tests and `--log-level DEBUG`)."""
+        from orchestrator.shipping import input_paths
+
+        return [str(p) for p in input_paths(self.ctx.project)]
+
+    def stop(self) -> None:
+        """The driver's Ctrl-C: the shot in progress stops after its current step, as a local one does."""
+        self.ctx.stop.set()
+
+    def drain(self) -> list[tuple[str, dict]]:
+        out = []
+        while self.events:
+            out.append(self.events.popleft())
+        return out
+
+    def run(self, state: ShotState, ship_files: bool) -> tuple[dict, Files]:
+        background = state["scene"].get("background")
+        if background:  # the plan names the driver's file; this node has its own copy
+            state = {**state, "scene": {**state["scene"], "background": str(self.local[str(background)])}}
+        if self.shot_graph is None:  # Ray restarted this actor after its process died
+            problem = self.ready()
+            if problem:
+                raise ToolError(*problem)
         cache_before = set(_cache_entries(self.ctx.out_dir))
         result = _attempt_loop(self.shot_graph, state)
         files = {}
         if ship_files:
             new_entries = [d for d in _cache_entries(self.ctx.out_dir) if d not in cache_before]
-            files = _read_files(self.ctx.out_dir, [self.ctx.shot_dir(state["shot_id"]), *new_entries])
-        return result, self.events, files
+            files = read_files(self.ctx.out_dir, [self.ctx.shot_dir(state["shot_id"]), *new_entries])
+        return result, files
+
+
+def _node_ip() -> str:
+    try:
+        import ray
+
+        return ray.util.get_node_ip_address()
+    except Exception:  # outside Ray (a direct call in a test)
+        return "no Ray"
 
 
 def _cache_entries(out_dir: Path) -> list[Path]:
     return [meta.parent for meta in (out_dir / "cache").glob("*/*/entry.json")]
 
 
-def _read_files(out_dir: Path, folders: list[Path]) -> dict[str, tuple[str, bytes]]:
-    """Every file under `folders`, by its path relative to `out_dir`: (sha256, bytes)."""
-    out = {}
-    for folder in folders:
-        for path in sorted(folder.rglob("*")):
-            if path.is_file():
-                data = path.read_bytes()
-                out[str(path.relative_to(out_dir))] = (digest_bytes(data), data)
-    return out
-
-
-def land_files(out_dir: Path, files: dict[str, tuple[str, bytes]]) -> int:
-    """Write a worker's files into the driver's `out_dir`, each after checking its digest; a file
-    already there with that digest is left alone. Returns how many were written."""
-    root = out_dir.resolve()
-    bad = [rel for rel, (digest, data) in files.items() if digest_bytes(data) != digest]
-    outside = [rel for rel in files if not (root / rel).resolve().is_relative_to(root)]
-    if bad or outside:
-        raise ToolError(f"a Ray worker sent {len(bad)} damaged and {len(outside)} misplaced file(s), e.g. "
-                        f"{(bad + outside)[0]}; nothing of that shot was kept",
-                        "run the same command again (the shot is rendered anew); if it repeats, check the "
-                        "worker's disk and memory")
-    written = 0
-    for rel, (digest, data) in sorted(files.items()):
-        path = root / rel
-        if path.is_file() and digest_file(path) == digest:
-            continue
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(path, data)
-        written += 1
-    return written
+def pool_size(config: RenderConfig, resources: dict) -> int:
+    """How many shot workers the cluster holds at once: its GPUs for a GPU backend, else its CPUs."""
+    c = config.ray
+    if registry.needs_gpu("video", config.video) and c.gpus_per_shot > 0:
+        gpus = resources.get("GPU", 0)
+        if gpus < c.gpus_per_shot:
+            raise ToolError(f"the Ray cluster has {gpus:g} GPU(s); the {config.video} backend asks "
+                            f"render.ray.gpus_per_shot = {c.gpus_per_shot:g} per shot",
+                            "add GPU nodes to the cluster, or set render.ray.gpus_per_shot: 0 to run it on CPUs")
+        return max(1, min(MAX_POOL, int(gpus / c.gpus_per_shot + 1e-9)))
+    return max(1, min(MAX_POOL, int(resources.get("CPU", 1) / c.cpus_per_shot + 1e-9)))
 
 
 class RayRunner:
-    """Shots on a pool of `ShotWorker` actors. A worker that dies mid-shot is restarted by Ray and
-    the shot is run again from its first attempt (the same seeds give the same files)."""
+    """Shots on a pool of `ShotWorker` actors, started as shots need them (at most `size`). A worker
+    that dies mid-shot is restarted by Ray and the shot is run again from its first attempt (the same
+    seeds give the same files). `size` is `--workers` when given, else what the cluster holds."""
 
-    def __init__(self, ctx: RunContext, build_shot_graph: ShotGraphBuilder, workers: int):
+    def __init__(self, ctx: RunContext, build_shot_graph: ShotGraphBuilder, workers: Optional[int]):
         import ray
 
         self.ray, self.ctx = ray, ctx
         c = ctx.config
         gpus = c.ray.gpus_per_shot if registry.needs_gpu("video", c.video) else 0
-        actor = ray.remote(num_cpus=c.ray.cpus_per_shot, num_gpus=gpus, max_restarts=-1,
-                           max_task_retries=3)(ShotWorker)
-        self.actors = [actor.remote(ctx.project, c, str(ctx.out_dir), ctx.started, build_shot_graph)
-                       for _ in range(workers)]
+        self.size = workers or pool_size(c, ray.cluster_resources())
+        self.actor_class = ray.remote(num_cpus=c.ray.cpus_per_shot, num_gpus=gpus, max_restarts=-1,
+                                      max_task_retries=3, max_concurrency=2)(ShotWorker)
+        self.args = (ctx.project, c, str(ctx.out_dir), ctx.started, build_shot_graph,
+                     ray.put(input_bundle(ctx.project)))
+        self.actors: list = []
         self.idle: queue.Queue = queue.Queue()
-        for a in self.actors:
-            self.idle.put(a)
+        self.lock = threading.Lock()
+        self.idle.put(self._new_actor())  # the first one now: a node's missing model path fails fast
+
+    def _new_actor(self):
+        actor = self.actor_class.remote(*self.args)
+        self.actors.append(actor)
+        problem = self.ray.get(actor.ready.remote())
+        if problem:
+            raise ToolError(*problem)
+        return actor
+
+    def _take_actor(self):
+        with self.lock:
+            try:
+                return self.idle.get_nowait()
+            except queue.Empty:
+                if len(self.actors) < self.size:
+                    return self._new_actor()
+        return self.idle.get()  # LangGraph runs at most `size` shots at once: one will come back
 
     def __call__(self, state: ShotState) -> dict:
-        actor = self.idle.get()  # LangGraph runs at most `workers` shots at once: one actor each
+        self.ctx.check_stop()
+        actor = self._take_actor()
         try:
             ref = actor.run.remote(state, not self.ctx.config.ray.shared_fs)
+            stopping = False
             while True:
                 done, _ = self.ray.wait([ref], timeout=_POLL_S)
+                self._relay(actor)
                 if done:
                     break
-                if self.ctx.stop.is_set():  # Ctrl-C on the driver: stop the remote shot too
-                    self.ray.cancel(ref, force=True)
-                    raise RunStopped("stopped by the user")
-            result, events, files = self.ray.get(ref)
+                if self.ctx.stop.is_set() and not stopping:  # Ctrl-C on the driver reaches the worker
+                    actor.stop.remote()
+                    stopping = True
+            try:
+                result, files = self.ray.get(ref)
+            except Exception:
+                if self.ctx.stop.is_set():  # the worker stopped between two steps, as asked
+                    raise RunStopped("stopped by the user") from None
+                raise
         finally:
             self.idle.put(actor)
         land_files(self.ctx.out_dir, files)
+        return result
+
+    def _relay(self, actor) -> None:
+        """Show the worker's progress events here; a worker that just died has none to give."""
+        try:
+            events = self.ray.get(actor.drain.remote(), timeout=_RELAY_S)
+        except (self.ray.exceptions.RayError, TimeoutError):
+            return
         for kind, info in events:
             self.ctx.on_event(kind, info)
-        return result
 
 
 def _check_reachable(address: str) -> None:
@@ -156,7 +246,7 @@ def _check_reachable(address: str) -> None:
                         "or leave --ray-address out to start a local Ray") from None
 
 
-def _connect(address: str | None, workers: int, cpus_per_shot: float):
+def _connect(address: str | None, workers: Optional[int], cpus_per_shot: float):
     try:
         import ray
     except ImportError:
@@ -170,8 +260,9 @@ def _connect(address: str | None, workers: int, cpus_per_shot: float):
         if address:
             ray.init(address=address, log_to_driver=False, configure_logging=False)
         else:
-            ray.init(num_cpus=max(1, int(workers * cpus_per_shot + 0.999)), include_dashboard=False,
-                     log_to_driver=False, configure_logging=False)
+            # `--workers N` reserves what N shots need; without it the local Ray takes every core.
+            cpus = max(1, int(workers * cpus_per_shot + 0.999)) if workers else None
+            ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
     except (ConnectionError, TimeoutError, RuntimeError, ValueError) as exc:
         where = f"the Ray cluster at {address}" if address else "a local Ray"
         raise ToolError(f"could not connect to {where}: {str(exc).splitlines()[0][:200]}",
@@ -181,17 +272,20 @@ def _connect(address: str | None, workers: int, cpus_per_shot: float):
 
 
 @contextmanager
-def shot_runner(ctx: RunContext, build_shot_graph: ShotGraphBuilder, workers: int) -> Iterator[ShotRunner]:
-    """The run's shot runner for `render.executor`; a Ray this run started is shut down after it."""
+def shot_runner(ctx: RunContext, build_shot_graph: ShotGraphBuilder,
+                workers: Optional[int]) -> Iterator[LocalRunner | RayRunner]:
+    """The run's shot runner for `render.executor` (its `size`: shots at once); a Ray this run
+    started is shut down after it."""
     if ctx.config.executor == "local":
-        yield local_runner(ctx, build_shot_graph)
+        yield LocalRunner(ctx, build_shot_graph, workers)
         return
     ray, started_here = _connect(ctx.config.ray.address, workers, ctx.config.ray.cpus_per_shot)
-    runner = RayRunner(ctx, build_shot_graph, workers)
+    runner = None
     try:
+        runner = RayRunner(ctx, build_shot_graph, workers)
         yield runner
     finally:
-        for a in runner.actors:
+        for a in runner.actors if runner else ():
             ray.kill(a)
         if started_here:
             ray.shutdown()

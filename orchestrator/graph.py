@@ -8,7 +8,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
 
 from orchestrator.context import RunContext
-from orchestrator.executors import ShotRunner, local_runner
+from orchestrator.executors import LocalRunner, ShotRunner
 from orchestrator.nodes.decide import decide
 from orchestrator.nodes.evaluate import evaluate
 from orchestrator.nodes.plan import plan_node
@@ -37,7 +37,7 @@ def build_shot_graph(ctx: RunContext):
 
 def build_film_graph(ctx: RunContext, checkpointer=None, run_attempts: ShotRunner | None = None):
     """The film graph; `run_attempts` runs one shot's attempt loop (`orchestrator.executors`; default local)."""
-    run_attempts = run_attempts or local_runner(ctx, build_shot_graph)
+    run_attempts = run_attempts or LocalRunner(ctx, build_shot_graph)
 
     def run_shot(state: ShotState) -> dict:
         result = run_attempts(state)

@@ -9,6 +9,7 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Optional
 
 from rich.console import Console
 from rich.progress import (
@@ -26,6 +27,7 @@ from orchestrator.graph import build_film_graph, build_shot_graph
 from orchestrator.inputs.project import Project
 from orchestrator.lock import OutputLock, sweep_stale_temps
 from orchestrator.report.terminal import print_report
+from orchestrator.schema.plan import MAX_SCENES, MAX_SHOTS_PER_SCENE
 from orchestrator.store import digest_file, digest_json
 
 
@@ -43,7 +45,15 @@ def thread_id(project: Project, config: RenderConfig) -> str:
     )[:24]
 
 
-def run_film(project: Project, config: RenderConfig, out_dir: Path, console: Console, workers: int = 1) -> dict:
+# LangGraph's thread pool runs both the shot tasks and the checkpoint writes of finished ones; were
+# it as small as the shots allowed at once, a finished shot's result would wait for a free thread
+# and be lost to a crash meanwhile. The shot runner bounds the shots (`size`); a thread is made only
+# when a task is waiting, so this allows one per possible shot plus the writers.
+GRAPH_THREADS = MAX_SCENES * MAX_SHOTS_PER_SCENE + 8
+
+
+def run_film(project: Project, config: RenderConfig, out_dir: Path, console: Console,
+             workers: Optional[int] = None) -> dict:
     """Render the whole film into `out_dir`; returns a JSON-able summary. Holds the folder's lock
     for the whole run; a first Ctrl-C stops cleanly (RunStopped), a second exits at once."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -67,12 +77,11 @@ def run_film(project: Project, config: RenderConfig, out_dir: Path, console: Con
     }
 
 
-def _invoke(ctx: RunContext, out_dir: Path, console: Console, workers: int) -> tuple[dict, bool]:
+def _invoke(ctx: RunContext, out_dir: Path, console: Console, workers: Optional[int]) -> tuple[dict, bool]:
     """Run (or resume) the film graph on its checkpoint; returns the final state and whether it resumed."""
     from langgraph.checkpoint.sqlite import SqliteSaver
 
-    cfg = {"configurable": {"thread_id": thread_id(ctx.project, ctx.config)}, "max_concurrency": workers,
-           "recursion_limit": 64}
+    cfg = {"configurable": {"thread_id": thread_id(ctx.project, ctx.config)}, "recursion_limit": 64}
     conn = _open_state(out_dir / "state.sqlite", console)
     try:
         try:
@@ -85,6 +94,7 @@ def _invoke(ctx: RunContext, out_dir: Path, console: Console, workers: int) -> t
         if resume:
             console.print(f"resuming the interrupted run in {out_dir}")
         with shot_runner(ctx, build_shot_graph, workers) as run_attempts, _progress(console) as progress:
+            cfg["max_concurrency"] = GRAPH_THREADS
             graph = build_film_graph(ctx, SqliteSaver(conn), run_attempts)
             ctx.on_event = _progress_events(progress)
             if pending.values.get("shot_ids"):  # planned before the interruption

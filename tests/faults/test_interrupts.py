@@ -127,9 +127,9 @@ def _project(tmp_path: Path) -> tuple[Path, Path, Path]:
     return write_project(tmp_path / "proj"), out, out / "mini"
 
 
-def _finish(script: Path, out: Path) -> None:
+def _finish(script: Path, out: Path, *extra: str) -> None:
     """The same command again, to the end."""
-    proc = _start(script, out)
+    proc = _start(script, out, *extra)
     _, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err[-2000:]
 
@@ -176,3 +176,107 @@ def test_two_runs_on_one_folder(tmp_path, reference):
     assert _outputs(run) == reference
     with OutputLock(run):  # the lock went with the first process
         pass
+
+
+# --- the same under `--executor ray` (each driver starts its own local Ray) -----------------------
+
+# `python -c` driver that SIGKILLs itself once its second shot result is in; it waits 2 s first, so
+# that the checkpoint writer thread has saved the first result, and prints that shot's id.
+RAY_DRIVER_KILLED = """
+import os, signal, sys, time
+from orchestrator import runner
+shows = runner._progress_events
+def killing(progress):
+    show, done = shows(progress), []
+    def on_event(kind, info):
+        show(kind, info)
+        if kind == "shot_done":
+            done.append(info["shot_id"])
+            if len(done) == 2:
+                print(done[0], flush=True)
+                time.sleep(2)
+                os.kill(os.getpid(), signal.SIGKILL)
+    return on_event
+runner._progress_events = killing
+from orchestrator.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+RAY = ("--executor", "ray", "--workers", "2")
+
+
+def _ray_processes(pid: int, seen: dict, stop) -> None:
+    """Collect {pid: command} of the Ray processes the driver `pid` starts, until `stop`."""
+    import psutil
+    while not stop.is_set():
+        try:
+            for p in psutil.Process(pid).children(recursive=True):
+                seen[p.pid] = " ".join(p.cmdline()) or seen.get(p.pid, "")  # workers rename themselves
+        except psutil.Error:
+            if not psutil.pid_exists(pid):
+                return
+        time.sleep(0.05)
+
+
+def _working_ray_alive(seen: dict, timeout: float = 60.0) -> list[str]:
+    """The shot workers, raylet and GCS of `seen` still running after `timeout`. Ray's helper
+    processes (agents, log monitor) are left out: after a SIGKILLed driver they end by themselves a
+    minute or two later; they are killed here so that the suite does not wait for them."""
+    import psutil
+
+    def alive(pid):
+        try:
+            return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            return False
+
+    working = {pid: cmd for pid, cmd in seen.items()
+               if cmd.startswith("ray::ShotWorker") or cmd.split(" ")[0].endswith(("/raylet", "/gcs_server"))}
+    end = time.time() + timeout
+    while time.time() < end and any(alive(pid) for pid in working):
+        time.sleep(0.2)
+    for pid, cmd in seen.items():
+        if alive(pid) and pid not in working:
+            os.kill(pid, signal.SIGKILL)
+    return [cmd[:80] for pid, cmd in working.items() if alive(pid)]
+
+
+def _watch(proc: subprocess.Popen):
+    import threading
+    seen: dict = {}
+    stop = threading.Event()
+    threading.Thread(target=_ray_processes, args=(proc.pid, seen, stop), daemon=True).start()
+    return seen, stop
+
+
+def test_ctrl_c_under_ray_stops_the_workers_and_the_run_resumes(tmp_path, reference):
+    script, out, run = _project(tmp_path)
+    proc = _start(script, out, *RAY)
+    seen, stop = _watch(proc)
+    _wait_for(lambda: _finished_shots(run), proc)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    stop.set()
+    assert proc.returncode == 130, stderr[-2000:]
+    assert "Traceback" not in stderr and "interrupted" in stderr and not (run / "film.mp4").exists()
+    assert any("ShotWorker" in c for c in seen.values()) and _working_ray_alive(seen) == []  # no shot worker (nor the Ray it ran in) outlives the driver
+    kept = {p: p.stat().st_mtime_ns for p in run.glob("shots/*/attempt-1/clip.mp4")
+            if (p.parent / "record.json").exists()}
+    _finish(script, out, *RAY)
+    assert {p: p.stat().st_mtime_ns for p in kept} == kept  # finished shots were not redone
+    assert _outputs(run) == reference
+
+
+def test_a_killed_ray_driver_resumes_with_finished_shots_kept(tmp_path, reference):
+    script, out, run = _project(tmp_path)
+    proc = subprocess.Popen([sys.executable, "-c", RAY_DRIVER_KILLED, str(script), "--out", str(out), "--quiet", *RAY],
+                            cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen, stop = _watch(proc)
+    stdout, stderr = proc.communicate(timeout=300)
+    stop.set()
+    assert proc.returncode == -signal.SIGKILL, stderr[-2000:]
+    assert any(c.split(" ")[0].endswith("/raylet") for c in seen.values()) and _working_ray_alive(seen) == []  # Ray's processes share the driver's fate
+    first = run / "shots" / stdout.strip() / "attempt-1" / "clip.mp4"
+    before = first.stat().st_mtime_ns
+    _finish(script, out, *RAY)
+    assert first.stat().st_mtime_ns == before  # the checkpointed shot was not rendered again
+    assert _outputs(run) == reference

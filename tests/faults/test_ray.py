@@ -2,6 +2,7 @@
 also when a worker process is killed in the middle of a shot; bad Ray flags end with exit 2."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.pipeline_kit import compose, records, write_project
+from tests.fixtures.pipeline_kit import MINI_SCRIPT, compose, records, write_project
 
 OUTPUTS = ("film.mp4", "film.srt", "plan.json")
 pytestmark = pytest.mark.filterwarnings("ignore:Tip. In future versions of Ray:FutureWarning")
@@ -39,8 +40,11 @@ def _same_outputs(a, b) -> list[str]:
     return [name for name in OUTPUTS if (a / name).read_bytes() != (b / name).read_bytes()]
 
 
-def test_ray_film_is_identical_to_local(tmp_path, cluster, local_film):
-    script = write_project(tmp_path / "proj")
+@pytest.mark.parametrize("shared_fs", [False, True])
+def test_ray_film_is_identical_to_local(tmp_path, cluster, local_film, shared_fs):
+    """Files sent back through the object store, or written in place (`render.ray.shared_fs`)."""
+    script = write_project(tmp_path / "proj", {**MINI_SCRIPT, "render": {**MINI_SCRIPT["render"],
+                                                                          "ray": {"shared_fs": shared_fs}}})
     assert compose(script, "--out", tmp_path / "out", "--executor", "ray", "--workers", "2") == 0
     run = tmp_path / "out" / "mini"
     assert _same_outputs(local_film, run) == []
@@ -129,7 +133,7 @@ def test_ray_not_installed_says_so(tmp_path, capsys, monkeypatch):
 
 
 def test_driver_lands_worker_files_only_when_their_digests_match(tmp_path):
-    from orchestrator.executors import land_files
+    from orchestrator.shipping import land_files
     from orchestrator.store import digest_bytes
     from tools.base import ToolError
 
@@ -159,3 +163,110 @@ def test_local_executor_needs_no_ray(tmp_path):
                           timeout=120, cwd=Path(__file__).resolve().parents[2])
     assert done.returncode == 0, done.stderr[-2000:]
     assert (tmp_path / "out" / "mini" / "film.mp4").is_file()
+
+
+def _mini_context(tmp_path, script: dict | None = None):
+    from orchestrator.context import RunContext
+    from orchestrator.inputs.loading import load_project
+
+    project = load_project(write_project(tmp_path / "proj", script))
+    return RunContext(project=project, config=project.script.render, out_dir=tmp_path / "out")
+
+
+def test_workers_read_input_files_from_their_own_copies(tmp_path, cluster):
+    """Inputs travel by content: the worker's project names only files in its own folder, each
+    byte-equal to the driver's file it replaces."""
+    from orchestrator.executors import RayRunner
+    from orchestrator.graph import build_shot_graph
+    from orchestrator.shipping import input_paths
+
+    ctx = _mini_context(tmp_path)
+    driver = input_paths(ctx.project)
+    assert len(driver) >= 5  # 3 characters' images and voices at least
+    runner = RayRunner(ctx, build_shot_graph, None)
+    try:
+        import ray
+
+        worker = ray.get(runner.actors[0].input_paths.remote())
+    finally:
+        for a in runner.actors:
+            ray.kill(a)
+    assert len(worker) == len(driver)
+    project_root = str(ctx.project.root)
+    assert not [p for p in worker if p.startswith(project_root)]
+    assert sorted(Path(p).read_bytes() for p in worker) == sorted(p.read_bytes() for p in driver)
+    assert runner.size == 2  # no --workers: as many as the cluster's 2 CPUs hold
+
+
+def test_a_missing_model_path_names_the_worker_node(tmp_path, capsys, cluster):
+    script = {**json.loads(json.dumps(MINI_SCRIPT)), "render": {
+        **MINI_SCRIPT["render"], "speech": "cosyvoice",
+        "cosyvoice": {"repo": str(tmp_path / "CosyVoice"), "model_dir": str(tmp_path / "no-such-model")}}}
+    path = write_project(tmp_path / "proj", script)
+    assert compose(path, "--out", tmp_path / "out", "--executor", "ray") == 2
+    err = capsys.readouterr().err
+    assert f"Ray node {socket.gethostname()}" in err
+    assert f"render.cosyvoice.model_dir = {tmp_path / 'no-such-model'}" in err
+    assert "Traceback" not in err
+
+
+class _HandshakeGraph:
+    """A stand-in shot loop: it raises a progress event, then waits for the driver to have shown it.
+    Its shot passes only if the event reached the driver while the shot was still running."""
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+
+    def invoke(self, state, config):
+        self.ctx.on_event("stage", {"shot": state["shot_id"], "stage": "render", "attempt": 1})
+        shown = Path(state["flag"])
+        end = time.time() + 60
+        while not shown.exists() and time.time() < end:
+            time.sleep(0.05)
+        return {"shot_id": state["shot_id"], "cache": {},
+                "history": [{"passed": shown.exists(), "dir": str(shown.parent), "attempt": 1, "quality": 1.0}]}
+
+
+def test_progress_reaches_the_driver_while_the_shot_runs(tmp_path, cluster):
+    import ray
+    from ray import cloudpickle  # Ray's own copy pickles the actor's arguments
+
+    from orchestrator.executors import RayRunner
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers need not import this file
+    ctx = _mini_context(tmp_path)
+    flag = tmp_path / "shown"
+    seen = []
+    ctx.on_event = lambda kind, info: (seen.append((kind, info)), flag.touch())
+    runner = RayRunner(ctx, _HandshakeGraph, 1)
+    try:
+        result = runner({"shot_id": "sc01_sh01", "scene": {}, "max_attempts": 1, "flag": str(flag)})
+    finally:
+        for a in runner.actors:
+            ray.kill(a)
+    assert seen == [("stage", {"shot": "sc01_sh01", "stage": "render", "attempt": 1})]
+    assert result["passed"], "the event arrived only after the shot had finished"
+
+
+@pytest.mark.parametrize("video, ray_cfg, resources, size", [
+    ("animatic", {}, {"CPU": 2}, 2),
+    ("animatic", {"cpus_per_shot": 0.5}, {"CPU": 3, "GPU": 4}, 6),
+    ("avdit", {}, {"CPU": 64, "GPU": 8}, 8),
+    ("avdit", {"gpus_per_shot": 0.5}, {"CPU": 64, "GPU": 8}, 16),
+    ("avdit", {"gpus_per_shot": 0, "cpus_per_shot": 4}, {"CPU": 64}, 16),
+    ("animatic", {}, {"CPU": 100_000}, 256),
+])
+def test_pool_is_sized_to_the_cluster(video, ray_cfg, resources, size):
+    from orchestrator.config import RenderConfig
+    from orchestrator.executors import pool_size
+
+    assert pool_size(RenderConfig(video=video, ray=ray_cfg), resources) == size
+
+
+def test_a_gpu_backend_on_a_cluster_without_gpus_says_how_to_fix_it():
+    from orchestrator.config import RenderConfig
+    from orchestrator.executors import pool_size
+    from tools.base import ToolError
+
+    with pytest.raises(ToolError, match="has 0 GPU.*gpus_per_shot: 0"):
+        pool_size(RenderConfig(video="avdit"), {"CPU": 16})
