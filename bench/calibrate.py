@@ -62,7 +62,7 @@ HALF_WORST_POSITIVE = ("lipsync.confidence",)
 
 def evaluators():
     # Thresholds do not matter here: only the measured values are used.
-    return [LipSyncEvaluator(1, 0), BindingEvaluator(0.5), SpeakerSimilarityEvaluator(0, 0),
+    return [LipSyncEvaluator(1, 0), BindingEvaluator(0.5, 0.5), SpeakerSimilarityEvaluator(0, 0),
             IntelligibilityEvaluator(0.5), IdentityEvaluator(0, 0)]
 
 
