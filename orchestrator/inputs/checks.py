@@ -395,6 +395,11 @@ def _image_problems(src: Source, loc: tuple, found: tuple[Path, str], char: Opti
         problems.append(src.problem(loc, f"no face found in image {raw} of {char.get('id')!r}",
                                     "add `face_box: [x, y, width, height]` (the face's pixel box) to this "
                                     "character, or use a clearer frontal portrait"))
+    mouth = char.get("mouth")
+    if isinstance(mouth, list) and len(mouth) == 2 and all(isinstance(v, int) for v in mouth):
+        if not (0 <= mouth[0] < w and 0 <= mouth[1] < h):
+            problems.append(src.problem(loc[:2] + ("mouth",), f"mouth {mouth} lies outside image {raw} ({w}x{h})",
+                                        "give the mouth's centre [x, y] inside every reference image"))
 
 
 def _voice_problems(src: Source, loc: tuple, found: tuple[Path, str], problems: list[Problem]) -> None:

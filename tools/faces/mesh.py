@@ -67,7 +67,7 @@ def _interpreter(name: str):
     return it
 
 
-def _run(name: str, x: np.ndarray) -> list[np.ndarray]:
+def run_tflite(name: str, x: np.ndarray) -> list[np.ndarray]:
     with _LOCK:
         it = _interpreter(name)
         it.set_tensor(it.get_input_details()[0]["index"], x[None].astype(np.float32))
@@ -100,7 +100,7 @@ def _letterbox(rgb: np.ndarray, side: int) -> tuple[np.ndarray, float, float, fl
 def detect_faces(rgb: np.ndarray, min_score: float = DETECT_SCORE) -> list[tuple[tuple[int, int, int, int], float]]:
     """BlazeFace boxes (x, y, w, h) in image pixels with scores, best first, overlaps removed."""
     img, s, px, py = _letterbox(rgb, 128)
-    reg, cls = _run("face_detection_short_range.tflite", img.astype(np.float32) / 127.5 - 1.0)
+    reg, cls = run_tflite("face_detection_short_range.tflite", img.astype(np.float32) / 127.5 - 1.0)
     scores = 1 / (1 + np.exp(-np.clip(cls[:, 0], -80, 80)))
     keep = np.nonzero(scores >= min_score)[0]
     a = _anchors()
@@ -129,7 +129,7 @@ def face_mesh(rgb: np.ndarray, box: tuple[float, float, float, float], grow: flo
     s = 192.0 / side
     m = np.array([[s, 0, 96 - s * cx], [0, s, 96 - s * cy]], np.float32)
     crop = cv2.warpAffine(rgb, m, (192, 192), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    pts, logit = _run("face_landmark.tflite", crop.astype(np.float32) / 255.0)
+    pts, logit = run_tflite("face_landmark.tflite", crop.astype(np.float32) / 255.0)
     pts = pts.reshape(468, 3).astype(np.float32)
     pts[:, 0] = (pts[:, 0] - m[0, 2]) / s
     pts[:, 1] = (pts[:, 1] - m[1, 2]) / s

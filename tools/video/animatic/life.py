@@ -54,16 +54,6 @@ def head_track(seed: int, character: str, audio: ShotAudio, frames: int, fps: in
     return np.round(dx).astype(np.int32), np.round(dy).astype(np.int32)
 
 
-def eye_rects(face: tuple[float, float, float, float]) -> list[tuple[int, int, int, int]]:
-    """Two eye bands (x0, y0, x1, y1) estimated from a face box (x, y, w, h)."""
-    x, y, w, h = face
-    out = []
-    for ex in (0.31, 0.69):
-        cx, cy = x + ex * w, y + 0.40 * h
-        out.append((int(cx - 0.13 * w), int(cy - 0.08 * h), int(cx + 0.13 * w), int(cy + 0.07 * h)))
-    return out
-
-
 def draw_blink(patch: np.ndarray, lid: np.ndarray, closure: float) -> np.ndarray:
     """Close the eyelid over an eye band: the lid colour (the row above) slides down."""
     h, w = patch.shape[:2]

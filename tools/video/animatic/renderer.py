@@ -63,7 +63,7 @@ class AnimaticRenderer:
             except KeyError:
                 raise ToolError(f"shot {shot.id} names {p.character!r}, who is not in the cast",
                                 "add the character to cast.yaml or fix the shot") from None
-            portrait = load_portrait(spec.images[0], spec.face_box)
+            portrait = load_portrait(spec.images[0], spec.face_box, spec.mouth)
             margin = int(0.12 * p.face_h) + 4
             sprite = StagedSprite(portrait, p, W, H, dilation=max(0, knobs.mask_dilation), margin=margin)
             dx, dy = head_track(knobs.seed, p.character, audio, frames, fps, p.face_h)

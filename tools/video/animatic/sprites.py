@@ -8,10 +8,23 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from tools.faces.mesh import LEFT_EYE, RIGHT_EYE
 from tools.faces.portraits import Portrait
-from tools.video.animatic.life import draw_blink, eye_rects
-from tools.video.animatic.lips import build_rig, draw_mouth
+from tools.video.animatic.life import draw_blink
+from tools.video.animatic.mouths import build_rig, draw_mouth
 from tools.video.animatic.staging import Placement
+
+
+def _mesh_eye_rects(points: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """Eye bands (x0, y0, x1, y1) around each eye's corners and lids from the face mesh."""
+    out = []
+    for outer, inner, lid, low in (LEFT_EYE, RIGHT_EYE):
+        p = points[[outer, inner, lid, low]]
+        w = abs(p[1, 0] - p[0, 0])
+        x0, x1 = min(p[0, 0], p[1, 0]) - 0.1 * w, max(p[0, 0], p[1, 0]) + 0.1 * w
+        y0, y1 = p[2, 1] - 0.25 * w, p[3, 1] + 0.1 * w
+        out.append((int(x0), int(y0), int(np.ceil(x1)), int(np.ceil(y1))))
+    return out
 
 
 class StagedSprite:
@@ -44,6 +57,10 @@ class StagedSprite:
             alpha = cv2.GaussianBlur(alpha, (0, 0), 0.006 * height)
         self.x, self.y = int(round(ox + src[0] * scale)), int(round(oy + src[1] * scale))
         self.face = ((px - src[0]) * scale, (py - src[1]) * scale, pw * scale, ph * scale)
+        mouth = ((portrait.mouth[0] - src[0]) * scale, (portrait.mouth[1] - src[1]) * scale)
+        lips = None
+        if portrait.mesh is not None:
+            lips = (portrait.mesh[:, :2] - np.array(src[:2], np.float32)) * scale
         self.alpha = alpha[..., None].astype(np.float32)
         a8 = np.round(alpha * 255).astype(np.uint8)
         self.inv = cv2.merge([255 - a8] * 3)
@@ -53,9 +70,12 @@ class StagedSprite:
             k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * dilation + 1, 2 * dilation + 1))
             solid = cv2.dilate(np.pad(solid, dilation), k)[dilation:-dilation, dilation:-dilation]
         self.solid = solid.astype(bool)
-        self.rig = build_rig(self.rgb, self.face)
+        self.rig = build_rig(self.rgb, self.face, mouth, lips)
+        # Eyes come from the mesh; a face the mesh rejects (an animal) does not blink, since a lid
+        # painted where a face box guesses the eyes would smear its nose bridge.
+        rects = [] if lips is None else _mesh_eye_rects(lips)
         self.eyes = [(max(0, x0), max(1, y0), min(self.rgb.shape[1], x1), min(self.rgb.shape[0], y1))
-                     for x0, y0, x1, y1 in eye_rects(self.face)]
+                     for x0, y0, x1, y1 in rects]
 
     def face_box(self, dx: int, dy: int, width: int, height: int) -> np.ndarray:
         """x0, y0, x1, y1 of the face in the frame, clipped; NaN when its centre is off-frame."""
