@@ -8,6 +8,7 @@ Interpreters are built once per process and guarded by a lock (they are not thre
 """
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
@@ -62,8 +63,18 @@ class FaceMesh:
 def _interpreter(name: str):
     from ai_edge_litert.interpreter import Interpreter
 
-    it = Interpreter(model_path=str(model_path(name)), num_threads=1)
-    it.allocate_tensors()
+    path = str(model_path(name))
+    # The runtime announces its XNNPACK delegate on the C-level stderr ("INFO: Created TensorFlow
+    # Lite XNNPACK delegate"), which `compose --quiet` must not show; silence it while building.
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        it = Interpreter(model_path=path, num_threads=1)
+        it.allocate_tensors()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
     return it
 
 
