@@ -14,6 +14,7 @@ FRAMINGS: tuple[str, ...] = ("wide", "two-shot", "medium", "close-up", "over-sho
 # voice over from elsewhere (`(V.O.)`). Off-screen and voice-over speakers are never shown while
 # their line plays, and a voice-over speaker is not part of the scene at all.
 Delivery = Literal["on-screen", "off-screen", "voice-over"]
+DELIVERIES: tuple[str, ...] = ("on-screen", "off-screen", "voice-over")
 
 
 class DialogueBeat(Strict):

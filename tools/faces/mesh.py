@@ -4,7 +4,7 @@ The models are MediaPipe's `face_detection_short_range.tflite` (128x128 input, 8
 and six keypoints each) and `face_landmark.tflite` (192x192 crop, 468 points in crop pixels and a
 face-presence logit). A presence below `MESH_PRESENCE` says "not a human face" (animals,
 drawings): callers then fall back to the cast's `face_box` and `mouth` anchor.
-Interpreters are built once per process and guarded by a lock (they are not thread-safe).
+Interpreters are built once per thread (they are not thread-safe; the evaluators run on two).
 """
 from __future__ import annotations
 
@@ -30,7 +30,8 @@ RIGHT_EYE = (263, 362, 386, 374)
 FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400,
              377, 152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)
 
-_LOCK = threading.Lock()
+_LOCAL = threading.local()
+_BUILD_LOCK = threading.Lock()  # one build at a time: they redirect the process's stderr
 
 
 @dataclass
@@ -59,31 +60,37 @@ class FaceMesh:
         return gap / max(width, 1e-6)
 
 
-@lru_cache(maxsize=None)
 def _interpreter(name: str):
+    cache = _LOCAL.__dict__.setdefault("interpreters", {})
+    if name not in cache:
+        cache[name] = _build_interpreter(name)
+    return cache[name]
+
+
+def _build_interpreter(name: str):
     from ai_edge_litert.interpreter import Interpreter
 
     path = str(model_path(name))
     # The runtime announces its XNNPACK delegate on the C-level stderr ("INFO: Created TensorFlow
     # Lite XNNPACK delegate"), which `compose --quiet` must not show; silence it while building.
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        it = Interpreter(model_path=path, num_threads=1)
-        it.allocate_tensors()
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+    with _BUILD_LOCK:
+        saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 2)
+            it = Interpreter(model_path=path, num_threads=1)
+            it.allocate_tensors()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.close(devnull)
     return it
 
 
 def run_tflite(name: str, x: np.ndarray) -> list[np.ndarray]:
-    with _LOCK:
-        it = _interpreter(name)
-        it.set_tensor(it.get_input_details()[0]["index"], x[None].astype(np.float32))
-        it.invoke()
-        return [it.get_tensor(o["index"])[0] for o in it.get_output_details()]
+    it = _interpreter(name)
+    it.set_tensor(it.get_input_details()[0]["index"], x[None].astype(np.float32))
+    it.invoke()
+    return [it.get_tensor(o["index"])[0] for o in it.get_output_details()]
 
 
 @lru_cache(maxsize=1)
