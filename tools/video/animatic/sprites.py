@@ -15,15 +15,19 @@ from tools.video.animatic.mouths import build_rig, draw_mouth
 from tools.video.animatic.staging import Placement
 
 
-def _mesh_eye_rects(points: np.ndarray) -> list[tuple[int, int, int, int]]:
-    """Eye bands (x0, y0, x1, y1) around each eye's corners and lids from the face mesh."""
+def _mesh_eyes(points: np.ndarray, shape: tuple[int, int]) -> list[tuple[tuple[int, int, int, int], float, float]]:
+    """Per eye from the face mesh: the band (x0, y0, x1, y1) from the skin above the upper lid to
+    below the lower lid, and the upper and lower lid rows within that band."""
     out = []
     for outer, inner, lid, low in (LEFT_EYE, RIGHT_EYE):
         p = points[[outer, inner, lid, low]]
         w = abs(p[1, 0] - p[0, 0])
-        x0, x1 = min(p[0, 0], p[1, 0]) - 0.1 * w, max(p[0, 0], p[1, 0]) + 0.1 * w
-        y0, y1 = p[2, 1] - 0.25 * w, p[3, 1] + 0.1 * w
-        out.append((int(x0), int(y0), int(np.ceil(x1)), int(np.ceil(y1))))
+        x0 = max(0, int(min(p[0, 0], p[1, 0]) - 0.15 * w))
+        x1 = min(shape[1], int(np.ceil(max(p[0, 0], p[1, 0]) + 0.15 * w)))
+        y0 = max(0, int(p[2, 1] - 0.3 * w))
+        y1 = min(shape[0], int(np.ceil(p[3, 1] + 0.12 * w)))
+        if x1 - x0 >= 3 and y1 - y0 >= 3:
+            out.append(((x0, y0, x1, y1), float(p[2, 1] - y0), float(p[3, 1] - y0)))
     return out
 
 
@@ -73,9 +77,7 @@ class StagedSprite:
         self.rig = build_rig(self.rgb, self.face, mouth, lips)
         # Eyes come from the mesh; a face the mesh rejects (an animal) does not blink, since a lid
         # painted where a face box guesses the eyes would smear its nose bridge.
-        rects = [] if lips is None else _mesh_eye_rects(lips)
-        self.eyes = [(max(0, x0), max(1, y0), min(self.rgb.shape[1], x1), min(self.rgb.shape[0], y1))
-                     for x0, y0, x1, y1 in rects]
+        self.eyes = [] if lips is None else _mesh_eyes(lips, self.rgb.shape[:2])
 
     def face_box(self, dx: int, dy: int, width: int, height: int) -> np.ndarray:
         """x0, y0, x1, y1 of the face in the frame, clipped; NaN when its centre is off-frame."""
@@ -91,10 +93,9 @@ class StagedSprite:
             x0, y0, x1, y1 = self.rig.rect
             out.append((self.rig.rect, draw_mouth(self.rig, self.rgb[y0:y1, x0:x1], opening, lip_width)))
         if closure > 0:
-            for r in self.eyes:
+            for r, lid, low in self.eyes:
                 x0, y0, x1, y1 = r
-                if x1 > x0 and y1 > y0:
-                    out.append((r, draw_blink(self.rgb[y0:y1, x0:x1], self.rgb[y0 - 1, x0:x1], closure)))
+                out.append((r, draw_blink(self.rgb[y0:y1, x0:x1], lid, low, closure)))
         return out
 
     def composite(self, frame: np.ndarray, mask: np.ndarray, label: int, dx: int, dy: int,
