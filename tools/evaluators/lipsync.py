@@ -85,7 +85,7 @@ class LipSyncEvaluator:
 
     name = "lipsync"
     slow = True  # starts first on the evaluate node's two threads
-    version = "1"  # joins the score cache key: bump when the measure changes
+    version = "2"  # joins the score cache key: bump when the measure changes
 
     def __init__(self, offset_threshold: float, confidence_threshold: float):
         self.offset_threshold = offset_threshold

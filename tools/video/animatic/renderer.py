@@ -45,7 +45,7 @@ class AnimaticRenderer:
     """Render shots as an animatic; implements `tools.base.VideoGenerator`."""
 
     name = "animatic"
-    version = "1"
+    version = "2"  # real faces: mesh-driven mouths, u2netp cut-outs
     default_audio_guidance = None  # no diffusion: no audio guidance for a retry to raise
 
     def render(self, shot: Shot, scene: SceneInfo, audio: ShotAudio, cast: Cast,

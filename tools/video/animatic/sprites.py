@@ -62,9 +62,9 @@ class StagedSprite:
         self.x, self.y = int(round(ox + src[0] * scale)), int(round(oy + src[1] * scale))
         self.face = ((px - src[0]) * scale, (py - src[1]) * scale, pw * scale, ph * scale)
         mouth = ((portrait.mouth[0] - src[0]) * scale, (portrait.mouth[1] - src[1]) * scale)
-        lips = None
+        mesh = None
         if portrait.mesh is not None:
-            lips = (portrait.mesh[:, :2] - np.array(src[:2], np.float32)) * scale
+            mesh = (portrait.mesh[:, :2] - np.array(src[:2], np.float32)) * scale
         self.alpha = alpha[..., None].astype(np.float32)
         a8 = np.round(alpha * 255).astype(np.uint8)
         self.inv = cv2.merge([255 - a8] * 3)
@@ -74,10 +74,10 @@ class StagedSprite:
             k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * dilation + 1, 2 * dilation + 1))
             solid = cv2.dilate(np.pad(solid, dilation), k)[dilation:-dilation, dilation:-dilation]
         self.solid = solid.astype(bool)
-        self.rig = build_rig(self.rgb, self.face, mouth, lips)
+        self.rig = build_rig(self.rgb, self.face, mouth, mesh)
         # Eyes come from the mesh; a face the mesh rejects (an animal) does not blink, since a lid
         # painted where a face box guesses the eyes would smear its nose bridge.
-        self.eyes = [] if lips is None else _mesh_eyes(lips, self.rgb.shape[:2])
+        self.eyes = [] if mesh is None else _mesh_eyes(mesh, self.rgb.shape[:2])
 
     def face_box(self, dx: int, dy: int, width: int, height: int) -> np.ndarray:
         """x0, y0, x1, y1 of the face in the frame, clipped; NaN when its centre is off-frame."""
