@@ -4,8 +4,8 @@ Positives are short two-character shots in the example cast (real piper speech, 
 Each gets the negative controls its evaluators must catch:
 
   offset2/4/8  the mouths rendered 2, 4, 8 frames late         -> lipsync.offset
-  swap         the lines credited to the other character       -> binding, lipsync
-  silent       the first line's speaker drawn with a shut mouth -> lipsync.confidence, binding
+  swap         the lines credited to the other character       -> binding
+  silent       the first line's speaker drawn with a shut mouth -> lipsync.confidence
   offscreen    a voice-over line lip-synced by a visible listener -> binding.offscreen
   voice        the line spoken in another character's voice    -> speaker.similarity/margin
   words        the audio says different words than the line    -> wer
@@ -46,8 +46,8 @@ CASES = [
 # family -> (higher is better, the controls aimed at it)
 FAMILIES = {
     "lipsync.offset": (False, ("offset2", "offset4", "offset8")),
-    "lipsync.confidence": (True, ("swap", "silent")),
-    "binding": (True, ("swap", "silent")),
+    "lipsync.confidence": (True, ("silent",)),
+    "binding": (True, ("swap",)),
     "binding.offscreen": (False, ("offscreen",)),
     "speaker.similarity": (True, ("voice",)),
     "speaker.margin": (True, ("voice",)),
@@ -55,13 +55,6 @@ FAMILIES = {
     "identity": (True, ("face",)),
     "identity.margin": (True, ("face",)),
 }
-
-# Confidence guards against a speaker's mouth that does not follow their speech at all (still,
-# or moving at another time); an offset is the offset score's job, and a swap where the mouth moves
-# at a neighbouring line's time is caught by the offset and binding scores. So its threshold sits at
-# half the worst positive rather than at the midpoint of a thin gap.
-HALF_WORST_POSITIVE = ("lipsync.confidence",)
-
 
 def evaluators():
     # Thresholds do not matter here: only the measured values are used.
@@ -112,8 +105,6 @@ def separation(rows: list[dict]) -> dict[str, dict]:
         best_neg = (max(negs) if higher else min(negs)) if negs else None
         gap = None if best_neg is None else (worst_pos - best_neg if higher else best_neg - worst_pos)
         thr = worst_pos if best_neg is None else (worst_pos + best_neg) / 2
-        if fam in HALF_WORST_POSITIVE:
-            thr = worst_pos / 2
         out[fam] = {"higher_is_better": higher, "positives": [round(v, 4) for v in pos],
                     "negatives": {c: [round(v, 4) if v == v else None for v in vs] for c, vs in neg.items()},
                     "gap": None if gap is None else round(gap, 4), "proposed": round(thr, 4)}

@@ -10,7 +10,7 @@ from orchestrator.planning.rules import RulePlanner, screenplay_lines
 from tests.fakes.plan_replies import as_reply, mutate, rule_style_film
 from tests.fixtures import evalkit as ek
 from tools.evaluators.binding import create as binding
-from tools.evaluators.signals import MIN_MOTION, attempt_signals
+from tools.evaluators.signals import attempt_signals
 
 SCRIPT = """Title: Two Places
 Cast: cast.yaml
@@ -114,7 +114,7 @@ def test_no_visible_mouth_moves_during_a_voice_over(vo_attempts):
     line = positive.audio.lines[0]
     a, b = int(line.start * sig.fps), int(line.end * sig.fps)
     for k in range(len(sig.labels)):
-        assert sig.aperture[a:b, k].std() < MIN_MOTION, sig.labels[k]
+        assert sig.aperture[a:b, k].std() < sig.still_below(k), sig.labels[k]
     (score,) = binding().evaluate(positive)
     assert score.name == "binding.offscreen[sc01_l02]" and score.passed, score.details
 

@@ -3,8 +3,10 @@
 The most common complaint about multi-speaker talking video is the wrong person talking or
 background characters lip-syncing. For each speech span this measures the fraction of frames in
 which the speaker's mouth opening (aperture above their own resting mouth, smoothed over 0.2 s,
-see `tools.evaluators.signals`) exceeds that of every other visible character who is not speaking then. Score `binding[<line_id>]`,
-higher is better; a span with no other visible character is not judged.
+see `tools.evaluators.signals`) exceeds that of every other visible character who is not speaking
+then, over the frames where some mouth is open (a pause binds nothing; a mouth that never opens is
+lipsync's failure). Score `binding[<line_id>]`, higher is better; a span with no other visible
+character is not judged.
 
 A line whose speaker is not on screen (an `(O.S.)` or `(V.O.)` line, or a speaker the shot does not
 show) must move no visible mouth: `binding.offscreen[<line_id>]` is the highest correlation, over
@@ -19,10 +21,11 @@ import numpy as np
 
 from tools.base import AttemptInput, Score
 from tools.evaluators.lipsync import envelope
-from tools.evaluators.signals import AUDIO_SR, MIN_MOTION, attempt_signals, smooth, speaker_stem
+from tools.evaluators.signals import AUDIO_SR, attempt_signals, smooth, speaker_stem
 from tools.evaluators.thresholds import thresholds
 
 SMOOTH_FRAMES = 5  # mouths rest for a few frames between words; judge 0.2 s windows
+MOVING = 0.05  # a frame is judged when some mouth opens at least this much (1 = wide open)
 MIN_SPAN_FRAMES = 5
 
 
@@ -69,8 +72,8 @@ class BindingEvaluator:
                     continue
                 rivals = [j for j, c in enumerate(sig.labels) if j != k and act[t, j] == act[t, j]
                           and not speaking.get(c, np.zeros(sig.frames, bool))[t]]
-                if not rivals:
-                    continue
+                if not rivals or max(act[t, k], max(act[t, j] for j in rivals)) < MOVING:
+                    continue  # nobody's mouth is open: a pause, nothing to bind
                 judged += 1
                 top = max(rivals, key=lambda j: act[t, j])
                 if act[t, k] > act[t, top]:
@@ -99,7 +102,7 @@ class BindingEvaluator:
             if ok.sum() < MIN_SPAN_FRAMES:
                 continue
             m, v = act[a:b, j][ok], loud[ok]
-            still = np.std(m) < MIN_MOTION or np.std(v) < 1e-6
+            still = np.std(m) < sig.still_below(j) or np.std(v) < 1e-6
             follow[cid] = 0.0 if still else float(np.corrcoef(m, v)[0, 1])
         if not follow:
             return None

@@ -24,7 +24,10 @@ from tools.base import AttemptInput, ShotAudio, ToolError
 from tools.faces.mesh import MESH_PRESENCE
 from tools.media.audio import read_audio
 
-MIN_MOTION = 0.02  # aperture std below this is a still mouth (a speaking one moves 0.1-0.3)
+# Aperture std over a shot below which a mouth is still, per measure: a speaking mouth moves
+# 0.05-0.17 (mesh; a smiling photo's open mouth moves least) or 0.25-0.35 (pixels); a silent one
+# 0.005-0.012 (mesh) or 0.01-0.04 (pixels: compression and head-motion noise).
+MIN_MOTION = {"mesh": 0.03, "pixels": 0.1}
 MESH_OPEN = 0.35  # lip gap / mouth width of a wide-open mouth: the mesh measure's unit
 PIXEL_OPEN = 0.02  # mouth-region darkening of a wide-open painted mouth: the pixel measure's unit
 AUDIO_SR = 16000
@@ -46,6 +49,10 @@ class ShotSignals:
     aperture: np.ndarray  # (F, K) mouth aperture, ~1 wide open; NaN where the face is not visible
     faces: dict[str, list[np.ndarray]] = field(default_factory=dict)  # gray FACE_SIZE crops
     measure: dict[str, str] = field(default_factory=dict)  # per character: "mesh" or "pixels"
+
+    def still_below(self, k: int) -> float:
+        """The aperture std under which character k's mouth counts as still (see MIN_MOTION)."""
+        return MIN_MOTION[self.measure.get(self.labels[k], "pixels")]
 
     def index(self, cid: str) -> Optional[int]:
         return self.labels.index(cid) if cid in self.labels else None
@@ -140,10 +147,14 @@ def _decode(clip_path: Path, masks_path: Path) -> ShotSignals:
             if t >= len(masks):
                 break
             gray = _luma(frame)
+            H, W = gray.shape
             rgb = None
             for k in range(K):
                 mouth = face = None
-                if np.all(np.isfinite(boxes[t, k])):
+                x0, y0, x1, y1 = boxes[t, k]
+                # A face cut by the frame's edge (an over-the-shoulder listener) is not read: the
+                # mesh fits half a face badly, and a viewer cannot read those lips either.
+                if x0 >= 0.5 and y0 >= 0.5 and x1 <= W - 0.5 and y1 <= H - 0.5:
                     face = _box_crop(gray, masks[t], boxes[t, k], (0.0, 1.0), (0.0, 1.0), (FACE_SIZE, FACE_SIZE), k + 1)
                     mouth = _box_crop(gray, masks[t], boxes[t, k], MOUTH_ROWS, MOUTH_COLS, MOUTH_SIZE, k + 1)
                     if face is None or mouth is None or face[1].mean() < 0.5 or mouth[1].mean() < 0.5:
