@@ -111,8 +111,19 @@ def cut_out(rgb: np.ndarray, face: Box, alpha: Optional[np.ndarray] = None, pers
     rows = matte.shape[0]
     span = max(1.0, min(0.12 * rows, rows - (y + fh - y0)))
     fade = np.clip((rows - np.arange(rows)) / span, 0.0, 1.0).astype(np.float32)
-    matte = np.clip(matte * fade[:, None], 0.0, 1.0)
-    return crop, matte, (x0, y0)
+    matte = matte * fade[:, None]
+    # Where the photo itself ends (a cat filling its frame), soften the cut so the sprite has no
+    # square corners: fade the matte over a few percent of the crop at those image edges.
+    edge = max(2.0, 0.04 * min(matte.shape))
+    ramp = lambda n: np.clip((np.arange(n) + 0.5) / edge, 0.0, 1.0).astype(np.float32)  # noqa: E731
+    rows, cols = np.ones(matte.shape[0], np.float32), np.ones(matte.shape[1], np.float32)
+    if y0 == 0:
+        rows = rows * ramp(len(rows))
+    if x0 == 0:
+        cols = cols * ramp(len(cols))
+    if x1 == iw:
+        cols = cols * ramp(len(cols))[::-1]
+    return crop, np.clip(matte * rows[:, None] * cols[None, :], 0.0, 1.0), (x0, y0)
 
 
 def _validated_box(box: Box, shape: tuple[int, int], path: Path) -> Box:

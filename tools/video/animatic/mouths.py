@@ -59,7 +59,7 @@ def build_rig(rgb: np.ndarray, face: tuple[float, float, float, float], mouth: t
         half, jaw = 0.19 * w, 0.11 * h
         chin = my + 2.0 * jaw
         split = np.array([[mx - half, my], [mx, my], [mx + half, my]], np.float32)
-        teeth = True
+        teeth = False  # a muzzle's teeth are not where a human's upper teeth would be
     x0, x1 = int(max(0, mx - 2.0 * half)), int(min(W, mx + 2.0 * half + 1))
     y0, y1 = int(max(0, my - 0.2 * h)), int(min(H, max(chin, my + 0.1 * h) + 2))
     ph, pw = max(1, y1 - y0), max(1, x1 - x0)
