@@ -13,7 +13,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Optional
 
-import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
