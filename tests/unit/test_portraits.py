@@ -120,3 +120,20 @@ def test_non_human_face_mouth_from_the_anchor_or_the_lower_centre(images):
     assert human.mesh is not None and human.mesh.shape == (468, 3)
     fx, fy, fw, fh = human.face
     assert fx < human.mouth[0] < fx + fw and fy + 0.6 * fh < human.mouth[1] < fy + fh
+
+
+def test_people_are_gated_by_the_dilated_selfie_mask(images, tmp_path, monkeypatch):
+    from tools.faces import mattes
+    from tools.faces.portraits import load_image
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    # u2netp replaced by "everything is salient", so what is left is the gate alone.
+    monkeypatch.setattr(mattes, "u2netp_matte", lambda x: np.ones(x.shape[:2], np.float32))
+    rgb = load_image(images["hopper"])
+    person = mattes.subject_matte(rgb, person=True)
+    assert person[230, 260] > 0.95 and person[560, 256] > 0.95  # face and uniform
+    assert person[40, 40] < 0.05 and person[60, 470] < 0.05  # the flag and the sky behind her
+    grown = cv2.dilate((mattes.selfie_mask(rgb) > 0.5).astype(np.uint8), np.ones((3, 3), np.uint8),
+                       iterations=2 * int(mattes.SELFIE_GROW * max(rgb.shape[:2])) + 4)
+    assert person[grown == 0].max() < 0.05  # nothing survives beyond the grown (and feathered) mask
+    assert mattes.subject_matte(rgb, person=False).min() == 1.0  # animals are not gated
