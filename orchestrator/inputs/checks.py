@@ -18,7 +18,7 @@ from orchestrator.config import RenderConfig
 from orchestrator.inputs.problems import Problem, Source
 from orchestrator.planning import PLANNERS
 from orchestrator.schema.plan import MAX_SCENES, MAX_SHOTS_PER_SCENE
-from orchestrator.schema.script import FRAMINGS
+from orchestrator.schema.script import DELIVERIES, FRAMINGS
 
 MAX_BEATS = MAX_SHOTS_PER_SCENE - 2  # room for an establishing shot, one per beat, a closing shot
 BEAT_FORMS = {"DialogueBeat": "dialogue beat", "ActionBeat": "action beat"}
@@ -27,6 +27,8 @@ FIELD_FIXES = {
     "sample_rate": "use 24000, or one of the listed rates",
     "shot": f"use one of: {', '.join(FRAMINGS)}",
     "face_box": "give face_box as [x, y, width, height] in pixels, width and height > 0",
+    "mouth": "give mouth as [x, y] in pixels: where the lips part in the reference image",
+    "delivery": f"use one of: {', '.join(DELIVERIES)} (Fountain: a (O.S.) or (V.O.) cue)",
     "id": "use lower-case letters, digits and _, starting with a letter (e.g. `collins`)",
     "images": "list one or more reference images, e.g. `images: [assets/images/me.png]`",
     "beats": "give every scene at least one beat: an action or a line of dialogue",
@@ -395,6 +397,11 @@ def _image_problems(src: Source, loc: tuple, found: tuple[Path, str], char: Opti
         problems.append(src.problem(loc, f"no face found in image {raw} of {char.get('id')!r}",
                                     "add `face_box: [x, y, width, height]` (the face's pixel box) to this "
                                     "character, or use a clearer frontal portrait"))
+    mouth = char.get("mouth")
+    if isinstance(mouth, list) and len(mouth) == 2 and all(isinstance(v, int) for v in mouth):
+        if not (0 <= mouth[0] < w and 0 <= mouth[1] < h):
+            problems.append(src.problem(loc[:2] + ("mouth",), f"mouth {mouth} lies outside image {raw} ({w}x{h})",
+                                        "give the mouth's centre [x, y] inside every reference image"))
 
 
 def _voice_problems(src: Source, loc: tuple, found: tuple[Path, str], problems: list[Problem]) -> None:

@@ -285,6 +285,16 @@ def plain_text(s: str) -> str:
 Loc = tuple[int, int]  # 1-based line, col
 
 
+def cue_delivery(extensions: list[str]) -> str:
+    """`voice-over` for a (V.O.) cue, `off-screen` for (O.S.)/(O.C.)/(OFF), else `on-screen`."""
+    keys = {re.sub(r"[^A-Z]", "", e.upper()) for e in extensions}
+    if keys & {"VO", "VOICEOVER"}:
+        return "voice-over"
+    if keys & {"OS", "OC", "OFF", "OFFSCREEN"}:
+        return "off-screen"
+    return "on-screen"
+
+
 class _Folder:
     """Folds elements into scenes and beats, remembering where each came from."""
 
@@ -322,12 +332,16 @@ class _Folder:
         beat = {"character": cue.extra["name"], "line": plain_text(el.text)}
         if self.paren:
             beat["parenthetical"] = self.paren
+        delivery = cue_delivery(cue.extra["extensions"])
+        if delivery != "on-screen":
+            beat["delivery"] = delivery
         if cue.extra["dual"] and self.cue_beats == 0:
             beat["overlap"] = True  # the second speaker of a dual-dialogue pair
         self.paren = None
         self.cue_beats += 1
         where = (cue.line, cue.col)
-        self.beat(beat, cue, {"character": where, "overlap": where, "line": (el.line, el.col)})
+        self.beat(beat, cue, {"character": where, "overlap": where, "delivery": where,
+                                 "line": (el.line, el.col)})
 
     def end_speech(self) -> None:
         """Close the current cue: a parenthetical after its last line describes how that line

@@ -26,10 +26,14 @@ def caption_problems(shot: Shot, cast: Cast, lines: Optional[dict[str, str]] = N
     cap = shot.caption
     ids = {c.id for c in cast.characters}
     tokens = {}
+    heard = {seg.speaker for seg in shot.speech if seg.off_screen}
     for a in cap.anchors:
         if a.character not in ids:
             errs.append(f"{shot.id}: anchor {a.token} names {a.character!r}, who is not in the cast")
-        if a.character not in shot.characters:
+        if a.off_screen and (a.character in shot.characters or a.character not in heard):
+            errs.append(f"{shot.id}: off-screen anchor {a.token} names {a.character!r}, who is not "
+                        f"an off-screen speaker of the shot")
+        if not a.off_screen and a.character not in shot.characters:
             errs.append(f"{shot.id}: anchor {a.token} names {a.character!r}, who is not in the shot")
         if a.token in tokens:
             errs.append(f"{shot.id}: anchor {a.token} is used for two characters")
@@ -63,7 +67,13 @@ def caption_problems(shot: Shot, cast: Cast, lines: Optional[dict[str, str]] = N
             errs.append(f"{shot.id}: span text differs from line {seg.line_id}")
         if lines is not None and expected_text(lines, seg.line_id) != seg.text:
             errs.append(f"{shot.id}: line {seg.line_id} differs from the screenplay")
-        if seg.speaker not in shot.characters:
+        if p.off_screen != seg.off_screen:
+            errs.append(f"{shot.id}: span for line {seg.line_id} must be marked "
+                        f"{'off-screen' if seg.off_screen else 'on-screen'}")
+        if seg.off_screen and seg.speaker in shot.characters:
+            errs.append(f"{shot.id}: {seg.speaker!r} speaks {seg.line_id} from off screen "
+                        f"({seg.delivery}) but is in the shot")
+        if not seg.off_screen and seg.speaker not in shot.characters:
             errs.append(f"{shot.id}: speaker {seg.speaker!r} of {seg.line_id} is not in the shot")
     if shot.caption_text and shot.caption_text != cap.render():
         errs.append(f"{shot.id}: caption_text is not the rendering of the caption")
@@ -95,7 +105,9 @@ def _anchorize(text: str, cast: Cast, tokens: dict[str, str]) -> str:
 
 def build_caption(shot: Shot, cast: Cast, scene: SceneInfo) -> OmniCaption:
     """The omni-caption of a shot: anchors, scene text, narrative parts and speech spans."""
-    tokens = {cid: f"<sub{i}>" for i, cid in enumerate(shot.characters, 1)}
+    heard = [s.speaker for s in shot.speech if s.off_screen and s.speaker not in shot.characters]
+    present = list(dict.fromkeys(list(shot.characters) + heard))
+    tokens = {cid: f"<sub{i}>" for i, cid in enumerate(present, 1)}
     anchors = []
     for cid, tok in tokens.items():
         c = cast.by_id(cid)
@@ -107,6 +119,7 @@ def build_caption(shot: Shot, cast: Cast, scene: SceneInfo) -> OmniCaption:
                 label=label,
                 visual=visual,
                 voice=c.voice.description or "natural",
+                off_screen=cid not in shot.characters,
             )
         )
     place, time = heading_parts(scene.heading)
@@ -116,5 +129,6 @@ def build_caption(shot: Shot, cast: Cast, scene: SceneInfo) -> OmniCaption:
     for seg in shot.speech:
         if seg.parenthetical:
             parts.append(CaptionPart(kind="text", text=f"{tokens[seg.speaker]} ({seg.parenthetical.strip('() ')})"))
-        parts.append(CaptionPart(kind="speech", text=seg.text, anchor=tokens[seg.speaker]))
+        parts.append(CaptionPart(kind="speech", text=seg.text, anchor=tokens[seg.speaker],
+                                 off_screen=seg.off_screen))
     return OmniCaption(anchors=anchors, scene=f"{shot.framing}, {time}, {place}.", parts=parts)

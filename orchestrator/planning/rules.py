@@ -49,12 +49,21 @@ def screenplay_lines(project: Project) -> dict[str, str]:
 
 
 def scene_characters(scene: SceneSpec, cast: Cast) -> list[str]:
-    """Cast ids present in a scene, screen order left to right."""
+    """Cast ids present in a scene, screen order left to right.
+
+    A voice-over speaker is never part of the scene; by default neither is a speaker heard only
+    from off screen (an explicit `characters` list may still bring them on for other lines).
+    """
+    voice_over = {cast.lookup(b.character).id for b in scene.beats
+                  if isinstance(b, DialogueBeat) and b.delivery == "voice-over"}
     if scene.characters:
-        return [cast.lookup(n).id for n in scene.characters]
+        ids = [cast.lookup(n).id for n in scene.characters]
+        on_screen_lines = {cast.lookup(b.character).id for b in scene.beats
+                           if isinstance(b, DialogueBeat) and b.delivery != "voice-over"}
+        return [c for c in ids if c not in voice_over or c in on_screen_lines]
     ids: list[str] = []
     for beat in scene.beats:
-        if isinstance(beat, DialogueBeat):
+        if isinstance(beat, DialogueBeat) and beat.delivery == "on-screen":
             cid = cast.lookup(beat.character).id
             if cid not in ids:
                 ids.append(cid)
@@ -145,25 +154,46 @@ class RulePlanner:
                         parenthetical=b.parenthetical,
                         overlap=b.overlap,
                         duration=round(estimate_speech_seconds(b.line), 3),
+                        delivery=b.delivery,
                     )
                 )
-            speakers = [s.speaker for s in segs]
-            framing, chars = self._framing(group, speakers, everyone, last_single, len(segs[0].text.split()))
+            speakers = [s.speaker for s in segs if not s.off_screen]
+            if speakers:
+                framing, chars = self._framing(group, speakers, everyone, last_single,
+                                               len(segs[0].text.split()))
+                heard = {s.speaker for s in segs if s.off_screen} - set(speakers)
+                chars = [c for c in chars if c not in heard]
+                focus = speakers[0]
+            else:
+                framing, chars, focus = self._listeners(segs, everyone, last_single)
             drafts.append(
-                {"scene": si, "framing": framing, "characters": chars, "focus": speakers[0],
+                {"scene": si, "framing": framing, "characters": chars, "focus": focus,
                  "action": pending_action, "speech": segs}
             )
             pending_action = []
-            last_single = speakers[0] if len(set(speakers)) == 1 else None
+            last_single = speakers[0] if speakers and len(set(speakers)) == 1 else None
             i = j
         if pending_action:
             drafts.append({"scene": si, "framing": "wide", "characters": everyone, "action": pending_action})
         return drafts
 
     @staticmethod
+    def _listeners(segs, everyone, last_single) -> tuple[str, list[str], Optional[str]]:
+        """Coverage of lines heard from off screen: the camera holds on who listens, or the set."""
+        heard = {s.speaker for s in segs}
+        listeners = [c for c in everyone if c not in heard]
+        if not listeners:
+            return "wide", [], None
+        if len(listeners) == 1:
+            return "medium", listeners, listeners[0]
+        focus = last_single if last_single in listeners else listeners[0]
+        return "two-shot", listeners, focus
+
+    @staticmethod
     def _quick(prev: DialogueBeat, nxt: DialogueBeat, cast: Cast) -> bool:
         return (
-            len(prev.line.split()) <= QUICK_WORDS
+            prev.delivery == nxt.delivery == "on-screen"
+            and len(prev.line.split()) <= QUICK_WORDS
             and len(nxt.line.split()) <= QUICK_WORDS
             and cast.lookup(prev.character).id != cast.lookup(nxt.character).id
             and prev.shot is None

@@ -26,12 +26,22 @@ class CharacterSpec(Strict):
     # Pixel box [x, y, width, height] of the face in every reference image, for images where no
     # face can be detected (animals, drawings).
     face_box: Optional[tuple[int, int, int, int]] = None
+    # Pixel [x, y] of the mouth's centre in every reference image, for faces the face mesh does not
+    # fit (animals, drawings); without it the mouth goes at the lower centre of `face_box`.
+    mouth: Optional[tuple[int, int]] = None
 
     @field_validator("face_box")
     @classmethod
     def _positive_box(cls, v):
         if v is not None and (v[2] <= 0 or v[3] <= 0 or v[0] < 0 or v[1] < 0):
             raise ValueError("face_box must be [x, y, width, height] with width and height > 0")
+        return v
+
+    @field_validator("mouth")
+    @classmethod
+    def _mouth_point(cls, v):
+        if v is not None and (v[0] < 0 or v[1] < 0):
+            raise ValueError("mouth must be [x, y] pixel coordinates inside the image")
         return v
 
 

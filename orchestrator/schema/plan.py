@@ -10,7 +10,7 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from orchestrator.schema.script import Framing
+from orchestrator.schema.script import Delivery, Framing
 
 # Shot ids are `scNN_shMM`: two digits for the scene and two for the shot within it.
 MAX_SCENES = 99
@@ -29,6 +29,7 @@ class Anchor(PlanModel):
     label: str  # natural label, e.g. "the older man in a light shirt (RED)"
     visual: str
     voice: str
+    off_screen: bool = False  # an off-screen or voice-over speaker: heard, not seen, in this shot
 
 
 class CaptionPart(PlanModel):
@@ -37,6 +38,7 @@ class CaptionPart(PlanModel):
     kind: Literal["text", "speech"]
     text: str
     anchor: Optional[str] = None  # for speech: the one speaker's anchor token
+    off_screen: bool = False  # for speech: the speaker is heard but not seen
 
 
 class OmniCaption(PlanModel):
@@ -46,11 +48,12 @@ class OmniCaption(PlanModel):
 
     def render(self) -> str:
         """Render the caption string in the Omni-Customizer style."""
-        heads = [f"{a.token} {a.label}: {a.visual}; voice: {a.voice}." for a in self.anchors]
+        heads = [f"{a.token} {a.label}{' (off-screen)' if a.off_screen else ''}: {a.visual}; "
+                 f"voice: {a.voice}." for a in self.anchors]
         body = []
         for p in self.parts:
             if p.kind == "speech":
-                body.append(f"{p.anchor} says <S>{p.text}<E>")
+                body.append(f"{p.anchor} {'says from off-screen' if p.off_screen else 'says'} <S>{p.text}<E>")
             else:
                 body.append(p.text)
         return " ".join(heads + [f"Scene: {self.scene}"] + body).strip()
@@ -64,6 +67,12 @@ class SpeechSegment(PlanModel):
     overlap: bool = False  # starts while the previous segment is still being spoken
     start: float = Field(0.0, ge=0.0)  # seconds from the start of the shot
     duration: float = Field(0.0, ge=0.0)  # estimated by the planner, then set from the speech
+    delivery: Delivery = "on-screen"
+
+    @property
+    def off_screen(self) -> bool:
+        """The speaker is heard but not in the shot (an `(O.S.)` or `(V.O.)` line)."""
+        return self.delivery != "on-screen"
 
 
 class Shot(PlanModel):

@@ -10,6 +10,11 @@ from orchestrator.schema.base import Strict
 
 Framing = Literal["wide", "two-shot", "medium", "close-up", "over-shoulder"]
 FRAMINGS: tuple[str, ...] = ("wide", "two-shot", "medium", "close-up", "over-shoulder")
+# How a line is heard: spoken on screen, from off screen in the scene (Fountain `(O.S.)`), or as a
+# voice over from elsewhere (`(V.O.)`). Off-screen and voice-over speakers are never shown while
+# their line plays, and a voice-over speaker is not part of the scene at all.
+Delivery = Literal["on-screen", "off-screen", "voice-over"]
+DELIVERIES: tuple[str, ...] = ("on-screen", "off-screen", "voice-over")
 
 
 class DialogueBeat(Strict):
@@ -18,6 +23,7 @@ class DialogueBeat(Strict):
     parenthetical: Optional[str] = None
     shot: Optional[Framing] = None
     overlap: bool = False  # spoken at the same time as the previous dialogue beat
+    delivery: Delivery = "on-screen"
 
 
 class ActionBeat(Strict):

@@ -38,6 +38,14 @@ def test_swapped_speakers_fail(controls):
         assert not (off.passed and conf.passed), (off.value, conf.value)
 
 
+def test_silent_speaker_fails(controls):
+    # The first line's speaker (collins) is drawn with a shut mouth: a still mouth follows nothing.
+    scores = _scores(controls, "silent")
+    conf = scores["lipsync.confidence[collins]"]
+    assert not conf.passed and conf.details["still"], (conf.value, conf.details)
+    assert scores["lipsync.confidence[hopper]"].passed  # the other line is untouched
+
+
 def test_sync_search_recovers_a_known_shift():
     rng = np.random.default_rng(0)
     audio = np.convolve(rng.random(150), np.ones(3) / 3, mode="same")

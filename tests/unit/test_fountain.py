@@ -173,9 +173,9 @@ CUT TO:
     assert scene["description"] == "A bare room."
     assert scene["beats"] == [
         {"action": "ADAM enters."},
-        {"character": "ADAM", "line": "First line.", "parenthetical": "quietly"},
+        {"character": "ADAM", "line": "First line.", "parenthetical": "quietly", "delivery": "voice-over"},
         # A parenthetical after the last line stays with that line.
-        {"character": "ADAM", "line": "Second line.", "parenthetical": "louder; beat"},
+        {"character": "ADAM", "line": "Second line.", "parenthetical": "louder; beat", "delivery": "voice-over"},
         {"character": "EVE", "line": "Same time.", "overlap": True},
         {"character": "McCOY", "line": "Forced."},
         {"action": "THE END"},

@@ -79,7 +79,7 @@ class IdentityEvaluator:
     """Per visible character: similarity to the own reference and margin over the others."""
 
     name = "identity"
-    version = "1"  # joins the score cache key: bump when the measure changes
+    version = "2"  # joins the score cache key: bump when the measure changes
 
     def __init__(self, threshold: float, margin_threshold: float):
         self.threshold = threshold

@@ -59,10 +59,10 @@ def offset_distances(video: np.ndarray, audio: np.ndarray, max_offset: int = MAX
     return offsets, dists
 
 
-def sync_stats(video: np.ndarray, audio: np.ndarray) -> dict:
+def sync_stats(video: np.ndarray, audio: np.ndarray, min_motion: float = MIN_MOTION["mesh"]) -> dict:
     """SyncNet-style summary: `av_offset` (argmin), `distance` (min, Sync-D-like) and
     `confidence` (median minus min, Sync-C-like) over offsets -15..+15 frames."""
-    if not np.nanstd(video) >= MIN_MOTION:
+    if not np.nanstd(video) >= min_motion:
         # A mouth that never moves has no offset to find; z-normalising it would amplify noise.
         return {"av_offset": 0, "distance": float("nan"), "confidence": 0.0, "still": True}
     offsets, dists = offset_distances(video, audio)
@@ -85,7 +85,7 @@ class LipSyncEvaluator:
 
     name = "lipsync"
     slow = True  # starts first on the evaluate node's two threads
-    version = "1"  # joins the score cache key: bump when the measure changes
+    version = "2"  # joins the score cache key: bump when the measure changes
 
     def __init__(self, offset_threshold: float, confidence_threshold: float):
         self.offset_threshold = offset_threshold
@@ -108,7 +108,7 @@ class LipSyncEvaluator:
                 continue
             stem = speaker_stem(attempt.audio, cid, sig.frames / sig.fps, AUDIO_SR)
             audio = envelope(stem, AUDIO_SR, sig.fps, sig.frames)
-            stats = sync_stats(video, audio)
+            stats = sync_stats(video, audio, sig.still_below(k))
             offset = float("nan") if stats.get("still") else float(abs(stats["av_offset"]))
             scores.append(Score(f"lipsync.offset[{cid}]", offset, self.offset_threshold,
                                 higher_is_better=False, details=stats))

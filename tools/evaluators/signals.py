@@ -1,10 +1,13 @@
 """What the evaluators read from an attempt: mouth activity and face crops from the decoded pixels,
 and each speaker's own stem of the shot's audio.
 
-Everything is measured from what a viewer gets: the decoded clip's pixels inside each character's
-face box (from masks.npz, restricted to the character's own mask pixels so a neighbour never
-counts), and each character's own line audio placed at its start in the shot. A clip is decoded
-once per attempt however many evaluators ask (`shot_signals` keeps the last few).
+Everything is measured from what a viewer gets: the decoded clip inside each character's face box
+(from masks.npz). A human face is read by the 468-point face mesh: the aperture is the inner lip
+gap over the mouth width. A face the mesh rejects (median presence < 0.5: an animal, a drawing)
+is read from pixels: how much darker its mouth region is than its own resting mouth, over the
+character's own mask pixels so a neighbour never counts. Both apertures are scaled so that a
+wide-open mouth reads about 1. A clip is decoded once per attempt however many evaluators ask
+(`shot_signals` keeps the last few).
 """
 from __future__ import annotations
 
@@ -18,9 +21,15 @@ import cv2
 import numpy as np
 
 from tools.base import AttemptInput, ShotAudio, ToolError
+from tools.faces.mesh import MESH_PRESENCE
 from tools.media.audio import read_audio
 
-MIN_MOTION = 0.003  # aperture std below this is a still mouth (a speaking one moves 0.01-0.05)
+# Aperture std over a shot below which a mouth is still, per measure: a speaking mouth moves
+# 0.05-0.17 (mesh; a smiling photo's open mouth moves least) or 0.25-0.35 (pixels); a silent one
+# 0.005-0.012 (mesh) or 0.01-0.04 (pixels: compression and head-motion noise).
+MIN_MOTION = {"mesh": 0.03, "pixels": 0.1}
+MESH_OPEN = 0.35  # lip gap / mouth width of a wide-open mouth: the mesh measure's unit
+PIXEL_OPEN = 0.02  # mouth-region darkening of a wide-open painted mouth: the pixel measure's unit
 AUDIO_SR = 16000
 MOUTH_SIZE = (24, 12)  # (w, h) the mouth crop is resampled to, so camera zoom does not matter
 FACE_SIZE = 64  # side of the square face crops kept for identity
@@ -37,8 +46,13 @@ class ShotSignals:
     labels: list[str]  # cast ids, the order of masks.npz
     fps: int
     frames: int
-    aperture: np.ndarray  # (F, K) mouth aperture 0..1; NaN where the face is not visible
+    aperture: np.ndarray  # (F, K) mouth aperture, ~1 wide open; NaN where the face is not visible
     faces: dict[str, list[np.ndarray]] = field(default_factory=dict)  # gray FACE_SIZE crops
+    measure: dict[str, str] = field(default_factory=dict)  # per character: "mesh" or "pixels"
+
+    def still_below(self, k: int) -> float:
+        """The aperture std under which character k's mouth counts as still (see MIN_MOTION)."""
+        return MIN_MOTION[self.measure.get(self.labels[k], "pixels")]
 
     def index(self, cid: str) -> Optional[int]:
         return self.labels.index(cid) if cid in self.labels else None
@@ -72,7 +86,7 @@ def _box_crop(gray: np.ndarray, label_map: np.ndarray, box, rows: tuple[float, f
 # drawn in the animatic, real in a diffusion model) wherever the renderer draws it, even when a
 # small face blurs it to a few pixels; so the aperture is how much darker the region is than the
 # character's own resting mouth (per pixel, the bright end of the shot), over the character's pixels.
-MOUTH_ROWS, MOUTH_COLS = (0.6, 0.95), (0.2, 0.8)
+MOUTH_ROWS, MOUTH_COLS = (0.6, 1.0), (0.2, 0.8)
 
 
 REST_PERCENTILE = 90
@@ -102,6 +116,15 @@ def _luma(frame) -> np.ndarray:
     return rows[:, :frame.width]
 
 
+def _mesh_ratio(rgb: np.ndarray, box) -> tuple[float, float]:
+    """(lip gap / mouth width, presence) of the face in `box` (x0, y0, x1, y1) of a frame."""
+    from tools.faces.mesh import find_mesh
+
+    x0, y0, x1, y1 = (float(v) for v in box)
+    mesh = find_mesh(rgb, (x0, y0, x1 - x0, y1 - y0))  # two passes: the second fits small faces
+    return mesh.mouth_ratio(), mesh.presence
+
+
 def _decode(clip_path: Path, masks_path: Path) -> ShotSignals:
     import av
 
@@ -115,6 +138,8 @@ def _decode(clip_path: Path, masks_path: Path) -> ShotSignals:
         return ShotSignals(labels=[], fps=25, frames=0, aperture=np.zeros((0, 0), np.float32))
     mouths: list[list] = [[] for _ in range(K)]
     faces_all: list[list] = [[] for _ in range(K)]
+    ratios = np.full((len(masks), K), np.nan, np.float32)
+    presence = np.full((len(masks), K), np.nan, np.float32)
     with av.open(str(clip_path)) as container:
         container.streams.video[0].thread_type = "AUTO"  # frame-threaded decoding: both cores
         fps = int(round(float(container.streams.video[0].average_rate or 25)))
@@ -122,13 +147,21 @@ def _decode(clip_path: Path, masks_path: Path) -> ShotSignals:
             if t >= len(masks):
                 break
             gray = _luma(frame)
+            H, W = gray.shape
+            rgb = None
             for k in range(K):
                 mouth = face = None
-                if np.all(np.isfinite(boxes[t, k])):
+                x0, y0, x1, y1 = boxes[t, k]
+                # A face cut by the frame's edge (an over-the-shoulder listener) is not read: the
+                # mesh fits half a face badly, and a viewer cannot read those lips either.
+                if x0 >= 0.5 and y0 >= 0.5 and x1 <= W - 0.5 and y1 <= H - 0.5:
                     face = _box_crop(gray, masks[t], boxes[t, k], (0.0, 1.0), (0.0, 1.0), (FACE_SIZE, FACE_SIZE), k + 1)
                     mouth = _box_crop(gray, masks[t], boxes[t, k], MOUTH_ROWS, MOUTH_COLS, MOUTH_SIZE, k + 1)
                     if face is None or mouth is None or face[1].mean() < 0.5 or mouth[1].mean() < 0.5:
                         face = mouth = None  # mostly off screen or behind a neighbour: no reading
+                    else:
+                        rgb = frame.to_ndarray(format="rgb24") if rgb is None else rgb
+                        ratios[t, k], presence[t, k] = _mesh_ratio(rgb, boxes[t, k])
                 mouths[k].append(mouth)
                 faces_all[k].append(None if face is None else face[0].astype(np.uint8))
     frames = len(mouths[0])
@@ -139,8 +172,17 @@ def _decode(clip_path: Path, masks_path: Path) -> ShotSignals:
         seen = [t for t, f in enumerate(faces_all[k]) if f is not None]
         picks = sorted({seen[int(i)] for i in np.linspace(0, len(seen) - 1, FACE_SAMPLES)}) if seen else []
         faces[cid] = [faces_all[k][t] for t in picks]
-    aperture = np.stack([_apertures(mouths[k]) for k in range(K)], axis=1)
-    return ShotSignals(labels=labels, fps=fps, frames=frames, aperture=aperture, faces=faces)
+    columns, measure = [], {}
+    for k, cid in enumerate(labels):
+        seen = presence[:frames, k][np.isfinite(presence[:frames, k])]
+        if len(seen) and float(np.median(seen)) >= MESH_PRESENCE:
+            measure[cid] = "mesh"
+            columns.append(ratios[:frames, k] / MESH_OPEN)
+        else:
+            measure[cid] = "pixels"
+            columns.append(_apertures(mouths[k]) / PIXEL_OPEN)
+    aperture = np.stack(columns, axis=1).astype(np.float32)
+    return ShotSignals(labels=labels, fps=fps, frames=frames, aperture=aperture, faces=faces, measure=measure)
 
 
 _CACHE: "OrderedDict[tuple, ShotSignals]" = OrderedDict()

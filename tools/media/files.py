@@ -6,6 +6,7 @@ mkstemp's 0600, so renamed outputs are as readable by the user's group as they e
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -29,6 +30,15 @@ def user_cache_dir() -> Path:
     path = Path(base) / "cascade-composer"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def digest_file(path: Path) -> str:
+    """sha256 of a file's bytes, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def temp_path(path: Path) -> Path:

@@ -35,7 +35,7 @@ MAX_TEXT_CHARS = 400
 MAX_SHOT_SECONDS = 60.0
 MAX_PROBLEMS_SHOWN = 25
 FRAMING_COUNTS = {"close-up": (1, 1), "medium": (1, 2), "two-shot": (2, 2), "over-shoulder": (2, 2),
-                  "wide": (1, 99)}
+                  "wide": (0, 99)}
 MARKER_RE = re.compile(r"<S>|<E>|<sub", re.I)
 THINK_RE = re.compile(r"<think>.*?</think>", re.S | re.I)  # reasoning models served by Ollama/vLLM
 FENCE_RE = re.compile(r"```(?:json)?\s*(.*?)```", re.S)
@@ -89,6 +89,8 @@ def screenplay_data(project: Project) -> dict:
                     item["parenthetical"] = beat.parenthetical
                 if beat.overlap:
                     item["overlap"] = True
+                if beat.delivery != "on-screen":
+                    item["delivery"] = beat.delivery
                 if beat.shot:
                     item["framing_hint"] = beat.shot
                 beats.append(item)
@@ -170,7 +172,11 @@ def film_problems(film: PlannedFilm, project: Project) -> list[str]:
                          shot.setting, re.I):
                 errs.append(f"{at}.setting: names character {c.id!r}; the setting names no one")
         for j, line in enumerate(shot.lines):
-            if line.speaker not in shot.characters:
+            delivery = ref.get(line.line_id, {}).get("delivery", "on-screen")
+            if delivery != "on-screen" and line.speaker in shot.characters:
+                errs.append(f"{at}.characters: {line.speaker!r} is heard {delivery} in {line.line_id}, "
+                            f"so must not be in frame; hold on the listeners or the set")
+            elif delivery == "on-screen" and line.speaker not in shot.characters:
                 errs.append(f"{at}.lines[{j}]: speaker {line.speaker!r} of {line.line_id} is not in frame")
     errs += _coverage_problems(film, ref)
     for si in range(1, len(scenes) + 1):
@@ -248,7 +254,8 @@ def build_shot_plan(film: PlannedFilm, project: Project) -> ShotPlan:
             SpeechSegment(line_id=ln.line_id, speaker=ln.speaker, text=ref[ln.line_id]["text"],
                           parenthetical=ref[ln.line_id].get("parenthetical"),
                           overlap=bool(ref[ln.line_id].get("overlap")),
-                          duration=round(estimate_speech_seconds(ln.text), 3))
+                          duration=round(estimate_speech_seconds(ln.text), 3),
+                          delivery=ref[ln.line_id].get("delivery", "on-screen"))
             for ln in planned.lines
         ]
         draft = Shot(id=f"sc{planned.scene:02d}_sh{counts[planned.scene]:02d}", scene=planned.scene,

@@ -54,29 +54,23 @@ def head_track(seed: int, character: str, audio: ShotAudio, frames: int, fps: in
     return np.round(dx).astype(np.int32), np.round(dy).astype(np.int32)
 
 
-def eye_rects(face: tuple[float, float, float, float]) -> list[tuple[int, int, int, int]]:
-    """Two eye bands (x0, y0, x1, y1) estimated from a face box (x, y, w, h)."""
-    x, y, w, h = face
-    out = []
-    for ex in (0.31, 0.69):
-        cx, cy = x + ex * w, y + 0.40 * h
-        out.append((int(cx - 0.13 * w), int(cy - 0.08 * h), int(cx + 0.13 * w), int(cy + 0.07 * h)))
-    return out
-
-
-def draw_blink(patch: np.ndarray, lid: np.ndarray, closure: float) -> np.ndarray:
-    """Close the eyelid over an eye band: the lid colour (the row above) slides down."""
+def draw_blink(patch: np.ndarray, lid: float, low: float, closure: float) -> np.ndarray:
+    """Close an eye: the skin band above the upper lid (rows 0..`lid` of the patch) stretches down
+    over the eye until its edge reaches `closure` of the way to the lower lid (row `low`)."""
     h, w = patch.shape[:2]
-    edge = int(round(closure * h))
-    if edge <= 0:
+    edge = lid + closure * (low - lid)
+    if closure <= 0 or edge <= lid + 0.5:
         return patch
-    out = patch.copy()
-    out[:edge] = lid[None, :, :]
-    if edge < h:  # a dark lash line sells the closed lid
-        out[edge - 1:edge + 1] = (out[edge - 1:edge + 1] * 0.45).astype(np.uint8)
+    gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
+    # Rows above the moving edge sample the band [0, lid] stretched to [0, edge]; below it, unchanged.
+    map_y = np.where(gy < edge, gy * (lid / edge), gy).astype(np.float32)
+    out = cv2.remap(patch, gx, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+    lash = np.exp(-0.5 * ((gy - edge) / max(0.6, 0.04 * h)) ** 2)[..., None]
+    out = out * (1 - 0.45 * lash)  # a dark lash line sells the closed lid
     # An almond-shaped soft edge, so the lid never shows as a rectangle.
     shape = np.zeros((h, w), np.float32)
-    cv2.ellipse(shape, (w // 2, h // 2), (max(1, w // 2 - 1), max(1, h // 2)), 0, 0, 360, 1.0, -1)
+    cv2.ellipse(shape, (w // 2, int(round((lid + low) / 2))), (max(1, w // 2 - 1), max(1, int(h / 2))),
+                0, 0, 360, 1.0, -1)
     shape = cv2.GaussianBlur(shape, (0, 0), max(1.0, h / 6))[..., None]
     return (patch * (1 - shape) + out * shape).astype(np.uint8)
 

@@ -1,4 +1,4 @@
-"""Lips from the speech: per-character mouth tracks, and the lower-face warp that draws them.
+"""Lips from the speech: per-character mouth tracks (the warp that draws them is in `mouths`).
 
 A track gives, per frame of the shot, the jaw opening (0 closed .. 1 wide) and the lip width
 (0.7 rounded .. 1.2 spread). It comes from phoneme timings when the speech tool gave them (visemes),
@@ -7,9 +7,6 @@ is closed whenever its character is silent; overlapping lines simply fill two tr
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-import cv2
 import numpy as np
 
 from tools.base import ShotAudio, SpeechResult
@@ -123,75 +120,3 @@ def _shift(x: np.ndarray, k: int, fill: float) -> np.ndarray:
     else:
         y[:k] = x[-k:] if -k < len(x) else y[:k]
     return y
-
-
-@dataclass
-class MouthRig:
-    """The lower-face warp for one sprite at its staged size: rect in sprite pixels + fixed grids."""
-
-    rect: tuple[int, int, int, int]  # x0, y0, x1, y1 in sprite pixels
-    mouth: tuple[float, float]  # mouth centre within the rect
-    half_width: float  # half the lip width in pixels
-    jaw: float  # jaw drop in pixels at full opening
-    falloff: np.ndarray  # (h, w) float32: how much of the jaw drop each pixel follows
-    upper: np.ndarray  # (h, w) float32: how much each pixel follows the upper lip's lift
-    gx: np.ndarray
-    gy: np.ndarray
-
-
-def _mouth_line(gray: np.ndarray, face: tuple[float, float, float, float]) -> float:
-    """The darkest row between nose and chin near the face's centre line: the lip gap."""
-    x, y, w, h = face
-    y0, y1 = int(y + 0.72 * h), int(y + 0.93 * h)
-    x0, x1 = int(x + 0.38 * w), int(x + 0.62 * w)
-    band = gray[max(0, y0):max(1, min(gray.shape[0], y1)), max(0, x0):max(1, x1)]
-    if band.shape[0] < 3 or band.shape[1] < 1:
-        return y + 0.78 * h
-    rows = np.convolve(band.mean(axis=1), np.ones(3) / 3, mode="same")
-    # A mild prior toward 0.78 h keeps a dark beard or shadow from winning by a small margin.
-    prior = ((np.arange(len(rows)) + y0 - (y + 0.78 * h)) / h) ** 2 * 400
-    return float(y0 + np.argmin(rows[1:-1] + prior[1:-1]) + 1)
-
-
-def build_rig(rgb: np.ndarray, face: tuple[float, float, float, float]) -> MouthRig:
-    """Prepare the mouth warp for a sprite whose face box (x, y, w, h) is given in its pixels."""
-    x, y, w, h = face
-    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-    my = _mouth_line(gray, face)
-    cx = x + w / 2
-    x0, x1 = int(max(0, cx - 0.36 * w)), int(min(rgb.shape[1], cx + 0.36 * w))
-    y0, y1 = int(max(0, my - 0.2 * h)), int(min(rgb.shape[0], my + 0.42 * h))
-    ph, pw = max(1, y1 - y0), max(1, x1 - x0)
-    gy, gx = np.mgrid[0:ph, 0:pw].astype(np.float32)
-    mx, mly = cx - x0, my - y0
-    across = np.clip(1 - ((gx - mx) / (0.36 * w)) ** 2, 0, 1)  # 1 on the centre line, 0 at sides
-    below = np.clip((gy - mly) / max(1.0, ph - mly), 0, 1)
-    falloff = np.where(gy >= mly, (1 - below) ** 0.7, 0).astype(np.float32) * across
-    above = np.clip((mly - gy) / max(1.0, mly), 0, 1)
-    upper = np.where(gy < mly, 1 - above, 0).astype(np.float32) * across
-    return MouthRig((x0, y0, x1, y1), (mx, mly), 0.19 * w, 0.11 * h, falloff, upper, gx, gy)
-
-
-def draw_mouth(rig: MouthRig, patch: np.ndarray, opening: float, width: float) -> np.ndarray:
-    """Warp a lower-face patch (from the sprite at `rig.rect`) to the given mouth shape."""
-    if opening <= 0.01:
-        return patch
-    drop = rig.jaw * opening
-    lift = 0.12 * drop
-    # remap pulls from the source: pixels below the lips show what was `drop` px higher.
-    map_y = rig.gy - drop * rig.falloff + lift * rig.upper
-    out = cv2.remap(patch, rig.gx, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    mx, my = rig.mouth
-    aw = max(1, int(rig.half_width * width * (0.85 + 0.25 * opening)))
-    ah = max(1, int(drop * 0.42))
-    cy = int(my + drop * 0.45 - lift * 0.5)
-    hole = np.zeros(out.shape[:2], np.float32)
-    cv2.ellipse(hole, (int(mx), cy), (aw, ah), 0, 0, 360, 1.0, -1, cv2.LINE_AA)
-    hole = cv2.GaussianBlur(hole, (0, 0), max(0.8, ah * 0.15))[..., None]
-    inside = np.full_like(out, (45, 18, 20), dtype=np.float32)
-    if opening > 0.5 and ah >= 4:  # a hint of upper teeth in a wide-open mouth
-        teeth = np.zeros(out.shape[:2], np.float32)
-        cv2.ellipse(teeth, (int(mx), cy - ah + ah // 4), (int(aw * 0.6), max(1, ah // 4)), 0, 0, 360,
-                    0.8, -1, cv2.LINE_AA)
-        inside = inside * (1 - teeth[..., None]) + np.float32(190) * teeth[..., None]
-    return (out * (1 - hole) + inside * hole).astype(np.uint8)

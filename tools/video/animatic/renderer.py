@@ -45,7 +45,7 @@ class AnimaticRenderer:
     """Render shots as an animatic; implements `tools.base.VideoGenerator`."""
 
     name = "animatic"
-    version = "1"
+    version = "2"  # real faces: mesh-driven mouths, u2netp cut-outs
     default_audio_guidance = None  # no diffusion: no audio guidance for a retry to raise
 
     def render(self, shot: Shot, scene: SceneInfo, audio: ShotAudio, cast: Cast,
@@ -63,7 +63,7 @@ class AnimaticRenderer:
             except KeyError:
                 raise ToolError(f"shot {shot.id} names {p.character!r}, who is not in the cast",
                                 "add the character to cast.yaml or fix the shot") from None
-            portrait = load_portrait(spec.images[0], spec.face_box)
+            portrait = load_portrait(spec.images[0], spec.face_box, spec.mouth)
             margin = int(0.12 * p.face_h) + 4
             sprite = StagedSprite(portrait, p, W, H, dilation=max(0, knobs.mask_dilation), margin=margin)
             dx, dy = head_track(knobs.seed, p.character, audio, frames, fps, p.face_h)

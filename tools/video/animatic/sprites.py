@@ -8,10 +8,27 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from tools.faces.mesh import LEFT_EYE, RIGHT_EYE
 from tools.faces.portraits import Portrait
-from tools.video.animatic.life import draw_blink, eye_rects
-from tools.video.animatic.lips import build_rig, draw_mouth
+from tools.video.animatic.life import draw_blink
+from tools.video.animatic.mouths import build_rig, draw_mouth
 from tools.video.animatic.staging import Placement
+
+
+def _mesh_eyes(points: np.ndarray, shape: tuple[int, int]) -> list[tuple[tuple[int, int, int, int], float, float]]:
+    """Per eye from the face mesh: the band (x0, y0, x1, y1) from the skin above the upper lid to
+    below the lower lid, and the upper and lower lid rows within that band."""
+    out = []
+    for outer, inner, lid, low in (LEFT_EYE, RIGHT_EYE):
+        p = points[[outer, inner, lid, low]]
+        w = abs(p[1, 0] - p[0, 0])
+        x0 = max(0, int(min(p[0, 0], p[1, 0]) - 0.15 * w))
+        x1 = min(shape[1], int(np.ceil(max(p[0, 0], p[1, 0]) + 0.15 * w)))
+        y0 = max(0, int(p[2, 1] - 0.3 * w))
+        y1 = min(shape[0], int(np.ceil(p[3, 1] + 0.12 * w)))
+        if x1 - x0 >= 3 and y1 - y0 >= 3:
+            out.append(((x0, y0, x1, y1), float(p[2, 1] - y0), float(p[3, 1] - y0)))
+    return out
 
 
 class StagedSprite:
@@ -44,6 +61,10 @@ class StagedSprite:
             alpha = cv2.GaussianBlur(alpha, (0, 0), 0.006 * height)
         self.x, self.y = int(round(ox + src[0] * scale)), int(round(oy + src[1] * scale))
         self.face = ((px - src[0]) * scale, (py - src[1]) * scale, pw * scale, ph * scale)
+        mouth = ((portrait.mouth[0] - src[0]) * scale, (portrait.mouth[1] - src[1]) * scale)
+        mesh = None
+        if portrait.mesh is not None:
+            mesh = (portrait.mesh[:, :2] - np.array(src[:2], np.float32)) * scale
         self.alpha = alpha[..., None].astype(np.float32)
         a8 = np.round(alpha * 255).astype(np.uint8)
         self.inv = cv2.merge([255 - a8] * 3)
@@ -53,9 +74,10 @@ class StagedSprite:
             k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * dilation + 1, 2 * dilation + 1))
             solid = cv2.dilate(np.pad(solid, dilation), k)[dilation:-dilation, dilation:-dilation]
         self.solid = solid.astype(bool)
-        self.rig = build_rig(self.rgb, self.face)
-        self.eyes = [(max(0, x0), max(1, y0), min(self.rgb.shape[1], x1), min(self.rgb.shape[0], y1))
-                     for x0, y0, x1, y1 in eye_rects(self.face)]
+        self.rig = build_rig(self.rgb, self.face, mouth, mesh)
+        # Eyes come from the mesh; a face the mesh rejects (an animal) does not blink, since a lid
+        # painted where a face box guesses the eyes would smear its nose bridge.
+        self.eyes = [] if mesh is None else _mesh_eyes(mesh, self.rgb.shape[:2])
 
     def face_box(self, dx: int, dy: int, width: int, height: int) -> np.ndarray:
         """x0, y0, x1, y1 of the face in the frame, clipped; NaN when its centre is off-frame."""
@@ -71,10 +93,9 @@ class StagedSprite:
             x0, y0, x1, y1 = self.rig.rect
             out.append((self.rig.rect, draw_mouth(self.rig, self.rgb[y0:y1, x0:x1], opening, lip_width)))
         if closure > 0:
-            for r in self.eyes:
+            for r, lid, low in self.eyes:
                 x0, y0, x1, y1 = r
-                if x1 > x0 and y1 > y0:
-                    out.append((r, draw_blink(self.rgb[y0:y1, x0:x1], self.rgb[y0 - 1, x0:x1], closure)))
+                out.append((r, draw_blink(self.rgb[y0:y1, x0:x1], lid, low, closure)))
         return out
 
     def composite(self, frame: np.ndarray, mask: np.ndarray, label: int, dx: int, dy: int,
