@@ -5,13 +5,14 @@ Each gets the negative controls its evaluators must catch:
 
   offset2/4/8  the mouths rendered 2, 4, 8 frames late         -> lipsync.offset
   swap         the lines credited to the other character       -> binding, lipsync
-  voice        the line spoken in another character's voice    -> speaker.similarity/margin
+  voice        the line spoken in another character's voice    -> speaker.similarity/margin, both judges
   words        the audio says different words than the line    -> wer
   face         the speaker drawn with another character's face -> identity/margin
 
 For every score family it prints the positives' range, the targeted controls' range and the gap,
 and proposes the midpoint of the gap as threshold. `--write` stores them in tools/evaluators/thresholds.json
-with these numbers. Run: `.venv/bin/python -m bench.calibrate [--size 320x180] [--write]`.
+with these numbers; `--write --only FAMILY ...` stores only those families and keeps the others as
+they are. Run: `.venv/bin/python -m bench.calibrate [--size 320x180] [--write [--only ...]]`.
 """
 from __future__ import annotations
 
@@ -48,6 +49,8 @@ FAMILIES = {
     "binding": (True, ("swap",)),
     "speaker.similarity": (True, ("voice",)),
     "speaker.margin": (True, ("voice",)),
+    "speaker.dvector_similarity": (True, ("voice",)),
+    "speaker.dvector_margin": (True, ("voice",)),
     "wer": (False, ("words",)),
     "identity": (True, ("face",)),
     "identity.margin": (True, ("face",)),
@@ -62,7 +65,7 @@ HALF_WORST_POSITIVE = ("lipsync.confidence",)
 
 def evaluators():
     # Thresholds do not matter here: only the measured values are used.
-    return [LipSyncEvaluator(1, 0), BindingEvaluator(0.5), SpeakerSimilarityEvaluator(0, 0),
+    return [LipSyncEvaluator(1, 0), BindingEvaluator(0.5), SpeakerSimilarityEvaluator(0, 0, 0, 0),
             IntelligibilityEvaluator(0.5), IdentityEvaluator(0, 0)]
 
 
@@ -115,6 +118,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", default="320x180", help="render size WxH (default 320x180)")
     ap.add_argument("--write", action="store_true", help="store the proposed thresholds in tools/evaluators/thresholds.json")
+    ap.add_argument("--only", nargs="+", choices=sorted(FAMILIES), help="with --write: store only these families")
     args = ap.parse_args()
     size = tuple(int(v) for v in args.size.split("x"))
     rows = measure(size)
@@ -133,6 +137,11 @@ def main() -> None:
     if args.write:
         data = {"thresholds": {f: s["proposed"] for f, s in sep.items()},
                 "calibration": {"size": args.size, "cases": [c[0] for c in CASES], "separation": sep}}
+        if args.only:
+            data = json.loads(THRESHOLDS_PATH.read_text(encoding="utf-8"))
+            for fam in args.only:
+                data["thresholds"][fam] = sep[fam]["proposed"]
+                data["calibration"]["separation"][fam] = sep[fam]
         THRESHOLDS_PATH.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
         print(f"wrote {THRESHOLDS_PATH}")
 
