@@ -14,7 +14,15 @@ Part 2, a harder set from a different engine: espeak-ng variants and pitch-shift
 Each voice's profile is fitted on clip A and measured on clip B (different words): the matched TTS
 speaks B's words and is compared with every voice's clip B. Skipped with a message without espeak-ng.
 
-Run: .venv/bin/python -m bench.voices [--skip-espeak]
+Part 3, real human speech (`bench.human_set`: seven real speakers' clips from Debian packages, with
+provenance and licence there). Each speaker's clip is the reference; the matched TTS speaks
+SET_LINES, sentences no fit saw, and each line is compared with every reference by both speaker
+judges (resemblyzer, which fitting listens through, and the d-vector it never hears). Prints per
+speaker the own-reference similarity and the closest other, identification over the set, and the
+share of lines that pass the calibrated thresholds (similarity and margin) of each judge and of
+both, for raw TTS and for today's matched voice; then WER and realtime factor of the matched lines.
+
+Run: .venv/bin/python -m bench.voices [--skip-example] [--skip-espeak] [--skip-human]
 """
 from __future__ import annotations
 
@@ -213,16 +221,22 @@ def espeak_set(tmp: Path) -> None:
 
 
 def main() -> None:
-    """Run both parts and print every figure."""
+    """Run every part and print every figure."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--skip-espeak", action="store_true")
     ap.add_argument("--skip-example", action="store_true")
+    ap.add_argument("--skip-human", action="store_true")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         if not args.skip_example:
             example_cast(Path(d))
         if not args.skip_espeak:
             espeak_set(Path(d))
+        if not args.skip_human:
+            from bench import human_set
+            from bench.judged_sets import judge_set
+
+            judge_set("real human set", human_set.fetch(), Path(d))
 
 
 if __name__ == "__main__":

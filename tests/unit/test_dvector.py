@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from tools.base import ToolError
-from tools.hearing import dvector, packaged, speaker
+from tools.hearing import dvector, speaker
+from tools.media import packaged
 from tools.media.audio import load_audio, resample
 
 VOICES = Path(__file__).resolve().parents[2] / "examples" / "orbit" / "assets" / "voices"

@@ -4,7 +4,7 @@
 It shares nothing with resemblyzer (`tools.hearing.speaker`) but the idea of a d-vector: other
 training, other features (librosa mels, Hamming window), another silence trim. The voice-fit search
 only ever listens through resemblyzer, so a gain the search finds by tuning to its own judge does not
-carry over here. The model file is taken from the wheel at install time (`tools.hearing.packaged`).
+carry over here. The model file is taken from the wheel at install time (`tools.media.packaged`).
 
 Recipe (the embedder's own metadata): power mel spectrogram with n_fft 512, window 400, hop 160,
 no centre padding; log10(S + 1e-6); windows of 80 frames every 40; each window's embedding
@@ -36,7 +36,7 @@ def _session():
             import librosa
             import onnxruntime as ort
 
-            from tools.hearing.packaged import model_file
+            from tools.media.packaged import model_file
 
             opts = ort.SessionOptions()
             opts.intra_op_num_threads = 1  # one clip at a time; the machine's cores go to shots
