@@ -52,12 +52,19 @@ def judge_set(title: str, voices: dict[str, tuple[Path, str]], tmp: Path, synth=
     refs = {j: np.stack([speaker.embed_by(j, *load_audio(voices[n][0])) for n in names]) for j in speaker.JUDGES}
     thr = thresholds()
     asr = _asr()
-    from tools.speech import fitting
+    from tools.speech import bases, fitting
 
     t0 = time.perf_counter()
+    chosen = {}
     for n in names:  # fit once per reference (cached), so the timing below is synthesis plus matching
-        fitting.fitted_transform(*voices[n])
+        if synth.name == "kokoro":
+            choice = bases.chosen_base(*voices[n])
+            chosen[n] = choice.base + (f" + pitch x{np.exp(choice.f0_shift):.2f}" if choice.f0_shift else "")
+        else:
+            fitting.fitted_transform(*voices[n])
+            chosen[n] = "joe"
     fit_s = time.perf_counter() - t0
+    print(f"\n{title}: bases " + ", ".join(f"{n} {b}" for n, b in chosen.items()))
     figures, passed_both = {}, {}
     compute_s = audio_s = 0.0
     errors = words = 0
@@ -100,5 +107,5 @@ def judge_set(title: str, voices: dict[str, tuple[Path, str]], tmp: Path, synth=
           f"synthesis + matching realtime factor {compute_s / max(audio_s, 1e-9):.3f} line by line (fits excluded; "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores); fitting took {fit_s:.0f} s for "
           f"{len(names)} references (0 when cached)")
-    return {"figures": figures, "passed_both": passed_both, "wer": errors / max(words, 1),
+    return {"figures": figures, "passed_both": passed_both, "bases": chosen, "wer": errors / max(words, 1),
             "rtf": compute_s / max(audio_s, 1e-9), "fit_s": fit_s}

@@ -171,6 +171,15 @@ def example_cast(tmp: Path) -> None:
               f" {line_s[name] / line_audio[name]:.3f} ({line_s[name]:.1f} s for {line_audio[name]:.1f} s)")
 
 
+def example_voices() -> dict[str, tuple[Path, str]]:
+    """The example cast's reference clips and transcripts, by character id."""
+    from ruamel.yaml import YAML
+
+    base = ROOT / "examples" / "orbit"
+    cast = YAML(typ="safe").load((base / "cast.yaml").read_text())["characters"]
+    return {c["id"]: (base / c["voice"]["reference"], c["voice"]["transcript"]) for c in cast}
+
+
 def _espeak(voice: str, pitch: int, speed: int, shift: float, text: str, out: Path) -> None:
     import librosa
 
@@ -226,7 +235,12 @@ def main() -> None:
     ap.add_argument("--skip-espeak", action="store_true")
     ap.add_argument("--skip-example", action="store_true")
     ap.add_argument("--skip-human", action="store_true")
+    ap.add_argument("--speech", choices=("piper", "kokoro"), default="piper",
+                    help="speech backend for the judged sets (part 3): piper (joe + WORLD) or kokoro (chosen bases)")
+    ap.add_argument("--sets-only", action="store_true", help="only part 3: the example voices and the human set")
     args = ap.parse_args()
+    if args.sets_only:
+        args.skip_example = args.skip_espeak = True
     with tempfile.TemporaryDirectory() as d:
         if not args.skip_example:
             example_cast(Path(d))
@@ -235,8 +249,11 @@ def main() -> None:
         if not args.skip_human:
             from bench import human_set
             from bench.judged_sets import judge_set
+            from tools.registry import create
 
-            judge_set("real human set", human_set.fetch(), Path(d))
+            synth = create("speech", args.speech)
+            judge_set(f"example voices ({args.speech})", example_voices(), Path(d), synth)
+            judge_set(f"real human set ({args.speech})", human_set.fetch(), Path(d), synth)
 
 
 if __name__ == "__main__":
