@@ -1,5 +1,7 @@
-"""Choosing each character's base voice: joe (piper, with its fitted WORLD transform) or one of
-Kokoro's five style packs, raw or with WORLD pitch matching. Once per reference, cached by digest.
+"""Choosing each character's base voice: joe (piper, with its fitted WORLD transform), one of
+Kokoro's five style packs, or a Kokoro style searched toward the reference (`tools.speech.
+style_search`, from the best pack), each raw or with WORLD pitch matching. Once per reference,
+cached by digest.
 
 Every candidate speaks SCORE_SENTENCES (words no line of the example, no benchmark and no fit of joe uses) and is
 scored by the mean resemblyzer similarity to the reference: the judge that fitting listens through.
@@ -8,8 +10,9 @@ WORLD pitch matching (log-F0 mean and range toward the reference's) is a candida
 beside each raw pack, so it is applied only where it scores higher. An intelligibility floor keeps
 gibberish out: the recogniser's forced-alignment score (`tools.hearing.recogniser.mean_log_probs`,
 the measure of piper's clearer-reading check) of a candidate may be at most FLOOR_NATS per token
-below the best raw pack's. Budget: 11 candidates x 2 sentences of synthesis, analysis and embedding,
-about a minute per reference on this 2-core machine, plus joe's own fit when it is not cached.
+below the best raw pack's. Budget: 13 candidates and the style search's 40 steps, each 2 sentences
+of synthesis and embedding: about two and a half minutes per reference on this 2-core machine, plus
+joe's own fit (about 10 s) when it is not cached.
 """
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ import hashlib
 import json
 import logging
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,14 +28,14 @@ import numpy as np
 from tools.hearing import speaker
 from tools.media.audio import load_audio, resample
 from tools.media.files import user_cache_dir
-from tools.speech import kokoro_voice, world
+from tools.speech import kokoro_voice, style_search, world
 
 LOG = logging.getLogger(__name__)
 SCORE_SENTENCES = ["A quiet river ran past the old mill, and the miller's dog slept in the sun.",
                    "The children laughed as the kite rose above the hill and caught the wind."]
 FLOOR_NATS = 0.3
 MAX_RANGE = 2.0  # the F0 range factor is clipped to [1/MAX_RANGE, MAX_RANGE]
-VERSION = "1"
+VERSION = "3"
 _LOCK = threading.Lock()
 _MEMO: dict[str, "BaseChoice"] = {}
 
@@ -45,6 +48,11 @@ class BaseChoice:
     f0_shift: float = 0.0
     f0_range: float = 1.0
     scores: dict | None = None  # candidate -> [mean similarity, mean forced-alignment log-prob]
+    mix: list = field(default_factory=list)  # searched style: pack weights of the timbre half
+
+    def style(self) -> np.ndarray:
+        """The (510, 1, 256) Kokoro style of this choice (a pack, or the searched mix from it)."""
+        return style_search.mixed_style(self.base, self.mix) if self.mix else kokoro_voice.pack(self.base)
 
     def transform(self, strength: float = 1.0) -> world.WorldTransform:
         """The pitch-matching transform at `strength` (identity for joe: piper applies its own fit)."""
@@ -59,25 +67,17 @@ def pitch_match(reference: Path, audio: np.ndarray, sr: int) -> tuple[float, flo
     return float(ref.f0_log_mean - src.f0_log_mean), rng
 
 
-def _candidates(reference: Path, transcript: str):
-    """(name, choice, [audio per sentence], sr) for joe and every pack, raw and pitch-matched."""
+def _joe(reference: Path, transcript: str) -> tuple[list[np.ndarray], int]:
+    """joe with its fitted WORLD transform speaking the scoring sentences."""
     from tools.speech import fitting
     from tools.speech.piper_voice import raw_synthesize
 
     tf = fitting.fitted_transform(reference, transcript)
-    joe = []
+    out = []
     for s in SCORE_SENTENCES:
         raw = raw_synthesize([s], length_scale=tf.length_scale)
-        joe.append(world.apply_transform(raw.audio, raw.sample_rate, tf))
-    yield "joe", BaseChoice("joe"), joe, raw.sample_rate
-    sr = kokoro_voice.SR
-    for name in kokoro_voice.PACKS:
-        style = kokoro_voice.pack(name)
-        raws = [kokoro_voice.raw_synthesize([s], style).audio for s in SCORE_SENTENCES]
-        yield name, BaseChoice(name), raws, sr
-        shift, rng = pitch_match(reference, np.concatenate(raws), sr)
-        choice = BaseChoice(name, shift, rng)
-        yield f"{name}+pitch", choice, [world.apply_transform(x, sr, choice.transform()) for x in raws], sr
+        out.append(world.apply_transform(raw.audio, raw.sample_rate, tf))
+    return out, raw.sample_rate
 
 
 def _score_all(reference: Path, transcript: str) -> BaseChoice:
@@ -85,18 +85,42 @@ def _score_all(reference: Path, transcript: str) -> BaseChoice:
 
     ref_e = speaker.reference_embedding(reference)
     model = load_whisper()
-    scored = {}
-    for name, choice, audios, sr in _candidates(reference, transcript):
+    scored: dict[str, tuple[BaseChoice, float, float]] = {}
+
+    def judge(name: str, choice: BaseChoice, audios: list[np.ndarray], sr: int) -> None:
         sim = float(np.mean([speaker.similarity(speaker.embed(x, sr), ref_e) for x in audios]))
         lp = float(np.mean([mean_log_probs(model, [x], sr, s)[0] for x, s in zip(audios, SCORE_SENTENCES)]))
         scored[name] = (choice, sim, lp)
-    floor = max(lp for n, (_, _, lp) in scored.items() if n in kokoro_voice.PACKS) - FLOOR_NATS
+
+    def with_pitch(name: str, choice: BaseChoice, raws: list[np.ndarray]) -> None:
+        sr = kokoro_voice.SR
+        judge(name, choice, raws, sr)
+        shift, rng = pitch_match(reference, np.concatenate(raws), sr)
+        pitched = BaseChoice(choice.base, shift, rng, mix=choice.mix)
+        judge(f"{name}+pitch", pitched, [world.apply_transform(x, sr, pitched.transform()) for x in raws], sr)
+
+    judge("joe", BaseChoice("joe"), *_joe(reference, transcript))
+    for name in kokoro_voice.PACKS:
+        with_pitch(name, BaseChoice(name), [kokoro_voice.raw_synthesize([s], kokoro_voice.pack(name)).audio
+                                             for s in SCORE_SENTENCES])
+    floor = max(scored[n][2] for n in kokoro_voice.PACKS) - FLOOR_NATS
+
+    def clear_enough(style_pack: np.ndarray) -> bool:
+        audios = [kokoro_voice.raw_synthesize([s], style_pack).audio for s in SCORE_SENTENCES]
+        return float(np.mean([mean_log_probs(model, [x], kokoro_voice.SR, s)[0]
+                              for x, s in zip(audios, SCORE_SENTENCES)])) >= floor
+
+    start = max(kokoro_voice.PACKS, key=lambda n: scored[n][1])
+    weights, _, _ = style_search.search_style(start, style_search.similarity_scorer(ref_e, SCORE_SENTENCES),
+                                              clear_enough)
+    searched = BaseChoice(start, mix=[round(float(v), 6) for v in weights])
+    with_pitch("search", searched, [kokoro_voice.raw_synthesize([s], searched.style()).audio for s in SCORE_SENTENCES])
     clear = {n: v for n, v in scored.items() if v[2] >= floor} or scored
     best = max(clear, key=lambda n: clear[n][1])
     scores = {n: [round(sim, 4), round(lp, 3)] for n, (_, sim, lp) in scored.items()}
     LOG.info("base for %s: %s (%s)", reference.name, best, scores[best])
     c = clear[best][0]
-    return BaseChoice(c.base, c.f0_shift, c.f0_range, scores)
+    return BaseChoice(c.base, c.f0_shift, c.f0_range, scores, c.mix)
 
 
 def chosen_base(reference: Path, transcript: str) -> BaseChoice:

@@ -1,6 +1,7 @@
 """`kokoro` speech backend: each character speaks in the base voice chosen for their reference clip
-(`tools.speech.bases`: joe with its fitted WORLD transform, or one of Kokoro-82M's five style packs,
-raw or pitch-matched with WORLD), whichever the fitting judge hears closest to the reference.
+(`tools.speech.bases`: joe with its fitted WORLD transform, one of Kokoro-82M's five style packs or
+a style searched toward the reference, raw or pitch-matched with WORLD), whichever the fitting
+judge hears closest to the reference.
 
 A character whose base is joe is spoken by the piper backend unchanged. A Kokoro character's line is
 Kokoro's English speech (`tools.speech.kokoro_voice`) with phoneme timings from the model's own
@@ -60,8 +61,7 @@ class KokoroSynthesizer:
         style = prosody.from_parenthetical(parenthetical or knobs.emotion)
         transform = choice.transform(float(np.clip(knobs.matching_strength, 0.0, 1.0)))
         length_scale = style.length_scale / max(knobs.rate, 0.1)
-        raw = kokoro_voice.raw_synthesize(sentences, kokoro_voice.pack(choice.base), length_scale,
-                                          knobs.noise, knobs.seed)
+        raw = kokoro_voice.raw_synthesize(sentences, choice.style(), length_scale, knobs.noise, knobs.seed)
         sr = raw.sample_rate
         notes = {"base": choice.base}
         if transform.is_identity and style.is_neutral:
