@@ -35,7 +35,7 @@ SCORE_SENTENCES = ["A quiet river ran past the old mill, and the miller's dog sl
                    "The children laughed as the kite rose above the hill and caught the wind."]
 FLOOR_NATS = 0.3
 MAX_RANGE = 2.0  # the F0 range factor is clipped to [1/MAX_RANGE, MAX_RANGE]
-VERSION = "3"
+VERSION = "2"
 _LOCK = threading.Lock()
 _MEMO: dict[str, "BaseChoice"] = {}
 
@@ -48,11 +48,14 @@ class BaseChoice:
     f0_shift: float = 0.0
     f0_range: float = 1.0
     scores: dict | None = None  # candidate -> [mean similarity, mean forced-alignment log-prob]
-    mix: list = field(default_factory=list)  # searched style: pack weights of the timbre half
+    style_offset: list = field(default_factory=list)  # (256,) added to every row of the pack: a searched style
 
     def style(self) -> np.ndarray:
-        """The (510, 1, 256) Kokoro style of this choice (a pack, or the searched mix from it)."""
-        return style_search.mixed_style(self.base, self.mix) if self.mix else kokoro_voice.pack(self.base)
+        """The (510, 1, 256) Kokoro style of this choice (a pack, or a pack moved by the search)."""
+        pack = kokoro_voice.pack(self.base)
+        if not self.style_offset:
+            return pack
+        return (pack + np.asarray(self.style_offset, np.float32).reshape(1, 1, 256)).astype(np.float32)
 
     def transform(self, strength: float = 1.0) -> world.WorldTransform:
         """The pitch-matching transform at `strength` (identity for joe: piper applies its own fit)."""
@@ -96,7 +99,7 @@ def _score_all(reference: Path, transcript: str) -> BaseChoice:
         sr = kokoro_voice.SR
         judge(name, choice, raws, sr)
         shift, rng = pitch_match(reference, np.concatenate(raws), sr)
-        pitched = BaseChoice(choice.base, shift, rng, mix=choice.mix)
+        pitched = BaseChoice(choice.base, shift, rng, style_offset=choice.style_offset)
         judge(f"{name}+pitch", pitched, [world.apply_transform(x, sr, pitched.transform()) for x in raws], sr)
 
     judge("joe", BaseChoice("joe"), *_joe(reference, transcript))
@@ -111,16 +114,16 @@ def _score_all(reference: Path, transcript: str) -> BaseChoice:
                               for x, s in zip(audios, SCORE_SENTENCES)])) >= floor
 
     start = max(kokoro_voice.PACKS, key=lambda n: scored[n][1])
-    weights, _, _ = style_search.search_style(start, style_search.similarity_scorer(ref_e, SCORE_SENTENCES),
-                                              clear_enough)
-    searched = BaseChoice(start, mix=[round(float(v), 6) for v in weights])
+    offset, _, _ = style_search.search_style(start, style_search.similarity_scorer(ref_e, SCORE_SENTENCES),
+                                             clear_enough)
+    searched = BaseChoice(start, style_offset=[round(float(v), 6) for v in offset])
     with_pitch("search", searched, [kokoro_voice.raw_synthesize([s], searched.style()).audio for s in SCORE_SENTENCES])
     clear = {n: v for n, v in scored.items() if v[2] >= floor} or scored
     best = max(clear, key=lambda n: clear[n][1])
     scores = {n: [round(sim, 4), round(lp, 3)] for n, (_, sim, lp) in scored.items()}
     LOG.info("base for %s: %s (%s)", reference.name, best, scores[best])
     c = clear[best][0]
-    return BaseChoice(c.base, c.f0_shift, c.f0_range, scores, c.mix)
+    return BaseChoice(c.base, c.f0_shift, c.f0_range, scores, c.style_offset)
 
 
 def chosen_base(reference: Path, transcript: str) -> BaseChoice:

@@ -2,11 +2,9 @@
 walk that keeps a step only when it helps, its step size adapted by the one-fifth rule) over the
 timbre half of the style (the first 128 values, which drive Kokoro's decoder), starting from a pack.
 
-The walk moves in the plane the five packs span: the searched timbre is a weighted sum of the five
-packs' timbre halves (weights free to extrapolate, in [-1, 2]), row by row, and the prosody half is
-the starting pack's. Five dimensions instead of 128 is what lets a budget of a few dozen steps get
-anywhere: the same walk over all 128 timbre values closed only a tenth of the distance to a target
-in 60 steps. A step is scored by the mean resemblyzer similarity to the
+The move is one offset added to every row of the pack (a style per utterance length), scaled per
+value by the spread of that value across the five packs, so the searched voice keeps the pack's
+prosody. A step is scored by the mean resemblyzer similarity to the
 reference over the scoring sentences (`tools.speech.bases.SCORE_SENTENCES`); the d-vector judge never
 hears it. A step that improves the score is kept only if the recogniser's forced-alignment score
 stays above the floor it is given, so the voice never drifts into gibberish. Budget: EVALUATIONS
@@ -24,32 +22,33 @@ from tools.speech import kokoro_voice
 
 LOG = logging.getLogger(__name__)
 EVALUATIONS = 40
-TIMBRE = 128  # style[..., :TIMBRE] drives the decoder
-START_STEP = 0.3  # in pack weights
-WEIGHT_RANGE = (-1.0, 2.0)
+TIMBRE = slice(0, 128)  # style[..., TIMBRE] drives the decoder
+START_STEP = 0.5  # in units of the packs' own spread per value
 SEED = 0
 
 
-def mixed_style(start_pack: str, weights) -> np.ndarray:
-    """(510, 1, 256): the start pack with its timbre half replaced by the weighted sum of the packs'."""
-    out = kokoro_voice.pack(start_pack).copy()
-    out[..., :TIMBRE] = sum(float(w) * kokoro_voice.pack(n)[..., :TIMBRE] for w, n in zip(weights, kokoro_voice.PACKS))
-    return out.astype(np.float32)
+def packs_spread() -> np.ndarray:
+    """(256,) standard deviation of each style value across the five packs and all their rows."""
+    allp = np.concatenate([kokoro_voice.pack(n).reshape(-1, 256) for n in kokoro_voice.PACKS])
+    return allp.std(axis=0)
 
 
 def search_style(start_pack: str, score, clear_enough, evaluations: int = EVALUATIONS) -> tuple[np.ndarray, float, list]:
-    """(pack weights (5,), best score, score history) from a (1+1)-ES over the packs' timbre plane.
+    """(offset (256,), best score, score history) from a (1+1)-ES over the timbre half.
 
     `score(style_pack) -> float` is the similarity to maximise; `clear_enough(style_pack) -> bool`
     the intelligibility floor a kept step must pass.
     """
+    base = kokoro_voice.pack(start_pack)
+    spread = packs_spread()
     rng = np.random.default_rng(SEED)
-    best = np.array([float(n == start_pack) for n in kokoro_voice.PACKS])
-    best_score = score(mixed_style(start_pack, best))
+    best = np.zeros(256, np.float32)
+    best_score = score(base)
     step, history = START_STEP, [best_score]
     for _ in range(evaluations):
-        cand = np.clip(best + step * rng.standard_normal(len(best)), *WEIGHT_RANGE)
-        style = mixed_style(start_pack, cand)
+        cand = best.copy()
+        cand[TIMBRE] += step * spread[TIMBRE] * rng.standard_normal(128)
+        style = base + cand.reshape(1, 1, 256)
         s = score(style)
         if s > best_score and clear_enough(style):
             best, best_score = cand, s
