@@ -59,7 +59,8 @@ def judge_set(title: str, voices: dict[str, tuple[Path, str]], tmp: Path, synth=
     for n in names:  # fit once per reference (cached), so the timing below is synthesis plus matching
         if synth.name == "kokoro":
             choice = bases.chosen_base(*voices[n])
-            chosen[n] = choice.base + (f" + pitch x{np.exp(choice.f0_shift):.2f}" if choice.f0_shift else "")
+            chosen[n] = (f"style searched from {choice.base}" if choice.style_offset else choice.base) + (
+                f" + pitch x{np.exp(choice.f0_shift):.2f}" if choice.f0_shift else "")
         else:
             fitting.fitted_transform(*voices[n])
             chosen[n] = "joe"
