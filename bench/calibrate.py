@@ -12,7 +12,12 @@ Each gets the negative controls its evaluators must catch:
 For every score family it prints the positives' range, the targeted controls' range and the gap,
 and proposes the midpoint of the gap as threshold. `--write` stores them in tools/evaluators/thresholds.json
 with these numbers; `--write --only FAMILY ...` stores only those families and keeps the others as
-they are. Run: `.venv/bin/python -m bench.calibrate [--size 320x180] [--write [--only ...]]`.
+they are. `--with-sets BACKEND` adds the judged voice sets of bench/voices.py part 3 (the espeak-ng
+set, the example voices, the real human set, spoken by that speech backend) to the speaker families:
+each line's own similarity and margin are positives, the same line judged as every other speaker's
+(another speaker's voice, swapped speakers) are `voice` controls. Where the controls reach above the
+worst positive there is no gap, and the proposed threshold sits just above the best control, so every
+control still fails. Run: `.venv/bin/python -m bench.calibrate [--size 320x180] [--write [--only ...]]`.
 """
 from __future__ import annotations
 
@@ -61,6 +66,7 @@ FAMILIES = {
 # at a neighbouring line's time is caught by the offset and binding scores. So its threshold sits at
 # half the worst positive rather than at the midpoint of a thin gap.
 HALF_WORST_POSITIVE = ("lipsync.confidence",)
+NO_GAP_STEP = 0.001
 
 
 def evaluators():
@@ -91,6 +97,26 @@ def measure(size: tuple[int, int]) -> list[dict]:
     return rows
 
 
+def set_rows(backend: str) -> list[dict]:
+    """Calibration records of the judged voice sets (bench/voices.py part 3) spoken by `backend`."""
+    import shutil
+
+    from bench import human_set
+    from bench.judged_sets import calibration_rows, judge_set
+    from bench.voices import espeak_voices, example_voices
+    from tools.registry import create
+
+    synth = create("speech", backend)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        sets = {"example": example_voices(), "human": human_set.fetch()}
+        if shutil.which("espeak-ng") is not None:
+            sets["espeak"] = espeak_voices(Path(tmp))
+        for name, voices in sets.items():
+            rows += calibration_rows(judge_set(f"{name} ({backend})", voices, Path(tmp), synth)["sims"], name)
+    return rows
+
+
 def separation(rows: list[dict]) -> dict[str, dict]:
     """Per family: positives' and targeted negatives' values, the gap and a proposed threshold."""
     out = {}
@@ -106,6 +132,8 @@ def separation(rows: list[dict]) -> dict[str, dict]:
         best_neg = (max(negs) if higher else min(negs)) if negs else None
         gap = None if best_neg is None else (worst_pos - best_neg if higher else best_neg - worst_pos)
         thr = worst_pos if best_neg is None else (worst_pos + best_neg) / 2
+        if gap is not None and gap <= 0:  # no threshold passes every positive: every control must still fail
+            thr = best_neg + (NO_GAP_STEP if higher else -NO_GAP_STEP)
         if fam in HALF_WORST_POSITIVE:
             thr = worst_pos / 2
         out[fam] = {"higher_is_better": higher, "positives": [round(v, 4) for v in pos],
@@ -119,9 +147,12 @@ def main() -> None:
     ap.add_argument("--size", default="320x180", help="render size WxH (default 320x180)")
     ap.add_argument("--write", action="store_true", help="store the proposed thresholds in tools/evaluators/thresholds.json")
     ap.add_argument("--only", nargs="+", choices=sorted(FAMILIES), help="with --write: store only these families")
+    ap.add_argument("--with-sets", metavar="BACKEND", help="add the judged voice sets spoken by this speech backend")
     args = ap.parse_args()
     size = tuple(int(v) for v in args.size.split("x"))
     rows = measure(size)
+    if args.with_sets:
+        rows += set_rows(args.with_sets)
     sep = separation(rows)
     print(f"{'family':20s} {'dir':4s} {'positives (worst)':>18s} {'controls (best)':>16s} {'gap':>8s} {'threshold':>9s}")
     for fam, s in sep.items():

@@ -66,7 +66,7 @@ def judge_set(title: str, voices: dict[str, tuple[Path, str]], tmp: Path, synth=
             chosen[n] = "joe"
     fit_s = time.perf_counter() - t0
     print(f"\n{title}: bases " + ", ".join(f"{n} {b}" for n, b in chosen.items()))
-    figures, passed_both = {}, {}
+    figures, passed_both, matched_sims = {}, {}, {}
     compute_s = audio_s = 0.0
     errors = words = 0
     for mode, strength in (("raw", 0.0), ("matched", 1.0)):
@@ -86,6 +86,8 @@ def judge_set(title: str, voices: dict[str, tuple[Path, str]], tmp: Path, synth=
                 wav, sr = load_audio(out)
                 for j in speaker.JUDGES:
                     sims[j][i, k] = refs[j] @ speaker.embed_by(j, wav, sr)
+        if mode == "matched":
+            matched_sims = sims
         ok_all = np.ones((len(names), len(SET_LINES)), bool)
         for j in speaker.JUDGES:
             s = sims[j]
@@ -109,4 +111,23 @@ def judge_set(title: str, voices: dict[str, tuple[Path, str]], tmp: Path, synth=
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores); fitting took {fit_s:.0f} s for "
           f"{len(names)} references (0 when cached)")
     return {"figures": figures, "passed_both": passed_both, "bases": chosen, "wer": errors / max(words, 1),
-            "rtf": compute_s / max(audio_s, 1e-9), "fit_s": fit_s}
+            "rtf": compute_s / max(audio_s, 1e-9), "fit_s": fit_s, "sims": matched_sims}
+
+
+def calibration_rows(sims: dict[str, np.ndarray], set_name: str) -> list[dict]:
+    """Calibration records (bench.calibrate's) from one set's matched similarities: per line its own
+    similarity and margin are positives; the same line judged as every other speaker's (another
+    speaker's voice, and the swapped-speaker margin) are the `voice` negatives."""
+    rows = []
+    for judge, s in sims.items():
+        prefix = PREFIX[judge]
+        n_voices, n_lines, _ = s.shape
+        for i in range(n_voices):
+            for k in range(n_lines):
+                for j in range(n_voices):
+                    others = np.delete(s[i, k], j)
+                    control = "positive" if j == i else "voice"
+                    for fam, value in ((f"{prefix}similarity", s[i, k, j]), (f"{prefix}margin", s[i, k, j] - others.max())):
+                        rows.append({"case": f"{set_name}:{i}:{k}", "control": control, "family": fam,
+                                     "value": float(value)})
+    return rows
