@@ -60,6 +60,30 @@ def test_durations_add_up_to_the_audio_and_follow_its_energy(kumo):
     assert abs(onset - ph[0].start) < 0.06, (onset, ph[0].start)
 
 
+def _best_lag(speech) -> int:
+    """The shift (10 ms steps) that best lines the timings' mouth openings up with the audio's energy."""
+    from tools.video.animatic.lips import viseme
+
+    x, sr = speech.audio, speech.sample_rate
+    hop = sr // 100
+    env = np.sqrt(np.add.reduceat(x.astype(np.float64) ** 2, np.arange(0, len(x), hop)) / hop)
+    t = np.arange(len(env)) * 0.01
+    opening = np.zeros(len(env))
+    for p in speech.phonemes:
+        if p.label.strip() and p.label not in ".,!?":
+            opening[(t >= p.start) & (t < p.end)] = viseme(p.label)[0]
+    return max(range(-15, 16), key=lambda lag: np.corrcoef(np.roll(opening, lag), env)[0, 1])
+
+
+def test_mouths_follow_the_audio_as_closely_as_pipers(kumo):
+    from tools.speech.piper_voice import raw_synthesize
+
+    other = kokoro_voice.raw_synthesize(["We landed ten minutes early. Is everyone all right?"], kokoro_voice.pack("jf_alpha"))
+    piper = raw_synthesize(["Then somebody left a bug in it.", "Check the relays."])
+    lags = [_best_lag(kumo), _best_lag(other)]
+    assert all(abs(lag - _best_lag(piper)) <= 2 for lag in lags), (lags, _best_lag(piper))
+
+
 def test_the_recogniser_hears_the_words(kumo):
     from tools.media.audio import resample
 
