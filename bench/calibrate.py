@@ -4,16 +4,22 @@ Positives are short two-character shots in the example cast (real piper speech, 
 Each gets the negative controls its evaluators must catch:
 
   offset2/4/8  the mouths rendered 2, 4, 8 frames late         -> lipsync.offset
-  swap         the lines credited to the other character       -> binding
+  swap         the lines credited to the other character       -> binding, lipsync
   silent       the first line's speaker drawn with a shut mouth -> lipsync.confidence
   offscreen    a voice-over line lip-synced by a visible listener -> binding.offscreen
-  voice        the line spoken in another character's voice    -> speaker.similarity/margin
+  voice        the line spoken in another character's voice    -> speaker.similarity/margin, both judges
   words        the audio says different words than the line    -> wer
   face         the speaker drawn with another character's face -> identity/margin
 
 For every score family it prints the positives' range, the targeted controls' range and the gap,
 and proposes the midpoint of the gap as threshold. `--write` stores them in tools/evaluators/thresholds.json
-with these numbers. Run: `.venv/bin/python -m bench.calibrate [--size 640x360] [--write]`.
+with these numbers; `--write --only FAMILY ...` stores only those families and keeps the others as
+they are. `--with-sets BACKEND` adds the judged voice sets of bench/voices.py part 3 (the espeak-ng
+set, the example voices, the real human set, spoken by that speech backend) to the speaker families:
+each line's own similarity and margin are positives, the same line judged as every other speaker's
+(another speaker's voice, swapped speakers) are `voice` controls. Where the controls reach above the
+worst positive there is no gap, and the proposed threshold sits just above the best control, so every
+control still fails. Run: `.venv/bin/python -m bench.calibrate [--size 640x360] [--write [--only ...]]`.
 """
 from __future__ import annotations
 
@@ -51,14 +57,19 @@ FAMILIES = {
     "binding.offscreen": (False, ("offscreen",)),
     "speaker.similarity": (True, ("voice",)),
     "speaker.margin": (True, ("voice",)),
+    "speaker.dvector_similarity": (True, ("voice",)),
+    "speaker.dvector_margin": (True, ("voice",)),
     "wer": (False, ("words",)),
     "identity": (True, ("face",)),
     "identity.margin": (True, ("face",)),
 }
 
+NO_GAP_STEP = 0.001
+
+
 def evaluators():
     # Thresholds do not matter here: only the measured values are used.
-    return [LipSyncEvaluator(1, 0), BindingEvaluator(0.5, 0.5), SpeakerSimilarityEvaluator(0, 0),
+    return [LipSyncEvaluator(1, 0), BindingEvaluator(0.5, 0.5), SpeakerSimilarityEvaluator(0, 0, 0, 0),
             IntelligibilityEvaluator(0.5), IdentityEvaluator(0, 0)]
 
 
@@ -90,6 +101,26 @@ def measure(size: tuple[int, int]) -> list[dict]:
     return rows
 
 
+def set_rows(backend: str) -> list[dict]:
+    """Calibration records of the judged voice sets (bench/voices.py part 3) spoken by `backend`."""
+    import shutil
+
+    from bench import human_set
+    from bench.judged_sets import calibration_rows, judge_set
+    from bench.voices import espeak_voices, example_voices
+    from tools.registry import create
+
+    synth = create("speech", backend)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        sets = {"example": example_voices(), "human": human_set.fetch()}
+        if shutil.which("espeak-ng") is not None:
+            sets["espeak"] = espeak_voices(Path(tmp))
+        for name, voices in sets.items():
+            rows += calibration_rows(judge_set(f"{name} ({backend})", voices, Path(tmp), synth)["sims"], name)
+    return rows
+
+
 def separation(rows: list[dict]) -> dict[str, dict]:
     """Per family: positives' and targeted negatives' values, the gap and a proposed threshold."""
     out = {}
@@ -105,6 +136,8 @@ def separation(rows: list[dict]) -> dict[str, dict]:
         best_neg = (max(negs) if higher else min(negs)) if negs else None
         gap = None if best_neg is None else (worst_pos - best_neg if higher else best_neg - worst_pos)
         thr = worst_pos if best_neg is None else (worst_pos + best_neg) / 2
+        if gap is not None and gap <= 0:  # no threshold passes every positive: every control must still fail
+            thr = best_neg + (NO_GAP_STEP if higher else -NO_GAP_STEP)
         out[fam] = {"higher_is_better": higher, "positives": [round(v, 4) for v in pos],
                     "negatives": {c: [round(v, 4) if v == v else None for v in vs] for c, vs in neg.items()},
                     "gap": None if gap is None else round(gap, 4), "proposed": round(thr, 4)}
@@ -116,9 +149,13 @@ def main() -> None:
     ap.add_argument("--size", default="640x360", help="render size WxH (default 640x360: the face mesh "
                     "reads faces from about 90 pixels)")
     ap.add_argument("--write", action="store_true", help="store the proposed thresholds in tools/evaluators/thresholds.json")
+    ap.add_argument("--only", nargs="+", choices=sorted(FAMILIES), help="with --write: store only these families")
+    ap.add_argument("--with-sets", metavar="BACKEND", help="add the judged voice sets spoken by this speech backend")
     args = ap.parse_args()
     size = tuple(int(v) for v in args.size.split("x"))
     rows = measure(size)
+    if args.with_sets:
+        rows += set_rows(args.with_sets)
     sep = separation(rows)
     print(f"{'family':20s} {'dir':4s} {'positives (worst)':>18s} {'controls (best)':>16s} {'gap':>8s} {'threshold':>9s}")
     for fam, s in sep.items():
@@ -134,6 +171,11 @@ def main() -> None:
     if args.write:
         data = {"thresholds": {f: s["proposed"] for f, s in sep.items()},
                 "calibration": {"size": args.size, "cases": [c[0] for c in CASES], "separation": sep}}
+        if args.only:
+            data = json.loads(THRESHOLDS_PATH.read_text(encoding="utf-8"))
+            for fam in args.only:
+                data["thresholds"][fam] = sep[fam]["proposed"]
+                data["calibration"]["separation"][fam] = sep[fam]
         THRESHOLDS_PATH.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
         print(f"wrote {THRESHOLDS_PATH}")
 

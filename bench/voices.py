@@ -14,7 +14,15 @@ Part 2, a harder set from a different engine: espeak-ng variants and pitch-shift
 Each voice's profile is fitted on clip A and measured on clip B (different words): the matched TTS
 speaks B's words and is compared with every voice's clip B. Skipped with a message without espeak-ng.
 
-Run: .venv/bin/python -m bench.voices [--skip-espeak]
+Part 3, judged sets (`bench.judged_sets`) for the speech backend `--speech` names: the espeak-ng
+voices (clip A as reference), the example voices, and real human speech (`bench.human_set`: seven
+real speakers' clips from Debian packages, provenance and licence there). Each voice's clip is the
+reference; the backend speaks sentences no fit saw, and each line is compared with every reference
+by both speaker judges (resemblyzer, which fitting listens through, and the d-vector it never
+hears): own similarity, closest other, identification, pass rate at the calibrated thresholds, raw
+and matched, then WER and realtime factor of the matched lines.
+
+Run: .venv/bin/python -m bench.voices [--skip-example] [--skip-espeak] [--skip-sets] [--sets-only] [--speech kokoro]
 """
 from __future__ import annotations
 
@@ -163,6 +171,15 @@ def example_cast(tmp: Path) -> None:
               f" {line_s[name] / line_audio[name]:.3f} ({line_s[name]:.1f} s for {line_audio[name]:.1f} s)")
 
 
+def example_voices() -> dict[str, tuple[Path, str]]:
+    """The example cast's reference clips and transcripts, by character id."""
+    from ruamel.yaml import YAML
+
+    base = ROOT / "examples" / "orbit"
+    cast = YAML(typ="safe").load((base / "cast.yaml").read_text())["characters"]
+    return {c["id"]: (base / c["voice"]["reference"], c["voice"]["transcript"]) for c in cast}
+
+
 def _espeak(voice: str, pitch: int, speed: int, shift: float, text: str, out: Path) -> None:
     import librosa
 
@@ -172,6 +189,13 @@ def _espeak(voice: str, pitch: int, speed: int, shift: float, text: str, out: Pa
     if shift:
         x = librosa.effects.pitch_shift(x, sr=sr, n_steps=shift)
     write_wav(out, 0.8 * x / max(float(np.abs(x).max()), 1e-6), sr)
+
+
+def espeak_voices(tmp: Path) -> dict[str, tuple[Path, str]]:
+    """The espeak-ng voices' clip A (what a fit sees) and its transcript, by name."""
+    for name, voice, pitch, speed, shift in ESPEAK_VOICES:
+        _espeak(voice, pitch, speed, shift, CLIP_A, tmp / f"es-{name}-A.wav")
+    return {v[0]: (tmp / f"es-{v[0]}-A.wav", CLIP_A) for v in ESPEAK_VOICES}
 
 
 def espeak_set(tmp: Path) -> None:
@@ -213,16 +237,32 @@ def espeak_set(tmp: Path) -> None:
 
 
 def main() -> None:
-    """Run both parts and print every figure."""
+    """Run every part and print every figure."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--skip-espeak", action="store_true")
     ap.add_argument("--skip-example", action="store_true")
+    ap.add_argument("--skip-sets", action="store_true")
+    ap.add_argument("--speech", choices=("piper", "kokoro"), default="piper",
+                    help="speech backend for the judged sets (part 3): piper (joe + WORLD) or kokoro (chosen bases)")
+    ap.add_argument("--sets-only", action="store_true", help="only part 3: the example voices and the human set")
     args = ap.parse_args()
+    if args.sets_only:
+        args.skip_example = args.skip_espeak = True
     with tempfile.TemporaryDirectory() as d:
         if not args.skip_example:
             example_cast(Path(d))
         if not args.skip_espeak:
             espeak_set(Path(d))
+        if not args.skip_sets:
+            from bench import human_set
+            from bench.judged_sets import judge_set
+            from tools.registry import create
+
+            synth = create("speech", args.speech)
+            if shutil.which("espeak-ng") is not None:
+                judge_set(f"espeak-ng set ({args.speech})", espeak_voices(Path(d)), Path(d), synth)
+            judge_set(f"example voices ({args.speech})", example_voices(), Path(d), synth)
+            judge_set(f"real human set ({args.speech})", human_set.fetch(), Path(d), synth)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from tools.base import ToolError
 SPEECH: dict[str, str | Callable] = {
     "piper": "tools.speech.piper:create",
     "cosyvoice": "tools.speech.cosyvoice:create",
+    "kokoro": "tools.speech.kokoro:create",
 }
 VIDEO: dict[str, str | Callable] = {
     "animatic": "tools.video.animatic.renderer:create",

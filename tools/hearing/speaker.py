@@ -1,5 +1,9 @@
-"""The speaker encoder shared by voice matching, the speaker evaluator and the benchmarks: an
+"""The speaker encoders shared by voice matching, the speaker evaluator and the benchmarks: an
 embedding per clip, cosine similarity, and cached reference embeddings.
+
+Two judges, by name (JUDGES): `resemblyzer` (below), the one voice fitting listens through, and
+`dvector` (`tools.hearing.dvector`), an independent encoder the fit search never hears; the speaker
+evaluator reports both and a line must pass both.
 
 Resemblyzer's pretrained GE2E encoder ships inside the `resemblyzer` package (no download). Install
 it with `pip install --no-deps resemblyzer` plus `webrtcvad-wheels`, so pip never tries to compile
@@ -65,20 +69,34 @@ def similarity(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12))
 
 
+JUDGES = ("resemblyzer", "dvector")
+
+
+def embed_by(judge: str, wav: np.ndarray, sr: int) -> np.ndarray:
+    """The embedding of `wav` by the named judge (JUDGES)."""
+    if judge == "resemblyzer":
+        return embed(wav, sr)
+    if judge == "dvector":
+        from tools.hearing import dvector
+
+        return dvector.embed(wav, sr)
+    raise ValueError(f"unknown speaker judge {judge!r}; known: {', '.join(JUDGES)}")
+
+
 _REF_LOCK = threading.Lock()
 _REFS: dict[tuple, np.ndarray] = {}
 
 
-def reference_embedding(path: Path) -> np.ndarray:
-    """Embedding of a reference clip, cached by path and modification time."""
+def reference_embedding(path: Path, judge: str = "resemblyzer") -> np.ndarray:
+    """Embedding of a reference clip by `judge`, cached by judge, path and modification time."""
     path = Path(path)
     if not path.is_file():
         raise ToolError(f"voice reference {path} does not exist", "fix `voice.reference` in the cast file")
-    key = (str(path), path.stat().st_mtime_ns)
+    key = (judge, str(path), path.stat().st_mtime_ns)
     with _REF_LOCK:
         if key in _REFS:
             return _REFS[key]
-    emb = embed(read_audio(path, ENCODER_SR), ENCODER_SR)
+    emb = embed_by(judge, read_audio(path, ENCODER_SR), ENCODER_SR)
     with _REF_LOCK:
         _REFS[key] = emb
     return emb

@@ -76,7 +76,7 @@ class PiperSynthesizer:
             analysis = world.analyse_synthetic(raw.audio, sr)
             audio = world.render_transform(analysis, len(raw.audio), sr, transform, style)
             if self.clearer_readings and not transform.is_identity:
-                audio, notes = _clearer_reading(self.line_tolerance, " ".join(sentences), raw.audio, analysis, sr, transform, style, audio,
+                audio, notes = clearer_reading(self.line_tolerance, " ".join(sentences), raw.audio, analysis, sr, transform, style, audio,
                                                 character.voice.reference)
         audio = resample(audio, raw.sample_rate, sample_rate)
         write_wav(out_path, audio, sample_rate)
@@ -106,7 +106,7 @@ READINGS = (("matched", 1.0, False), ("milder envelope", MILDER, False), ("natur
             ("milder envelope, natural F0 range", MILDER, True))
 
 
-def _clearer_reading(tolerance: float, text: str, raw: np.ndarray, analysis, sr: int, transform, style, audio, reference: Path):
+def clearer_reading(tolerance: float, text: str, raw: np.ndarray, analysis, sr: int, transform, style, audio, reference: Path):
     """(audio, notes): the matched line, or the milder reading the recogniser hears best when the
     matched one falls below the tolerance (module docstring)."""
     from tools.hearing.recogniser import MAX_SHORT_S, load_whisper, mean_log_probs

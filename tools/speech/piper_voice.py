@@ -23,6 +23,7 @@ from tools.media.files import user_cache_dir
 _PAUSES = (" ", ",", ".", ";", ":", "!", "?")
 SENTENCE_PAUSE_S = 0.28  # natural pause between sentences of one long line
 _VOICE_LOCK = threading.Lock()
+ESPEAK_LOCK = _VOICE_LOCK  # espeak-ng's state is process-global: whoever phonemizes (piper, kokoro) holds this
 _VOICE = None
 
 

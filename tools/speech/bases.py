@@ -1,0 +1,153 @@
+"""Choosing each character's base voice: joe (piper, with its fitted WORLD transform), one of
+Kokoro's five style packs, or a Kokoro style searched toward the reference (`tools.speech.
+style_search`, from the best pack), each raw or with WORLD pitch matching. Once per reference,
+cached by digest.
+
+Every candidate speaks SCORE_SENTENCES (words no line of the example, no benchmark and no fit of joe uses) and is
+scored by the mean resemblyzer similarity to the reference: the judge that fitting listens through.
+The d-vector judge (`tools.hearing.dvector`) never hears a candidate, so acceptance stays blind.
+WORLD pitch matching (log-F0 mean and range toward the reference's) is a candidate of its own
+beside each raw pack, so it is applied only where it scores higher. An intelligibility floor keeps
+gibberish out: the recogniser's forced-alignment score (`tools.hearing.recogniser.mean_log_probs`,
+the measure of piper's clearer-reading check) of a candidate may be at most FLOOR_NATS per token
+below the best raw pack's. Budget: 13 candidates and the style search's 40 steps, each 2 sentences
+of synthesis and embedding: about two and a half minutes per reference on this 2-core machine, plus
+joe's own fit (about 10 s) when it is not cached.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tools.hearing import speaker
+from tools.media.audio import load_audio, resample
+from tools.media.files import user_cache_dir
+from tools.speech import kokoro_voice, style_search, world
+
+LOG = logging.getLogger(__name__)
+SCORE_SENTENCES = ["A quiet river ran past the old mill, and the miller's dog slept in the sun.",
+                   "The children laughed as the kite rose above the hill and caught the wind."]
+FLOOR_NATS = 0.3
+MAX_RANGE = 2.0  # the F0 range factor is clipped to [1/MAX_RANGE, MAX_RANGE]
+VERSION = "2"
+_LOCK = threading.Lock()
+_MEMO: dict[str, "BaseChoice"] = {}
+
+
+@dataclass(frozen=True)
+class BaseChoice:
+    """The chosen base: "joe" or a Kokoro pack name, and the WORLD pitch match applied to a pack."""
+
+    base: str
+    f0_shift: float = 0.0
+    f0_range: float = 1.0
+    scores: dict | None = None  # candidate -> [mean similarity, mean forced-alignment log-prob]
+    style_offset: list = field(default_factory=list)  # (256,) added to every row of the pack: a searched style
+
+    def style(self) -> np.ndarray:
+        """The (510, 1, 256) Kokoro style of this choice (a pack, or a pack moved by the search)."""
+        pack = kokoro_voice.pack(self.base)
+        if not self.style_offset:
+            return pack
+        return (pack + np.asarray(self.style_offset, np.float32).reshape(1, 1, 256)).astype(np.float32)
+
+    def transform(self, strength: float = 1.0) -> world.WorldTransform:
+        """The pitch-matching transform at `strength` (identity for joe: piper applies its own fit)."""
+        return world.WorldTransform(f0_shift=self.f0_shift, f0_range=self.f0_range).scaled(strength)
+
+
+def pitch_match(reference: Path, audio: np.ndarray, sr: int) -> tuple[float, float]:
+    """(log-F0 shift, range factor) that move `audio`'s pitch statistics to the reference's."""
+    ref = world.profile_of(resample(*load_audio(reference), sr), sr)
+    src = world.profile_of(audio, sr)
+    rng = float(np.clip(ref.f0_log_std / max(src.f0_log_std, 1e-3), 1 / MAX_RANGE, MAX_RANGE))
+    return float(ref.f0_log_mean - src.f0_log_mean), rng
+
+
+def _joe(reference: Path, transcript: str) -> tuple[list[np.ndarray], int]:
+    """joe with its fitted WORLD transform speaking the scoring sentences."""
+    from tools.speech import fitting
+    from tools.speech.piper_voice import raw_synthesize
+
+    tf = fitting.fitted_transform(reference, transcript)
+    out = []
+    for s in SCORE_SENTENCES:
+        raw = raw_synthesize([s], length_scale=tf.length_scale)
+        out.append(world.apply_transform(raw.audio, raw.sample_rate, tf))
+    return out, raw.sample_rate
+
+
+def _score_all(reference: Path, transcript: str) -> BaseChoice:
+    from tools.hearing.recogniser import load_whisper, mean_log_probs
+
+    ref_e = speaker.reference_embedding(reference)
+    model = load_whisper()
+    scored: dict[str, tuple[BaseChoice, float, float]] = {}
+
+    def judge(name: str, choice: BaseChoice, audios: list[np.ndarray], sr: int) -> None:
+        sim = float(np.mean([speaker.similarity(speaker.embed(x, sr), ref_e) for x in audios]))
+        lp = float(np.mean([mean_log_probs(model, [x], sr, s)[0] for x, s in zip(audios, SCORE_SENTENCES)]))
+        scored[name] = (choice, sim, lp)
+
+    def with_pitch(name: str, choice: BaseChoice, raws: list[np.ndarray]) -> None:
+        sr = kokoro_voice.SR
+        judge(name, choice, raws, sr)
+        shift, rng = pitch_match(reference, np.concatenate(raws), sr)
+        pitched = BaseChoice(choice.base, shift, rng, style_offset=choice.style_offset)
+        judge(f"{name}+pitch", pitched, [world.apply_transform(x, sr, pitched.transform()) for x in raws], sr)
+
+    judge("joe", BaseChoice("joe"), *_joe(reference, transcript))
+    for name in kokoro_voice.PACKS:
+        with_pitch(name, BaseChoice(name), [kokoro_voice.raw_synthesize([s], kokoro_voice.pack(name)).audio
+                                             for s in SCORE_SENTENCES])
+    floor = max(scored[n][2] for n in kokoro_voice.PACKS) - FLOOR_NATS
+
+    def clear_enough(style_pack: np.ndarray) -> bool:
+        audios = [kokoro_voice.raw_synthesize([s], style_pack).audio for s in SCORE_SENTENCES]
+        return float(np.mean([mean_log_probs(model, [x], kokoro_voice.SR, s)[0]
+                              for x, s in zip(audios, SCORE_SENTENCES)])) >= floor
+
+    start = max(kokoro_voice.PACKS, key=lambda n: scored[n][1])
+    offset, _, _ = style_search.search_style(start, style_search.similarity_scorer(ref_e, SCORE_SENTENCES),
+                                             clear_enough)
+    searched = BaseChoice(start, style_offset=[round(float(v), 6) for v in offset])
+    with_pitch("search", searched, [kokoro_voice.raw_synthesize([s], searched.style()).audio for s in SCORE_SENTENCES])
+    clear = {n: v for n, v in scored.items() if v[2] >= floor} or scored
+    best = max(clear, key=lambda n: clear[n][1])
+    scores = {n: [round(sim, 4), round(lp, 3)] for n, (_, sim, lp) in scored.items()}
+    LOG.info("base for %s: %s (%s)", reference.name, best, scores[best])
+    c = clear[best][0]
+    return BaseChoice(c.base, c.f0_shift, c.f0_range, scores, c.style_offset)
+
+
+def chosen_base(reference: Path, transcript: str) -> BaseChoice:
+    """The base voice for one reference clip (module docstring), cached by the clip's digest."""
+    reference = Path(reference)
+    key = hashlib.sha256(reference.read_bytes() + transcript.encode() + VERSION.encode()).hexdigest()[:24]
+    with _LOCK:
+        if key in _MEMO:
+            return _MEMO[key]
+    cache = user_cache_dir() / "voice-bases" / f"{key}.json"
+    choice = None
+    if cache.is_file():
+        try:
+            choice = BaseChoice(**json.loads(cache.read_text()))
+        except (ValueError, TypeError):
+            LOG.warning("ignoring a corrupt base-choice cache entry %s", cache)
+    if choice is None:
+        choice = _score_all(reference, transcript)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        from tools.media.files import temp_path
+
+        tmp = temp_path(cache)
+        tmp.write_text(json.dumps(asdict(choice)))
+        tmp.replace(cache)
+    with _LOCK:
+        _MEMO[key] = choice
+    return choice

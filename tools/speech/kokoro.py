@@ -1,0 +1,92 @@
+"""`kokoro` speech backend: each character speaks in the base voice chosen for their reference clip
+(`tools.speech.bases`: joe with its fitted WORLD transform, one of Kokoro-82M's five style packs or
+a style searched toward the reference, raw or pitch-matched with WORLD), whichever the fitting
+judge hears closest to the reference.
+
+A character whose base is joe is spoken by the piper backend unchanged. A Kokoro character's line is
+Kokoro's English speech (`tools.speech.kokoro_voice`) with phoneme timings from the model's own
+durations; `matching_strength` scales the pitch match, `seed` and `noise` make a fresh take,
+`rate` and the parenthetical's style work as for piper. The clearer-reading check is piper's own
+(`tools.speech.piper.clearer_reading`): a pitch-matched line the recogniser hears much worse than
+the pack's unmatched reading of it is replaced by a milder reading.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from orchestrator.schema.cast import CharacterSpec
+from tools.base import SpeechKnobs, SpeechResult
+from tools.media.audio import resample, write_wav
+from tools.speech import bases, kokoro_voice, prosody, text_norm, world
+from tools.speech.piper import LINE_TOLERANCE, TAKE_NOISE, PiperSynthesizer, clearer_reading
+from tools.speech.piper_voice import words_from_phonemes
+
+LOG = logging.getLogger(__name__)
+
+
+class KokoroSynthesizer:
+    """Speech in each character's chosen base voice; see the module docstring."""
+
+    name = "kokoro"
+    version = "2"  # joins the speech cache key: bump when lines change
+    take_noise = TAKE_NOISE
+
+    def __init__(self, clearer_readings: bool = True, line_tolerance: float = LINE_TOLERANCE):
+        self.clearer_readings = clearer_readings
+        self.line_tolerance = line_tolerance
+        self.piper = PiperSynthesizer(clearer_readings, line_tolerance)
+
+    def synthesize(
+        self,
+        text: str,
+        character: CharacterSpec,
+        knobs: SpeechKnobs,
+        out_path: Path,
+        parenthetical: Optional[str] = None,
+        sample_rate: int = 24000,
+    ) -> SpeechResult:
+        """Speak one line in the character's chosen base voice into `out_path`."""
+        t0 = time.perf_counter()
+        choice = bases.chosen_base(character.voice.reference, character.voice.transcript)
+        if choice.base == "joe":
+            res = self.piper.synthesize(text, character, knobs, out_path, parenthetical, sample_rate)
+            res.notes["base"] = "joe"
+            return res
+        sentences = text_norm.prepare_line(text, where=f"line for {character.id}")
+        style = prosody.from_parenthetical(parenthetical or knobs.emotion)
+        transform = choice.transform(float(np.clip(knobs.matching_strength, 0.0, 1.0)))
+        length_scale = style.length_scale / max(knobs.rate, 0.1)
+        raw = kokoro_voice.raw_synthesize(sentences, choice.style(), length_scale, knobs.noise, knobs.seed)
+        sr = raw.sample_rate
+        notes = {"base": choice.base}
+        if transform.is_identity and style.is_neutral:
+            audio = raw.audio
+        else:
+            analysis = world.analyse_synthetic(raw.audio, sr)
+            audio = world.render_transform(analysis, len(raw.audio), sr, transform, style)
+            if self.clearer_readings and not transform.is_identity:
+                audio, more = clearer_reading(self.line_tolerance, " ".join(sentences), raw.audio, analysis, sr,
+                                              transform, style, audio, character.voice.reference)
+                notes.update(more)
+        audio = resample(audio, sr, sample_rate)
+        write_wav(out_path, audio, sample_rate)
+        LOG.debug("kokoro %s (%s): %.2fs audio in %.2fs", character.id, choice.base, len(audio) / sample_rate,
+                  time.perf_counter() - t0)
+        return SpeechResult(
+            wav_path=Path(out_path),
+            duration=len(audio) / sample_rate,
+            sample_rate=sample_rate,
+            phonemes=raw.phonemes,
+            words=words_from_phonemes(" ".join(sentences).split(), raw.phonemes),
+            notes=notes,
+        )
+
+
+def create() -> KokoroSynthesizer:
+    """Registry factory: the kokoro backend needs nothing from the config."""
+    return KokoroSynthesizer()
