@@ -17,8 +17,8 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from tools.media.packaged import MODELS, model_file
 from tools.media.files import temp_path, user_cache_dir
+from tools.media.packaged import MODELS, model_file
 
 U2_SIDE = 320
 SELFIE_SIDE = 256
