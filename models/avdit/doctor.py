@@ -18,15 +18,14 @@ import json
 from pathlib import Path
 from typing import Optional
 
-from models.avdit.multitalk import WINDOW, expected_shapes, key_problems
+from models.avdit.multitalk import expected_shapes, key_problems
 
 BASE_DIR = "Wan2.1-I2V-14B-480P-Diffusers"
 WAV2VEC_DIR = "chinese-wav2vec2-base"
 ADAPTERS = {"multitalk": ("MeiGen-MultiTalk/multitalk.safetensors",),
             "infinitetalk": ("InfiniteTalk/single/infinitetalk.safetensors", "InfiniteTalk/multi/infinitetalk.safetensors")}
 BASE_PARTS = ("transformer", "vae", "text_encoder", "tokenizer", "image_encoder")
-LATENT_CHANNELS = 16
-I2V_CHANNELS = 2 * LATENT_CHANNELS + 4  # noise + mask + first frame
+MASK_CHANNELS = 4  # I2V latents: noise (z) + mask (4) + first frame (z); 36 on Wan2.1-I2V-14B
 
 
 def header_shapes(path: Path) -> dict[str, tuple[int, ...]]:
@@ -69,9 +68,10 @@ def check_base(model_dir: Path, problems: list[str]) -> Optional[dict]:
     cfg = _json(model_dir / "transformer" / "config.json", problems)
     if cfg is None:
         return None
-    if cfg.get("in_channels") != I2V_CHANNELS or not cfg.get("image_dim"):
+    i2v = 2 * cfg.get("out_channels", 16) + MASK_CHANNELS
+    if cfg.get("in_channels") != i2v or not cfg.get("image_dim"):
         problems.append(f"{model_dir}/transformer: in_channels {cfg.get('in_channels')}, image_dim {cfg.get('image_dim')}: "
-                        f"not an image-to-video Wan (expected {I2V_CHANNELS} channels and CLIP image tokens)")
+                        f"not an image-to-video Wan (expected {i2v} channels and CLIP image tokens)")
     shapes = _shards(model_dir / "transformer", problems)
     dim = cfg.get("num_attention_heads", 0) * cfg.get("attention_head_dim", 0)
     layers = cfg.get("num_layers", 0)
@@ -109,15 +109,12 @@ def check_paths(model_dir: Path, wav2vec_dir: Path, adapter: Path) -> list[str]:
         problems.append(f"{adapter}: not a readable safetensors file ({exc})")
         return problems
     if base is not None and w2v is not None:
+        audio_dim = shapes.get("audio_proj.norm.weight", (768,))[0]  # 768 in both releases
         sizes = dict(layers=base["num_layers"], dim=base["num_attention_heads"] * base["attention_head_dim"],
-                     audio_dim=768, blocks=w2v["num_hidden_layers"], channels=w2v["hidden_size"],
+                     audio_dim=audio_dim, blocks=w2v["num_hidden_layers"], channels=w2v["hidden_size"],
                      intermediate=shapes.get("audio_proj.proj2.weight", (512,))[0],
-                     tokens=shapes.get("audio_proj.proj3.weight", (32 * 768,))[0] // 768)
+                     tokens=shapes.get("audio_proj.proj3.weight", (32 * audio_dim,))[0] // audio_dim)
         problems += [f"{adapter}: {p}" for p in key_problems(shapes, expected_shapes(**sizes))]
-        proj1 = shapes.get("audio_proj.proj1.weight")
-        if proj1 and proj1[1] != WINDOW * w2v["num_hidden_layers"] * w2v["hidden_size"]:
-            problems.append(f"{adapter}: proj1 takes {proj1[1]} inputs, so {wav2vec_dir} is not the wav2vec2 it was "
-                            "trained with (12 layers x 768)")
     return problems
 
 
