@@ -121,6 +121,31 @@ def test_window_tables_follow_the_published_rule(frames, start, total):
     assert later.tolist() == want and later.shape[1] == 8
 
 
+def test_audio_proj_equals_the_release_computation(loaded):
+    """Tokens of a clip from frame 4 of a 13-frame shot, from the raw `audio_proj` tensors: frame 0's
+    5-frame window through proj1, each later 8-frame window through proj1_vf, ReLU, proj2, ReLU,
+    proj3, LayerNorm over each of the K tokens."""
+    model, sd = loaded
+    enc = model.audio_encoder
+    hs = torch.randn(2, 13, enc.blocks, enc.channels)
+    got = enc.from_features(hs, 4, 9)
+
+    def lin(name, x):
+        return x @ sd[f"audio_proj.{name}.weight"].T + sd[f"audio_proj.{name}.bias"]
+
+    for s in range(2):
+        for g in range(3):
+            if g == 0:
+                h = torch.relu(lin("proj1", hs[s, published_window(4, 13)].flatten()))
+            else:
+                c = 4 + 4 * g - 3
+                idx = published_window(c, 13)[:3] + [c + 1, c + 2] + published_window(c + 3, 13)[2:]
+                h = torch.relu(lin("proj1_vf", hs[s, idx].flatten()))
+            tok = lin("proj3", torch.relu(lin("proj2", h))).view(enc.proj.tokens, enc.dim)
+            want = F.layer_norm(tok, (enc.dim,), sd["audio_proj.norm.weight"], sd["audio_proj.norm.bias"], 1e-5)
+            torch.testing.assert_close(got[s, g], want, rtol=1e-4, atol=1e-4)
+
+
 def release_attention(sd, i, heads, hidden, tokens, q_rot=None, k_rot=None):
     """The release's audio cross-attention for one frame, from the raw tensors: fp32 LayerNorm,
     q_linear, kv_linear viewed (N, 2, heads, hd), optional rotations, softmax per head, proj."""
