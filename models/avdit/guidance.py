@@ -7,6 +7,8 @@ With eps_u (negative prompt), eps_t (prompt), eps_ta (prompt + audio) and a supe
     global  eps = eps_u + s_t (eps_t - eps_u) + s_a (eps_ta - eps_t)       (VauCustom eq. 5)
     region  eps = eps_u + s_t (eps_t - eps_u) + s_a M (eps_ta - eps_t)     (VauCustom eq. 6)
     multitalk eps = eps(0,0) + s_t [eps(T,A) - eps(0,A)] + s_a [eps(0,A) - eps(0,0)]   (MultiTalk)
+              and, at s_t = 1 (step-distilled LoRAs), eps = eps(T,0) + s_a [eps(T,A) - eps(T,0)]
+              in 2 passes, as the release does
 where, in multitalk mode, audio "off" is the null audio (zero wav2vec features through the
 projection, `null_audio`), not a gate.
 M is the speakers' mask in latent space. Identity guidance (ID-LoRA eq. 5,
@@ -59,6 +61,8 @@ class Guidance:
             rows = [Row(False, True, True)]
         elif self.mode == "text":
             rows = [Row(True, True, True), Row(False, True, True)]
+        elif self.mode == "multitalk" and self.text_scale == 1.0:  # (T, A), (T, 0)
+            rows = [Row(False, True, True), Row(False, False, True)]
         elif self.mode == "multitalk":  # (T, A), (0, A), (0, 0)
             rows = [Row(False, True, True), Row(True, True, True), Row(True, False, True)]
         else:
@@ -79,6 +83,9 @@ class Guidance:
             eps = parts[0]
         elif self.mode == "text":
             eps = parts[0] + self.text_scale * (parts[1] - parts[0])
+        elif self.mode == "multitalk" and self.text_scale == 1.0:
+            full, no_audio = parts[:2]
+            eps = no_audio + self.audio_scale * (full - no_audio)
         elif self.mode == "multitalk":
             full, no_text, null = parts[:3]
             eps = null + self.text_scale * (full - no_text) + self.audio_scale * (no_text - null)

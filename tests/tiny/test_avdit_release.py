@@ -235,6 +235,9 @@ def test_multitalk_guidance_formula_in_one_batched_forward(loaded):
     full, no_text, null = (torch.randn(2, 3) for _ in range(3))
     torch.testing.assert_close(g.combine([full, no_text, null]),
                                null + 3.0 * (full - no_text) + 2.0 * (no_text - null))
+    distilled = Guidance("multitalk", text_scale=1.0, audio_scale=2.0)  # the release's 2-pass form at s_t 1
+    assert distilled.passes == 2 and not any(r.negative for r in distilled.rows())
+    torch.testing.assert_close(distilled.combine([full, null]), null + 2.0 * (full - null))
     lat, image = i2v_inputs(model)
     embeds, _, _ = TinyPrompt()(["<sub1> talks", ""])
     pos_embeds, neg_embeds = embeds[:1], embeds[1:]
