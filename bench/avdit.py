@@ -14,15 +14,14 @@ memory; `--results` appends the table, naming the GPU. `bench/gpu_check.sh` runs
 from __future__ import annotations
 
 import argparse
-import resource
 import sys
-import time
 
 import torch
 
+from bench.step_time import peak_memory_gib, time_mode
 from models.avdit.adapter import TEXT_CONTEXT
 from models.avdit.audio import latent_frames
-from models.avdit.guidance import Guidance, guided_noise
+from models.avdit.guidance import Guidance
 from models.avdit.presets import PRESETS, build
 from models.avdit.router import box_labels, labels_to_route
 
@@ -47,30 +46,6 @@ def parse(argv=None) -> argparse.Namespace:
     args.cfg = cfg
     args.dtype = args.dtype or ("bfloat16" if args.device.startswith("cuda") else "float32")
     return args
-
-
-
-
-def peak_memory_gib(device: str) -> float:
-    if device.startswith("cuda"):
-        return torch.cuda.max_memory_allocated() / 2**30
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB (process RSS)
-
-
-def time_mode(model, inputs: dict, guidance: Guidance, steps: int, device: str) -> float:
-    """Mean seconds per guided step (one batched forward of every pass)."""
-    def step():
-        guided_noise(model, guidance=guidance, **inputs)
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-
-    with torch.no_grad():
-        for _ in range(2):  # warm-up: kernels, allocator, lazy init
-            step()
-        start = time.perf_counter()
-        for _ in range(steps):
-            step()
-    return (time.perf_counter() - start) / steps
 
 
 def main(argv=None) -> int:

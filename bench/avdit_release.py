@@ -7,6 +7,7 @@ from datetime import date
 
 import torch
 
+from bench.step_time import peak_memory_gib, time_mode
 from models.avdit.adapter import TEXT_CONTEXT
 from models.avdit.audio import latent_frames
 from models.avdit.guidance import Guidance
@@ -40,8 +41,6 @@ def release_inputs(model, cfg: dict, speakers: int, dev: str, dtype) -> dict:
 
 
 def release_bench(model, cfg: dict, args) -> int:
-    from bench.avdit import peak_memory_gib, time_mode
-
     dev, cuda = args.device, args.device.startswith("cuda")
     name = torch.cuda.get_device_name() if cuda else f"CPU ({platform.processor() or platform.machine()})"
     params = sum(p.numel() for p in model.parameters()) / 1e9

@@ -58,7 +58,11 @@ class AvditConfig(Strict):
     shift: Optional[float] = Field(None, gt=0.0, le=20.0)  # flow shift; None: 3 (ours), 7 (releases at 480p)
     window: int = Field(81, ge=5, le=201)  # releases: frames per generated window (4n+1); longer shots stream
     motion_frames: int = Field(9, ge=1, le=81)  # releases: frames carried into the next window (4n+1)
-    offload: bool = False  # keep text/image encoders on the CPU and the VAE off the GPU between uses
+    lora: Optional[Path] = None  # releases: a step-distillation LoRA (lightx2v, FusionX), fused into Wan
+    lora_scale: float = Field(1.0, ge=0.0, le=4.0)
+    # releases: text/image encoders stay on the CPU and Wan's blocks stream from CPU memory one at a
+    # time (diffusers' group offload) for GPUs under ~48 GB; slower per step
+    offload: bool = False
     id_scale: float = Field(1.0, ge=0.0, le=10.0)  # ID-LoRA's s_id (1 = off; the paper uses 4); needs stage-d files
     mask_source: Optional[Literal["boxes", "attention", "router"]] = None  # None: attention (tiny: boxes)
     router_threshold: float = Field(0.5, ge=0.0, le=1.0)  # less confident router tokens go to the background

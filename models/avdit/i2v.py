@@ -63,10 +63,11 @@ class I2VPipeline(AvditPipeline):
 
     @classmethod
     def from_local(cls, model_dir, wav2vec_dir, adapter, fmt: str, shift: float = 7.0, offload: bool = False,
-                   dtype=torch.bfloat16, device="cuda"):
+                   lora=None, lora_scale: float = 1.0, dtype=torch.bfloat16, device="cuda"):
         """Load Wan2.1-I2V (diffusers folder), wav2vec2 and a MultiTalk/InfiniteTalk adapter from local
-        paths, after checking them from file headers (the `compose doctor` checks). `offload` keeps
-        the text and image encoders on the CPU (they run once per shot)."""
+        paths, after checking them from file headers (the `compose doctor` checks); fuse `lora` (a
+        step-distillation LoRA) when given. `offload` keeps the text and image encoders on the CPU
+        (they run once per shot) and streams Wan's blocks from CPU memory (diffusers' group offload)."""
         from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanTransformer3DModel
         from transformers import AutoTokenizer, CLIPVisionModel, UMT5EncoderModel, Wav2Vec2Model
 
@@ -88,12 +89,29 @@ class I2VPipeline(AvditPipeline):
         image_encoder = from_pretrained_local(CLIPVisionModel, root / "image_encoder", field, torch_dtype=torch.float32)
         tokenizer = AutoTokenizer.from_pretrained(str(root / "tokenizer"), local_files_only=True)
         wav2vec = from_pretrained_local(Wav2Vec2Model, wav2vec_dir, "avdit.wav2vec_dir")
+        if lora is not None:
+            from models.avdit.lora import fuse_speed_lora
+
+            fuse_speed_lora(transformer, local_path(lora, "avdit.lora"), lora_scale)
         model = build_release_model(transformer, wav2vec, load_state_dict(adapter, "avdit.adapter"), str(adapter))
-        model.to(device, dtype)
+        model.to(dtype)
+        if offload:
+            transformer.enable_group_offload(torch.device(device), offload_device=torch.device("cpu"),
+                                             offload_type="block_level", num_blocks_per_group=1)
+            model.audio_layers.to(device)
+            model.audio_encoder.to(device)
+        else:
+            model.to(device)
         model.audio_encoder.wav2vec.float()
         helpers = "cpu" if offload else device
         return cls(model, vae.to(device), FlowMatchEulerDiscreteScheduler(shift=shift),
-                   UMT5Prompt(tokenizer, text_encoder.to(helpers)), image_encoder.to(helpers))
+                   UMT5Prompt(tokenizer, text_encoder.to(helpers)), image_encoder.to(helpers),
+                   image_size=image_encoder.config.image_size)
+
+    @property
+    def device(self) -> torch.device:
+        """Where generation runs: the audio layers' device (Wan's blocks may be offloaded to the CPU)."""
+        return next(self.model.audio_layers.parameters()).device
 
     @torch.no_grad()
     def encode_image(self, frame: np.ndarray) -> torch.Tensor:
@@ -165,7 +183,7 @@ class I2VPipeline(AvditPipeline):
         enc = self.model.audio_encoder
         hs = enc.hidden_states(audio.to(dev), num_frames, fps)  # the whole shot, windows index into it
         null = enc.null_tokens(s, min(num_frames, streaming.window))[None].to(dtype)
-        image = self.encode_image(first_frame).to(dtype)
+        image = self.encode_image(first_frame).to(dev, dtype)
         first = torch.from_numpy(first_frame).permute(2, 0, 1)[None].float().to(dev) / 127.5 - 1.0
         pieces, motion = [], None
         for start in streaming.starts(num_frames):

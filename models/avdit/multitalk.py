@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from models.avdit.audio import TEMPORAL_FACTOR, WAV2VEC_RATE, latent_frames
+from models.avdit.audio import TEMPORAL_FACTOR, WAV2VEC_RATE, FrozenWav2Vec, latent_frames
 from models.errors import ModelError
 
 FORMATS = ("ours", "multitalk", "infinitetalk")
@@ -94,7 +94,7 @@ def loudness_normalise(wav: np.ndarray, rate: int = WAV2VEC_RATE, lufs: float = 
     return pyloudnorm.normalize.loudness(wav, loud, lufs)
 
 
-class MultiTalkAudioEncoder(nn.Module):
+class MultiTalkAudioEncoder(FrozenWav2Vec):
     """wav2vec2 (frozen) -> stacked layer outputs per video frame -> windows -> `audio_proj` tokens.
 
     Same contract as `AudioEncoder`: `forward(wav (S, T), num_frames, fps)` -> (S, F_lat, K, D), and
@@ -109,11 +109,6 @@ class MultiTalkAudioEncoder(nn.Module):
         self.blocks, self.channels = cfg.num_hidden_layers, cfg.hidden_size
         self.proj = MultiTalkAudioProj(self.blocks, self.channels, intermediate, output_dim, tokens)
         self.dim = output_dim
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self.wav2vec.eval()
-        return self
 
     @torch.no_grad()
     def hidden_states(self, wav: torch.Tensor, num_frames: int, fps: float) -> torch.Tensor:
@@ -270,8 +265,14 @@ def load_release_adapter(model, sd: dict[str, torch.Tensor], source: str = "adap
 def build_release_model(transformer, wav2vec, adapter_sd: Optional[dict] = None, source: str = "adapter",
                         output_dim: int = 768, tokens: int = 32, intermediate: int = 512):
     """An `AvditModel` shaped like the release (no q/k norm, audio width `output_dim`) on `transformer`,
-    with the adapter loaded when given."""
+    with the adapter loaded when given (its projection sizes are read from the file: 768, 32, 512 in
+    both releases; everything else must fit the transformer and wav2vec2)."""
     from models.avdit.adapter import AvditModel
+
+    if adapter_sd is not None and {"audio_proj.norm.weight", "audio_proj.proj2.weight"} <= set(adapter_sd):
+        output_dim = adapter_sd["audio_proj.norm.weight"].shape[0]
+        intermediate = adapter_sd["audio_proj.proj2.weight"].shape[0]
+        tokens = adapter_sd.get("audio_proj.proj3.weight", torch.empty(tokens * output_dim)).shape[0] // output_dim
 
     enc = MultiTalkAudioEncoder(wav2vec, intermediate, output_dim, tokens)
     model = AvditModel(transformer, enc, audio_dim=output_dim, qk_norm=False)

@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import save_file
 
 from models.avdit.multitalk import model_sizes
-from models.avdit.tiny import tiny_i2v_transformer, tiny_release_model, tiny_wav2vec
+from models.avdit.tiny import tiny_clip_vision, tiny_i2v_transformer, tiny_release_model, tiny_vae, tiny_wav2vec
 from orchestrator.cli import main
 from tests.fixtures.pipeline_kit import MINI_SCRIPT, manifest, records, write_project
 from tests.fixtures.release import release_state_dict
@@ -69,13 +69,22 @@ def test_compose_refuses_a_bad_adapter_and_a_mismatched_guidance(tmp_path, capsy
 
 @pytest.fixture()
 def weights_dir(tmp_path):
-    """A WEIGHTS_DIR in the documented layout with tiny real files (configs + safetensors)."""
+    """A WEIGHTS_DIR in the documented layout with every part as a tiny real model on disk."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast, UMT5Config, UMT5EncoderModel
+
     root = tmp_path / "weights"
     base = root / "Wan2.1-I2V-14B-480P-Diffusers"
-    for part in ("vae", "text_encoder", "tokenizer", "image_encoder"):
-        (base / part).mkdir(parents=True)
     torch.manual_seed(0)
     tiny_i2v_transformer().save_pretrained(base / "transformer")
+    tiny_vae().save_pretrained(base / "vae")
+    tiny_clip_vision().save_pretrained(base / "image_encoder")
+    words = Tokenizer(models.WordLevel({"<pad>": 0, "</s>": 1, "<unk>": 2, "collins": 3, "talks": 4}, unk_token="<unk>"))
+    words.pre_tokenizer = pre_tokenizers.Whitespace()
+    PreTrainedTokenizerFast(tokenizer_object=words, pad_token="<pad>", eos_token="</s>",
+                            unk_token="<unk>").save_pretrained(base / "tokenizer")
+    UMT5EncoderModel(UMT5Config(vocab_size=5, d_model=32, d_kv=8, d_ff=16, num_layers=1, num_heads=2)).save_pretrained(
+        base / "text_encoder")
     tiny_wav2vec().save_pretrained(root / "chinese-wav2vec2-base")
     (root / "MeiGen-MultiTalk").mkdir()
     tiny_adapter(root / "MeiGen-MultiTalk" / "multitalk.safetensors")
@@ -98,3 +107,32 @@ def test_doctor_checks_a_folder_from_headers(weights_dir, capsys):
     assert "audio_proj.proj2.bias has shape [23], expected [24]" in out
     assert main(["doctor", str(weights_dir), "--format", "infinitetalk"]) == 2
     assert "InfiniteTalk/single/infinitetalk.safetensors: missing" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("offload", [False, True])
+def test_pipeline_loads_the_documented_folder(weights_dir, offload, tmp_path):
+    """`I2VPipeline.from_local` on the folder (CPU, fp32): the adapter lands in our layers, a fused
+    speed LoRA changes exactly its weight, and a shot generates."""
+    from models.avdit.doctor import folder_paths
+    from models.avdit.i2v import I2VPipeline, Streaming
+
+    lora = tmp_path / "speed.safetensors"
+    down, up = torch.randn(4, 24), torch.randn(24, 4)
+    save_file({"diffusion_model.blocks.1.self_attn.q.lora_down.weight": down,
+               "diffusion_model.blocks.1.self_attn.q.lora_up.weight": up}, str(lora))
+    model_dir, wav2vec_dir, adapter = folder_paths(weights_dir, "multitalk")
+    pipe = I2VPipeline.from_local(model_dir, wav2vec_dir, adapter, "multitalk", offload=offload, lora=lora,
+                                  lora_scale=0.5, dtype=torch.float32, device="cpu")
+    sd = release_state_dict(seed=1, **model_sizes(tiny_release_model()))
+    assert torch.equal(pipe.model.audio_layers[1].to_v.weight, sd["blocks.1.audio_cross_attn.kv_linear.weight"][24:])
+    torch.manual_seed(0)
+    plain = tiny_i2v_transformer()
+    fused = pipe.model.transformer.blocks[1].attn1.to_q.weight
+    torch.testing.assert_close(fused, plain.blocks[1].attn1.to_q.weight + 0.5 * up @ down)
+    assert torch.equal(pipe.model.transformer.blocks[0].attn1.to_q.weight, plain.blocks[0].attn1.to_q.weight)
+    embeds, _, _ = pipe.prompt_encoder(["collins talks", ""])
+    frame = (np.random.default_rng(0).random((64, 64, 3)) * 255).astype(np.uint8)
+    labels = torch.zeros(4, 4, dtype=torch.long)
+    labels[:, :2] = 1
+    out = pipe(embeds[:1], embeds[1:], torch.randn(1, 16000), frame, labels, 9, steps=1, streaming=Streaming(9, 5))
+    assert out.video.shape == (9, 64, 64, 3)

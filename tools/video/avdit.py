@@ -129,7 +129,6 @@ class AvditVideoGenerator:
     def render(self, shot: Shot, scene: SceneInfo, audio: ShotAudio, cast: Cast, knobs: VideoKnobs,
                clip_path: Path, masks_path: Path) -> VideoResult:
         """Generate the shot with the diffusion model and write clip.mp4 + masks.npz."""
-        from models.avdit.audio import video_frames_for
         from models.avdit.guidance import Guidance
         from models.avdit.router import labels_to_video
         from tools.media.masks import MaskWriter
@@ -142,13 +141,9 @@ class AvditVideoGenerator:
         if not self.tiny:
             self.activate_loras(shot, cast)
         fps, width, height = knobs.fps, knobs.width, knobs.height
-        n_out = max(1, int(round(audio.duration * fps)))
-        num_frames = video_frames_for(audio.duration, fps)
-        gw, gh = (TINY_WIDTH, max(16, round(TINY_WIDTH * height / width / 16) * 16)) if self.tiny else (width // 16 * 16, height // 16 * 16)
-        prompt = shot.caption_text or shot.caption.render()
+        n_out, num_frames, (gw, gh), prompt, scale = self.shot_sizes(shot, audio, knobs)
         embeds, lens, offsets = self.pipeline.prompt_encoder([prompt, ""])
         streams, speaking = self.speech_streams(shot, audio, knobs)
-        scale = self.audio_scale if knobs.audio_guidance is None else knobs.audio_guidance
         with model_errors():
             out = self.pipeline(
                 embeds[:1], embeds[1:], streams, layout_boxes(len(shot.characters)), num_frames, gh, gw, fps,
@@ -175,13 +170,23 @@ class AvditVideoGenerator:
                 mask_writer.write(mask, face_boxes(mask, count))
         return VideoResult(clip_path=Path(clip_path), masks_path=Path(masks_path), frames=n_out, fps=fps)
 
+    def shot_sizes(self, shot: Shot, audio: ShotAudio, knobs: VideoKnobs):
+        """Frames to write, frames to generate (4k+1), the generation size (multiples of 16), the
+        prompt and the audio guidance scale of this attempt."""
+        from models.avdit.audio import video_frames_for
+
+        w, h = knobs.width, knobs.height
+        size = (TINY_WIDTH, max(16, round(TINY_WIDTH * h / w / 16) * 16)) if self.tiny else (w // 16 * 16, h // 16 * 16)
+        scale = self.audio_scale if knobs.audio_guidance is None else knobs.audio_guidance
+        return (max(1, int(round(audio.duration * knobs.fps))), video_frames_for(audio.duration, knobs.fps), size,
+                shot.caption_text or shot.caption.render(), scale)
+
     def render_release(self, shot: Shot, scene: SceneInfo, audio: ShotAudio, cast: Cast, knobs: VideoKnobs,
                        clip_path: Path, masks_path: Path) -> VideoResult:
         """A released adapter (I2V): the animatic stages the shot first (into the same paths), its
         first frame conditions the model and its first router mask binds the speech streams."""
         import cv2
 
-        from models.avdit.audio import video_frames_for
         from models.avdit.guidance import Guidance
         from tools.media.masks import MaskWriter, load_masks
         from tools.media.video import ClipWriter, read_frames
@@ -192,15 +197,11 @@ class AvditVideoGenerator:
         AnimaticRenderer().render(shot, scene, audio, cast, staged, clip_path, masks_path)
         first = next(read_frames(clip_path))
         staged_mask = load_masks(masks_path)["masks"][0]
-        gw, gh = (TINY_WIDTH, max(16, round(TINY_WIDTH * height / width / 16) * 16)) if self.tiny else (width // 16 * 16, height // 16 * 16)
+        n_out, num_frames, (gw, gh), prompt, scale = self.shot_sizes(shot, audio, knobs)
         frame = cv2.resize(first, (gw, gh), interpolation=cv2.INTER_AREA)
         labels = cv2.resize(staged_mask, (gw // 16, gh // 16), interpolation=cv2.INTER_NEAREST)
-        n_out = max(1, int(round(audio.duration * fps)))
-        num_frames = video_frames_for(audio.duration, fps)
-        prompt = shot.caption_text or shot.caption.render()
         embeds, _, _ = self.pipeline.prompt_encoder([prompt, ""])
         streams, speaking = self.speech_streams(shot, audio, knobs)
-        scale = self.audio_scale if knobs.audio_guidance is None else knobs.audio_guidance
         with model_errors():
             out = self.pipeline(
                 embeds[:1], embeds[1:], streams, frame, torch.from_numpy(labels.astype(np.int64)), num_frames, fps,
@@ -244,15 +245,20 @@ def create(model_dir: Optional[Path] = None, wav2vec_dir: Optional[Path] = None,
            steps: Optional[int] = None, text_scale: float = 5.0, audio_scale: Optional[float] = None,
            guidance: Optional[str] = None, id_scale: float = 1.0, mask_source: Optional[str] = None,
            router_threshold: float = 0.5, tiny: bool = False, format: str = "ours", shift: Optional[float] = None,
-           window: int = 81, motion_frames: int = 9, offload: bool = False) -> AvditVideoGenerator:
+           window: int = 81, motion_frames: int = 9, offload: bool = False, lora: Optional[Path] = None,
+           lora_scale: float = 1.0) -> AvditVideoGenerator:
     """Registry factory (`render.avdit`): tiny random models, or local weights on a CUDA GPU."""
     d_steps, d_scale, d_guidance, d_shift = FORMAT_DEFAULTS[format]
     guidance = guidance or d_guidance
     knobs = dict(steps=steps or d_steps, text_scale=text_scale, audio_scale=d_scale if audio_scale is None else audio_scale,
                  guidance=guidance, id_scale=id_scale, mask_source=mask_source, router_threshold=router_threshold)
     if format != "ours":
-        return create_release(format, model_dir, wav2vec_dir, adapter, knobs, shift or d_shift, window, motion_frames,
-                              offload, tiny)
+        return create_release(format, model_dir, wav2vec_dir, adapter, knobs, shift or d_shift,
+                              dict(window=window, motion_frames=motion_frames, offload=offload, lora=lora,
+                                   lora_scale=lora_scale), tiny)
+    if lora is not None:
+        raise ToolError("render.avdit.lora is for a released adapter's base model",
+                        "set render.avdit.format: multitalk (or infinitetalk), or train character LoRAs with compose train")
     if guidance == "multitalk":
         raise ToolError("render.avdit.guidance multitalk needs a released adapter",
                         "set render.avdit.format: multitalk (or infinitetalk), or use guidance region")
@@ -273,10 +279,10 @@ def create(model_dir: Optional[Path] = None, wav2vec_dir: Optional[Path] = None,
     return AvditVideoGenerator(pipe, False, **knobs)
 
 
-def create_release(format: str, model_dir, wav2vec_dir, adapter, knobs: dict, shift: float, window: int,
-                   motion_frames: int, offload: bool, tiny: bool) -> AvditVideoGenerator:
+def create_release(format: str, model_dir, wav2vec_dir, adapter, knobs: dict, shift: float, extra: dict,
+                   tiny: bool) -> AvditVideoGenerator:
     """The generator over a MultiTalk/InfiniteTalk adapter (Wan I2V); tiny: random tiny models, with
-    `adapter` (a tiny file in the release's key names) loaded strictly when given."""
+    `adapter` (a tiny file in the release's key names) loaded strictly and `extra["lora"]` fused when given."""
     from models.avdit.i2v import Streaming
 
     if knobs["guidance"] != "multitalk":
@@ -286,14 +292,17 @@ def create_release(format: str, model_dir, wav2vec_dir, adapter, knobs: dict, sh
         raise ToolError(f"render.avdit.mask_source {knobs['mask_source']} does not fit format {format}",
                         "leave mask_source out: a released adapter binds by the staged frame's masks")
     with model_errors():
-        streaming = Streaming(window, motion_frames)
+        streaming = Streaming(extra["window"], extra["motion_frames"])
         if tiny:
+            from models.avdit.lora import fuse_speed_lora
             from models.avdit.tiny import tiny_release_pipeline
             from models.loading import load_state_dict
 
             sd = load_state_dict(adapter, "avdit.adapter") if adapter is not None else None
             pipe = tiny_release_pipeline(adapter_sd=sd)
             pipe.scheduler = type(pipe.scheduler)(shift=shift)
+            if extra["lora"] is not None:
+                fuse_speed_lora(pipe.model.transformer, extra["lora"], extra["lora_scale"])
             return AvditVideoGenerator(pipe, True, streaming=streaming, **knobs)
     if not torch.cuda.is_available():
         raise ToolError(f"the avdit backend needs a CUDA GPU for the {format} weights",
@@ -301,5 +310,6 @@ def create_release(format: str, model_dir, wav2vec_dir, adapter, knobs: dict, sh
     from models.avdit.i2v import I2VPipeline
 
     with model_errors():
-        pipe = I2VPipeline.from_local(model_dir, wav2vec_dir, adapter, format, shift=shift, offload=offload)
+        pipe = I2VPipeline.from_local(model_dir, wav2vec_dir, adapter, format, shift=shift, offload=extra["offload"],
+                                      lora=extra["lora"], lora_scale=extra["lora_scale"])
     return AvditVideoGenerator(pipe, False, streaming=streaming, **knobs)
