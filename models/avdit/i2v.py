@@ -46,6 +46,12 @@ class Streaming:
             raise ModelError(f"motion_frames {self.motion_frames} must be fewer than window {self.window}",
                              "use e.g. window 81, motion_frames 9")
 
+    def stitch(self, windows: list[np.ndarray], num_frames: int) -> np.ndarray:
+        """The shot from its windows' frames: every window after the first drops its first
+        `motion_frames` (the carried-over frames it was conditioned on), cut to `num_frames`."""
+        kept = [w if i == 0 else w[self.motion_frames:] for i, w in enumerate(windows)]
+        return np.concatenate(kept)[:num_frames]
+
     def starts(self, num_frames: int) -> list[int]:
         """First shot frame of each window; windows overlap by `motion_frames`."""
         starts, step = [0], self.window - self.motion_frames
@@ -196,11 +202,10 @@ class I2VPipeline(AvditPipeline):
                                    prompt_embeds.to(dev, dtype), negative_prompt_embeds.to(dev, dtype),
                                    steps, guidance, motion, generator)
             video = self.decode(latents)
-            pieces.append(video if start == 0 else video[streaming.motion_frames:])
+            pieces.append(video)
             frames = torch.from_numpy(video[-streaming.motion_frames:]).permute(3, 0, 1, 2)[None].float()
             motion = self.encode_video(frames.to(dev) / 127.5 - 1.0)
-        video = np.concatenate(pieces)[:num_frames]
-        return AvditOutput(video=video, labels=labels[None].expand(latent_frames(num_frames), -1, -1))
+        return AvditOutput(video=streaming.stitch(pieces, num_frames), labels=labels[None].expand(latent_frames(num_frames), -1, -1))
 
     def denoise(self, cond, tokens, null, route, positions, image, embeds, negative, steps, guidance, motion,
                 generator) -> torch.Tensor:

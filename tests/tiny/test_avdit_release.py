@@ -324,6 +324,9 @@ def test_features_loudness_and_frame_rate_before_the_transformer():
 
 def test_streaming_windows_and_motion_frames():
     assert Streaming(9, 5).starts(17) == [0, 4, 8]  # 9 + 4 + 4 new frames
+    shot = np.arange(17)
+    windows = [shot[s:s + 9] for s in (0, 4, 8)]
+    assert Streaming(9, 5).stitch(windows, 17).tolist() == list(range(17))  # overlaps dropped, not repeated
     assert Streaming(81, 9).starts(81) == [0]
     for bad in ((80, 9), (81, 8), (9, 9)):
         with pytest.raises(ModelError):
@@ -344,3 +347,29 @@ def test_streaming_windows_and_motion_frames():
     video = pipe(embeds[:1], embeds[1:], torch.randn(1, 16000), frame, labels, 17, steps=1, streaming=Streaming(9, 5),
                  generator=torch.Generator().manual_seed(0)).video
     assert video.shape == (17, 64, 64, 3)
+
+
+def test_i2v_condition_is_mask_plus_first_frame_latents():
+    """4 mask channels (1 on latent frame 0, the known first frame; 0 after) then the VAE latents of
+    the first frame followed by black frames, as diffusers' image-to-video pipeline builds them."""
+    pipe = tiny_release_pipeline()
+    first = torch.rand(1, 3, 64, 64) * 2 - 1
+    cond = pipe.condition(first, 9)
+    assert cond.shape == (1, 4 + 4, 3, 8, 8)
+    assert (cond[:, :4, 0] == 1).all() and (cond[:, :4, 1:] == 0).all()
+    video = torch.cat([first[:, :, None], torch.zeros(1, 3, 8, 64, 64)], 2)
+    with torch.no_grad():
+        want = pipe.vae.encode(video).latent_dist.mode()  # the tiny VAE's latents_mean 0, latents_std 1
+    torch.testing.assert_close(cond[:, 4:], want)
+
+
+def test_token_labels_sample_each_token_centre():
+    from tools.video.avdit import token_labels
+
+    mask = np.zeros((48, 64), np.uint8)
+    mask[:, 10:30], mask[20:, 40:] = 1, 2
+    got = token_labels(mask, 4, 3)
+    for ty in range(3):
+        for tx in range(4):
+            assert got[ty, tx] == mask[ty * 16 + 8, tx * 16 + 8]
+    assert set(got.flatten().tolist()) == {0, 1, 2}

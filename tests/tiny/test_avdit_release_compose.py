@@ -107,6 +107,10 @@ def test_doctor_checks_a_folder_from_headers(weights_dir, capsys):
     assert "audio_proj.proj2.bias has shape [23], expected [24]" in out
     assert main(["doctor", str(weights_dir), "--format", "infinitetalk"]) == 2
     assert "InfiniteTalk/single/infinitetalk.safetensors: missing" in capsys.readouterr().out
+    (weights_dir / "InfiniteTalk" / "multi").mkdir(parents=True)
+    tiny_adapter(weights_dir / "InfiniteTalk" / "multi" / "infinitetalk.safetensors")
+    assert main(["doctor", str(weights_dir), "--format", "infinitetalk"]) == 0  # multi/ is found as well
+    assert "InfiniteTalk/multi/infinitetalk.safetensors" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("offload", [False, True])

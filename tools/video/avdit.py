@@ -44,6 +44,14 @@ def layout_boxes(count: int) -> torch.Tensor:
     return torch.tensor([[i / count + margin, 0.15, (i + 1) / count - margin, 1.0] for i in range(count)])
 
 
+def token_labels(mask: np.ndarray, width: int, height: int) -> np.ndarray:
+    """(height, width) router labels of the token grid from a pixel label mask: each token takes the
+    label of the pixel at its centre."""
+    ys = ((np.arange(height) + 0.5) * mask.shape[0] / height).astype(int)
+    xs = ((np.arange(width) + 0.5) * mask.shape[1] / width).astype(int)
+    return mask[np.ix_(ys, xs)].astype(np.int64)
+
+
 def face_boxes(mask: np.ndarray, count: int) -> np.ndarray:
     """(K, 4) face boxes: the top 30% of each character's mask, middle 60% of its width; NaN if absent."""
     boxes = np.full((count, 4), np.nan, np.float32)
@@ -199,12 +207,12 @@ class AvditVideoGenerator:
         staged_mask = load_masks(masks_path)["masks"][0]
         n_out, num_frames, (gw, gh), prompt, scale = self.shot_sizes(shot, audio, knobs)
         frame = cv2.resize(first, (gw, gh), interpolation=cv2.INTER_AREA)
-        labels = cv2.resize(staged_mask, (gw // 16, gh // 16), interpolation=cv2.INTER_NEAREST)
+        labels = token_labels(staged_mask, gw // 16, gh // 16)
         embeds, _, _ = self.pipeline.prompt_encoder([prompt, ""])
         streams, speaking = self.speech_streams(shot, audio, knobs)
         with model_errors():
             out = self.pipeline(
-                embeds[:1], embeds[1:], streams, frame, torch.from_numpy(labels.astype(np.int64)), num_frames, fps,
+                embeds[:1], embeds[1:], streams, frame, torch.from_numpy(labels), num_frames, fps,
                 speaking=speaking, steps=self.steps, guidance=Guidance(self.guidance, self.text_scale, scale),
                 streaming=self.streaming, generator=torch.Generator().manual_seed(knobs.seed),
             )
