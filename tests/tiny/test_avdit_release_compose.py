@@ -140,3 +140,16 @@ def test_pipeline_loads_the_documented_folder(weights_dir, offload, tmp_path):
     labels[:, :2] = 1
     out = pipe(embeds[:1], embeds[1:], torch.randn(1, 16000), frame, labels, 9, steps=1, streaming=Streaming(9, 5))
     assert out.video.shape == (9, 64, 64, 3)
+
+
+def test_cache_version_names_the_format_and_settings():
+    """The generator's version joins every shot's cache key: a clip of one format or setting is never
+    reused for another."""
+    from tools.video.avdit import create
+
+    ours = create(tiny=True, steps=2)
+    a = create(tiny=True, steps=2, format="multitalk")
+    b = create(tiny=True, steps=3, format="multitalk")
+    c = create(tiny=True, steps=2, format="infinitetalk")
+    assert len({ours.version, a.version, b.version, c.version}) == 4
+    assert a.version == create(tiny=True, steps=2, format="multitalk").version  # and stable

@@ -311,7 +311,8 @@ def create_release(format: str, model_dir, wav2vec_dir, adapter, knobs: dict, sh
             pipe.scheduler = type(pipe.scheduler)(shift=shift)
             if extra["lora"] is not None:
                 fuse_speed_lora(pipe.model.transformer, extra["lora"], extra["lora_scale"])
-            return AvditVideoGenerator(pipe, True, streaming=streaming, **knobs)
+            return release_version(AvditVideoGenerator(pipe, True, streaming=streaming, **knobs), format, knobs, shift,
+                                   extra, adapter, tiny)
     if not torch.cuda.is_available():
         raise ToolError(f"the avdit backend needs a CUDA GPU for the {format} weights",
                         "run on a GPU machine, set render.avdit.tiny: true for a smoke run, or use render.video: animatic")
@@ -320,4 +321,17 @@ def create_release(format: str, model_dir, wav2vec_dir, adapter, knobs: dict, sh
     with model_errors():
         pipe = I2VPipeline.from_local(model_dir, wav2vec_dir, adapter, format, shift=shift, offload=extra["offload"],
                                       lora=extra["lora"], lora_scale=extra["lora_scale"])
-    return AvditVideoGenerator(pipe, False, streaming=streaming, **knobs)
+    return release_version(AvditVideoGenerator(pipe, False, streaming=streaming, **knobs), format, knobs, shift, extra,
+                           adapter, tiny)
+
+
+def release_version(gen: AvditVideoGenerator, format: str, knobs: dict, shift: float, extra: dict, adapter,
+                    tiny: bool) -> AvditVideoGenerator:
+    """Name the weights and settings in the generator's version, which joins every shot's cache key,
+    so a clip made with one format, adapter or setting is never reused for another."""
+    import hashlib
+    import json
+
+    settings = json.dumps([format, knobs, shift, extra, str(adapter), tiny], sort_keys=True, default=str)
+    gen.version = f"{AvditVideoGenerator.version}-{format}-{hashlib.sha256(settings.encode()).hexdigest()[:12]}"
+    return gen
