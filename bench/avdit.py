@@ -1,22 +1,27 @@
-"""Step time and peak memory of the avdit transformer: text-CFG only vs region-selective audio CFG.
+"""Step time and peak memory of the avdit transformer: text-CFG only vs region-selective audio CFG,
+and, for the image-to-video presets, the MultiTalk/InfiniteTalk format for 1, 2 and 3 speakers.
 
 Random weights give the real FLOPs. Default: a tiny model on CPU. On a GPU:
     python -m bench.avdit --preset wan2.1-1.3b --device cuda
 (30 layers, 12 heads x 128, ffn 8960, 480x832 x 81 frames). Prints seconds per denoising step for
 text CFG (2 passes) and region-selective audio CFG (3 passes, batched), their ratio, and peak memory.
+    python -m bench.avdit --preset wan2.1-i2v-14b --device cuda --results bench/RESULTS.md
+(Wan2.1-I2V-14B + the release's audio layers, 480x832 x 81 frames): s/step of the multitalk guidance
+(3 passes in one batch; 2 passes at text scale 1 with a step-distillation LoRA) for 1 speaker
+(audio everywhere), 2 (L-RoPE) and 3 (route masks), a window's time at 40 and at 8 steps, and peak
+memory; `--results` appends the table, naming the GPU. `bench/gpu_check.sh` runs it with a timeout.
 """
 from __future__ import annotations
 
 import argparse
-import resource
 import sys
-import time
 
 import torch
 
+from bench.step_time import peak_memory_gib, time_mode
 from models.avdit.adapter import TEXT_CONTEXT
 from models.avdit.audio import latent_frames
-from models.avdit.guidance import Guidance, guided_noise
+from models.avdit.guidance import Guidance
 from models.avdit.presets import PRESETS, build
 from models.avdit.router import box_labels, labels_to_route
 
@@ -31,6 +36,8 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default=None)
     p.add_argument("--steps", type=int, default=3, help="timed steps per mode (after one warm-up)")
+    p.add_argument("--speakers", type=int, nargs="+", default=[1, 2, 3], help="i2v presets: speaker counts")
+    p.add_argument("--results", help="i2v presets: append a markdown table to this file (bench/RESULTS.md)")
     args = p.parse_args(argv)
     cfg = dict(PRESETS[args.preset])
     for key in ("layers", "heads", "head_dim", "ffn", "frames", "height", "width"):
@@ -41,35 +48,15 @@ def parse(argv=None) -> argparse.Namespace:
     return args
 
 
-
-
-def peak_memory_gib(device: str) -> float:
-    if device.startswith("cuda"):
-        return torch.cuda.max_memory_allocated() / 2**30
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB (process RSS)
-
-
-def time_mode(model, inputs: dict, guidance: Guidance, steps: int, device: str) -> float:
-    """Mean seconds per guided step (one batched forward of every pass)."""
-    def step():
-        guided_noise(model, guidance=guidance, **inputs)
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-
-    with torch.no_grad():
-        for _ in range(2):  # warm-up: kernels, allocator, lazy init
-            step()
-        start = time.perf_counter()
-        for _ in range(steps):
-            step()
-    return (time.perf_counter() - start) / steps
-
-
 def main(argv=None) -> int:
     args = parse(argv)
     cfg, dev = args.cfg, args.device
     dtype = getattr(torch, args.dtype)
     model = build(cfg, dev, dtype)
+    if cfg.get("i2v"):
+        from bench.avdit_release import release_bench
+
+        return release_bench(model, cfg, args)
     dim = cfg["heads"] * cfg["head_dim"]
     lat_f = latent_frames(cfg["frames"])
     latents = torch.randn(1, cfg["channels"], lat_f, cfg["height"] // 8, cfg["width"] // 8, device=dev, dtype=dtype)

@@ -1,4 +1,4 @@
-"""`compose`: screenplay + cast -> film. Subcommands: validate, plan, report, contact-sheet, train.
+"""`compose`: screenplay + cast -> film. Subcommands: validate, plan, report, contact-sheet, train, doctor.
 
 Bad input and unusable tools end with a message naming the file and the fix and exit code 2, never a
 traceback; an interrupted run resumes when the same command is run again.
@@ -21,7 +21,7 @@ from orchestrator.inputs.problems import SpecError
 from orchestrator.inputs.project import Project
 from orchestrator.planning import PLANNERS
 
-SUBCOMMANDS = ("render", "validate", "plan", "report", "contact-sheet", "train")
+SUBCOMMANDS = ("render", "validate", "plan", "report", "contact-sheet", "train", "doctor")
 EXIT_INPUT = 2
 EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug in compose, reported without a traceback
 
@@ -85,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     cs.add_argument("--output", type=Path, help="default: RUN_DIR/contact_sheet.png")
     cs.add_argument("--per-shot", type=int, default=6)
     sub.add_parser("train", help="train the avdit model (see models/README.md)", add_help=False)
+    sub.add_parser("doctor", help="check a weights folder for a released adapter (headers only)", add_help=False)
     return ap
 
 
@@ -188,6 +189,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         from models.avdit.train import main as train_main
 
         return _guarded(lambda: train_main(argv[1:]) or 0, Console(stderr=True))
+    if argv and argv[0] == "doctor":
+        from models.avdit.doctor import main as doctor_main
+
+        return _guarded(lambda: doctor_main(argv[1:]), Console(stderr=True))
     args = build_parser().parse_args(argv)
     console = Console(stderr=True, quiet=getattr(args, "quiet", False) or getattr(args, "json", False))
     err = Console(stderr=True)

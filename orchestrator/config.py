@@ -43,14 +43,26 @@ class CosyVoiceConfig(Strict):
 
 
 class AvditConfig(Strict):
-    model_dir: Optional[Path] = None  # Wan diffusers folder (transformer, vae, text_encoder)
+    # Whose audio adapter: ours (compose train) on Wan T2V, or MeiGen-AI's multitalk / infinitetalk
+    # release on Wan2.1-I2V-14B (first frame: the animatic's staged frame). Check a folder: compose doctor.
+    format: Literal["ours", "multitalk", "infinitetalk"] = "ours"
+    model_dir: Optional[Path] = None  # Wan diffusers folder (transformer, vae, text_encoder; I2V: image_encoder)
     wav2vec_dir: Optional[Path] = None
     adapter: Optional[Path] = None  # audio adapter (safetensors); its router head loads with it if it has one
-    steps: int = Field(30, ge=1, le=200)
+    steps: Optional[int] = Field(None, ge=1, le=200)  # None: 30 (ours), 40 (multitalk, infinitetalk)
     text_scale: float = Field(5.0, ge=0.0, le=30.0)
-    audio_scale: float = Field(9.0, ge=0.0, le=30.0)  # VauCustom's w_aud
+    audio_scale: Optional[float] = Field(None, ge=0.0, le=30.0)  # None: 9 (ours: VauCustom's w_aud), 4 (releases)
     # none | text (no audio CFG: audio in every row) | global (audio CFG everywhere) | region (inside M)
-    guidance: Literal["none", "text", "global", "region"] = "region"
+    # | multitalk (the releases' formula, with their zero-feature null audio); None: region (ours), multitalk
+    guidance: Optional[Literal["none", "text", "global", "region", "multitalk"]] = None
+    shift: Optional[float] = Field(None, gt=0.0, le=20.0)  # flow shift; None: 3 (ours), 7 (releases at 480p)
+    window: int = Field(81, ge=5, le=201)  # releases: frames per generated window (4n+1); longer shots stream
+    motion_frames: int = Field(9, ge=1, le=81)  # releases: frames carried into the next window (4n+1)
+    lora: Optional[Path] = None  # releases: a step-distillation LoRA (lightx2v, FusionX), fused into Wan
+    lora_scale: float = Field(1.0, ge=0.0, le=4.0)
+    # releases: text/image encoders stay on the CPU and Wan's blocks stream from CPU memory one at a
+    # time (diffusers' group offload) for GPUs under ~48 GB; slower per step
+    offload: bool = False
     id_scale: float = Field(1.0, ge=0.0, le=10.0)  # ID-LoRA's s_id (1 = off; the paper uses 4); needs stage-d files
     mask_source: Optional[Literal["boxes", "attention", "router"]] = None  # None: attention (tiny: boxes)
     router_threshold: float = Field(0.5, ge=0.0, le=1.0)  # less confident router tokens go to the background

@@ -33,22 +33,34 @@ class AudioCrossAttention(nn.Module):
     stream s reaches only its own character's tokens and the background receives nothing.
     `identity` (B, S, K_id, D) appends a character's learned tokens to every frame of its stream;
     `identity_keep` (B, S) drops them (attention mask) for rows or streams without them.
+    `positions` ((B, N) video, (B, S*K) audio) switches to MultiTalk's L-RoPE binding: all streams'
+    tokens of a frame form one key set and a 1-D RoPE at those positions pairs tokens with streams.
+    `qk_norm=False` is MultiTalk's layer (no q/k norm; K and V from audio of width `audio_dim`).
     """
 
-    def __init__(self, dim: int, heads: int, audio_dim: int):
+    def __init__(self, dim: int, heads: int, audio_dim: int, qk_norm: bool = True):
         super().__init__()
         self.heads = heads
         self.norm = nn.LayerNorm(dim, eps=1e-6)
         self.to_q = nn.Linear(dim, dim)
         self.to_k = nn.Linear(audio_dim, dim)
         self.to_v = nn.Linear(audio_dim, dim)
-        self.norm_q = nn.RMSNorm(dim, eps=1e-6)
-        self.norm_k = nn.RMSNorm(dim, eps=1e-6)
+        self.norm_q = nn.RMSNorm(dim, eps=1e-6) if qk_norm else nn.Identity()
+        self.norm_k = nn.RMSNorm(dim, eps=1e-6) if qk_norm else nn.Identity()
         self.to_out = nn.Linear(dim, dim)
         nn.init.zeros_(self.to_out.weight)  # exactly the base model at initialisation
         nn.init.zeros_(self.to_out.bias)
 
-    def forward(self, hidden, audio, route=None, grid=(1, 1, 1), identity=None, identity_keep=None) -> torch.Tensor:
+    def query(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Queries from the LayerNorm of the residual stream, the norm computed in fp32."""
+        w, bias = self.norm.weight, self.norm.bias
+        normed = F.layer_norm(hidden.float(), self.norm.normalized_shape, w.float(), bias.float(), self.norm.eps)
+        return self.norm_q(self.to_q(normed.type_as(hidden)))
+
+    def forward(self, hidden, audio, route=None, grid=(1, 1, 1), identity=None, identity_keep=None,
+                positions=None) -> torch.Tensor:
+        if positions is not None:
+            return self.joint(hidden, audio, grid, positions)
         b, n, d = hidden.shape
         f, hh, ww = grid
         s, k = audio.shape[1], audio.shape[3]
@@ -61,7 +73,7 @@ class AudioCrossAttention(nn.Module):
                 mask = keep[:, :, None].expand(b, s, f, k + kid).reshape(b * s * f, 1, 1, k + kid)
             k += kid
         hd = d // self.heads
-        q = self.norm_q(self.to_q(self.norm(hidden.float()).type_as(hidden)))
+        q = self.query(hidden)
         q = q.view(b, 1, f, hh * ww, self.heads, hd).transpose(3, 4).expand(b, s, f, self.heads, hh * ww, hd)
         key = self.norm_k(self.to_k(audio)).view(b, s, f, k, self.heads, hd).transpose(3, 4)
         val = self.to_v(audio).view(b, s, f, k, self.heads, hd).transpose(3, 4)
@@ -75,6 +87,38 @@ class AudioCrossAttention(nn.Module):
         mixed = (out * weight.unsqueeze(-1)).sum(1)
         return F.linear(mixed, self.to_out.weight) + weight.sum(1).unsqueeze(-1) * self.to_out.bias
 
+    def joint(self, hidden, audio, grid, positions) -> torch.Tensor:
+        """L-RoPE: frame f's queries attend over every stream's frame-f tokens (stream order), query
+        and key rotated by a 1-D RoPE at their positions; the output reaches every token."""
+        b, n, d = hidden.shape
+        f, hh, ww = grid
+        s, k = audio.shape[1], audio.shape[3]
+        hd = d // self.heads
+        q_pos, k_pos = positions
+        q = rope_1d(self.query(hidden).view(b, n, self.heads, hd).transpose(1, 2), q_pos[:, None])
+        q = q.view(b, self.heads, f, hh * ww, hd).transpose(1, 2)  # (B, F, h, HW, hd)
+        tokens = audio.transpose(1, 2).reshape(b, f, s * k, audio.shape[-1])  # stream 1's K, then stream 2's
+        key = self.norm_k(self.to_k(tokens)).view(b, f, s * k, self.heads, hd).transpose(2, 3)
+        key = rope_1d(key, k_pos[:, None, None])
+        val = self.to_v(tokens).view(b, f, s * k, self.heads, hd).transpose(2, 3)
+        out = F.scaled_dot_product_attention(q.reshape(b * f, self.heads, hh * ww, hd),
+                                             key.reshape(b * f, self.heads, s * k, hd),
+                                             val.reshape(b * f, self.heads, s * k, hd))
+        out = out.view(b, f, self.heads, hh * ww, hd).transpose(2, 3).reshape(b, n, d)
+        return self.to_out(out)
+
+
+def rope_1d(x: torch.Tensor, pos: torch.Tensor, base: float = 10000.0) -> torch.Tensor:
+    """1-D rotary embedding over the last dim (adjacent pairs rotate together), in fp32; `pos`
+    broadcasts against x's leading dims plus its sequence dim (fractional positions allowed)."""
+    hd = x.shape[-1]
+    freqs = base ** (-torch.arange(0, hd, 2, device=x.device, dtype=torch.float32) / hd)
+    angle = (pos.to(x.device, torch.float32)[..., None] * freqs).repeat_interleave(2, -1)
+    xf = x.float()
+    pairs = xf.unflatten(-1, (hd // 2, 2))
+    rotated = torch.stack([-pairs[..., 1], pairs[..., 0]], -1).flatten(-2)
+    return (xf * angle.cos() + rotated * angle.sin()).type_as(x)
+
 
 @dataclass
 class AvditState:
@@ -83,6 +127,7 @@ class AvditState:
     grid: tuple = (1, 1, 1)
     audio: Optional[torch.Tensor] = None  # (B, S, F_lat, K, D) audio tokens
     route: Optional[torch.Tensor] = None  # (B, S, N) stream-to-token weights
+    positions: Optional[tuple] = None  # L-RoPE binding: ((B, N) video, (B, S*K) audio) positions
     audio_gate: Optional[torch.Tensor] = None  # (B,) 0 switches audio off for that batch row
     identity: Optional[list] = None  # S character names: whose learned audio tokens join each stream
     identity_gate: Optional[torch.Tensor] = None  # (B,) 0 drops the identity tokens for that row
@@ -148,7 +193,7 @@ class AvditCrossAttnProcessor(WanAttnProcessor):
         h = residual.type_as(text_out) + text_out  # the residual stream after text attention
         route = self.route(h, encoder_hidden_states)
         identity, keep = self.identity(h.shape[0])
-        out = self.audio_layer(h, st.audio, route, st.grid, identity, keep)
+        out = self.audio_layer(h, st.audio, route, st.grid, identity, keep, st.positions)
         if st.audio_gate is not None:
             out = out * st.audio_gate.to(out.dtype)[:, None, None]
         return text_out + out
@@ -199,14 +244,16 @@ class AvditModel(nn.Module):
     `name`'s learned audio tokens (VauCustom stage d); they travel in the character's file.
     """
 
-    def __init__(self, transformer, audio_encoder=None, router: bool = False):
+    def __init__(self, transformer, audio_encoder=None, router: bool = False, audio_dim: Optional[int] = None,
+                 qk_norm: bool = True):
         super().__init__()
         self.transformer = transformer
         cfg = transformer.config
         dim = cfg.num_attention_heads * cfg.attention_head_dim
         self.dim = dim
         self.audio_encoder = audio_encoder
-        self.audio_layers = nn.ModuleList(AudioCrossAttention(dim, cfg.num_attention_heads, dim) for _ in transformer.blocks)
+        self.audio_layers = nn.ModuleList(AudioCrossAttention(dim, cfg.num_attention_heads, audio_dim or dim, qk_norm)
+                                          for _ in transformer.blocks)
         self.router = RouterHead(dim) if router else None
         self.identity_tokens = nn.ParameterDict()
         self.state = AvditState()
@@ -255,8 +302,13 @@ class AvditModel(nn.Module):
         identity_gate: Optional[torch.Tensor] = None,
         router_row: Optional[int] = None,
         router_threshold: float = 0.5,
+        positions: Optional[tuple] = None,
+        image_embeds: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
         """Predict the flow (noise) for latents; `audio` is (B, S, F_lat, K, D) encoded tokens.
+
+        `positions` binds streams by L-RoPE instead of `route`; `image_embeds` are an I2V model's
+        CLIP image tokens (latents then carry noise + mask + first-frame channels).
 
         After the call, `self.captured_maps()` holds the trigger-word attention (B, S, N) when
         `capture_layers` was given, `self.state.router_logits` the router head's logits and, in
@@ -269,16 +321,17 @@ class AvditModel(nn.Module):
                              "train the adapter with --router, or route by boxes or attention")
         st = self.state
         st.grid = self.token_grid(latents)
-        st.audio, st.route, st.audio_gate = audio, route, audio_gate
+        st.audio, st.route, st.audio_gate, st.positions = audio, route, audio_gate, positions
         st.identity, st.identity_gate = identity, identity_gate
         st.text_lens, st.token_groups, st.capture_layers = text_lens, token_groups, capture_layers
         st.router_mode, st.router_row, st.router_threshold = router_mode, router_row, router_threshold
         st.maps, st.map_count, st.router_logits, st.router_labels = None, 0, [], None
         try:
-            return self.transformer(latents, timestep, prompt_embeds, return_dict=False)[0]
+            return self.transformer(latents, timestep, prompt_embeds, encoder_hidden_states_image=image_embeds,
+                                    return_dict=False)[0]
         finally:
             # Inputs must not leak into the next call (a forward without audio must be the base model).
-            st.audio = st.route = st.audio_gate = st.identity = st.identity_gate = None
+            st.audio = st.route = st.audio_gate = st.identity = st.identity_gate = st.positions = None
 
     def captured_maps(self) -> Optional[torch.Tensor]:
         """Mean trigger-word attention over the captured layers, (B, S, N), or None."""

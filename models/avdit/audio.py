@@ -46,7 +46,17 @@ def window_per_latent_frame(feats: torch.Tensor, context: int) -> torch.Tensor:
     return win.reshape(b, lat, size, *rest)
 
 
-class AudioEncoder(nn.Module):
+class FrozenWav2Vec(nn.Module):
+    """Base of the audio encoders: `self.wav2vec` stays frozen in eval mode whatever `train` says
+    (in train mode its layerdrop skips layers at random)."""
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.wav2vec.eval()
+        return self
+
+
+class AudioEncoder(FrozenWav2Vec):
     """wav2vec2 (frozen) -> learned mix of all hidden layers -> windows -> K tokens per latent frame.
 
     `forward(wav, num_frames, fps)` takes (B, T) 16 kHz mono waveforms and returns
@@ -68,12 +78,6 @@ class AudioEncoder(nn.Module):
             nn.Linear(2 * dim, tokens * dim),
         )
         self.norm = nn.LayerNorm(dim)
-
-    def train(self, mode: bool = True):
-        # wav2vec2 stays frozen in eval mode: in train mode its layerdrop skips layers at random.
-        super().train(mode)
-        self.wav2vec.eval()
-        return self
 
     @torch.no_grad()
     def hidden_states(self, wav: torch.Tensor, num_frames: int, fps: float) -> torch.Tensor:

@@ -90,3 +90,19 @@ def drop_lora(transformer, name: str) -> None:
     """Remove adapter `name` from the transformer if it is there."""
     if name in (getattr(transformer, "peft_config", {}) or {}):
         transformer.delete_adapters(name)
+
+
+def fuse_speed_lora(transformer, path, scale: float = 1.0) -> None:
+    """Fuse a step-distillation LoRA (lightx2v, FusionX: original Wan or diffusers key names) into
+    the transformer's weights, so the few-step preset costs nothing per step; diffusers converts
+    the key names and peft applies it."""
+    from diffusers.loaders.lora_pipeline import WanLoraLoaderMixin
+
+    sd = WanLoraLoaderMixin.lora_state_dict(load_state_dict(path, "avdit.lora"))
+    try:
+        transformer.load_lora_adapter(sd, prefix="transformer", adapter_name="speed")
+    except (ValueError, KeyError, RuntimeError) as exc:
+        raise ModelError(f"avdit.lora {path} does not fit this Wan transformer: {exc}",
+                         "use a Wan2.1 14B LoRA (e.g. lightx2v's step-distillation LoRA) in safetensors") from exc
+    transformer.fuse_lora(lora_scale=scale, adapter_names=["speed"])
+    transformer.unload_lora()

@@ -79,3 +79,48 @@ class TinyPrompt:
             lens.append(len(spans))
             offsets.append(spans + [(0, 0)] * (self.max_length - len(spans)))
         return embeds, torch.tensor(lens), offsets
+
+
+def tiny_i2v_transformer(z_dim: int = 4, layers: int = 2, heads: int = 2, head_dim: int = 12, image_dim: int = 16):
+    """An image-to-video `WanTransformer3DModel` at toy size: latents carry noise (z) + mask (4) +
+    first-frame (z) channels, and CLIP image tokens of width `image_dim` join the text context."""
+    from diffusers import WanTransformer3DModel
+
+    return WanTransformer3DModel(
+        patch_size=(1, 2, 2), num_attention_heads=heads, attention_head_dim=head_dim, in_channels=2 * z_dim + 4,
+        out_channels=z_dim, text_dim=TEXT_DIM, freq_dim=32, ffn_dim=32, num_layers=layers, cross_attn_norm=True,
+        rope_max_seq_len=32, image_dim=image_dim, added_kv_proj_dim=heads * head_dim,
+    )
+
+
+def tiny_clip_vision(image_dim: int = 16):
+    """A `CLIPVisionModel` at toy size (32x32 input, 8x8 patches: 17 tokens of width `image_dim`)."""
+    from transformers import CLIPVisionConfig, CLIPVisionModel
+
+    cfg = CLIPVisionConfig(hidden_size=image_dim, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2,
+                           image_size=32, patch_size=8)
+    return CLIPVisionModel(cfg).eval()
+
+
+def tiny_release_model(seed: int = 0, layers: int = 2, tokens: int = 4, output_dim: int = 16, intermediate: int = 24):
+    """Tiny I2V transformer + tiny wav2vec2 with the MultiTalk/InfiniteTalk layer shapes (random)."""
+    from models.avdit.multitalk import build_release_model
+
+    torch.manual_seed(seed)
+    return build_release_model(tiny_i2v_transformer(layers=layers), tiny_wav2vec(), output_dim=output_dim,
+                               tokens=tokens, intermediate=intermediate).eval()
+
+
+def tiny_release_pipeline(seed: int = 0, adapter_sd=None):
+    """The image-to-video pipeline with tiny random models in the release's layout (CPU), with a
+    release-named adapter state dict loaded strictly when given."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    from models.avdit.i2v import I2VPipeline
+    from models.avdit.multitalk import load_release_adapter
+
+    model = tiny_release_model(seed)
+    if adapter_sd is not None:
+        load_release_adapter(model, adapter_sd, "tiny adapter")
+    return I2VPipeline(model, tiny_vae(), FlowMatchEulerDiscreteScheduler(shift=7.0), TinyPrompt(), tiny_clip_vision(),
+                       image_size=32)
