@@ -48,7 +48,10 @@ def test_compose_renders_through_the_multitalk_format_and_scores_it(tmp_path):
     assert len(list(read_frames(run / "film.mp4"))) == sum(round(s["duration"] * 25) for s in plan)
     scored = [r for r in records(run) if r["scores"]]
     names = {s["name"] for r in scored for s in r["scores"]}
-    assert any(n.startswith("lipsync.offset[") for n in names) and any(n.startswith("binding[") for n in names)
+    # Every speaking shot here is a close-up: lip-sync judges it; binding (one speaker's mouth against
+    # the other visible mouths) has no second face to judge.
+    assert {n.split("[")[0] for n in names} == {"lipsync.offset", "lipsync.confidence"}
+    assert {r["shot"] for r in scored} == {s["id"] for s in plan if s["speech"]}
     # The shot is staged by the animatic: its first frame conditions the model, its masks bind.
     shot = run / "shots" / "sc01_sh02" / "attempt-1"
     masks = load_masks(shot / "masks.npz")
