@@ -36,10 +36,25 @@ def project(tmp_path, name, beats=2, **avdit):
     return write_project(tmp_path / name, script)
 
 
-def test_compose_renders_through_the_multitalk_format_and_scores_it(tmp_path):
+def test_compose_renders_through_the_multitalk_format_and_scores_it(tmp_path, monkeypatch):
+    from models.avdit.i2v import I2VPipeline
+
+    calls = []
+    call = I2VPipeline.__call__
+
+    def spy(self, *args, **kwargs):
+        calls.append((np.asarray(args[3]), args[4].numpy()))  # the first frame and the router labels
+        return call(self, *args, **kwargs)
+
+    monkeypatch.setattr(I2VPipeline, "__call__", spy)
     adapter = tiny_adapter(tmp_path / "multitalk.safetensors")
     path = project(tmp_path, "mt", format="multitalk", adapter=str(adapter))
     assert main([str(path), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    # Each shot is conditioned on its staged frame, and its characters' tokens carry their labels
+    # (the wide shot holds both characters of the scene).
+    assert len(calls) == 3 and all(np.std(frame) > 5 for frame, _ in calls)
+    assert all((labels > 0).any() for _, labels in calls)
+    assert set(np.unique(np.concatenate([labels.ravel() for _, labels in calls]))) == {0, 1, 2}
     run = tmp_path / "out" / "mini"
     assert manifest(run)["tools"]["video"][0] == "avdit"
     with av.open(str(run / "film.mp4")) as c:
