@@ -16,7 +16,6 @@ joe's own fit (about 10 s) when it is not cached.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import threading
@@ -27,8 +26,7 @@ import numpy as np
 
 from tools.hearing import speaker
 from tools.media.audio import load_audio, resample
-from tools.media.files import user_cache_dir
-from tools.speech import kokoro_voice, style_search, world
+from tools.speech import fitting, kokoro_voice, style_search, world
 
 LOG = logging.getLogger(__name__)
 SCORE_SENTENCES = ["A quiet river ran past the old mill, and the miller's dog slept in the sun.",
@@ -72,7 +70,6 @@ def pitch_match(reference: Path, audio: np.ndarray, sr: int) -> tuple[float, flo
 
 def _joe(reference: Path, transcript: str) -> tuple[list[np.ndarray], int]:
     """joe with its fitted WORLD transform speaking the scoring sentences."""
-    from tools.speech import fitting
     from tools.speech.piper_voice import raw_synthesize
 
     tf = fitting.fitted_transform(reference, transcript)
@@ -129,11 +126,11 @@ def _score_all(reference: Path, transcript: str) -> BaseChoice:
 def chosen_base(reference: Path, transcript: str) -> BaseChoice:
     """The base voice for one reference clip (module docstring), cached by the clip's digest."""
     reference = Path(reference)
-    key = hashlib.sha256(reference.read_bytes() + transcript.encode() + VERSION.encode()).hexdigest()[:24]
+    key = fitting.reference_key(reference, transcript, VERSION)
     with _LOCK:
         if key in _MEMO:
             return _MEMO[key]
-    cache = user_cache_dir() / "voice-bases" / f"{key}.json"
+    cache = fitting.voice_cache_file(f"{key}.json", "voice-bases")
     choice = None
     if cache.is_file():
         try:
@@ -142,12 +139,7 @@ def chosen_base(reference: Path, transcript: str) -> BaseChoice:
             LOG.warning("ignoring a corrupt base-choice cache entry %s", cache)
     if choice is None:
         choice = _score_all(reference, transcript)
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        from tools.media.files import temp_path
-
-        tmp = temp_path(cache)
-        tmp.write_text(json.dumps(asdict(choice)))
-        tmp.replace(cache)
+        fitting.write_json(cache, asdict(choice))
     with _LOCK:
         _MEMO[key] = choice
     return choice

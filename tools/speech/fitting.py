@@ -53,20 +53,23 @@ _MEMO: dict[str, "WorldTransform"] = {}
 _MEMO_LOCK = threading.Lock()
 
 
-def _digest(path: Path, *extra: str) -> str:
+def reference_key(path: Path, *extra: str) -> str:
+    """A cache key for what is derived from one reference clip: its bytes' digest with `extra`."""
     h = hashlib.sha256(Path(path).read_bytes())
     for e in extra:
         h.update(e.encode())
     return h.hexdigest()[:24]
 
 
-def _cache_file(name: str) -> Path:
-    d = user_cache_dir() / "voices"
+def voice_cache_file(name: str, folder: str = "voices") -> Path:
+    """`name` in the user's voice cache folder `folder` (made if missing)."""
+    d = user_cache_dir() / folder
     d.mkdir(parents=True, exist_ok=True)
     return d / name
 
 
-def _write_json(path: Path, data: dict) -> None:
+def write_json(path: Path, data: dict) -> None:
+    """Write `data` to `path` in one rename (a reader never sees half a file)."""
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     tmp.write_text(json.dumps(data))
     os.replace(tmp, path)
@@ -77,7 +80,7 @@ def analyse_reference(path: Path, work_sr: int) -> VoiceProfile:
     problems = check_reference(path)
     if problems:
         raise ToolError("; ".join(problems), "give a 1-30 s clip of clear speech as the character's voice.reference")
-    cache = _cache_file(f"{_digest(path, str(work_sr), str(ANALYSIS_VERSION))}.profile.json")
+    cache = voice_cache_file(f"{reference_key(path, str(work_sr), str(ANALYSIS_VERSION))}.profile.json")
     if cache.exists():
         try:
             return VoiceProfile(**json.loads(cache.read_text()))
@@ -87,7 +90,7 @@ def analyse_reference(path: Path, work_sr: int) -> VoiceProfile:
 
     x, sr = load_audio(path)
     prof = profile_of(resample(x, sr, work_sr), work_sr, native_sr=sr)
-    _write_json(cache, asdict(prof))
+    write_json(cache, asdict(prof))
     return prof
 
 
@@ -160,11 +163,11 @@ def fitted_transform(reference: Path, transcript: str) -> WorldTransform:
     from tools.speech.search import refine_by_similarity
 
     voice = load_voice()
-    key = _digest(Path(reference), transcript, str(ANALYSIS_VERSION), str(voice.config.sample_rate), "joe-medium")
+    key = reference_key(Path(reference), transcript, str(ANALYSIS_VERSION), str(voice.config.sample_rate), "joe-medium")
     with _MEMO_LOCK:
         if key in _MEMO:
             return _MEMO[key]
-    cache = _cache_file(f"{key}.fit.json")
+    cache = voice_cache_file(f"{key}.fit.json")
     tf = None
     if cache.exists():
         try:
@@ -188,7 +191,7 @@ def fitted_transform(reference: Path, transcript: str) -> WorldTransform:
         # transforms that fit those words only: 6 of 8 espeak-ng voices identified, against 8 of 8).
         held = raw_synthesize(text_norm.prepare_line(HELD_OUT_TEXT), length_scale=length_scale).audio
         tf = refine_by_similarity(Path(reference), held, analyse_synthetic(held, sr), sr, tf)
-        _write_json(cache, asdict(tf))
+        write_json(cache, asdict(tf))
     with _MEMO_LOCK:
         _MEMO[key] = tf
     return tf
