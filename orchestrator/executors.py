@@ -27,6 +27,7 @@ from orchestrator.nodes.decide import shot_result
 from orchestrator.shipping import (
     Files,
     input_bundle,
+    input_paths,
     land_files,
     missing_model_paths,
     read_files,
@@ -102,9 +103,7 @@ class ShotWorker:
         return None
 
     def input_paths(self) -> list[str]:
-        """Where this worker's project reads its input files (for tests and `--log-level DEBUG`)."""
-        from orchestrator.shipping import input_paths
-
+        """Where this worker's project reads its input files (for tests)."""
         return [str(p) for p in input_paths(self.ctx.project)]
 
     def stop(self) -> None:
