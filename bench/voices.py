@@ -15,14 +15,16 @@ Each voice's profile is fitted on clip A and measured on clip B (different words
 speaks B's words and is compared with every voice's clip B. Skipped with a message without espeak-ng.
 
 Part 3, judged sets (`bench.judged_sets`) for the speech backend `--speech` names: the espeak-ng
-voices (clip A as reference), the example voices, and real human speech (`bench.human_set`: seven
+voices (clip A as reference), the example voices, and real human speech (`bench.human_set`: six
 real speakers' clips from Debian packages, provenance and licence there). Each voice's clip is the
-reference; the backend speaks sentences no fit saw, and each line is compared with every reference
-by both speaker judges (resemblyzer, which fitting listens through, and the d-vector it never
-hears): own similarity, closest other, identification, pass rate at the calibrated thresholds, raw
-and matched, then WER and realtime factor of the matched lines.
+reference; first each judge's ceiling on the set (a speaker's own second half against the first
+halves), then the backend speaks sentences no fit saw, and each line is compared with every
+reference by three speaker judges (resemblyzer, which fitting listens through; the d-vector and
+CAM++, which it never hears): own similarity, closest other, identification, pass rate at the
+calibrated thresholds, raw and matched, then WER (raw and matched) and the realtime factor.
 
-Run: .venv/bin/python -m bench.voices [--skip-example] [--skip-espeak] [--skip-sets] [--sets-only] [--speech kokoro]
+Run: .venv/bin/python -m bench.voices [--skip-example] [--skip-espeak] [--skip-sets] [--sets-only [--set real]]
+[--speech kokoro]
 """
 from __future__ import annotations
 
@@ -36,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.judged_sets import EXTRA_LINES
 from orchestrator.schema.cast import CharacterSpec, VoiceSpec
 from tools.base import SpeechKnobs
 from tools.evaluators.intelligibility import word_errors
@@ -52,19 +55,6 @@ ROOT = Path(__file__).resolve().parents[1]
 
 CLIP_A = "The old lighthouse keeper climbed the stairs every evening to light the lamp for passing ships."
 CLIP_B = "Seven quick foxes jumped over the garden fence and ran toward the dark forest beyond the river."
-# Lines for a wider WER figure than the example's 59 words; not used by any fit or search.
-EXTRA_LINES = [
-    "Close the hatch before the pressure drops.",
-    "She kept the map folded in her coat pocket.",
-    "Nobody told me the train would be late again.",
-    "Turn left at the bridge and wait by the gate.",
-    "The soup is cold, but the bread is fresh.",
-    "I can see the lights of the city from here.",
-    "Bring me the red folder from the top shelf.",
-    "We lost contact with the ship an hour ago.",
-    "My brother fixes bikes in a small garage.",
-    "Put the cups on the table and sit down.",
-]
 # (name, espeak voice, espeak pitch 0-99, speed wpm, extra pitch shift in semitones applied afterwards)
 ESPEAK_VOICES = [
     ("m3", "en-us+m3", 50, 165, 0),
@@ -244,7 +234,8 @@ def main() -> None:
     ap.add_argument("--skip-sets", action="store_true")
     ap.add_argument("--speech", choices=("piper", "kokoro"), default="piper",
                     help="speech backend for the judged sets (part 3): piper (joe + WORLD) or kokoro (chosen bases)")
-    ap.add_argument("--sets-only", action="store_true", help="only part 3: the example voices and the human set")
+    ap.add_argument("--sets-only", action="store_true", help="only part 3: the judged sets")
+    ap.add_argument("--set", choices=("espeak", "example", "real"), help="only this judged set")
     args = ap.parse_args()
     if args.sets_only:
         args.skip_example = args.skip_espeak = True
@@ -255,15 +246,21 @@ def main() -> None:
             espeak_set(Path(d))
         if not args.skip_sets:
             from bench import human_set
-            from bench.judged_sets import judge_set
+            from bench.judged_sets import judge_ceiling, judge_set
             from tools.registry import create
 
             synth = create("speech", args.speech)
+            sets = {}
             if shutil.which("espeak-ng") is not None:
-                judge_set(f"espeak-ng set ({args.speech})", espeak_voices(Path(d)), Path(d), synth)
-            judge_set(f"example voices ({args.speech})", example_voices(), Path(d), synth)
-            judge_set(f"real human set ({args.speech})", human_set.fetch(), Path(d), synth)
-
+                sets["espeak-ng set"] = lambda: espeak_voices(Path(d))
+            sets["example voices"] = example_voices
+            sets["real human set"] = human_set.fetch
+            for title, voices in sets.items():
+                if args.set and not title.startswith(args.set):
+                    continue
+                voices = voices()
+                judge_ceiling(title, voices)
+                judge_set(f"{title} ({args.speech})", voices, Path(d), synth)
 
 if __name__ == "__main__":
     main()

@@ -3,7 +3,8 @@ embedding per clip, cosine similarity, and cached reference embeddings.
 
 Two judges, by name (JUDGES): `resemblyzer` (below), the one voice fitting listens through, and
 `dvector` (`tools.hearing.dvector`), an independent encoder the fit search never hears; the speaker
-evaluator reports both and a line must pass both.
+evaluator reports both and a line must pass both. A third, `campplus` (`tools.hearing.campplus`), is
+heard by the benchmarks only (BENCH_JUDGES).
 
 Resemblyzer's pretrained GE2E encoder ships inside the `resemblyzer` package (no download). Install
 it with `pip install --no-deps resemblyzer` plus `webrtcvad-wheels`, so pip never tries to compile
@@ -70,6 +71,9 @@ def similarity(a: np.ndarray, b: np.ndarray) -> float:
 
 
 JUDGES = ("resemblyzer", "dvector")
+# The benchmarks also hear CAM++ (`tools.hearing.campplus`), the strongest of the three on real
+# recordings; it takes no part in acceptance or fitting yet.
+BENCH_JUDGES = JUDGES + ("campplus",)
 
 
 def embed_by(judge: str, wav: np.ndarray, sr: int) -> np.ndarray:
@@ -80,7 +84,11 @@ def embed_by(judge: str, wav: np.ndarray, sr: int) -> np.ndarray:
         from tools.hearing import dvector
 
         return dvector.embed(wav, sr)
-    raise ValueError(f"unknown speaker judge {judge!r}; known: {', '.join(JUDGES)}")
+    if judge == "campplus":
+        from tools.hearing import campplus
+
+        return campplus.embed(wav, sr)
+    raise ValueError(f"unknown speaker judge {judge!r}; known: {', '.join(BENCH_JUDGES)}")
 
 
 _REF_LOCK = threading.Lock()

