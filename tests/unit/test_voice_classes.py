@@ -53,6 +53,21 @@ def test_class_corrections_follow_the_sound(speech):
     assert np.abs(np.asarray(none)).max() < 1e-6
 
 
+def test_a_telephone_band_reference_is_compared_on_its_own_band(speech):
+    """A reference that is the source itself with everything above 4 kHz gone (an 8 kHz recording)
+    needs no correction where it has sound, and none above it either; comparing the whole band
+    would cut the top of every sound by the full LIMIT_DB (the control)."""
+    sr, _, db = speech
+    freqs = np.linspace(0, sr / 2, db.shape[1])
+    phone = np.where(freqs[None] < 4000 * 0.95, db, db.min() - 60.0)
+    n_use = world.usable_band_count(sr, db.shape[1], 8000)
+    assert 20 < n_use < world.usable_band_count(sr, db.shape[1], sr)
+    _, corr = classes.fit_classes(db, phone, sr, usable_bands=n_use)
+    assert np.abs(np.asarray(corr)).max() < 0.5
+    _, whole = classes.fit_classes(db, phone, sr)  # negative control: the missing band read as a voice trait
+    assert np.asarray(whole)[:, n_use + 2:].mean() < -classes.LIMIT_DB + 1
+
+
 def test_transform_with_classes_scales_to_identity(speech):
     sr, _, db = speech
     cent, corr = classes.fit_classes(db, db + np.linspace(0, 6, db.shape[1])[None], sr)
@@ -79,3 +94,30 @@ def test_similarity_search_moves_toward_the_reference():
 
     # The cat is far higher than piper: the search must raise F0 and end measurably closer.
     assert best.f0_shift > 0.05 and sim(best) > sim(start) + 0.02
+
+
+def test_similarity_search_keeps_the_words_audible():
+    """A start the recogniser cannot follow (formant warp 0.6, a 15 dB envelope tilt) is brought back
+    above the intelligibility floor; without the sentence's text (no floor) the search keeps it."""
+    from tools.hearing.recogniser import load_whisper, mean_log_probs
+    from tools.speech.piper import LINE_TOLERANCE
+    from tools.speech.search import refine_by_similarity
+
+    ref = Path(__file__).resolve().parents[2] / "examples" / "orbit" / "assets" / "voices" / "hopper.wav"
+    text = "We packed warm bread, apples and cheese, then walked along the shore until noon."
+    raw = raw_synthesize([text])
+    sr = raw.sample_rate
+    analysis = world.analyse_synthetic(raw.audio, sr)
+    tilt = np.linspace(-15, 15, 48).round(3).tolist()
+    garbled = world.WorldTransform(warp=0.6, voiced_corr=tilt, unvoiced_corr=tilt)
+    model = load_whisper()
+    floor = mean_log_probs(model, [raw.audio], sr, text)[0] - LINE_TOLERANCE
+
+    def heard(tf):
+        return mean_log_probs(model, [world.render_transform(analysis, len(raw.audio), sr, tf)], sr, text)[0]
+
+    assert heard(garbled) < floor  # the start really is below the floor
+    kept = refine_by_similarity(ref, raw.audio, analysis, sr, garbled, rounds=1)
+    assert heard(kept) < floor  # control: no text, no floor
+    clear = refine_by_similarity(ref, raw.audio, analysis, sr, garbled, rounds=1, text=text)
+    assert heard(clear) >= floor and clear.warp > 0.6

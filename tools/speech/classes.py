@@ -57,23 +57,45 @@ def _dtw_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return p[:, 0], p[:, 1]
 
 
-def fit_classes(src_db: np.ndarray, ref_db: np.ndarray, sr: int, k: int = N_CLASSES) -> tuple[list, list]:
+def fit_classes(src_db: np.ndarray, ref_db: np.ndarray, sr: int, k: int = N_CLASSES,
+                usable_bands: int | None = None) -> tuple[list, list]:
     """Class centroids (k, N_CEP) and envelope corrections (k, bands, dB) from parallel utterances:
-    `src_db` piper's (already formant-warped) log envelope, `ref_db` the reference's, both in dB."""
+    `src_db` piper's (already formant-warped) log envelope, `ref_db` the reference's, both in dB.
+
+    `usable_bands`: how many bands lie below the reference's own Nyquist (`VoiceProfile.usable_bands`).
+    Above it a telephone or 16 kHz clip holds nothing, and comparing there would turn the recording's
+    missing band into a cut of LIMIT_DB on every sound: speech as muffled as a phone line (the real
+    human set's WER rose from 0.06 to 0.29). So pairing and corrections use only the usable bands,
+    each frame's shape is taken relative to its mean over them, and each class's correction holds
+    its top usable value above them, as the long-term corrections do."""
     from scipy.cluster.vq import kmeans2
 
     sb, sl = frame_bands(src_db, sr)
     rb, rl = frame_bands(ref_db, sr)
+    n_use = sb.shape[1] if usable_bands is None else int(np.clip(usable_bands, 4, sb.shape[1]))
+    if n_use < sb.shape[1]:
+        (sb_use, sl), (rb_use, rl) = (_usable(d, sr, n_use) for d in (src_db, ref_db))
+    else:
+        sb_use, rb_use = sb, rb
     si, ri = np.where(sl)[0], np.where(rl)[0]
-    fs, fr = cepstra(sb), cepstra(rb)
-    a, b = _dtw_pairs(fs[si], fr[ri])
+    fs = cepstra(sb)  # the classes live in piper's full-band space: render time sees the same
+    a, b = _dtw_pairs(cepstra(sb_use)[si], cepstra(rb_use)[ri])
     a, b = si[a], ri[b]
-    diff = rb[b] - sb[a]
+    diff = rb_use[b] - sb_use[a]
+    if n_use < sb.shape[1]:
+        diff = np.concatenate([diff, np.repeat(diff[:, -1:], sb.shape[1] - n_use, axis=1)], axis=1)
     cent, lab = kmeans2(fs[a], k, seed=0, minit="++")
     overall = diff.mean(axis=0)
     corr = [diff[lab == c].mean(axis=0) if np.sum(lab == c) >= 5 else overall for c in range(k)]
     corr = np.clip(np.asarray(corr), -LIMIT_DB, LIMIT_DB)
     return cent.round(4).tolist(), corr.round(3).tolist()
+
+
+def _usable(log_sp_db: np.ndarray, sr: int, n_use: int) -> tuple[np.ndarray, np.ndarray]:
+    """`frame_bands` over the first `n_use` bands only: shapes relative to their own mean, and loud frames."""
+    b = bands(log_sp_db, sr)[:, :n_use]
+    e = b.mean(axis=1)
+    return b - e[:, None], e > e.max() - 40.0
 
 
 def class_curves(log_sp_db: np.ndarray, sr: int, centroids: list, corr: list) -> np.ndarray:

@@ -13,7 +13,8 @@ by the wav's digest in the user cache directory).
    and per band.
 4. A coordinate search around that fit (`tools.speech.search`) keeps the transform that the shared
    speaker measure (`tools.hearing.speaker`) finds closest to the reference, scored on a fixed
-   held-out sentence rather than the fitted words.
+   held-out sentence rather than the fitted words, among those the recogniser still follows (an
+   intelligibility floor on the same sentence).
 """
 from __future__ import annotations
 
@@ -41,6 +42,7 @@ from tools.speech.world import (
     analyse_synthetic,
     check_reference,
     profile_of,
+    usable_band_count,
     warp_bins,
     world_analyse,
 )
@@ -185,23 +187,26 @@ def fitted_transform(reference: Path, transcript: str) -> WorldTransform:
         src_analysis = analyse_synthetic(src.audio, sr)
         tf = fit_transform(ref, profile_of(src.audio, sr, analysis=src_analysis), length_scale)
         ref_x = resample(*load_audio(Path(reference)), sr)
-        tf = _fit_classes(tf, src_analysis, world_analyse(ref_x, sr), sr)
+        # A clip recorded below the working rate (telephone 8 kHz, 16 kHz) is compared on its own band only.
+        limited = ref.usable_bands < usable_band_count(sr, len(ref.mean_log_sp), sr)
+        tf = _fit_classes(tf, src_analysis, world_analyse(ref_x, sr), sr, ref.usable_bands if limited else None)
         # Candidates are scored on other words than the transcript the classes were fitted on, so
         # the search keeps what generalises to new lines (scoring on the transcript itself picked
         # transforms that fit those words only: 6 of 8 espeak-ng voices identified, against 8 of 8).
-        held = raw_synthesize(text_norm.prepare_line(HELD_OUT_TEXT), length_scale=length_scale).audio
-        tf = refine_by_similarity(Path(reference), held, analyse_synthetic(held, sr), sr, tf)
+        held_text = text_norm.prepare_line(HELD_OUT_TEXT)
+        held = raw_synthesize(held_text, length_scale=length_scale).audio
+        tf = refine_by_similarity(Path(reference), held, analyse_synthetic(held, sr), sr, tf, text=" ".join(held_text))
         write_json(cache, asdict(tf))
     with _MEMO_LOCK:
         _MEMO[key] = tf
     return tf
 
 
-def _fit_classes(tf: WorldTransform, src_analysis, ref_analysis, sr: int) -> WorldTransform:
+def _fit_classes(tf: WorldTransform, src_analysis, ref_analysis, sr: int, usable_bands: int | None) -> WorldTransform:
     """Add the envelope mapping by sound class (tools.speech.classes) on the formant-warped source."""
     from tools.speech.classes import fit_classes
 
     src_db = 10 * np.log10(warp_bins(src_analysis[1], tf.warp) + 1e-16)
     ref_db = 10 * np.log10(ref_analysis[1] + 1e-16)
-    cent, corr = fit_classes(src_db, ref_db, sr)
+    cent, corr = fit_classes(src_db, ref_db, sr, usable_bands=usable_bands)
     return replace(tf, class_centroids=cent, class_corr=corr)

@@ -5,6 +5,15 @@ one at a time; the speaker measure judges them together. A coordinate search mov
 a time (F0 level, formant scale, envelope strength, breathiness, F0 range), keeps a step when the
 transformed held-out sentence gets closer to the reference clip, and stops when no step helps.
 About 20-25 renders per reference, once: the result is cached with the fit.
+
+An intelligibility floor rules out gibberish: the shared recogniser's forced-alignment score of the
+held-out sentence (`tools.hearing.recogniser.mean_log_probs`, the measure of piper's clearer-reading
+check) under a candidate may be at most the check's tolerance (`tools.speech.piper.LINE_TOLERANCE`)
+below piper's own unmatched reading of it. A closed-form fit below the floor starts the search from
+its envelope and formant warp at 3/4, 1/2, 1/4 or no strength, the first that clears it; a step
+that clears the similarity but not the floor is not taken. Without it the fits toward telephone
+references went where the encoders liked them and nobody could follow the words (a formant warp of
+0.64, class corrections of 25 dB; tiny.en WER 0.35 over the real human set's lines).
 """
 from __future__ import annotations
 
@@ -32,29 +41,60 @@ _MOVES = (
 )
 
 
+def _clarity_check(src: np.ndarray, sr: int, text: str | None):
+    """cleared(audio) -> bool: the floor of the module docstring; always True without text or recogniser."""
+    from tools.base import ToolError
+    from tools.hearing.recogniser import MAX_SHORT_S, load_whisper, mean_log_probs
+    from tools.speech.piper import LINE_TOLERANCE
+
+    if not text or len(src) / sr > MAX_SHORT_S:
+        return lambda audio: True
+    try:
+        model = load_whisper()
+    except ToolError as exc:
+        LOG.warning("voice fit without an intelligibility floor: %s", exc.message)
+        return lambda audio: True
+    floor = mean_log_probs(model, [src], sr, text)[0] - LINE_TOLERANCE
+    return lambda audio: mean_log_probs(model, [audio], sr, text)[0] >= floor
+
+
 def refine_by_similarity(reference: Path, src: np.ndarray, analysis, sr: int, tf: WorldTransform,
-                         rounds: int = 2) -> WorldTransform:
+                         rounds: int = 2, text: str | None = None) -> WorldTransform:
     """Coordinate search around `tf`, scored by the shared speaker measure between piper speech `src`
     (with its `analysis`, see `tools.speech.world.analyse_synthetic`) under each candidate and the
-    reference clip. Fit time only, on the fitting clip; returns the most similar transform."""
+    reference clip, with the intelligibility floor on `text` (what `src` says). Fit time only, on the
+    fitting clip; returns the most similar transform that clears the floor."""
 
     ref_e = speaker.embed(*load_audio(reference))
+    cleared = _clarity_check(src, sr, text)
 
-    def score(cand: WorldTransform) -> float:
-        return speaker.similarity(speaker.embed(render_transform(analysis, len(src), sr, cand), sr), ref_e)
+    def render(cand: WorldTransform) -> np.ndarray:
+        return render_transform(analysis, len(src), sr, cand)
 
-    best, best_s = tf, score(tf)
+    def score(audio: np.ndarray) -> float:
+        return speaker.similarity(speaker.embed(audio, sr), ref_e)
+
+    for strength in (1.0, 0.75, 0.5, 0.25, 0.0):
+        start = replace(tf.envelope_scaled(strength), warp=tf.warp**strength)
+        audio = render(start)
+        if strength == 0.0 or cleared(audio):
+            break
+    best, best_s = start, score(audio)
+
+    def better(cand: WorldTransform) -> float | None:
+        audio = render(cand)
+        s = score(audio)
+        return s if s > best_s + MIN_GAIN and cleared(audio) else None
+
     for _ in range(rounds):
         improved = False
         for _, move in _MOVES:
             for d in (1, -1):
                 cand = move(best, d)
-                s = score(cand)
-                if s > best_s + MIN_GAIN:
+                if (s := better(cand)) is not None:
                     best, best_s, improved = cand, s, True
                     again = move(best, d)
-                    s2 = score(again)
-                    if s2 > best_s + MIN_GAIN:
+                    if (s2 := better(again)) is not None:
                         best, best_s = again, s2
                     break
         if not improved:

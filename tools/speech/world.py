@@ -20,7 +20,7 @@ from tools.media.audio import load_audio
 from tools.speech.bands import band_edges, bands
 
 LOG = logging.getLogger(__name__)
-ANALYSIS_VERSION = 7  # bump when the analysis or the fit changes: old cache entries are ignored
+ANALYSIS_VERSION = 9  # bump when the analysis or the fit changes: old cache entries are ignored
 FRAME_MS = 5.0
 
 
@@ -102,6 +102,12 @@ def analyse_synthetic(x: np.ndarray, sr: int):
     return world_analyse(x, sr, *SYNTH_F0_RANGE)
 
 
+def usable_band_count(sr: int, n_bins: int, native_sr: int) -> int:
+    """Mel bands (of a `n_bins` envelope at rate `sr`) lying below 0.95 of a clip's own Nyquist."""
+    edges_hz = band_edges(sr, 2 * (n_bins - 1)) * sr / (2 * (n_bins - 1))
+    return int(np.sum(edges_hz[1:] <= 0.95 * 0.5 * native_sr))
+
+
 def profile_of(x: np.ndarray, sr: int, native_sr: Optional[int] = None, analysis=None) -> VoiceProfile:
     """Analyse one utterance (float mono at `sr`, which is the working rate of the transform);
     `analysis` reuses a `world_analyse` result of the same audio."""
@@ -118,8 +124,6 @@ def profile_of(x: np.ndarray, sr: int, native_sr: Optional[int] = None, analysis
     band = bands(norm, sr)
     mask = active_mask(x, sr)
     active = x[: len(mask) * int(sr * 0.01)].reshape(len(mask), -1)[mask] if mask.any() else x[None]
-    nyq = 0.5 * (native_sr or sr)
-    edges_hz = band_edges(sr, 2 * (sp.shape[1] - 1)) * sr / (2 * (sp.shape[1] - 1))
     return VoiceProfile(
         sample_rate=sr,
         f0_log_mean=float(np.median(lf0)),
@@ -129,7 +133,7 @@ def profile_of(x: np.ndarray, sr: int, native_sr: Optional[int] = None, analysis
         voiced_ap=float(ap[voiced].mean()),
         active_s=float(mask.sum() * 0.01),
         loudness_db=float(10 * np.log10(np.mean(active**2) + 1e-12)),
-        usable_bands=int(np.sum(edges_hz[1:] <= 0.95 * nyq)),
+        usable_bands=usable_band_count(sr, sp.shape[1], native_sr or sr),
         mean_log_sp=norm[voiced].mean(axis=0).tolist(),
         voiced_ap_bands=bands(ap[voiced], sr).mean(axis=0).tolist(),
     )
