@@ -99,8 +99,7 @@ def test_similarity_search_moves_toward_the_reference():
 def test_similarity_search_keeps_the_words_audible():
     """A start the recogniser cannot follow (formant warp 0.6, a 15 dB envelope tilt) is brought back
     above the intelligibility floor; without the sentence's text (no floor) the search keeps it."""
-    from tools.hearing.recogniser import load_whisper, mean_log_probs
-    from tools.speech.piper import LINE_TOLERANCE
+    from tools.hearing.recogniser import LINE_TOLERANCE, load_whisper, mean_log_probs
     from tools.speech.search import refine_by_similarity
 
     ref = Path(__file__).resolve().parents[2] / "examples" / "orbit" / "assets" / "voices" / "hopper.wav"

@@ -14,6 +14,9 @@ from tools.evaluators.signals import AUDIO_SR
 
 _LOCK = threading.Lock()
 MAX_SHORT_S = 28.0  # audio up to this long is decoded in one window sized to it
+# Nats per token a matched voice may lose, in `mean_log_probs`, against the unmatched reading of the
+# same words: piper's clearer-reading check per line and the voice fit's floor (tools.speech.search).
+LINE_TOLERANCE = 0.15
 _MODELS: dict[str, object] = {}
 
 

@@ -24,13 +24,13 @@ import numpy as np
 from orchestrator.schema.cast import CharacterSpec
 from tools.base import SpeechKnobs, SpeechResult, ToolError
 from tools.hearing import speaker
+from tools.hearing.recogniser import LINE_TOLERANCE  # nats per token a matched line may lose
 from tools.media.audio import resample, write_wav
 from tools.speech import fitting, prosody, text_norm, world
 from tools.speech.piper_voice import raw_synthesize, words_from_phonemes
 
 LOG = logging.getLogger(__name__)
 TAKE_NOISE = 0.3  # noise of a fresh take (piper's voices default to about 0.667 of noise_scale)
-LINE_TOLERANCE = 0.15  # nats per token a matched line may lose against piper's own speech
 MILDER = 0.75  # strength of the envelope changes (formant warp, corrections) in a milder reading
 SIM_TOLERANCE = 0.02  # similarity to the reference a milder reading may lose against the matched line
 

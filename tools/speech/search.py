@@ -8,7 +8,7 @@ About 20-25 renders per reference, once: the result is cached with the fit.
 
 An intelligibility floor rules out gibberish: the shared recogniser's forced-alignment score of the
 held-out sentence (`tools.hearing.recogniser.mean_log_probs`, the measure of piper's clearer-reading
-check) under a candidate may be at most the check's tolerance (`tools.speech.piper.LINE_TOLERANCE`)
+check) under a candidate may be at most the check's tolerance (`tools.hearing.recogniser.LINE_TOLERANCE`)
 below piper's own unmatched reading of it. A closed-form fit below the floor starts the search from
 its envelope and formant warp at 3/4, 1/2, 1/4 or no strength, the first that clears it; a step
 that clears the similarity but not the floor is not taken. Without it the fits toward telephone
@@ -44,8 +44,7 @@ _MOVES = (
 def _clarity_check(src: np.ndarray, sr: int, text: str | None):
     """cleared(audio) -> bool: the floor of the module docstring; always True without text or recogniser."""
     from tools.base import ToolError
-    from tools.hearing.recogniser import MAX_SHORT_S, load_whisper, mean_log_probs
-    from tools.speech.piper import LINE_TOLERANCE
+    from tools.hearing.recogniser import LINE_TOLERANCE, MAX_SHORT_S, load_whisper, mean_log_probs
 
     if not text or len(src) / sr > MAX_SHORT_S:
         return lambda audio: True
