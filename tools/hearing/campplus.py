@@ -127,20 +127,13 @@ def _forward(w: dict, feats):
 
 def embed(wav: np.ndarray, sr: int) -> np.ndarray:
     """L2-normalised 192-d CAM++ embedding of a mono float waveform at rate `sr`."""
-    import librosa
     import torch
 
-    from tools.media.audio import resample
+    from tools.hearing.dvector import speech_clip
 
-    x = resample(np.asarray(wav, np.float32).reshape(-1), int(sr), SR)
-    if x.size and np.abs(x).max() > 0:
-        x, _ = librosa.effects.trim(x, top_db=40)
-    if len(x) < SR // 4:
-        raise ToolError("audio too short for a speaker embedding (< 0.25 s of speech)", "use a longer clip")
-    # Peak level fixed: the log floor reaches empty bands (a telephone clip's upper half) at a level
-    # that depends on the gain, and a speaker is the same at any gain.
-    x = x / (np.abs(x).max() + 1e-9) * 0.5
-    feats = torch.from_numpy(fbank(x)).unsqueeze(0)
+    # Trimmed and at a fixed peak as the d-vector takes it: the log floor reaches empty bands (a
+    # telephone clip's upper half) at a level that depends on the gain, and a speaker is the same at any gain.
+    feats = torch.from_numpy(fbank(speech_clip(wav, sr))).unsqueeze(0)
     w = _weights()
     with _LOCK, torch.inference_mode():
         e = _forward(w, feats)[0].numpy()

@@ -55,8 +55,9 @@ def log_mels(x: np.ndarray) -> np.ndarray:
     return np.log10(mel @ spec + LOG_FLOOR).T.astype(np.float32)
 
 
-def embed(wav: np.ndarray, sr: int) -> np.ndarray:
-    """L2-normalised 256-d d-vector of a mono float waveform at rate `sr`."""
+def speech_clip(wav: np.ndarray, sr: int) -> np.ndarray:
+    """A mono float waveform at rate `sr` as a speaker encoder takes it: 16 kHz, leading and trailing
+    silence trimmed, peak at 0.5 (log features are level-dependent; speakers are not)."""
     import librosa
 
     from tools.media.audio import resample
@@ -66,8 +67,12 @@ def embed(wav: np.ndarray, sr: int) -> np.ndarray:
         x, _ = librosa.effects.trim(x, top_db=TRIM_DB)
     if len(x) < SR // 4:
         raise ToolError("audio too short for a speaker embedding (< 0.25 s of speech)", "use a longer clip")
-    x = x / (np.abs(x).max() + 1e-9) * 0.5  # the log-mels are level-dependent; speakers are not
-    feats = log_mels(x)
+    return x / (np.abs(x).max() + 1e-9) * 0.5
+
+
+def embed(wav: np.ndarray, sr: int) -> np.ndarray:
+    """L2-normalised 256-d d-vector of a mono float waveform at rate `sr`."""
+    feats = log_mels(speech_clip(wav, sr))
     if len(feats) < FRAMES:
         feats = np.concatenate([feats, np.full((FRAMES - len(feats), N_MELS), np.log10(LOG_FLOOR), np.float32)])
     starts = range(0, len(feats) - FRAMES + 1, STRIDE)

@@ -16,7 +16,6 @@ joe's own fit (about 10 s) when it is not cached.
 """
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from dataclasses import asdict, dataclass, field
@@ -131,12 +130,7 @@ def chosen_base(reference: Path, transcript: str) -> BaseChoice:
         if key in _MEMO:
             return _MEMO[key]
     cache = fitting.voice_cache_file(f"{key}.json", "voice-bases")
-    choice = None
-    if cache.is_file():
-        try:
-            choice = BaseChoice(**json.loads(cache.read_text()))
-        except (ValueError, TypeError):
-            LOG.warning("ignoring a corrupt base-choice cache entry %s", cache)
+    choice = fitting.read_cached(cache, BaseChoice, "base-choice")
     if choice is None:
         choice = _score_all(reference, transcript)
         fitting.write_json(cache, asdict(choice))

@@ -71,12 +71,11 @@ def fit_classes(src_db: np.ndarray, ref_db: np.ndarray, sr: int, k: int = N_CLAS
     from scipy.cluster.vq import kmeans2
 
     sb, sl = frame_bands(src_db, sr)
-    rb, rl = frame_bands(ref_db, sr)
     n_use = sb.shape[1] if usable_bands is None else int(np.clip(usable_bands, 4, sb.shape[1]))
     if n_use < sb.shape[1]:
         (sb_use, sl), (rb_use, rl) = (_usable(d, sr, n_use) for d in (src_db, ref_db))
     else:
-        sb_use, rb_use = sb, rb
+        sb_use, (rb_use, rl) = sb, frame_bands(ref_db, sr)
     si, ri = np.where(sl)[0], np.where(rl)[0]
     fs = cepstra(sb)  # the classes live in piper's full-band space: render time sees the same
     a, b = _dtw_pairs(cepstra(sb_use)[si], cepstra(rb_use)[ri])

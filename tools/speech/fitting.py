@@ -77,17 +77,25 @@ def write_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
+def read_cached(path: Path, cls, what: str):
+    """`cls(**entry)` of the JSON cache entry at `path`; None when there is none or it is corrupt (warned:
+    the caller computes it again)."""
+    if path.is_file():
+        try:
+            return cls(**json.loads(path.read_text()))
+        except (ValueError, TypeError):
+            LOG.warning("ignoring a corrupt %s cache entry %s", what, path)
+    return None
+
+
 def analyse_reference(path: Path, work_sr: int) -> VoiceProfile:
     """The reference clip's profile at the working rate, cached by the wav's digest."""
     problems = check_reference(path)
     if problems:
         raise ToolError("; ".join(problems), "give a 1-30 s clip of clear speech as the character's voice.reference")
     cache = voice_cache_file(f"{reference_key(path, str(work_sr), str(ANALYSIS_VERSION))}.profile.json")
-    if cache.exists():
-        try:
-            return VoiceProfile(**json.loads(cache.read_text()))
-        except (ValueError, TypeError):
-            LOG.warning("ignoring a corrupt voice profile cache entry %s", cache)
+    if (prof := read_cached(cache, VoiceProfile, "voice profile")) is not None:
+        return prof
     from tools.media.audio import resample
 
     x, sr = load_audio(path)
@@ -170,12 +178,7 @@ def fitted_transform(reference: Path, transcript: str) -> WorldTransform:
         if key in _MEMO:
             return _MEMO[key]
     cache = voice_cache_file(f"{key}.fit.json")
-    tf = None
-    if cache.exists():
-        try:
-            tf = WorldTransform(**json.loads(cache.read_text()))
-        except (ValueError, TypeError):
-            LOG.warning("ignoring a corrupt voice fit cache entry %s", cache)
+    tf = read_cached(cache, WorldTransform, "voice fit")
     if tf is None:
         sr = voice.config.sample_rate
         ref = analyse_reference(Path(reference), sr)

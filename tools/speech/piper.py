@@ -96,8 +96,7 @@ def _milder(tf, envelope: float, natural_range: bool):
     """The transform with its envelope changes at `envelope` strength and, optionally, piper's own F0 range."""
     from dataclasses import replace
 
-    return replace(tf.envelope_scaled(envelope), warp=tf.warp**envelope,
-                   f0_range=1.0 if natural_range else tf.f0_range)
+    return replace(tf.milder(envelope), f0_range=1.0 if natural_range else tf.f0_range)
 
 
 # Mildest change of the voice first: on monotone voices piper's own F0 range is a larger change than

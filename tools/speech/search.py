@@ -74,7 +74,7 @@ def refine_by_similarity(reference: Path, src: np.ndarray, analysis, sr: int, tf
         return speaker.similarity(speaker.embed(audio, sr), ref_e)
 
     for strength in (1.0, 0.75, 0.5, 0.25, 0.0):
-        start = replace(tf.envelope_scaled(strength), warp=tf.warp**strength)
+        start = tf.milder(strength)
         audio = render(start)
         if strength == 0.0 or cleared(audio):
             break

@@ -183,6 +183,10 @@ class WorldTransform:
             class_corr=[[c * w for c in row] for row in self.class_corr],
         )
 
+    def milder(self, w: float) -> "WorldTransform":
+        """Every change of the envelope, the corrections and the formant warp, at strength `w`."""
+        return replace(self.envelope_scaled(w), warp=self.warp**w)
+
     @property
     def is_identity(self) -> bool:
         return (
