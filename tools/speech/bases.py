@@ -125,7 +125,7 @@ def _score_all(reference: Path, transcript: str) -> BaseChoice:
 def chosen_base(reference: Path, transcript: str) -> BaseChoice:
     """The base voice for one reference clip (module docstring), cached by the clip's digest."""
     reference = Path(reference)
-    key = fitting.reference_key(reference, transcript, VERSION)
+    key = fitting.reference_key(reference, transcript, VERSION, str(world.ANALYSIS_VERSION))  # joe's fit competes
     with _LOCK:
         if key in _MEMO:
             return _MEMO[key]

@@ -36,7 +36,7 @@ def frame_bands(log_sp_db: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]
     return bands(log_sp_db - e[:, None], sr), loud
 
 
-def _dtw_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def dtw_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Indices of a minimum-cost monotonic alignment of two feature sequences (frames, dims)."""
     cost = np.sqrt(((a[:, None, :] - b[None, :, :]) ** 2).sum(-1))
     n, m = cost.shape
@@ -78,7 +78,7 @@ def fit_classes(src_db: np.ndarray, ref_db: np.ndarray, sr: int, k: int = N_CLAS
         sb_use, (rb_use, rl) = sb, frame_bands(ref_db, sr)
     si, ri = np.where(sl)[0], np.where(rl)[0]
     fs = cepstra(sb)  # the classes live in piper's full-band space: render time sees the same
-    a, b = _dtw_pairs(cepstra(sb_use)[si], cepstra(rb_use)[ri])
+    a, b = dtw_pairs(cepstra(sb_use)[si], cepstra(rb_use)[ri])
     a, b = si[a], ri[b]
     diff = rb_use[b] - sb_use[a]
     if n_use < sb.shape[1]:

@@ -7,7 +7,8 @@ by the wav's digest in the user cache directory).
 2. Speak the reference transcript with piper, so the source and the reference say the same words; the
    ratio of their active-speech times sets piper's length scale (speaking rate).
 3. F0: mean and range mapped in the log domain. Envelope: the frequency-warp factor (formant scale)
-   whose warped source spectrum best fits the reference's, then a correction per sound class
+   whose warped source frames best fit their paired reference frames, the recording's own colour
+   taken out (`fit_warp`), then a correction per sound class
    (`tools.speech.classes`: frames of the parallel utterances paired by dynamic time warping,
    classes found by clustering piper's frames). Breathiness: the aperiodicity difference, as a mean
    and per band.
@@ -33,6 +34,7 @@ from tools.media.audio import load_audio
 from tools.media.files import user_cache_dir
 from tools.speech import text_norm
 from tools.speech.bands import band_edges, bands
+from tools.speech.classes import cepstra, dtw_pairs
 from tools.speech.piper_voice import load_voice, raw_synthesize
 from tools.speech.world import (
     ANALYSIS_VERSION,
@@ -104,22 +106,25 @@ def analyse_reference(path: Path, work_sr: int) -> VoiceProfile:
     return prof
 
 
-def fit_transform(ref: VoiceProfile, src: VoiceProfile, length_scale: float) -> WorldTransform:
-    """Closed-form fit of every parameter of the transform from two profiles at the same rate."""
+def fit_transform(ref: VoiceProfile, src: VoiceProfile, length_scale: float, warp: float | None = None) -> WorldTransform:
+    """Closed-form fit of every parameter of the transform from two profiles at the same rate.
+
+    `warp`, the formant scale, is best given from paired frames (`fit_warp`); without it,
+    it is the one whose warped long-term source spectrum best fits the reference's."""
     shift = ref.f0_log_mean - src.f0_log_mean
     f0_range = float(np.clip(ref.f0_log_std / src.f0_log_std, 0.4, 2.5))
     n_use = max(ref.usable_bands, 4)
     sr = src.sample_rate
     src_sp = np.asarray(src.mean_log_sp)
-    ref_v = np.asarray(ref.voiced_shape)[:n_use]
-    best = (np.inf, 1.0)
-    for warp in np.geomspace(0.7, 1.6, 49):
-        warped = bands(warp_bins(src_sp, warp)[None], sr)[0][:n_use]
-        d = warped - ref_v
-        err = float(np.mean((d - d.mean()) ** 2))
-        if err < best[0]:
-            best = (err, float(warp))
-    warp = best[1]
+    if warp is None:
+        ref_v = np.asarray(ref.voiced_shape)[:n_use]
+        best = (np.inf, 1.0)
+        for w in np.geomspace(0.7, 1.6, 49):
+            d = bands(warp_bins(src_sp, w)[None], sr)[0][:n_use] - ref_v
+            err = float(np.mean((d - d.mean()) ** 2))
+            if err < best[0]:
+                best = (err, float(w))
+        warp = best[1]
     # The warp moves the source's unvoiced shape too; the correction fits what remains.
     warped_v = bands(warp_bins(src_sp, warp)[None], sr)[0]
     voiced_corr = _smooth_corr(np.asarray(ref.voiced_shape) - warped_v, n_use)
@@ -137,6 +142,43 @@ def fit_transform(ref: VoiceProfile, src: VoiceProfile, length_scale: float) -> 
         length_scale=float(length_scale),
         gain_db=float(np.clip(ref.loudness_db - src.loudness_db, -20, 12)),
     )
+
+
+WARPS = np.geomspace(0.7, 1.6, 61)  # formant scales tried by fit_warp: 1.4 % apart (the closed form's range)
+
+
+def fit_warp(src: tuple, ref: tuple, sr: int, n_use: int, warps: np.ndarray = WARPS) -> float:
+    """Formant scale from parallel utterances: the warp of piper's voiced frames whose shapes best
+    match their paired reference frames once the recording's own colour is taken out.
+
+    `src` and `ref` are WORLD analyses (f0, envelope, aperiodicity) of piper and the reference saying
+    the same words; `n_use` the bands below the reference's Nyquist. Voiced loud frames are paired by
+    dynamic time warping on mel cepstra (as `classes.fit_classes` pairs them). For each warp the paired shape
+    differences lose their mean per band: what is left is how far the formants move apart from sound to
+    sound, which a microphone, a room or a codec (one fixed filter) cannot explain. A long-term
+    average spectrum mixes both: on a LibriVox reading it put a woman's formants below a man's (warp
+    0.88 where the paired frames give 1.26) and a man's at 0.74."""
+    f0s, sps = src[0], src[1]
+    f0r, spr = ref[0], ref[1]
+
+    def shapes(sp: np.ndarray) -> np.ndarray:
+        b = bands(10 * np.log10(sp + 1e-16), sr)[:, :n_use]
+        return b - b.mean(axis=1, keepdims=True)
+
+    def voiced_loud(f0: np.ndarray, sp: np.ndarray) -> np.ndarray:
+        e = 10 * np.log10(sp + 1e-16).mean(axis=1)
+        return np.where((f0 > 0) & (e > e.max() - 40.0))[0]
+
+    si, ri = voiced_loud(f0s, sps), voiced_loud(f0r, spr)
+    if len(si) < 10 or len(ri) < 10:
+        return 1.0
+    r = shapes(spr[ri])
+    a, b = dtw_pairs(cepstra(shapes(sps[si])), cepstra(r))
+    errs = []
+    for w in warps:
+        d = r[b] - shapes(warp_bins(sps[si], float(w)))[a]
+        errs.append(float(np.mean((d - d.mean(axis=0)) ** 2)))
+    return float(warps[int(np.argmin(errs))])
 
 
 def _ap_corr(ref: VoiceProfile, src: VoiceProfile, warp: float, n_use: int) -> list:
@@ -188,11 +230,12 @@ def fitted_transform(reference: Path, transcript: str) -> WorldTransform:
         length_scale = float(np.clip(ref.active_s / max(probe_active, 0.1), 0.6, 1.8))
         src = raw_synthesize(sentences, length_scale=length_scale)
         src_analysis = analyse_synthetic(src.audio, sr)
-        tf = fit_transform(ref, profile_of(src.audio, sr, analysis=src_analysis), length_scale)
-        ref_x = resample(*load_audio(Path(reference)), sr)
+        ref_analysis = world_analyse(resample(*load_audio(Path(reference)), sr), sr)
+        warp = fit_warp(src_analysis, ref_analysis, sr, max(ref.usable_bands, 4))
+        tf = fit_transform(ref, profile_of(src.audio, sr, analysis=src_analysis), length_scale, warp=warp)
         # A clip recorded below the working rate (telephone 8 kHz, 16 kHz) is compared on its own band only.
         limited = ref.usable_bands < usable_band_count(sr, len(ref.mean_log_sp), sr)
-        tf = _fit_classes(tf, src_analysis, world_analyse(ref_x, sr), sr, ref.usable_bands if limited else None)
+        tf = _fit_classes(tf, src_analysis, ref_analysis, sr, ref.usable_bands if limited else None)
         # Candidates are scored on other words than the transcript the classes were fitted on, so
         # the search keeps what generalises to new lines (scoring on the transcript itself picked
         # transforms that fit those words only: 6 of 8 espeak-ng voices identified, against 8 of 8).
