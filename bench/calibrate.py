@@ -156,27 +156,31 @@ def separation(rows: list[dict]) -> dict[str, dict]:
 SPEAKER_FAMILIES = ("speaker.similarity", "speaker.margin", "speaker.dvector_similarity", "speaker.dvector_margin")
 
 
-def speaker_verdicts(rows: list[dict], thr: dict[str, float]) -> dict[str, dict[str, list[int]]]:
+def speaker_verdicts(rows: list[dict], thr: dict[str, float]) -> tuple[dict[str, dict[str, list[int]]], list[str]]:
     """The speaker evaluator's own rule on every judged line: it passes only when all four speaker
     scores pass. Per source (the example shots, each voice set, each set's real speakers) and kind
-    (positive or control): [passed, judged]. A per-family threshold can let a control through one
-    score that another score stops; this counts what the evaluator would accept."""
+    (positive, or the `voice` control): [passed, judged], and the controls that pass. A per-family
+    threshold can let a control through one score that another score stops; this counts what the
+    evaluator would accept."""
     lines: dict[tuple, dict[str, float]] = {}
     for r in rows:
-        if r["family"] in SPEAKER_FAMILIES:
+        if r["family"] in SPEAKER_FAMILIES and r["control"] in ("positive", "voice"):
             subject = r.get("name", "").partition("[")[2]  # the shot's line id; set rows name it in "case"
             lines.setdefault((r["case"], r["control"], subject), {})[r["family"]] = r["value"]
     out: dict[str, dict[str, list[int]]] = {}
-    for (case, control, _), scores in lines.items():
+    accepted = []
+    for (case, control, subject), scores in lines.items():
         if len(scores) < len(SPEAKER_FAMILIES):
             continue
         source = case.split(":")[0] if ":" in case else "example shots"
-        kind = "positive" if control == "positive" else "control"
         ok = all(scores[f] >= thr[f] for f in SPEAKER_FAMILIES)
-        tally = out.setdefault(source, {}).setdefault(kind, [0, 0])
+        tally = out.setdefault(source, {}).setdefault(control, [0, 0])
         tally[0] += int(ok)
         tally[1] += 1
-    return out
+        if ok and control == "voice":
+            accepted.append(f"{case}{subject.rstrip(']')} " + ", ".join(
+                f"{f.split('.')[1]} {scores[f]:.3f}" for f in SPEAKER_FAMILIES))
+    return out, accepted
 
 
 def main() -> None:
@@ -215,8 +219,11 @@ def main() -> None:
     for title, thr in (("current", current), ("proposed", proposed)):
         print(f"\nspeaker evaluator's verdict, {title} thresholds "
               + ", ".join(f"{f.split('.')[1]} {thr[f]}" for f in SPEAKER_FAMILIES) + ":")
-        for source, kinds in speaker_verdicts(rows, thr).items():
-            print(f"    {source:20s} " + "  ".join(f"{k}s passing {p}/{n}" for k, (p, n) in sorted(kinds.items(), reverse=True)))
+        verdicts, accepted = speaker_verdicts(rows, thr)
+        for source, kinds in verdicts.items():
+            print(f"    {source:20s} " + "  ".join(f"{k} passing {p}/{n}" for k, (p, n) in sorted(kinds.items())))
+        for line in accepted:  # set cases are set:speaker:line:judged-as
+            print(f"    control accepted: {line}")
     if args.write:
         data = {"thresholds": {f: s["proposed"] for f, s in sep.items()},
                 "calibration": {"size": args.size, "cases": [c[0] for c in CASES], "separation": sep}}
