@@ -144,6 +144,7 @@ def fit_transform(ref: VoiceProfile, src: VoiceProfile, length_scale: float, war
     )
 
 
+WARP_ROUNDS = 6  # pairings of fit_warp at most
 WARPS = np.geomspace(0.7, 1.6, 61)  # formant scales tried by fit_warp: 1.4 % apart (the closed form's range)
 
 
@@ -157,7 +158,12 @@ def fit_warp(src: tuple, ref: tuple, sr: int, n_use: int, warps: np.ndarray = WA
     differences lose their mean per band: what is left is how far the formants move apart from sound to
     sound, which a microphone, a room or a codec (one fixed filter) cannot explain. A long-term
     average spectrum mixes both: on a LibriVox reading it put a woman's formants below a man's (warp
-    0.88 where the paired frames give 1.26) and a man's at 0.74."""
+    0.88 where the paired frames give 1.26) and a man's at 0.74.
+
+    The pairing itself depends on the warp (unwarped, a voice with formants a third higher pairs its
+    vowels with piper's neighbouring ones), so the frames are paired again on the warped source until
+    the warp repeats, at most WARP_ROUNDS times: an espeak-ng voice pitch-shifted by 4 semitones (its
+    formants x1.26) read 1.04 from the unwarped pairing and 1.47 after three rounds."""
     f0s, sps = src[0], src[1]
     f0r, spr = ref[0], ref[1]
 
@@ -173,12 +179,16 @@ def fit_warp(src: tuple, ref: tuple, sr: int, n_use: int, warps: np.ndarray = WA
     if len(si) < 10 or len(ri) < 10:
         return 1.0
     r = shapes(spr[ri])
-    a, b = dtw_pairs(cepstra(shapes(sps[si])), cepstra(r))
-    errs = []
-    for w in warps:
-        d = r[b] - shapes(warp_bins(sps[si], float(w)))[a]
-        errs.append(float(np.mean((d - d.mean(axis=0)) ** 2)))
-    return float(warps[int(np.argmin(errs))])
+    warp, seen = 1.0, []
+    while warp not in seen and len(seen) < WARP_ROUNDS:
+        seen.append(warp)
+        a, b = dtw_pairs(cepstra(shapes(warp_bins(sps[si], warp))), cepstra(r))
+        errs = []
+        for w in warps:
+            d = r[b] - shapes(warp_bins(sps[si], float(w)))[a]
+            errs.append(float(np.mean((d - d.mean(axis=0)) ** 2)))
+        warp = float(warps[int(np.argmin(errs))])
+    return warp
 
 
 def _ap_corr(ref: VoiceProfile, src: VoiceProfile, warp: float, n_use: int) -> list:

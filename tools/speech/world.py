@@ -20,7 +20,7 @@ from tools.media.audio import load_audio
 from tools.speech.bands import band_edges, bands
 
 LOG = logging.getLogger(__name__)
-ANALYSIS_VERSION = 11  # bump when the analysis or the fit changes: old cache entries are ignored
+ANALYSIS_VERSION = 12  # bump when the analysis or the fit changes: old cache entries are ignored
 FRAME_MS = 5.0
 
 
