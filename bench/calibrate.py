@@ -19,9 +19,13 @@ set, the example voices, both real human sets, spoken by that speech backend) to
 each line's own similarity and margin are positives, the same line judged as every other speaker's
 (another speaker's voice, swapped speakers) are `voice` controls. The real sets add the real speakers
 themselves (`judge_ceiling`): each speaker's second half against its own first half is a positive,
-against every other speaker's first half a `voice` control (another real speaker's voice). Where the controls reach above the
-worst positive there is no gap, and the proposed threshold sits just above the best control, so every
-control still fails. `--save-rows FILE` keeps every measured record, `--from-rows FILE` separates them
+against every other speaker's first half a `voice` control (another real speaker's voice). Thresholds
+are proposed from the example shots alone; with the sets every speaker family has its strictest
+threshold printed too (the one every control fails), and then the speaker evaluator's joint verdict
+(a line passes only when all four speaker scores pass) on every source under the current and the
+proposed thresholds, with every control it would accept. Where the controls reach above the worst
+positive there is no gap, and the proposed threshold sits just above the best control, so every
+control still fails that score. `--save-rows FILE` keeps every measured record, `--from-rows FILE` separates them
 again without measuring (to write other families from the same run).
 Run: `.venv/bin/python -m bench.calibrate [--size 640x360] [--with-sets piper] [--save-rows F | --from-rows F]
 [--write [--only ...]]`.
@@ -202,7 +206,17 @@ def main() -> None:
             rows += set_rows(args.with_sets)
     if args.save_rows:
         args.save_rows.write_text(json.dumps(rows, default=str), encoding="utf-8")
-    sep = separation(rows)
+    # Thresholds are proposed from the example shots (the film's own case); the sets and real speakers
+    # are then judged under them, jointly, as the evaluator judges (speaker_verdicts).
+    shot_rows = [r for r in rows if ":" not in r["case"]]
+    if len(shot_rows) < len(rows):
+        print("with the judged sets and real speakers, per family (no threshold passes every positive "
+              "and fails every control where the gap is negative):")
+        for fam, s in separation(rows).items():
+            if fam in SPEAKER_FAMILIES:
+                print(f"    {fam:28s} gap {s['gap']:+.3f}, strictest threshold failing every control {s['proposed']:.3f}")
+        print()
+    sep = separation(shot_rows)
     print(f"{'family':20s} {'dir':4s} {'positives (worst)':>18s} {'controls (best)':>16s} {'gap':>8s} {'threshold':>9s}")
     for fam, s in sep.items():
         pos = [v for v in s["positives"] if v == v]

@@ -48,8 +48,11 @@ def _verdict(rec: dict) -> str:
 
 def _overview(shots: dict[str, list[dict]], console: Console) -> None:
     table = Table(title="shots", show_lines=False)
-    for col in ("shot", "attempts", "verdict", "kept", "quality", "scores (kept attempt)"):
-        table.add_column(col, overflow="fold")
+    # Short columns never fold (a folded "accepted_after_retry" reads as another verdict); the scores
+    # column takes what width is left.
+    for col in ("shot", "attempts", "verdict", "kept", "quality"):
+        table.add_column(col, no_wrap=True, min_width=len("accepted_after_retry") if col == "verdict" else None)
+    table.add_column("scores (kept attempt)", overflow="fold")
     for shot, recs in shots.items():
         final = recs[-1]
         kept = kept_attempt(recs)

@@ -56,6 +56,13 @@ def test_overview_lists_every_shot_with_verdict(out_dir):
     assert "unreadable record skipped" in text and "retries.jsonl:2" in text
 
 
+def test_a_narrow_terminal_folds_the_scores_not_the_verdict(out_dir):
+    buf = io.StringIO()
+    print_report(out_dir, Console(file=buf, width=80, force_terminal=False, color_system=None))
+    row = next(line for line in buf.getvalue().splitlines() if "sc01_sh02" in line)
+    assert "accepted_after_retry" in row
+
+
 def test_shot_history_shows_both_attempts_changes_and_reason(out_dir):
     console, buf = _console()
     print_report(out_dir, console, shot_id="sc01_sh02")
