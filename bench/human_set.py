@@ -35,7 +35,7 @@ recorded SHA-256, and so is each member used. Provenance and licence:
   any purpose", whose COPYING ships beside them): `arctic7` (a male ARCTIC speaker, prompt a0007) and
   `arctic9` (a female one, prompt a0009).
 pocketsphinx's four speakers are told apart by all three encoders: each speaker's second half is
-closest to its own first half, by 0.07 or more, and `libri` and `cards` (the closest pair) differ in
+closest to its own first half, by 0.16 or more, and `libri` and `cards` (the closest pair) differ in
 pitch and recording. Their identities are not documented.
 """
 from __future__ import annotations
