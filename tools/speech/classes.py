@@ -73,7 +73,7 @@ def fit_classes(src_db: np.ndarray, ref_db: np.ndarray, sr: int, k: int = N_CLAS
     sb, sl = frame_bands(src_db, sr)
     n_use = sb.shape[1] if usable_bands is None else int(np.clip(usable_bands, 4, sb.shape[1]))
     if n_use < sb.shape[1]:
-        (sb_use, sl), (rb_use, rl) = (_usable(d, sr, n_use) for d in (src_db, ref_db))
+        (sb_use, sl), (rb_use, rl) = (usable_shapes(d, sr, n_use) for d in (src_db, ref_db))
     else:
         sb_use, (rb_use, rl) = sb, frame_bands(ref_db, sr)
     si, ri = np.where(sl)[0], np.where(rl)[0]
@@ -90,7 +90,7 @@ def fit_classes(src_db: np.ndarray, ref_db: np.ndarray, sr: int, k: int = N_CLAS
     return cent.round(4).tolist(), corr.round(3).tolist()
 
 
-def _usable(log_sp_db: np.ndarray, sr: int, n_use: int) -> tuple[np.ndarray, np.ndarray]:
+def usable_shapes(log_sp_db: np.ndarray, sr: int, n_use: int) -> tuple[np.ndarray, np.ndarray]:
     """`frame_bands` over the first `n_use` bands only: shapes relative to their own mean, and loud frames."""
     b = bands(log_sp_db, sr)[:, :n_use]
     e = b.mean(axis=1)

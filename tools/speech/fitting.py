@@ -34,7 +34,7 @@ from tools.media.audio import load_audio
 from tools.media.files import user_cache_dir
 from tools.speech import text_norm
 from tools.speech.bands import band_edges, bands
-from tools.speech.classes import cepstra, dtw_pairs
+from tools.speech.classes import cepstra, dtw_pairs, usable_shapes
 from tools.speech.piper_voice import load_voice, raw_synthesize
 from tools.speech.world import (
     ANALYSIS_VERSION,
@@ -168,8 +168,7 @@ def fit_warp(src: tuple, ref: tuple, sr: int, n_use: int, warps: np.ndarray = WA
     f0r, spr = ref[0], ref[1]
 
     def shapes(sp: np.ndarray) -> np.ndarray:
-        b = bands(10 * np.log10(sp + 1e-16), sr)[:, :n_use]
-        return b - b.mean(axis=1, keepdims=True)
+        return usable_shapes(10 * np.log10(sp + 1e-16), sr, n_use)[0]
 
     def voiced_loud(f0: np.ndarray, sp: np.ndarray) -> np.ndarray:
         e = 10 * np.log10(sp + 1e-16).mean(axis=1)
@@ -179,16 +178,20 @@ def fit_warp(src: tuple, ref: tuple, sr: int, n_use: int, warps: np.ndarray = WA
     if len(si) < 10 or len(ri) < 10:
         return 1.0
     r = shapes(spr[ri])
-    warp, seen = 1.0, []
-    while warp not in seen and len(seen) < WARP_ROUNDS:
-        seen.append(warp)
-        a, b = dtw_pairs(cepstra(shapes(warp_bins(sps[si], warp))), cepstra(r))
+    warped = [shapes(warp_bins(sps[si], float(w))) for w in warps]  # the same in every round
+    source, seen = shapes(sps[si]), []  # the first pairing is at no warp
+    while len(seen) < WARP_ROUNDS:
+        a, b = dtw_pairs(cepstra(source), cepstra(r))
         errs = []
-        for w in warps:
-            d = r[b] - shapes(warp_bins(sps[si], float(w)))[a]
+        for s in warped:
+            d = r[b] - s[a]
             errs.append(float(np.mean((d - d.mean(axis=0)) ** 2)))
-        warp = float(warps[int(np.argmin(errs))])
-    return warp
+        best = int(np.argmin(errs))
+        if best in seen:
+            break
+        seen.append(best)
+        source = warped[best]
+    return float(warps[best])
 
 
 def _ap_corr(ref: VoiceProfile, src: VoiceProfile, warp: float, n_use: int) -> list:
