@@ -106,8 +106,11 @@ def class_curves(log_sp_db: np.ndarray, sr: int, centroids: list, corr: list) ->
     d2 = ((f[:, None, :] - cent[None]) ** 2).sum(-1)
     w = np.exp(-(d2 - d2.min(axis=1, keepdims=True)) / (2 * TAU**2))
     w /= w.sum(axis=1, keepdims=True)
-    per_band = w @ np.asarray(corr)
-    n_bins = log_sp_db.shape[1]
+    return bands_to_bins(w @ np.asarray(corr), sr, log_sp_db.shape[1])
+
+
+def bands_to_bins(per_band: np.ndarray, sr: int, n_bins: int) -> np.ndarray:
+    """Per-frame band values (frames, bands) linearly interpolated to fft bins (frames, n_bins)."""
     edges = band_edges(sr, 2 * (n_bins - 1))
     centers = 0.5 * (edges[:-1] + edges[1:])
     lo = np.clip(np.searchsorted(centers, np.arange(n_bins)) - 1, 0, len(centers) - 2)

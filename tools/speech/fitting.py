@@ -10,12 +10,13 @@ by the wav's digest in the user cache directory).
    whose warped source frames best fit their paired reference frames, the recording's own colour
    taken out (`fit_warp`), then a correction per sound class
    (`tools.speech.classes`: frames of the parallel utterances paired by dynamic time warping,
-   classes found by clustering piper's frames). Breathiness: the aperiodicity difference, as a mean
-   and per band.
+   classes found by clustering piper's frames), then frame selection toward the reference's own
+   frames (`tools.speech.frames`: a codebook of its frame shapes, each new frame moved to its nearest
+   entries). Breathiness: the aperiodicity difference, as a mean and per band.
 4. A coordinate search around that fit (`tools.speech.search`) keeps the transform that the shared
    speaker measure (`tools.hearing.speaker`) finds closest to the reference, scored on a fixed
    held-out sentence rather than the fitted words, among those the recogniser still follows (an
-   intelligibility floor on the same sentence).
+   intelligibility floor on the same sentence); the frame-selection mix is one of its moves.
 """
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ from tools.media.files import user_cache_dir
 from tools.speech import text_norm
 from tools.speech.bands import band_edges, bands
 from tools.speech.classes import cepstra, dtw_pairs, usable_shapes
+from tools.speech.frames import reference_codebook
 from tools.speech.piper_voice import load_voice, raw_synthesize
 from tools.speech.world import (
     ANALYSIS_VERSION,
@@ -249,6 +251,9 @@ def fitted_transform(reference: Path, transcript: str) -> WorldTransform:
         # A clip recorded below the working rate (telephone 8 kHz, 16 kHz) is compared on its own band only.
         limited = ref.usable_bands < usable_band_count(sr, len(ref.mean_log_sp), sr)
         tf = _fit_classes(tf, src_analysis, ref_analysis, sr, ref.usable_bands if limited else None)
+        n_use = max(ref.usable_bands, 4)
+        book = reference_codebook(10 * np.log10(ref_analysis[1] + 1e-16), sr, n_use)
+        tf = replace(tf, frames=book, frames_bands=n_use, frames_mix=1.0)  # the search sets the mix
         # Candidates are scored on other words than the transcript the classes were fitted on, so
         # the search keeps what generalises to new lines (scoring on the transcript itself picked
         # transforms that fit those words only: 6 of 8 espeak-ng voices identified, against 8 of 8).
