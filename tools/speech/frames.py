@@ -14,17 +14,17 @@ Below about 2.5 kHz (the first two formants, most of what tells one vowel from a
 frame of a neighbouring sound costs the words; above it (the third formant and up, where the length
 and shape of a speaker's vocal tract shows most) it costs little. So the move has two
 strengths, `frames_low` below SPLIT_HZ[0] and `frames_mix` above SPLIT_HZ[1], crossing over
-linearly between. On the wideband human set (7 real speakers, two unseen lines each; prototype on
-the fitted transforms, tiny.en WER over 8 lines per voice):
+linearly between. On the wideband human set (7 real speakers, two unseen lines each, tiny.en WER
+over 8 lines per voice; the prototype's figures, bench/RESULTS.md "fourth pass"), by the d-vector,
+the judge the fit never hears (its ceiling on the speakers' own half-clips: 0.777 / 86%):
 
-| frame selection | d-vector own / closest other / identification | WER |
+| frame selection | own / closest other / identification | WER |
 |---|---|---|
 | none (the classes alone) | 0.620 / 0.569 / 64% | 0.079 |
-| full mix, whole band | 0.666 / 0.528 / 86% | 0.174 |
-| full mix above 2.5 kHz, none below 1 kHz | 0.687 / 0.556 / 93% | 0.085 |
+| whole band, full | 0.672 / 0.513 / 93% | 0.182 |
+| full above 2.5 kHz, none below 1 kHz | 0.687 / 0.556 / 93% | 0.085 |
 
-(the d-vector is the judge the fit never hears; its ceiling on the speakers' own half-clips is 0.777 /
-86%). Both strengths are fitted: the fit starts from the high band at full mix and the low at none,
+Both strengths are fitted: the fit starts from the high band at full mix and the low at none,
 and its similarity search (`tools.speech.search`) moves each under the intelligibility floor; the
 clearer-reading check lowers them with the rest of the envelope change.
 """
@@ -59,11 +59,14 @@ def band_moves(log_sp_db: np.ndarray, sr: int, codebook: list, n_use: int, k: in
     nearest codebook shapes, smoothed over `smooth` frames; above `n_use` the top usable value holds."""
     from scipy.fft import idct
     from scipy.ndimage import uniform_filter1d
+    from scipy.spatial.distance import cdist
 
     book = np.asarray(codebook, float)
     shape, loud = usable_shapes(log_sp_db, sr, n_use)
     own = cepstra(shape)
-    d2 = ((own ** 2).sum(1)[:, None] - 2 * own @ book.T + (book ** 2).sum(1)[None])
+    # cdist, not a matrix product: BLAS sums in an order that depends on its thread count, and a Ray
+    # worker (one thread) must pick the same neighbours as a local run, to the bit.
+    d2 = cdist(own, book, "sqeuclidean")
     near = np.argpartition(d2, min(k, len(book)) - 1, axis=1)[:, :k]
     move_cep = book[near].mean(axis=1) - own
     full = np.zeros((len(own), n_use))
