@@ -113,9 +113,7 @@ def test_frame_mix_scales_with_the_transform(speech):
                               frames_bands=N_BANDS, frames_mix=1.0)
     assert not tf.is_identity and tf.scaled(0.0).is_identity
     assert tf.milder(0.5).frames_mix == pytest.approx(0.5) and tf.envelope_scaled(0.5).frames_mix == 1.0
-    low_only = world.WorldTransform(frames=tf.frames, frames_bands=N_BANDS, frames_low=0.6)
-    assert not low_only.is_identity and low_only.scaled(0.5).frames_low == pytest.approx(0.3)
-    assert low_only.milder(0.5).frames_low == pytest.approx(0.3)
+    assert tf.scaled(0.3).frames_mix == pytest.approx(0.3)
     n = int(len(analysis[0]) * sr * world.FRAME_MS / 1000)
     off = world.render_transform(analysis, n, sr, world.WorldTransform(frames=tf.frames, frames_bands=N_BANDS))
     plain = world.render_transform(analysis, n, sr, world.WorldTransform())
@@ -124,15 +122,13 @@ def test_frame_mix_scales_with_the_transform(speech):
     assert np.isfinite(on).all() and np.abs(on - plain).max() > 0.01
 
 
-def test_the_two_band_strengths_cross_over_between_the_split_frequencies(speech):
+def test_frames_move_above_the_split_only(speech):
     sr, _, db = speech
     book = frames.reference_codebook(db + np.linspace(0, 6, db.shape[1])[None], sr, N_BANDS)
     whole = frames.bands_to_bins(frames.band_moves(db, sr, book, N_BANDS), sr, db.shape[1])
     f = np.linspace(0, sr / 2, db.shape[1])
     lo, hi = f <= frames.SPLIT_HZ[0], f >= frames.SPLIT_HZ[1]
     mid = np.argmin(np.abs(f - np.mean(frames.SPLIT_HZ)))
-    c = frames.frame_curves(db, sr, book, N_BANDS, mix=1.0, low=0.0)
+    c = frames.frame_curves(db, sr, book, N_BANDS)
     assert np.abs(whole).max() > 1.0 and np.all(c[:, lo] == 0) and np.allclose(c[:, hi], whole[:, hi])
     assert np.allclose(c[:, mid], whole[:, mid] * 0.5, atol=0.02 * np.abs(whole[:, mid]).max())
-    c2 = frames.frame_curves(db, sr, book, N_BANDS, mix=0.2, low=0.8)
-    assert np.allclose(c2[:, lo], 0.8 * whole[:, lo]) and np.allclose(c2[:, hi], 0.2 * whole[:, hi])

@@ -40,7 +40,6 @@ _MOVES = (
     ("breath", lambda t, d: replace(t, ap_shift=t.ap_shift + 0.06 * d)),
     ("f0_range", lambda t, d: replace(t, f0_range=t.f0_range * 1.25**d)),
     ("frames", lambda t, d: replace(t, frames_mix=float(np.clip(t.frames_mix + 0.25 * d, 0.0, 1.0)))),
-    ("frames_low", lambda t, d: replace(t, frames_low=float(np.clip(t.frames_low + 0.25 * d, 0.0, 1.0)))),
 )
 
 

@@ -20,7 +20,7 @@ from tools.media.audio import load_audio
 from tools.speech.bands import band_edges, bands
 
 LOG = logging.getLogger(__name__)
-ANALYSIS_VERSION = 14  # bump when the analysis or the fit changes: old cache entries are ignored
+ANALYSIS_VERSION = 15  # bump when the analysis or the fit changes: old cache entries are ignored
 FRAME_MS = 5.0
 
 
@@ -158,7 +158,6 @@ class WorldTransform:
     frames: list = field(default_factory=list)  # reference codebook of frame shapes (tools.speech.frames)
     frames_bands: int = 0  # the usable bands the codebook's shapes cover
     frames_mix: float = 0.0  # how far each frame moves to its nearest reference frames (0 none, 1 all)
-    frames_low: float = 0.0  # the same below 1 kHz, where the words are (tools.speech.frames.SPLIT_HZ)
     length_scale: float = 1.0  # piper's phoneme length scale (rate)
     gain_db: float = 0.0  # output loudness change
 
@@ -177,7 +176,6 @@ class WorldTransform:
             frames=self.frames,
             frames_bands=self.frames_bands,
             frames_mix=self.frames_mix * s,
-            frames_low=self.frames_low * s,
             length_scale=self.length_scale**s,
             gain_db=self.gain_db * s,
         )
@@ -193,8 +191,7 @@ class WorldTransform:
 
     def milder(self, w: float) -> "WorldTransform":
         """Every change of the envelope, the corrections, the frame selection and the formant warp, at strength `w`."""
-        return replace(self.envelope_scaled(w), warp=self.warp**w, frames_mix=self.frames_mix * w,
-                       frames_low=self.frames_low * w)
+        return replace(self.envelope_scaled(w), warp=self.warp**w, frames_mix=self.frames_mix * w)
 
     @property
     def is_identity(self) -> bool:
@@ -202,7 +199,7 @@ class WorldTransform:
             abs(self.f0_shift) < 1e-6 and abs(self.f0_range - 1) < 1e-6 and abs(self.warp - 1) < 1e-6
             and not any(self.voiced_corr) and not any(self.unvoiced_corr) and abs(self.ap_shift) < 1e-6
             and not any(self.ap_corr) and not any(any(row) for row in self.class_corr)
-            and not (self.frames and max(self.frames_mix, self.frames_low) > 1e-6)
+            and not (self.frames and self.frames_mix > 1e-6)
         )
 
 
@@ -264,11 +261,10 @@ def render_transform(analysis, n_samples: int, sr: int, tf: WorldTransform, styl
         vc = _corr_curve(tf.voiced_corr, sr, n_bins) * to_nat
         uc = _corr_curve(tf.unvoiced_corr, sr, n_bins) * to_nat
         log_sp = log_sp + np.where(voiced[:, None], vc[None], uc[None])
-    if tf.frames and max(tf.frames_mix, tf.frames_low) > 1e-6:
+    if tf.frames and tf.frames_mix > 1e-6:
         from tools.speech.frames import frame_curves
 
-        moves = frame_curves(log_sp / to_nat, sr, tf.frames, tf.frames_bands, tf.frames_mix, tf.frames_low)
-        log_sp = log_sp + moves * to_nat
+        log_sp = log_sp + tf.frames_mix * frame_curves(log_sp / to_nat, sr, tf.frames, tf.frames_bands) * to_nat
     ap_shift = tf.ap_shift + (style.breathiness if style else 0.0)
     ap_curve = ap_shift + _corr_curve(tf.ap_corr, sr, n_bins)
     ap = np.where(voiced[:, None], np.clip(ap + ap_curve[None], 0.001, 0.999), ap)
