@@ -13,6 +13,7 @@ writing them into its output folder. Model folders are cluster paths, checked on
 """
 from __future__ import annotations
 
+import os
 import queue
 import socket
 import threading
@@ -138,8 +139,6 @@ def _openmp_env() -> dict[str, str]:
     CPUs (1), and the recogniser's CTranslate2 kernels sum in an order that depends on it: under 1
     thread it heard the same line 0.003 to 0.03 nats per token differently, enough to keep another
     clearer reading than a local run and give a different film."""
-    import os
-
     n = os.environ.get("OMP_NUM_THREADS")
     if not n:
         n = str(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)

@@ -2,6 +2,7 @@
 sound like it, on real piper speech; the reference's own band only; and its mix in the transform."""
 import numpy as np
 import pytest
+from scipy.fft import dct, idct
 
 from tools.speech import frames, world
 from tools.speech.bands import N_BANDS, bands
@@ -71,8 +72,6 @@ def test_moved_shape_equals_the_mean_of_the_nearest_entries(speech):
     move = frames.band_moves(db, sr, book, N_BANDS, smooth=1)
     shape = bands(db, sr)
     shape = shape - shape.mean(axis=1, keepdims=True)
-    from scipy.fft import dct
-
     own = dct(shape, type=2, norm="ortho", axis=-1)
     b = np.asarray(book)
     for t in (40, 80, 120):
@@ -80,8 +79,6 @@ def test_moved_shape_equals_the_mean_of_the_nearest_entries(speech):
         target = b[np.sort(np.argsort(d)[: frames.K])].mean(axis=0)
         want = np.zeros(N_BANDS)
         want[1 : frames.N_CEP + 1] = target - own[t, 1 : frames.N_CEP + 1]
-        from scipy.fft import idct
-
         assert np.allclose(move[t], idct(want, type=2, norm="ortho"), atol=1e-6)
 
 

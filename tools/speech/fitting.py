@@ -246,12 +246,12 @@ def fitted_transform(reference: Path, transcript: str) -> WorldTransform:
         src = raw_synthesize(sentences, length_scale=length_scale)
         src_analysis = analyse_synthetic(src.audio, sr)
         ref_analysis = world_analyse(resample(*load_audio(Path(reference)), sr), sr)
-        warp = fit_warp(src_analysis, ref_analysis, sr, max(ref.usable_bands, 4))
+        n_use = max(ref.usable_bands, 4)
+        warp = fit_warp(src_analysis, ref_analysis, sr, n_use)
         tf = fit_transform(ref, profile_of(src.audio, sr, analysis=src_analysis), length_scale, warp=warp)
         # A clip recorded below the working rate (telephone 8 kHz, 16 kHz) is compared on its own band only.
         limited = ref.usable_bands < usable_band_count(sr, len(ref.mean_log_sp), sr)
         tf = _fit_classes(tf, src_analysis, ref_analysis, sr, ref.usable_bands if limited else None)
-        n_use = max(ref.usable_bands, 4)
         book = reference_codebook(10 * np.log10(ref_analysis[1] + 1e-16), sr, n_use)
         tf = replace(tf, frames=book, frames_bands=n_use, frames_mix=1.0)  # the search sets the mix
         # Candidates are scored on other words than the transcript the classes were fitted on, so

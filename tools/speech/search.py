@@ -86,6 +86,8 @@ def refine_by_similarity(reference: Path, src: np.ndarray, analysis, sr: int, tf
     best, best_s = start, score(audio)
 
     def better(cand: WorldTransform) -> float | None:
+        if cand == best:  # a move clipped at its bound (the frame mix at 0 or 1) changes nothing
+            return None
         audio = render(cand)
         s = score(audio)
         return s if s > best_s + MIN_GAIN and cleared(audio) else None
