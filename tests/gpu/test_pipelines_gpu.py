@@ -25,7 +25,7 @@ def with_audio_weights(model, seed: int = 3):
     return model
 
 
-def t2v(dev: str, mask_source: str):
+def t2v(dev: str, mask_source: str, seed: int = 0):
     from diffusers import FlowMatchEulerDiscreteScheduler
 
     from models.avdit.guidance import Guidance
@@ -39,7 +39,7 @@ def t2v(dev: str, mask_source: str):
     audio = torch.randn(2, 16000 * 9 // 25, generator=torch.Generator().manual_seed(1))
     return pipe(embeds[:1], embeds[1:], audio, HALVES, 9, 32, 32, text_lens=lens[:1], negative_lens=lens[1:],
                 token_groups=groups, steps=3, guidance=Guidance("region"), mask_source=mask_source,
-                generator=torch.Generator().manual_seed(0), output_type="latent")
+                generator=torch.Generator().manual_seed(seed), output_type="latent")
 
 
 def i2v(dev: str, speakers: int, offload: bool = False, dtype=torch.float32):
@@ -73,7 +73,9 @@ def i2v(dev: str, speakers: int, offload: bool = False, dtype=torch.float32):
 @pytest.mark.parametrize("mask_source", ["boxes", "attention"])
 def test_text_to_video_pipeline_on_gpu_equals_cpu(mask_source):
     cpu, gpu = t2v("cpu", mask_source), t2v(GPU, mask_source)
-    torch.testing.assert_close(torch.as_tensor(gpu.video).cpu(), torch.as_tensor(cpu.video), rtol=1e-3, atol=1e-3)
+    got, want = torch.as_tensor(gpu.video).cpu(), torch.as_tensor(cpu.video)
+    torch.testing.assert_close(got, want, rtol=0, atol=5e-3)  # cuDNN/cuBLAS summation order (TF32 off), not another clip
+    assert (got - torch.as_tensor(t2v("cpu", mask_source, seed=1).video)).abs().max() > 0.1  # control: another noise
     assert torch.equal(gpu.labels.cpu(), cpu.labels.cpu())  # the same masks were chosen
 
 
