@@ -38,6 +38,8 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=3, help="timed steps per mode (after one warm-up)")
     p.add_argument("--speakers", type=int, nargs="+", default=[1, 2, 3], help="i2v presets: speaker counts")
     p.add_argument("--results", help="i2v presets: append a markdown table to this file (bench/RESULTS.md)")
+    p.add_argument("--offload", action="store_true",
+                   help="build on the CPU and stream Wan's blocks to the GPU (diffusers' group offload, as `offload: true`)")
     args = p.parse_args(argv)
     cfg = dict(PRESETS[args.preset])
     for key in ("layers", "heads", "head_dim", "ffn", "frames", "height", "width"):
@@ -52,7 +54,13 @@ def main(argv=None) -> int:
     args = parse(argv)
     cfg, dev = args.cfg, args.device
     dtype = getattr(torch, args.dtype)
-    model = build(cfg, dev, dtype)
+    if args.offload:  # the layout I2VPipeline.from_local(offload=True) gives: blocks stream, audio layers resident
+        model = build(cfg, "cpu", dtype)
+        model.transformer.enable_group_offload(torch.device(dev), offload_device=torch.device("cpu"),
+                                               offload_type="block_level", num_blocks_per_group=1)
+        model.audio_layers.to(dev)
+    else:
+        model = build(cfg, dev, dtype)
     if cfg.get("i2v"):
         from bench.avdit_release import release_bench
 
