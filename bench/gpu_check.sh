@@ -26,7 +26,7 @@ record() {  # record NAME RC
 }
 printf '\n## GPU check (%s): %s\n\n' "$(date -u +%F)" "$GPU" >> "$RESULTS"
 
-timeout "$((LIMIT / 4))" "$PY" -m pytest -q -p no:warnings -p no:cacheprovider tests/gpu 2>&1 | tee /tmp/gpu_tests.txt
+timeout "$((LIMIT / 4))" "$PY" -m pytest -p no:warnings -p no:cacheprovider tests/gpu 2>&1 | tee /tmp/gpu_tests.txt
 rc=$?
 printf '`pytest tests/gpu`: %s (%ss)\n' "$(grep -E '[0-9]+ (passed|failed)' /tmp/gpu_tests.txt | tail -1)" \
     "$(($(date +%s) - START))" >> "$RESULTS"
