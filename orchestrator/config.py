@@ -61,7 +61,7 @@ class AvditConfig(Strict):
     lora: Optional[Path] = None  # releases: a step-distillation LoRA (lightx2v, FusionX), fused into Wan
     lora_scale: float = Field(1.0, ge=0.0, le=4.0)
     # releases: text/image encoders stay on the CPU and Wan's blocks stream from CPU memory one at a
-    # time (diffusers' group offload) for GPUs under ~48 GB; slower per step
+    # time (diffusers' group offload) for GPUs under 80 GB; 3.6x slower per step on an H200
     offload: bool = False
     id_scale: float = Field(1.0, ge=0.0, le=10.0)  # ID-LoRA's s_id (1 = off; the paper uses 4); needs stage-d files
     mask_source: Optional[Literal["boxes", "attention", "router"]] = None  # None: attention (tiny: boxes)
