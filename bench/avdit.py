@@ -54,11 +54,11 @@ def main(argv=None) -> int:
     args = parse(argv)
     cfg, dev = args.cfg, args.device
     dtype = getattr(torch, args.dtype)
-    if args.offload:  # the layout I2VPipeline.from_local(offload=True) gives: blocks stream, audio layers resident
+    if args.offload:  # the layout I2VPipeline.from_local(offload=True) gives
+        from models.avdit.i2v import stream_blocks
+
         model = build(cfg, "cpu", dtype)
-        model.transformer.enable_group_offload(torch.device(dev), offload_device=torch.device("cpu"),
-                                               offload_type="block_level", num_blocks_per_group=1)
-        model.audio_layers.to(dev)
+        stream_blocks(model, dev)
     else:
         model = build(cfg, dev, dtype)
     if cfg.get("i2v"):

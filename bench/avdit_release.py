@@ -45,7 +45,7 @@ def release_bench(model, cfg: dict, args) -> int:
     name = torch.cuda.get_device_name() if cuda else f"CPU ({platform.processor() or platform.machine()})"
     params = sum(p.numel() for p in model.parameters()) / 1e9
     tokens = latent_frames(cfg["frames"]) * cfg["height"] // 16 * cfg["width"] // 16
-    offload = ", group offload" if getattr(args, "offload", False) else ""
+    offload = ", group offload" if args.offload else ""
     head = (f"{name}, {args.dtype}, torch {torch.__version__}, SDPA{offload}; preset {args.preset}: "
             f"{params:.2f} B params, {cfg['frames']} frames {cfg['width']}x{cfg['height']} -> {tokens} tokens per pass")
     print(head)

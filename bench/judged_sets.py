@@ -179,7 +179,7 @@ def judge_set(title: str, voices: dict[str, tuple[Path, str]], tmp: Path, synth=
           f"excluded; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores); fitting took {fit_s:.0f} s for "
           f"{len(names)} references (0 when cached)")
     return {"figures": figures, "passed_both": passed_both, "bases": chosen, "wer": wer["matched"],
-            "wer_raw": wer["raw"], "wer_beam": wer_beam["matched"], "wer_beam_raw": wer_beam["raw"], "rtf": compute_s / max(audio_s, 1e-9), "fit_s": fit_s, "sims": matched_sims}
+            "wer_raw": wer["raw"], "rtf": compute_s / max(audio_s, 1e-9), "fit_s": fit_s, "sims": matched_sims}
 
 
 def calibration_rows(sims: dict[str, np.ndarray], set_name: str) -> list[dict]:

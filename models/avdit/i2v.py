@@ -60,6 +60,16 @@ class Streaming:
         return starts
 
 
+def stream_blocks(model, device) -> None:
+    """`offload: true`: Wan's blocks stay in CPU memory and stream to `device` one at a time (diffusers'
+    group offload); the audio layers and the audio encoder, small and used every step, stay on `device`."""
+    model.transformer.enable_group_offload(torch.device(device), offload_device=torch.device("cpu"),
+                                           offload_type="block_level", num_blocks_per_group=1)
+    model.audio_layers.to(device)
+    if model.audio_encoder is not None:
+        model.audio_encoder.to(device)
+
+
 class I2VPipeline(AvditPipeline):
     """Wan I2V + a released audio adapter, bound by router labels, guided the MultiTalk way."""
 
@@ -102,10 +112,7 @@ class I2VPipeline(AvditPipeline):
         model = build_release_model(transformer, wav2vec, load_state_dict(adapter, "avdit.adapter"), str(adapter))
         model.to(dtype)
         if offload:
-            transformer.enable_group_offload(torch.device(device), offload_device=torch.device("cpu"),
-                                             offload_type="block_level", num_blocks_per_group=1)
-            model.audio_layers.to(device)
-            model.audio_encoder.to(device)
+            stream_blocks(model, device)
         else:
             model.to(device)
         model.audio_encoder.wav2vec.float()

@@ -44,7 +44,7 @@ def t2v(dev: str, mask_source: str, seed: int = 0):
 
 def i2v(dev: str, speakers: int, offload: bool = False, dtype=torch.float32):
     from models.avdit.guidance import Guidance
-    from models.avdit.i2v import Streaming
+    from models.avdit.i2v import Streaming, stream_blocks
     from models.avdit.tiny import TinyPrompt, tiny_release_pipeline
 
     pipe = tiny_release_pipeline()
@@ -52,10 +52,7 @@ def i2v(dev: str, speakers: int, offload: bool = False, dtype=torch.float32):
     pipe.model.to(dtype)
     pipe.model.audio_encoder.wav2vec.float()
     if offload:
-        pipe.model.transformer.enable_group_offload(torch.device(dev), offload_device=torch.device("cpu"),
-                                                    offload_type="block_level", num_blocks_per_group=1)
-        pipe.model.audio_layers.to(dev)
-        pipe.model.audio_encoder.to(dev)
+        stream_blocks(pipe.model, dev)  # what I2VPipeline.from_local(offload=True) does
     else:
         pipe.model.to(dev)
     pipe.vae.to(dev)
