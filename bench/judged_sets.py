@@ -102,12 +102,15 @@ def judge_ceiling(title: str, voices: dict[str, tuple[Path, str]]) -> dict:
     return out
 
 
-def judge_set(title: str, voices: dict[str, tuple[Path, str]], tmp: Path, synth=None) -> dict:
-    """Speak SET_LINES in every voice, judge by both encoders, print and return the figures."""
+def judge_set(title: str, voices: dict[str, tuple[Path, str]], tmp: Path, synth=None, cast: bool = True) -> dict:
+    """Speak SET_LINES in every voice, judge by both encoders, print and return the figures. The set is
+    one cast: each voice is fitted away from the others' references, as the film fits its characters;
+    `cast=False` fits each voice alone (the fit before the cast-aware search, for comparison)."""
     from tools.speech.piper import PiperSynthesizer
 
     synth = synth or PiperSynthesizer()
     names = list(voices)
+    others = {n: [voices[o][0] for o in names if o != n] if cast else [] for n in names}
     refs = {j: np.stack([speaker.embed_by(j, *load_audio(voices[n][0])) for n in names]) for j in speaker.BENCH_JUDGES}
     thr = thresholds()
     asr = _asr()
@@ -117,11 +120,11 @@ def judge_set(title: str, voices: dict[str, tuple[Path, str]], tmp: Path, synth=
     chosen = {}
     for n in names:  # fit once per reference (cached), so the timing below is synthesis plus matching
         if synth.name == "kokoro":
-            choice = bases.chosen_base(*voices[n])
+            choice = bases.chosen_base(*voices[n], others[n])
             chosen[n] = (f"style searched from {choice.base}" if choice.style_offset else choice.base) + (
                 f" + pitch x{np.exp(choice.f0_shift):.2f}" if choice.f0_shift else "")
         else:
-            fitting.fitted_transform(*voices[n])
+            fitting.fitted_transform(*voices[n], others[n])
             chosen[n] = "joe"
     fit_s = time.perf_counter() - t0
     print(f"\n{title}: bases " + ", ".join(f"{n} {b}" for n, b in chosen.items()))
@@ -135,7 +138,7 @@ def judge_set(title: str, voices: dict[str, tuple[Path, str]], tmp: Path, synth=
             for k, line in enumerate(WER_LINES):
                 out = tmp / f"set-{n}-{mode}-{k}.wav"
                 t0 = time.perf_counter()
-                res = synth.synthesize(line, ch, SpeechKnobs(matching_strength=strength), out)
+                res = synth.synthesize(line, ch, SpeechKnobs(matching_strength=strength), out, others=others[n])
                 if mode == "matched":
                     compute_s += time.perf_counter() - t0
                     audio_s += res.duration

@@ -104,8 +104,9 @@ def example_cast(tmp: Path) -> None:
     refs = np.stack([_embed_file(chars[c].voice.reference) for c in ids])
     synth = PiperSynthesizer()
     load_voice()
+    others = {c: [chars[o].voice.reference for o in ids if o != c] for c in ids}  # the cast, as the film fits it
     for c in ids:  # fit once (cached), so the timing below is synthesis plus matching only
-        fitting.fitted_transform(chars[c].voice.reference, chars[c].voice.transcript)
+        fitting.fitted_transform(chars[c].voice.reference, chars[c].voice.transcript, others[c])
     raw_m, matched_m = np.zeros((3, 3)), np.zeros((3, 3))
     audio_s = compute_s = 0.0
     from faster_whisper import WhisperModel
@@ -117,7 +118,7 @@ def example_cast(tmp: Path) -> None:
         for strength, m in ((0.0, raw_m), (1.0, matched_m)):
             out = tmp / f"{c}-{strength}.wav"
             t0 = time.perf_counter()
-            res = synth.synthesize(text, chars[c], SpeechKnobs(matching_strength=strength), out)
+            res = synth.synthesize(text, chars[c], SpeechKnobs(matching_strength=strength), out, others=others[c])
             if strength == 1.0:
                 compute_s += time.perf_counter() - t0
                 audio_s += res.duration
@@ -133,7 +134,8 @@ def example_cast(tmp: Path) -> None:
                 for k, line in enumerate(corpus[c]):  # per line, as the film speaks them
                     out = tmp / f"{c}-line{k}.wav"
                     t0 = time.perf_counter()
-                    res = line_synth.synthesize(line, chars[c], SpeechKnobs(matching_strength=strength), out)
+                    res = line_synth.synthesize(line, chars[c], SpeechKnobs(matching_strength=strength), out,
+                                                others=others[c])
                     if label == "matched":
                         line_s[name] = line_s.get(name, 0.0) + time.perf_counter() - t0
                         line_audio[name] = line_audio.get(name, 0.0) + res.duration
@@ -210,7 +212,8 @@ def espeak_set(tmp: Path) -> None:
         ch = _character(name, tmp / f"es-{name}-A.wav", CLIP_A)
         for strength, m in ((0.0, raw_m), (1.0, matched_m)):
             out = tmp / f"es-{name}-tts-{strength}.wav"
-            synth.synthesize(CLIP_B, ch, SpeechKnobs(matching_strength=strength), out)
+            synth.synthesize(CLIP_B, ch, SpeechKnobs(matching_strength=strength), out,
+                             others=[tmp / f"es-{o}-A.wav" for o in names if o != name])
             e = _embed_file(out)
             m[i] = [speaker.similarity(e, r) for r in refs]
     _print_matrix("espeak-ng set, MATCHED (fit on clip A) vs clip B of every voice", names, names, matched_m)
@@ -238,6 +241,8 @@ def main() -> None:
                     help="speech backend for the judged sets (part 3): piper (joe + WORLD) or kokoro (chosen bases)")
     ap.add_argument("--sets-only", action="store_true", help="only part 3: the judged sets")
     ap.add_argument("--set", choices=("espeak", "example", "real", "wideband"), help="only this judged set")
+    ap.add_argument("--blind-to-cast", action="store_true",
+                    help="judged sets: fit each voice alone, not away from the rest of its set (the earlier fit)")
     args = ap.parse_args()
     if args.sets_only:
         args.skip_example = args.skip_espeak = True
@@ -263,7 +268,7 @@ def main() -> None:
                     continue
                 voices = voices()
                 judge_ceiling(title, voices)
-                judge_set(f"{title} ({args.speech})", voices, Path(d), synth)
+                judge_set(f"{title} ({args.speech})", voices, Path(d), synth, cast=not args.blind_to_cast)
 
 if __name__ == "__main__":
     main()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Optional, Protocol, runtime_checkable
+from typing import Optional, Protocol, Sequence, runtime_checkable
 
 from orchestrator.schema.cast import Cast, CharacterSpec
 from orchestrator.schema.plan import SceneInfo, Shot
@@ -71,8 +71,11 @@ class SpeechSynthesizer(Protocol):
         out_path: Path,
         parenthetical: Optional[str] = None,
         sample_rate: int = 24000,
+        others: Sequence[Path] = (),
     ) -> SpeechResult:
-        """Speak one line in the character's voice into `out_path` (wav)."""
+        """Speak one line in the character's voice into `out_path` (wav). `others` are the rest of the
+        cast's reference clips: a backend may fit the voice away from them (the speaker check fails a
+        line that sounds more like another character), and must then be deterministic in them."""
         ...
 
 

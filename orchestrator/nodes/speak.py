@@ -32,6 +32,11 @@ from tools.base import (
 )
 
 
+def cast_others(ctx: RunContext, character) -> list[Path]:
+    """The rest of the cast's reference clips: the speech backend may fit a voice away from them."""
+    return [c.voice.reference for c in ctx.project.cast.characters if c.id != character.id]
+
+
 def speech_key(ctx: RunContext, text: str, parenthetical, character, knobs: SpeechKnobs) -> str:
     synth = ctx.speech
     return digest_json(
@@ -43,6 +48,7 @@ def speech_key(ctx: RunContext, text: str, parenthetical, character, knobs: Spee
             "parenthetical": parenthetical,
             "voice": digest_file(character.voice.reference),
             "transcript": character.voice.transcript,
+            "others": sorted(digest_file(p) for p in cast_others(ctx, character)),  # the fit depends on them
             "knobs": knobs.as_dict(),
             "sample_rate": ctx.config.sample_rate,
         }
@@ -56,7 +62,8 @@ def synthesize_line(ctx: RunContext, seg, knobs: SpeechKnobs) -> tuple[SpeechRes
     sr = ctx.config.sample_rate
 
     def build(tmp: Path):
-        res = ctx.speech.synthesize(seg.text, character, knobs, tmp / "speech.wav", seg.parenthetical, sr)
+        res = ctx.speech.synthesize(seg.text, character, knobs, tmp / "speech.wav", seg.parenthetical, sr,
+                                    others=cast_others(ctx, character))
         if res.sample_rate != sr:
             raise ToolError(f"speech backend {ctx.speech.name!r} returned {res.sample_rate} Hz, asked {sr} Hz")
         meta = {

@@ -51,7 +51,7 @@ class FadingVoice(piper.PiperSynthesizer):
 
     name = "fading-voice"
 
-    def synthesize(self, text, character, knobs, out_path, parenthetical=None, sample_rate=24000):
+    def synthesize(self, text, character, knobs, out_path, parenthetical=None, sample_rate=24000, others=()):
         res = super().synthesize(text, character, knobs, out_path, parenthetical, sample_rate)
         if "relays" in text:
             from tools.media.audio import write_wav

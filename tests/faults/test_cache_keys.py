@@ -54,8 +54,8 @@ class PiperNext(piper.PiperSynthesizer):
 
     version = "next"
 
-    def synthesize(self, text, character, knobs, out_path, parenthetical=None, sample_rate=24000):
-        res = super().synthesize(text, character, knobs, out_path, parenthetical, sample_rate)
+    def synthesize(self, text, character, knobs, out_path, parenthetical=None, sample_rate=24000, others=()):
+        res = super().synthesize(text, character, knobs, out_path, parenthetical, sample_rate, others)
         write_wav(out_path, read_audio(out_path, sample_rate) * 0.8, sample_rate)
         return res
 

@@ -17,7 +17,7 @@ class WrongVoiceOnFirstTake(piper.PiperSynthesizer):
 
     name = "wrong-voice-once"
 
-    def synthesize(self, text, character, knobs, out_path, parenthetical=None, sample_rate=24000):
+    def synthesize(self, text, character, knobs, out_path, parenthetical=None, sample_rate=24000, others=()):
         if knobs.seed == 0 and "relays" in text:
             character = self.cast.by_id("hopper")
         return super().synthesize(text, character, knobs, out_path, parenthetical, sample_rate)

@@ -20,6 +20,7 @@ import logging
 import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -67,11 +68,11 @@ def pitch_match(reference: Path, audio: np.ndarray, sr: int) -> tuple[float, flo
     return float(ref.f0_log_mean - src.f0_log_mean), rng
 
 
-def _joe(reference: Path, transcript: str) -> tuple[list[np.ndarray], int]:
-    """joe with its fitted WORLD transform speaking the scoring sentences."""
+def _joe(reference: Path, transcript: str, others: Sequence[Path]) -> tuple[list[np.ndarray], int]:
+    """joe with its fitted WORLD transform (kept away from `others`) speaking the scoring sentences."""
     from tools.speech.piper_voice import raw_synthesize
 
-    tf = fitting.fitted_transform(reference, transcript)
+    tf = fitting.fitted_transform(reference, transcript, others)
     out = []
     for s in SCORE_SENTENCES:
         raw = raw_synthesize([s], length_scale=tf.length_scale)
@@ -79,7 +80,7 @@ def _joe(reference: Path, transcript: str) -> tuple[list[np.ndarray], int]:
     return out, raw.sample_rate
 
 
-def _score_all(reference: Path, transcript: str) -> BaseChoice:
+def _score_all(reference: Path, transcript: str, others: Sequence[Path]) -> BaseChoice:
     from tools.hearing.recogniser import load_whisper, mean_log_probs
 
     ref_e = speaker.reference_embedding(reference)
@@ -98,7 +99,7 @@ def _score_all(reference: Path, transcript: str) -> BaseChoice:
         pitched = BaseChoice(choice.base, shift, rng, style_offset=choice.style_offset)
         judge(f"{name}+pitch", pitched, [world.apply_transform(x, sr, pitched.transform()) for x in raws], sr)
 
-    judge("joe", BaseChoice("joe"), *_joe(reference, transcript))
+    judge("joe", BaseChoice("joe"), *_joe(reference, transcript, others))
     for name in kokoro_voice.PACKS:
         with_pitch(name, BaseChoice(name), [kokoro_voice.raw_synthesize([s], kokoro_voice.pack(name)).audio
                                              for s in SCORE_SENTENCES])
@@ -122,17 +123,20 @@ def _score_all(reference: Path, transcript: str) -> BaseChoice:
     return BaseChoice(c.base, c.f0_shift, c.f0_range, scores, c.style_offset)
 
 
-def chosen_base(reference: Path, transcript: str) -> BaseChoice:
-    """The base voice for one reference clip (module docstring), cached by the clip's digest."""
+def chosen_base(reference: Path, transcript: str, others: Sequence[Path] = ()) -> BaseChoice:
+    """The base voice for one reference clip (module docstring), cached by the clip's digest and those
+    of the `others` (the rest of the cast), which joe's fit keeps away from."""
     reference = Path(reference)
-    key = fitting.reference_key(reference, transcript, VERSION, str(world.ANALYSIS_VERSION))  # joe's fit competes
+    others = fitting.cast_others(reference, others)
+    key = fitting.reference_key(reference, transcript, VERSION, str(world.ANALYSIS_VERSION),  # joe's fit competes
+                                *[fitting.reference_key(o) for o in others])
     with _LOCK:
         if key in _MEMO:
             return _MEMO[key]
     cache = fitting.voice_cache_file(f"{key}.json", "voice-bases")
     choice = fitting.read_cached(cache, BaseChoice, "base-choice")
     if choice is None:
-        choice = _score_all(reference, transcript)
+        choice = _score_all(reference, transcript, others)
         fitting.write_json(cache, asdict(choice))
     with _LOCK:
         _MEMO[key] = choice

@@ -15,7 +15,7 @@ import inspect
 import sys
 import threading
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -130,8 +130,10 @@ class CosyVoiceSynthesizer:
         out_path: Path,
         parenthetical: Optional[str] = None,
         sample_rate: int = 24000,
+        others: Sequence[Path] = (),
     ) -> SpeechResult:
-        """Speak one line with CosyVoice, prompted by the character's reference clip and transcript."""
+        """Speak one line with CosyVoice, prompted by the character's reference clip and transcript
+        (`others` unused: a zero-shot prompt has no fit to keep away from them)."""
         sentences = text_norm.prepare_line(text, where=f"line for {character.id}")
         spoken = " ".join(sentences)
         model = self._get_model()

@@ -16,7 +16,9 @@ by the wav's digest in the user cache directory).
 4. A coordinate search around that fit (`tools.speech.search`) keeps the transform that the shared
    speaker measure (`tools.hearing.speaker`) finds closest to the reference, scored on a fixed
    held-out sentence rather than the fitted words, among those the recogniser still follows (an
-   intelligibility floor on the same sentence); the frame-selection mix is one of its moves.
+   intelligibility floor on the same sentence); the frame-selection mix is one of its moves. Given the
+   rest of the cast's reference clips, it also keeps away from the closest of them (`search.cast_score`),
+   so the fit depends on the cast and is cached by their digests too.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ import os
 import threading
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -224,13 +227,25 @@ def _smooth_corr(diff: np.ndarray, n_use: int, limit_db: float = 15.0) -> list:
 # -------------------------------------------------------------------------------------------- fit
 
 
-def fitted_transform(reference: Path, transcript: str) -> WorldTransform:
-    """The transform fitted to one reference clip (see the module docstring), cached by digest."""
+def cast_others(reference: Path, others: Sequence[Path]) -> tuple[Path, ...]:
+    """The other cast references a fit keeps away from: one per distinct clip, none with the bytes of
+    `reference` itself (two characters sharing a voice), in digest order so the cast's order does not
+    change the fit."""
+    own = reference_key(Path(reference))
+    by_digest = {reference_key(Path(o)): Path(o) for o in others}
+    return tuple(by_digest[d] for d in sorted(by_digest) if d != own)
+
+
+def fitted_transform(reference: Path, transcript: str, others: Sequence[Path] = ()) -> WorldTransform:
+    """The transform fitted to one reference clip (see the module docstring), kept away from the
+    `others` (the rest of the cast's reference clips), cached by all their digests."""
     from tools.media.audio import resample
-    from tools.speech.search import refine_by_similarity
+    from tools.speech.search import CAST_WEIGHT, refine_by_similarity
 
     voice = load_voice()
-    key = reference_key(Path(reference), transcript, str(ANALYSIS_VERSION), str(voice.config.sample_rate), "joe-medium")
+    others = cast_others(reference, others)
+    key = reference_key(Path(reference), transcript, str(ANALYSIS_VERSION), str(voice.config.sample_rate), "joe-medium",
+                        *([f"cast {CAST_WEIGHT}"] + [reference_key(o) for o in others] if others else []))
     with _MEMO_LOCK:
         if key in _MEMO:
             return _MEMO[key]
@@ -259,7 +274,8 @@ def fitted_transform(reference: Path, transcript: str) -> WorldTransform:
         # transforms that fit those words only: 6 of 8 espeak-ng voices identified, against 8 of 8).
         held_text = text_norm.prepare_line(HELD_OUT_TEXT)
         held = raw_synthesize(held_text, length_scale=length_scale).audio
-        tf = refine_by_similarity(Path(reference), held, analyse_synthetic(held, sr), sr, tf, text=" ".join(held_text))
+        tf = refine_by_similarity(Path(reference), held, analyse_synthetic(held, sr), sr, tf, text=" ".join(held_text),
+                                  others=others)
         write_json(cache, asdict(tf))
     with _MEMO_LOCK:
         _MEMO[key] = tf

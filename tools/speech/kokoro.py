@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -49,12 +49,13 @@ class KokoroSynthesizer:
         out_path: Path,
         parenthetical: Optional[str] = None,
         sample_rate: int = 24000,
+        others: Sequence[Path] = (),
     ) -> SpeechResult:
         """Speak one line in the character's chosen base voice into `out_path`."""
         t0 = time.perf_counter()
-        choice = bases.chosen_base(character.voice.reference, character.voice.transcript)
+        choice = bases.chosen_base(character.voice.reference, character.voice.transcript, others)
         if choice.base == "joe":
-            res = self.piper.synthesize(text, character, knobs, out_path, parenthetical, sample_rate)
+            res = self.piper.synthesize(text, character, knobs, out_path, parenthetical, sample_rate, others)
             res.notes["base"] = "joe"
             return res
         sentences = text_norm.prepare_line(text, where=f"line for {character.id}")

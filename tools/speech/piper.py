@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -56,15 +56,16 @@ class PiperSynthesizer:
         out_path: Path,
         parenthetical: Optional[str] = None,
         sample_rate: int = 24000,
+        others: Sequence[Path] = (),
     ) -> SpeechResult:
-        """Speak one line in the character's matched voice into `out_path`."""
+        """Speak one line in the character's matched voice into `out_path`, fitted away from `others`."""
         t0 = time.perf_counter()
         sentences = text_norm.prepare_line(text, where=f"line for {character.id}")
         style = prosody.from_parenthetical(parenthetical or knobs.emotion)
         strength = float(np.clip(knobs.matching_strength, 0.0, 1.0))
         transform = world.identity_transform()
         if strength > 0:
-            transform = fitting.fitted_transform(character.voice.reference, character.voice.transcript)
+            transform = fitting.fitted_transform(character.voice.reference, character.voice.transcript, others)
         transform = transform.scaled(strength)
         length_scale = transform.length_scale * style.length_scale / max(knobs.rate, 0.1)
         raw = raw_synthesize(sentences, length_scale=length_scale, noise=knobs.noise, seed=knobs.seed)
