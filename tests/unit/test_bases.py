@@ -15,7 +15,7 @@ def test_choice_is_computed_once_per_reference_and_cached_by_digest(tmp_path, mo
     monkeypatch.setattr(bases, "_MEMO", {})
     calls = []
 
-    def fake_score(reference, transcript):  # the expensive scoring itself is measured by bench.voices
+    def fake_score(reference, transcript, others):  # the expensive scoring itself is measured by bench.voices
         calls.append(Path(reference).name)
         return bases.BaseChoice("jm_kumo", 0.1, 1.2, {"jm_kumo": [0.7, -0.2]}, [0.01] * 256)
 
@@ -33,6 +33,11 @@ def test_choice_is_computed_once_per_reference_and_cached_by_digest(tmp_path, mo
     max(entries, key=lambda p: p.stat().st_mtime_ns).write_text("{not json")  # the current clip's entry
     bases._MEMO.clear()
     assert bases.chosen_base(ref, "words").base == "jm_kumo" and len(calls) == 3
+    cast = [VOICES / "collins.wav", VOICES / "chelsea.wav"]  # joe's fit keeps away from the rest of the cast
+    bases.chosen_base(ref, "words", cast)
+    bases._MEMO.clear()
+    bases.chosen_base(ref, "words", cast[::-1])
+    assert len(calls) == 4  # chosen again once for this cast, in any order
 
 
 def test_searched_style_is_the_pack_moved_on_every_row():

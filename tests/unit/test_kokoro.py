@@ -111,7 +111,7 @@ def test_takes_are_seeded_and_keep_the_timbre(kumo):
 
 def test_backend_applies_the_chosen_pitch_match(monkeypatch, tmp_path):
     choice = bases.BaseChoice("jm_kumo", f0_shift=float(np.log(1.5)), f0_range=1.0)
-    monkeypatch.setattr(bases, "chosen_base", lambda ref, transcript: choice)
+    monkeypatch.setattr(bases, "chosen_base", lambda ref, transcript, others=(): choice)
     char = CharacterSpec(id="x", name="x", trigger="X", images=[Path("x.png")],
                          voice=VoiceSpec(reference=VOICES / "hopper.wav", transcript="unused"))
     tts = kokoro.KokoroSynthesizer(clearer_readings=False)
