@@ -9,7 +9,7 @@ when no step helps. About 20-30 renders per reference, once: the result is cache
 With the rest of the cast's reference clips (`others`), a candidate's score is its similarity to its own
 reference minus CAST_WEIGHT times its similarity to the closest of them: the voice is fitted toward its
 character and away from the voice it could be taken for. On a real set where every speaker is cast
-together (8 LibriVox and ARCTIC speakers, wideband) this took identification by the unseen d-vector
+together (7 LibriVox and ARCTIC speakers, wideband) this took identification by the unseen d-vector
 judge from 79% to 86%, the judge's own ceiling on the speakers' recordings, and resemblyzer's from 50%
 to 71%, for 0.01 of own similarity (bench/RESULTS.md, "Voices, sixth pass").
 
