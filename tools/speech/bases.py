@@ -4,9 +4,11 @@ style_search`, from the best pack), each raw or with WORLD pitch matching. Once 
 cached by digest.
 
 Every candidate speaks SCORE_SENTENCES (words no line of the example, no benchmark and no fit of joe uses) and is
-scored by the mean resemblyzer similarity to the reference (the judge that fitting listens through),
-less half the similarity to the closest of the rest of the cast's references (`tools.speech.search.
-cast_score`, the score of joe's fit and of the style search too).
+scored by the mean resemblyzer similarity to the reference: the judge that fitting listens through.
+joe's own fit keeps away from the rest of the cast (`tools.speech.search.cast_score`); scoring the
+candidates and the style search by that cast score too was measured and dropped (bench/RESULTS.md,
+sixth pass: the unseen judges gained on the espeak-ng set and lost on the real wideband one, and the
+words got worse on both).
 The d-vector judge (`tools.hearing.dvector`) never hears a candidate, so acceptance stays blind.
 WORLD pitch matching (log-F0 mean and range toward the reference's) is a candidate of its own
 beside each raw pack, so it is applied only where it scores higher. An intelligibility floor keeps
@@ -29,14 +31,13 @@ import numpy as np
 from tools.hearing import speaker
 from tools.media.audio import load_audio, resample
 from tools.speech import fitting, kokoro_voice, style_search, world
-from tools.speech.search import cast_score
 
 LOG = logging.getLogger(__name__)
 SCORE_SENTENCES = ["A quiet river ran past the old mill, and the miller's dog slept in the sun.",
                    "The children laughed as the kite rose above the hill and caught the wind."]
 FLOOR_NATS = 0.3
 MAX_RANGE = 2.0  # the F0 range factor is clipped to [1/MAX_RANGE, MAX_RANGE]
-VERSION = "3"
+VERSION = "2"
 _LOCK = threading.Lock()
 _MEMO: dict[str, "BaseChoice"] = {}
 
@@ -48,7 +49,7 @@ class BaseChoice:
     base: str
     f0_shift: float = 0.0
     f0_range: float = 1.0
-    scores: dict | None = None  # candidate -> [mean similarity, mean forced-alignment log-prob, mean cast score]
+    scores: dict | None = None  # candidate -> [mean similarity, mean forced-alignment log-prob]
     style_offset: list = field(default_factory=list)  # (256,) added to every row of the pack: a searched style
 
     def style(self) -> np.ndarray:
@@ -87,15 +88,13 @@ def _score_all(reference: Path, transcript: str, others: Sequence[Path]) -> Base
     from tools.hearing.recogniser import load_whisper, mean_log_probs
 
     ref_e = speaker.reference_embedding(reference)
-    others_e = [speaker.reference_embedding(o) for o in others]
     model = load_whisper()
-    scored: dict[str, tuple[BaseChoice, float, float, float]] = {}
+    scored: dict[str, tuple[BaseChoice, float, float]] = {}
 
     def judge(name: str, choice: BaseChoice, audios: list[np.ndarray], sr: int) -> None:
-        embs = [speaker.embed(x, sr) for x in audios]
-        sim = float(np.mean([speaker.similarity(e, ref_e) for e in embs]))
+        sim = float(np.mean([speaker.similarity(speaker.embed(x, sr), ref_e) for x in audios]))
         lp = float(np.mean([mean_log_probs(model, [x], sr, s)[0] for x, s in zip(audios, SCORE_SENTENCES)]))
-        scored[name] = (choice, sim, lp, float(np.mean([cast_score(e, ref_e, others_e) for e in embs])))
+        scored[name] = (choice, sim, lp)
 
     def with_pitch(name: str, choice: BaseChoice, raws: list[np.ndarray]) -> None:
         sr = kokoro_voice.SR
@@ -115,14 +114,14 @@ def _score_all(reference: Path, transcript: str, others: Sequence[Path]) -> Base
         return float(np.mean([mean_log_probs(model, [x], kokoro_voice.SR, s)[0]
                               for x, s in zip(audios, SCORE_SENTENCES)])) >= floor
 
-    start = max(kokoro_voice.PACKS, key=lambda n: scored[n][3])
-    offset, _, _ = style_search.search_style(start, style_search.similarity_scorer(ref_e, SCORE_SENTENCES, others_e),
+    start = max(kokoro_voice.PACKS, key=lambda n: scored[n][1])
+    offset, _, _ = style_search.search_style(start, style_search.similarity_scorer(ref_e, SCORE_SENTENCES),
                                              clear_enough)
     searched = BaseChoice(start, style_offset=[round(float(v), 6) for v in offset])
     with_pitch("search", searched, [kokoro_voice.raw_synthesize([s], searched.style()).audio for s in SCORE_SENTENCES])
     clear = {n: v for n, v in scored.items() if v[2] >= floor} or scored
-    best = max(clear, key=lambda n: clear[n][3])
-    scores = {n: [round(sim, 4), round(lp, 3), round(cs, 4)] for n, (_, sim, lp, cs) in scored.items()}
+    best = max(clear, key=lambda n: clear[n][1])
+    scores = {n: [round(sim, 4), round(lp, 3)] for n, (_, sim, lp) in scored.items()}
     LOG.info("base for %s: %s (%s)", reference.name, best, scores[best])
     c = clear[best][0]
     return BaseChoice(c.base, c.f0_shift, c.f0_range, scores, c.style_offset)

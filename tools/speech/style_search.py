@@ -5,9 +5,8 @@ timbre half of the style (the first 128 values, which drive Kokoro's decoder), s
 The move is one offset added to every row of the pack (a style per utterance length), scaled per
 value by the spread of that value across the five packs, so the searched voice keeps the pack's
 prosody. A step is scored by the mean resemblyzer similarity to the
-reference over the scoring sentences (`tools.speech.bases.SCORE_SENTENCES`), less half the similarity
-to the closest of the rest of the cast's references when there are any (`tools.speech.search.
-cast_score`, as joe's fit is scored); the d-vector judge never hears it. A step that improves the score is kept only if the recogniser's forced-alignment score
+reference over the scoring sentences (`tools.speech.bases.SCORE_SENTENCES`); the d-vector judge never
+hears it. A step that improves the score is kept only if the recogniser's forced-alignment score
 stays above the floor it is given, so the voice never drifts into gibberish. Budget: EVALUATIONS
 candidates (each two sentences of synthesis and two embeddings, about 2 s on this 2-core machine:
 a minute and a half per reference), seeded, so the same reference gives the same voice.
@@ -61,15 +60,12 @@ def search_style(start_pack: str, score, clear_enough, evaluations: int = EVALUA
     return best, best_score, history
 
 
-def similarity_scorer(reference_embedding: np.ndarray, sentences: list[str], others_e=()):
-    """score(style_pack): mean cast score (resemblyzer similarity to the reference, less half the closest
-    of `others_e`, the rest of the cast) of the sentences spoken in that style."""
-    from tools.speech.search import cast_score
-
+def similarity_scorer(reference_embedding: np.ndarray, sentences: list[str]):
+    """score(style_pack): mean resemblyzer similarity of the sentences spoken in that style."""
     def score(style_pack: np.ndarray) -> float:
         sims = []
         for s in sentences:
             x = kokoro_voice.raw_synthesize([s], style_pack).audio
-            sims.append(cast_score(speaker.embed(x, kokoro_voice.SR), reference_embedding, others_e))
+            sims.append(speaker.similarity(speaker.embed(x, kokoro_voice.SR), reference_embedding))
         return float(np.mean(sims))
     return score
