@@ -124,8 +124,7 @@ def judge_set(title: str, voices: dict[str, tuple[Path, str]], tmp: Path, synth=
             chosen[n] = (f"style searched from {choice.base}" if choice.style_offset else choice.base) + (
                 f" + pitch x{np.exp(choice.f0_shift):.2f}" if choice.f0_shift else "")
         else:
-            fitting.fitted_transform(*voices[n], others[n])
-            chosen[n] = "joe"
+            chosen[n] = fitting.chosen_fit(*voices[n], others[n])[0]
     fit_s = time.perf_counter() - t0
     print(f"\n{title}: bases " + ", ".join(f"{n} {b}" for n, b in chosen.items()))
     figures, passed_both, matched_sims, wer, wer_beam = {}, {}, {}, {}, {}

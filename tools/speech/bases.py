@@ -1,4 +1,5 @@
-"""Choosing each character's base voice: joe (piper, with its fitted WORLD transform), one of
+"""Choosing each character's base voice: "joe" (the piper backend's matched voice: piper's joe or
+hibari's heart with its fitted WORLD transform, whichever `fitting.chosen_fit` keeps), one of
 Kokoro's five style packs, or a Kokoro style searched toward the reference (`tools.speech.
 style_search`, from the best pack), each raw or with WORLD pitch matching. Once per reference,
 cached by digest.
@@ -33,11 +34,10 @@ from tools.media.audio import load_audio, resample
 from tools.speech import fitting, kokoro_voice, style_search, world
 
 LOG = logging.getLogger(__name__)
-SCORE_SENTENCES = ["A quiet river ran past the old mill, and the miller's dog slept in the sun.",
-                   "The children laughed as the kite rose above the hill and caught the wind."]
+SCORE_SENTENCES = fitting.SCORE_SENTENCES  # the piper backend's base choice is scored on the same words
 FLOOR_NATS = 0.3
 MAX_RANGE = 2.0  # the F0 range factor is clipped to [1/MAX_RANGE, MAX_RANGE]
-VERSION = "2"
+VERSION = "3"
 _LOCK = threading.Lock()
 _MEMO: dict[str, "BaseChoice"] = {}
 
@@ -73,13 +73,12 @@ def pitch_match(reference: Path, audio: np.ndarray, sr: int) -> tuple[float, flo
 
 
 def _joe(reference: Path, transcript: str, others: Sequence[Path]) -> tuple[list[np.ndarray], int]:
-    """joe with its fitted WORLD transform (kept away from `others`) speaking the scoring sentences."""
-    from tools.speech.piper_voice import raw_synthesize
-
-    tf = fitting.fitted_transform(reference, transcript, others)
+    """The piper backend's matched voice (joe or heart with its fitted WORLD transform, kept away from
+    `others`: `fitting.chosen_fit`) speaking the scoring sentences."""
+    base, tf = fitting.chosen_fit(reference, transcript, others)
     out = []
     for s in SCORE_SENTENCES:
-        raw = raw_synthesize([s], length_scale=tf.length_scale)
+        raw = fitting.raw_speech(base, [s], length_scale=tf.length_scale)
         out.append(world.apply_transform(raw.audio, raw.sample_rate, tf))
     return out, raw.sample_rate
 

@@ -4,8 +4,9 @@ by the wav's digest in the user cache directory).
 1. Analyse the reference: F0 with WORLD `harvest` (not `dio`, which makes octave errors), long-term
    spectral envelope shape of voiced and of unvoiced frames on a mel grid, aperiodicity of voiced
    frames, active-speech time and loudness.
-2. Speak the reference transcript with piper, so the source and the reference say the same words; the
-   ratio of their active-speech times sets piper's length scale (speaking rate).
+2. Speak the reference transcript with the base voice (piper's joe, or hibari's heart:
+   `tools.speech.heart_voice`), so the source and the reference say the same words; the ratio of
+   their active-speech times sets the base's length scale (speaking rate).
 3. F0: mean and range mapped in the log domain. Envelope: the frequency-warp factor (formant scale)
    whose warped source frames best fit their paired reference frames, the recording's own colour
    taken out (`fit_warp`), then a correction per sound class
@@ -19,6 +20,12 @@ by the wav's digest in the user cache directory).
    intelligibility floor on the same sentence); the frame-selection mix is one of its moves. Given the
    rest of the cast's reference clips, it also keeps away from the closest of them (`search.cast_score`),
    so the fit depends on the cast and is cached by their digests too.
+5. Each character's base (`chosen_fit`): both bases are fitted, each fitted voice speaks
+   SCORE_SENTENCES (words no fit, no example line and no benchmark line uses), and the base whose
+   speech has the higher cast score (`search.cast_score`, the fitting judge, resemblyzer) is kept. The
+   unseen judges (d-vector, CAM++) never hear a candidate. heart raised the lines passing both
+   acceptance judges from 4 to 9 of 14 on the real wideband set and the greedy WER from 0.079 to 0
+   (bench/RESULTS.md, "Voices, seventh pass"); joe stays where it is closer (a very low man's voice).
 """
 from __future__ import annotations
 
@@ -27,7 +34,7 @@ import json
 import logging
 import os
 import threading
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -40,7 +47,7 @@ from tools.speech import text_norm
 from tools.speech.bands import band_edges, bands
 from tools.speech.classes import cepstra, dtw_pairs, usable_shapes
 from tools.speech.frames import reference_codebook
-from tools.speech.piper_voice import load_voice, raw_synthesize
+from tools.speech.piper_voice import RawSpeech, load_voice
 from tools.speech.world import (
     ANALYSIS_VERSION,
     VoiceProfile,
@@ -56,10 +63,35 @@ from tools.speech.world import (
 
 LOG = logging.getLogger(__name__)
 
-# Fixed piper sentence for scoring candidate transforms (see fitted_transform); chosen once, not tuned.
+# Fixed sentence for scoring candidate transforms (see fitted_transform); chosen once, not tuned.
 HELD_OUT_TEXT = "We packed warm bread, apples and cheese, then walked along the shore until noon."
+# Sentences the base choice is scored on (words no line of the example, no benchmark and no fit uses).
+SCORE_SENTENCES = ["A quiet river ran past the old mill, and the miller's dog slept in the sun.",
+                   "The children laughed as the kite rose above the hill and caught the wind."]
+BASES = ("joe", "heart")
+CHOICE_VERSION = "1"
+
+
+def base_voice(base: str):
+    """(raw_synthesize, sample rate, cache tag) of one base voice: piper's joe or hibari's heart."""
+    if base == "joe":
+        from tools.speech.piper_voice import raw_synthesize
+
+        return raw_synthesize, load_voice().config.sample_rate, "joe-medium"
+    if base == "heart":
+        from tools.speech import heart_voice
+
+        return heart_voice.raw_synthesize, heart_voice.SR, "heart-hibari-0.2.1"
+    raise ValueError(f"unknown base voice {base!r}: one of {', '.join(BASES)}")
+
+
+def raw_speech(base: str, sentences: list[str], length_scale: float = 1.0, noise: float = 0.0,
+               seed: int = 0) -> RawSpeech:
+    """`sentences` spoken by the base voice `base`, unmatched."""
+    return base_voice(base)[0](sentences, length_scale=length_scale, noise=noise, seed=seed)
 _MEMO: dict[str, "WorldTransform"] = {}
 _MEMO_LOCK = threading.Lock()
+_CHOICES: dict[str, "FitChoice"] = {}
 
 
 def reference_key(path: Path, *extra: str) -> str:
@@ -236,15 +268,15 @@ def cast_others(reference: Path, others: Sequence[Path]) -> tuple[Path, ...]:
     return tuple(by_digest[d] for d in sorted(by_digest) if d != own)
 
 
-def fitted_transform(reference: Path, transcript: str, others: Sequence[Path] = ()) -> WorldTransform:
-    """The transform fitted to one reference clip (see the module docstring), kept away from the
-    `others` (the rest of the cast's reference clips), cached by all their digests."""
+def fitted_transform(reference: Path, transcript: str, others: Sequence[Path] = (), base: str = "joe") -> WorldTransform:
+    """The transform fitted from base voice `base` to one reference clip (see the module docstring),
+    kept away from the `others` (the rest of the cast's reference clips), cached by all their digests."""
     from tools.media.audio import resample
     from tools.speech.search import CAST_WEIGHT, refine_by_similarity
 
-    voice = load_voice()
+    raw_synthesize, sr, tag = base_voice(base)
     others = cast_others(reference, others)
-    key = reference_key(Path(reference), transcript, str(ANALYSIS_VERSION), str(voice.config.sample_rate), "joe-medium",
+    key = reference_key(Path(reference), transcript, str(ANALYSIS_VERSION), str(sr), tag,
                         *([f"cast {CAST_WEIGHT}"] + [reference_key(o) for o in others] if others else []))
     with _MEMO_LOCK:
         if key in _MEMO:
@@ -252,7 +284,6 @@ def fitted_transform(reference: Path, transcript: str, others: Sequence[Path] = 
     cache = voice_cache_file(f"{key}.fit.json")
     tf = read_cached(cache, WorldTransform, "voice fit")
     if tf is None:
-        sr = voice.config.sample_rate
         ref = analyse_reference(Path(reference), sr)
         sentences = text_norm.prepare_line(transcript, where=f"transcript of {reference}")
         probe = raw_synthesize(sentences, length_scale=1.0)
@@ -280,6 +311,53 @@ def fitted_transform(reference: Path, transcript: str, others: Sequence[Path] = 
     with _MEMO_LOCK:
         _MEMO[key] = tf
     return tf
+
+
+@dataclass(frozen=True)
+class FitChoice:
+    """The base voice chosen for one reference and the cast score of each base's fitted speech."""
+
+    base: str
+    scores: dict = field(default_factory=dict)
+
+
+def chosen_fit(reference: Path, transcript: str, others: Sequence[Path] = ()) -> tuple[str, WorldTransform]:
+    """(base, its fitted transform) for one reference clip: the base whose fitted voice the fitting
+    judge hears closer to the reference and further from the rest of the cast (module docstring, 5),
+    cached by the same digests as the fits."""
+    from tools.speech.search import CAST_WEIGHT, cast_score
+
+    reference = Path(reference)
+    others = cast_others(reference, others)
+    key = reference_key(reference, transcript, "base choice", CHOICE_VERSION, str(ANALYSIS_VERSION), *BASES,
+                        *([f"cast {CAST_WEIGHT}"] + [reference_key(o) for o in others] if others else []))
+    with _MEMO_LOCK:
+        choice = _CHOICES.get(key)
+    if choice is None:
+        cache = voice_cache_file(f"{key}.base.json")
+        choice = read_cached(cache, FitChoice, "base choice")
+        if choice is None:
+            from tools.hearing import speaker
+            from tools.speech.world import render_transform
+
+            ref_e = speaker.embed(*load_audio(reference))
+            others_e = [speaker.embed(*load_audio(o)) for o in others]
+            scores = {}
+            for base in BASES:
+                tf = fitted_transform(reference, transcript, others, base)
+                got = []
+                for sentence in SCORE_SENTENCES:
+                    raw = raw_speech(base, text_norm.prepare_line(sentence), length_scale=tf.length_scale)
+                    sr = raw.sample_rate
+                    audio = render_transform(analyse_synthetic(raw.audio, sr), len(raw.audio), sr, tf)
+                    got.append(cast_score(speaker.embed(audio, sr), ref_e, others_e))
+                scores[base] = round(float(np.mean(got)), 4)
+            choice = FitChoice(max(BASES, key=lambda b: scores[b]), scores)  # joe on a tie: BASES' order
+            LOG.info("base voice for %s: %s (%s)", reference.name, choice.base, scores)
+            write_json(cache, asdict(choice))
+        with _MEMO_LOCK:
+            _CHOICES[key] = choice
+    return choice.base, fitted_transform(reference, transcript, others, choice.base)
 
 
 def _fit_classes(tf: WorldTransform, src_analysis, ref_analysis, sr: int, usable_bands: int | None) -> WorldTransform:

