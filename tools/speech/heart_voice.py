@@ -13,9 +13,11 @@ an output. Each token's span, moved TIMING_LEAD_S earlier, is a phoneme timing f
 Only the bundled voice is used, never hibari's download of its other voices: `voice_path(...,
 download_missing=False)`, and the model's digest is checked when it is loaded.
 
-Takes: the network has no noise input of its own, only the aperiodic part drawn in `dsp.synth`. A fresh
-take (`noise` > 0) draws that from the take's seed and moves the speaking rate by a seeded factor
-(TAKE_RATE_SPREAD x noise, log-normal), so a retried line is a different reading, not the same one.
+Takes: the network has no noise input of its own, only the aperiodic part drawn in `dsp.synth`, so a
+seed alone would give a retry the same reading again. A fresh take (`noise` > 0) draws that part from
+the take's seed, moves the speaking rate by a seeded factor (log-normal, TAKE_RATE_SPREAD x noise) and
+the intonation by a seeded smooth contour on the network's own F0 track (log-F0, TAKE_F0_SPREAD x noise,
+correlated over about TAKE_F0_SMOOTH_S), before the signal stage turns it into sound.
 """
 from __future__ import annotations
 
@@ -33,7 +35,10 @@ FRAME = 600  # samples per duration frame
 DURATIONS = "/Clip_output_0"
 MODEL_SHA256 = "5f70741d4e900f4e85d0037498736cc1b3e1b9a63a13546a5da1e63abf4fccd8"  # hibari-tts 0.2.1, heart
 TIMING_LEAD_S = 0.04  # measured against the audio's energy as Kokoro's was (bench/RESULTS.md, seventh pass)
-TAKE_RATE_SPREAD = 0.04
+TAKE_RATE_SPREAD = 0.08
+TAKE_F0_SPREAD = 0.15  # at the retry's noise 0.3: 0.045 in log-F0, about 0.8 semitone
+TAKE_F0_SMOOTH_S = 0.3
+FEATURE_HOP = 300  # samples per frame of the network's features (two per duration frame)
 _LOCK = threading.Lock()
 _STATE: dict = {}
 
@@ -72,9 +77,21 @@ def phonemize(sentence: str) -> list[str]:
         return front.phonemize(sentence)
 
 
-def infer(phonemes: str, speed: float = 1.0, rng: np.random.Generator | None = None
+def take_contour(n_frames: int, spread: float, rng: np.random.Generator) -> np.ndarray:
+    """A seeded smooth log-F0 contour of `n_frames` feature frames with standard deviation `spread`."""
+    if n_frames == 0 or spread <= 0:
+        return np.zeros(n_frames)
+    width = TAKE_F0_SMOOTH_S * SR / FEATURE_HOP
+    k = np.exp(-0.5 * (np.arange(-3 * width, 3 * width + 1) / width) ** 2)
+    c = np.convolve(rng.standard_normal(n_frames + len(k)), k / np.sqrt(np.sum(k ** 2)), mode="same")
+    c = c[len(k) // 2: len(k) // 2 + n_frames]
+    return spread * (c - c.mean()) / max(float(c.std()), 1e-9) if n_frames > 1 else np.zeros(n_frames)
+
+
+def infer(phonemes: str, speed: float = 1.0, rng: np.random.Generator | None = None, f0_spread: float = 0.0
           ) -> tuple[np.ndarray, list[tuple[str, int, int]]]:
-    """(audio at 24 kHz, [(symbol, start sample, end sample)]) of one phoneme string."""
+    """(audio at 24 kHz, [(symbol, start sample, end sample)]) of one phoneme string; `f0_spread` > 0
+    moves the intonation by a smooth contour drawn from `rng` (a fresh take)."""
     from hibari import dsp
 
     st = _load()
@@ -83,7 +100,12 @@ def infer(phonemes: str, speed: float = 1.0, rng: np.random.Generator | None = N
         return np.zeros(0, np.float32), []
     ids = np.array([[0, *(st["front"].vocab[c] for c in symbols), 0]], np.int64)
     *feats, frames = st["session"].run(None, {"ids": ids, "speed": np.array([speed], np.float32)})
-    audio = dsp.synth(*(f[0] for f in feats), rng if rng is not None else np.random.default_rng(0))
+    rng = rng if rng is not None else np.random.default_rng(0)
+    feats = [f[0] for f in feats]
+    if f0_spread > 0:  # the last feature is the F0 track, one value per frame (0 where unvoiced)
+        f0 = feats[-1]
+        feats[-1] = (f0 * np.exp(take_contour(len(f0), f0_spread, rng))).astype(f0.dtype)
+    audio = dsp.synth(*feats, rng)
     ends = np.cumsum(np.asarray(frames, np.int64).reshape(-1)) * FRAME
     starts = np.concatenate([[0], ends[:-1]])
     return np.asarray(audio, np.float32), [(c, int(a), int(b)) for c, a, b in zip(symbols, starts[1:-1], ends[1:-1])]
@@ -103,7 +125,7 @@ def raw_synthesize(sentences: list[str], length_scale: float = 1.0, noise: float
             if i > 0 or k > 0:
                 pieces.append(pause)
                 n += len(pause)
-            audio, spans = infer(chunk, speed, rng)
+            audio, spans = infer(chunk, speed, rng, TAKE_F0_SPREAD * noise)
             phonemes += [Timing(KOKORO_TO_IPA.get(c, c), round((n + max(a - lead, 0)) / SR, 4),
                                 round((n + max(b - lead, 1)) / SR, 4)) for c, a, b in spans]
             pieces.append(audio)
