@@ -17,7 +17,7 @@ gibberish out: the recogniser's forced-alignment score (`tools.hearing.recognise
 the measure of piper's clearer-reading check) of a candidate may be at most FLOOR_NATS per token
 below the best raw pack's. Budget: 13 candidates and the style search's 40 steps, each 2 sentences
 of synthesis and embedding: about two and a half minutes per reference on this 2-core machine, plus
-joe's own fit (about 10 s) when it is not cached.
+the piper backend's two fits (joe's and heart's, about 25 s) when they are not cached.
 """
 from __future__ import annotations
 
