@@ -71,24 +71,28 @@ def test_heart_mouths_meet_the_sound_where_pipers_do():
     assert abs(heart - piper) <= 15, (heart, piper)
 
 
-def test_heart_takes_are_seeded_and_read_the_line_anew():
+def test_heart_takes_are_seeded_and_read_the_line_anew(monkeypatch):
     """A fresh take is the same with the same seed and a different reading with another: measured by
-    WORLD on the audio, its intonation moves (the network has no noise input, so without the take's F0
-    contour a retry would hear the same line again)."""
+    WORLD on the audio, its intonation moves even at a fixed rate. The control is the take without
+    the contour: the network has no noise input, so another seed alone gives the same pitch again."""
     a = heart_voice.raw_synthesize([LINE], noise=0.3, seed=1)
     b = heart_voice.raw_synthesize([LINE], noise=0.3, seed=1)
-    c = heart_voice.raw_synthesize([LINE], noise=0.3, seed=2)
     quiet = heart_voice.raw_synthesize([LINE]).audio
     assert np.array_equal(a.audio, b.audio) and np.array_equal(quiet, heart_voice.raw_synthesize([LINE]).audio)
 
-    def f0(x):
-        track, _, _ = world.world_analyse(x.astype(np.float64), 24000)
-        return track
+    def moved(x, y):
+        fx, _, _ = world.world_analyse(x.astype(np.float64), 24000)
+        fy, _, _ = world.world_analyse(y.astype(np.float64), 24000)
+        n = min(len(fx), len(fy))
+        both = (fx[:n] > 0) & (fy[:n] > 0)
+        return float(np.mean(np.abs(np.log(fx[:n][both] / fy[:n][both]))))
 
-    fa, fc = f0(a.audio), f0(c.audio)
-    n = min(len(fa), len(fc))
-    both = (fa[:n] > 0) & (fc[:n] > 0)
-    assert both.sum() > 50 and np.mean(np.abs(np.log(fa[:n][both] / fc[:n][both]))) > 0.02
+    monkeypatch.setattr(heart_voice, "TAKE_RATE_SPREAD", 0.0)  # same length, so frames line up
+    takes = [heart_voice.raw_synthesize([LINE], noise=0.3, seed=k).audio for k in (1, 2)]
+    assert len(takes[0]) == len(takes[1]) and moved(*takes) > 0.02
+    monkeypatch.setattr(heart_voice, "TAKE_F0_SPREAD", 0.0)
+    same = [heart_voice.raw_synthesize([LINE], noise=0.3, seed=k).audio for k in (1, 2)]
+    assert moved(*same) < 0.01
 
 
 def test_take_contour_is_smooth_with_the_asked_spread():
@@ -98,6 +102,25 @@ def test_take_contour_is_smooth_with_the_asked_spread():
     white = np.random.default_rng(5).standard_normal(400) * 0.05
     assert np.abs(np.diff(c)).mean() < 0.2 * np.abs(np.diff(white)).mean()  # correlated over ~0.3 s, not white
     assert not heart_voice.take_contour(400, 0.0, rng).any()
+
+
+def test_take_contour_moves_the_spoken_pitch():
+    """Through the network and the signal stage, the contour is heard: WORLD's F0 of the same tokens moves
+    by about the contour's spread, where other noise alone (the control) leaves it in place."""
+    chunk = heart_voice.phonemize(LINE)[0]
+
+    def f0(spread, seed):
+        audio, _ = heart_voice.infer(chunk, 1.0, np.random.default_rng(seed), spread)
+        track, _, _ = world.world_analyse(audio.astype(np.float64), 24000)
+        return track
+
+    def moved(a, b):
+        both = (a > 0) & (b > 0)
+        return float(np.mean(np.abs(np.log(a[both] / b[both]))))
+
+    plain = f0(0.0, 3)
+    assert moved(plain, f0(0.0, 4)) < 0.01  # other aperiodic noise: the pitch stays
+    assert moved(plain, f0(0.1, 3)) > 0.04  # a contour of 0.1: the pitch moves
 
 
 def test_an_altered_heart_model_is_refused(monkeypatch):
