@@ -75,12 +75,7 @@ def pitch_match(reference: Path, audio: np.ndarray, sr: int) -> tuple[float, flo
 def _joe(reference: Path, transcript: str, others: Sequence[Path]) -> tuple[list[np.ndarray], int]:
     """The piper backend's matched voice (joe or heart with its fitted WORLD transform, kept away from
     `others`: `fitting.chosen_fit`) speaking the scoring sentences."""
-    base, tf = fitting.chosen_fit(reference, transcript, others)
-    out = []
-    for s in SCORE_SENTENCES:
-        raw = fitting.raw_speech(base, [s], length_scale=tf.length_scale)
-        out.append(world.apply_transform(raw.audio, raw.sample_rate, tf))
-    return out, raw.sample_rate
+    return fitting.fitted_speech(*fitting.chosen_fit(reference, transcript, others), SCORE_SENTENCES)
 
 
 def _score_all(reference: Path, transcript: str, others: Sequence[Path]) -> BaseChoice:

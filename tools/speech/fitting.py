@@ -89,9 +89,23 @@ def raw_speech(base: str, sentences: list[str], length_scale: float = 1.0, noise
                seed: int = 0) -> RawSpeech:
     """`sentences` spoken by the base voice `base`, unmatched."""
     return base_voice(base)[0](sentences, length_scale=length_scale, noise=noise, seed=seed)
+
+
+def fitted_speech(base: str, tf: WorldTransform, sentences: list[str]) -> tuple[list[np.ndarray], int]:
+    """(each of `sentences` spoken by `base` under the fitted transform `tf`, sample rate): what a base
+    choice is scored on."""
+    from tools.speech.world import apply_transform
+
+    out = []
+    for sentence in sentences:
+        raw = raw_speech(base, text_norm.prepare_line(sentence), length_scale=tf.length_scale)
+        out.append(apply_transform(raw.audio, raw.sample_rate, tf))
+    return out, raw.sample_rate
+
+
 _MEMO: dict[str, "WorldTransform"] = {}
 _MEMO_LOCK = threading.Lock()
-_CHOICES: dict[str, "FitChoice"] = {}
+_CHOICES: dict[str, tuple[str, "WorldTransform"]] = {}  # choice key -> (base, its fitted transform)
 
 
 def reference_key(path: Path, *extra: str) -> str:
@@ -268,16 +282,23 @@ def cast_others(reference: Path, others: Sequence[Path]) -> tuple[Path, ...]:
     return tuple(by_digest[d] for d in sorted(by_digest) if d != own)
 
 
+def _cast_key(others: tuple[Path, ...]) -> list[str]:
+    """What a fit or a choice adds to its cache key for the rest of the cast (`cast_others`): the cast
+    weight and the clips' digests, nothing when alone."""
+    from tools.speech.search import CAST_WEIGHT
+
+    return [f"cast {CAST_WEIGHT}"] + [reference_key(o) for o in others] if others else []
+
+
 def fitted_transform(reference: Path, transcript: str, others: Sequence[Path] = (), base: str = "joe") -> WorldTransform:
     """The transform fitted from base voice `base` to one reference clip (see the module docstring),
     kept away from the `others` (the rest of the cast's reference clips), cached by all their digests."""
     from tools.media.audio import resample
-    from tools.speech.search import CAST_WEIGHT, refine_by_similarity
+    from tools.speech.search import refine_by_similarity
 
     raw_synthesize, sr, tag = base_voice(base)
     others = cast_others(reference, others)
-    key = reference_key(Path(reference), transcript, str(ANALYSIS_VERSION), str(sr), tag,
-                        *([f"cast {CAST_WEIGHT}"] + [reference_key(o) for o in others] if others else []))
+    key = reference_key(Path(reference), transcript, str(ANALYSIS_VERSION), str(sr), tag, *_cast_key(others))
     with _MEMO_LOCK:
         if key in _MEMO:
             return _MEMO[key]
@@ -325,39 +346,33 @@ def chosen_fit(reference: Path, transcript: str, others: Sequence[Path] = ()) ->
     """(base, its fitted transform) for one reference clip: the base whose fitted voice the fitting
     judge hears closer to the reference and further from the rest of the cast (module docstring, 5),
     cached by the same digests as the fits."""
-    from tools.speech.search import CAST_WEIGHT, cast_score
+    from tools.speech.search import cast_score
 
     reference = Path(reference)
     others = cast_others(reference, others)
     key = reference_key(reference, transcript, "base choice", CHOICE_VERSION, str(ANALYSIS_VERSION), *BASES,
-                        *([f"cast {CAST_WEIGHT}"] + [reference_key(o) for o in others] if others else []))
+                        *_cast_key(others))
     with _MEMO_LOCK:
-        choice = _CHOICES.get(key)
+        if key in _CHOICES:
+            return _CHOICES[key]
+    cache = voice_cache_file(f"{key}.base.json")
+    choice = read_cached(cache, FitChoice, "base choice")
     if choice is None:
-        cache = voice_cache_file(f"{key}.base.json")
-        choice = read_cached(cache, FitChoice, "base choice")
-        if choice is None:
-            from tools.hearing import speaker
-            from tools.speech.world import render_transform
+        from tools.hearing import speaker
 
-            ref_e = speaker.embed(*load_audio(reference))
-            others_e = [speaker.embed(*load_audio(o)) for o in others]
-            scores = {}
-            for base in BASES:
-                tf = fitted_transform(reference, transcript, others, base)
-                got = []
-                for sentence in SCORE_SENTENCES:
-                    raw = raw_speech(base, text_norm.prepare_line(sentence), length_scale=tf.length_scale)
-                    sr = raw.sample_rate
-                    audio = render_transform(analyse_synthetic(raw.audio, sr), len(raw.audio), sr, tf)
-                    got.append(cast_score(speaker.embed(audio, sr), ref_e, others_e))
-                scores[base] = round(float(np.mean(got)), 4)
-            choice = FitChoice(max(BASES, key=lambda b: scores[b]), scores)  # joe on a tie: BASES' order
-            LOG.info("base voice for %s: %s (%s)", reference.name, choice.base, scores)
-            write_json(cache, asdict(choice))
-        with _MEMO_LOCK:
-            _CHOICES[key] = choice
-    return choice.base, fitted_transform(reference, transcript, others, choice.base)
+        ref_e = speaker.embed(*load_audio(reference))
+        others_e = [speaker.embed(*load_audio(o)) for o in others]
+        scores = {}
+        for base in BASES:
+            audios, sr = fitted_speech(base, fitted_transform(reference, transcript, others, base), SCORE_SENTENCES)
+            scores[base] = round(float(np.mean([cast_score(speaker.embed(x, sr), ref_e, others_e) for x in audios])), 4)
+        choice = FitChoice(max(BASES, key=lambda b: scores[b]), scores)  # joe on a tie: BASES' order
+        LOG.info("base voice for %s: %s (%s)", reference.name, choice.base, scores)
+        write_json(cache, asdict(choice))
+    chosen = (choice.base, fitted_transform(reference, transcript, others, choice.base))
+    with _MEMO_LOCK:
+        _CHOICES[key] = chosen
+    return chosen
 
 
 def _fit_classes(tf: WorldTransform, src_analysis, ref_analysis, sr: int, usable_bands: int | None) -> WorldTransform:

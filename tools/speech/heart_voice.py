@@ -25,10 +25,10 @@ import threading
 
 import numpy as np
 
-from tools.base import Timing, ToolError
+from tools.base import ToolError
 from tools.media.files import digest_file
-from tools.speech.kokoro_voice import KOKORO_TO_IPA
-from tools.speech.piper_voice import SENTENCE_PAUSE_S, RawSpeech, merge_modifiers
+from tools.speech import kokoro_voice
+from tools.speech.piper_voice import RawSpeech
 
 SR = 24000
 FRAME = 600  # samples per duration frame
@@ -117,18 +117,5 @@ def raw_synthesize(sentences: list[str], length_scale: float = 1.0, noise: float
     speed = 1.0 / max(length_scale, 0.1)
     if noise > 0:
         speed *= float(np.exp(TAKE_RATE_SPREAD * noise * rng.standard_normal()))
-    pieces, phonemes, n = [], [], 0
-    pause = np.zeros(int(SENTENCE_PAUSE_S * SR), np.float32)
-    lead = int(TIMING_LEAD_S * SR)
-    for i, sentence in enumerate(sentences):
-        for k, chunk in enumerate(phonemize(sentence)):
-            if i > 0 or k > 0:
-                pieces.append(pause)
-                n += len(pause)
-            audio, spans = infer(chunk, speed, rng, TAKE_F0_SPREAD * noise)
-            phonemes += [Timing(KOKORO_TO_IPA.get(c, c), round((n + max(a - lead, 0)) / SR, 4),
-                                round((n + max(b - lead, 1)) / SR, 4)) for c, a, b in spans]
-            pieces.append(audio)
-            n += len(audio)
-    audio = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
-    return RawSpeech(audio, SR, merge_modifiers(phonemes))
+    return kokoro_voice.join_chunks([c for s in sentences for c in phonemize(s)],
+                                    lambda chunk: infer(chunk, speed, rng, TAKE_F0_SPREAD * noise), TIMING_LEAD_S, SR)

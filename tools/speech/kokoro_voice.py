@@ -130,21 +130,29 @@ def infer(phonemes: str, style_pack: np.ndarray, speed: float = 1.0, noise: floa
     return audio, [(c, int(a), int(b)) for c, a, b in zip(symbols, starts[1:-1], ends[1:-1])]
 
 
+def join_chunks(chunks: list[str], speak, lead_s: float, sr: int = SR) -> RawSpeech:
+    """Phoneme chunks (Kokoro's alphabet) spoken by `speak(chunk) -> (audio at `sr`, [(symbol, start
+    sample, end sample)])`, joined by short pauses; each span moved `lead_s` earlier is a phoneme
+    timing, labelled in IPA. Shared by Kokoro and hibari's heart (`tools.speech.heart_voice`)."""
+    pieces, phonemes, n = [], [], 0
+    pause = np.zeros(int(SENTENCE_PAUSE_S * sr), np.float32)
+    lead = int(lead_s * sr)
+    for k, chunk in enumerate(chunks):
+        if k > 0:
+            pieces.append(pause)
+            n += len(pause)
+        audio, spans = speak(chunk)
+        phonemes += [Timing(KOKORO_TO_IPA.get(c, c), round((n + max(a - lead, 0)) / sr, 4),
+                            round((n + max(b - lead, 1)) / sr, 4)) for c, a, b in spans]
+        pieces.append(audio)
+        n += len(audio)
+    audio = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
+    return RawSpeech(audio, sr, merge_modifiers(phonemes))
+
+
 def raw_synthesize(sentences: list[str], style_pack: np.ndarray, length_scale: float = 1.0,
                    noise: float = 0.0, seed: int = 0) -> RawSpeech:
     """Speak `sentences` in one style, joined by short pauses; phoneme timings from the durations."""
-    pieces, phonemes, n = [], [], 0
-    pause = np.zeros(int(SENTENCE_PAUSE_S * SR), np.float32)
-    for i, sentence in enumerate(sentences):
-        for k, chunk in enumerate(_pieces(phonemize(sentence))):
-            if i > 0 or k > 0:
-                pieces.append(pause)
-                n += len(pause)
-            audio, spans = infer(chunk, style_pack, 1.0 / max(length_scale, 0.1), noise, seed)
-            lead = int(TIMING_LEAD_S * SR)
-            phonemes += [Timing(KOKORO_TO_IPA.get(c, c), round((n + max(a - lead, 0)) / SR, 4),
-                                round((n + max(b - lead, 1)) / SR, 4)) for c, a, b in spans]
-            pieces.append(audio)
-            n += len(audio)
-    audio = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
-    return RawSpeech(audio, SR, merge_modifiers(phonemes))
+    speed = 1.0 / max(length_scale, 0.1)
+    return join_chunks([c for s in sentences for c in _pieces(phonemize(s))],
+                       lambda chunk: infer(chunk, style_pack, speed, noise, seed), TIMING_LEAD_S)
