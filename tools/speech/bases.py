@@ -37,7 +37,7 @@ LOG = logging.getLogger(__name__)
 SCORE_SENTENCES = fitting.SCORE_SENTENCES  # the piper backend's base choice is scored on the same words
 FLOOR_NATS = 0.3
 MAX_RANGE = 2.0  # the F0 range factor is clipped to [1/MAX_RANGE, MAX_RANGE]
-VERSION = "3"
+VERSION = "4"
 _LOCK = threading.Lock()
 _MEMO: dict[str, "BaseChoice"] = {}
 

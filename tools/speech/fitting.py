@@ -35,6 +35,7 @@ import logging
 import os
 import threading
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Sequence
 
@@ -43,6 +44,7 @@ import numpy as np
 from tools.base import ToolError
 from tools.media.audio import load_audio
 from tools.media.files import user_cache_dir
+from tools.media.packaged import EN_PACKS, MODELS
 from tools.speech import text_norm
 from tools.speech.bands import band_edges, bands
 from tools.speech.classes import cepstra, dtw_pairs, usable_shapes
@@ -68,12 +70,15 @@ HELD_OUT_TEXT = "We packed warm bread, apples and cheese, then walked along the 
 # Sentences the base choice is scored on (words no line of the example, no benchmark and no fit uses).
 SCORE_SENTENCES = ["A quiet river ran past the old mill, and the miller's dog slept in the sun.",
                    "The children laughed as the kite rose above the hill and caught the wind."]
-BASES = ("joe", "heart")
-CHOICE_VERSION = "1"
+BASES = ("joe", "heart")  # fitted for every reference; PACK_CANDIDATES of Kokoro's English packs join them
+PACK = "kokoro:"  # a base named PACK + an EN_PACKS name is Kokoro-82M speaking in that style pack
+PACK_CANDIDATES = 1  # English packs fitted per reference: those whose raw speech the fitting judge hears closest
+CHOICE_VERSION = "2"
 
 
 def base_voice(base: str):
-    """(raw_synthesize, sample rate, cache tag) of one base voice: piper's joe or hibari's heart."""
+    """(raw_synthesize, sample rate, cache tag) of one base voice: piper's joe, hibari's heart, or
+    Kokoro in one of its English style packs (PACK + its name)."""
     if base == "joe":
         from tools.speech.piper_voice import raw_synthesize
 
@@ -82,7 +87,12 @@ def base_voice(base: str):
         from tools.speech import heart_voice
 
         return heart_voice.raw_synthesize, heart_voice.SR, "heart-hibari-0.2.1"
-    raise ValueError(f"unknown base voice {base!r}: one of {', '.join(BASES)}")
+    if base.startswith(PACK) and base[len(PACK):] in EN_PACKS:
+        from tools.speech import kokoro_voice
+
+        return partial(kokoro_voice.raw_synthesize, style_pack=kokoro_voice.pack(base[len(PACK):])), \
+            kokoro_voice.SR, f"kokoro-v1.0-{base[len(PACK):]}"
+    raise ValueError(f"unknown base voice {base!r}: one of {', '.join(BASES)} or {PACK}<one of {', '.join(EN_PACKS)}>")
 
 
 def raw_speech(base: str, sentences: list[str], length_scale: float = 1.0, noise: float = 0.0,
@@ -106,6 +116,7 @@ def fitted_speech(base: str, tf: WorldTransform, sentences: list[str]) -> tuple[
 _MEMO: dict[str, "WorldTransform"] = {}
 _MEMO_LOCK = threading.Lock()
 _CHOICES: dict[str, tuple[str, "WorldTransform"]] = {}  # choice key -> (base, its fitted transform)
+_PACK_EMBEDDINGS: dict[str, dict[str, np.ndarray]] = {}
 
 
 def reference_key(path: Path, *extra: str) -> str:
@@ -342,16 +353,69 @@ class FitChoice:
     scores: dict = field(default_factory=dict)
 
 
+def pack_embeddings() -> dict[str, np.ndarray]:
+    """Pack name -> the fitting judge's embedding of each of SCORE_SENTENCES in that English pack's raw
+    voice (a (2, 256) array): the same for every reference, so made once and kept in the user cache."""
+    from tools.hearing import speaker
+    from tools.speech import kokoro_voice
+
+    key = hashlib.sha256(json.dumps([EN_PACKS, SCORE_SENTENCES, MODELS["kokoro"].sha256,
+                                     MODELS["kokoro_en_voices"].sha256, "resemblyzer"]).encode()).hexdigest()[:24]
+    with _MEMO_LOCK:
+        if key in _PACK_EMBEDDINGS:
+            return _PACK_EMBEDDINGS[key]
+    cache = voice_cache_file(f"{key}.packs.npz")
+    found = None
+    if cache.is_file():
+        try:
+            with np.load(cache) as npz:
+                found = {name: npz[name] for name in EN_PACKS}
+        except (OSError, KeyError, ValueError):
+            LOG.warning("ignoring a corrupt pack-embedding cache entry %s", cache)
+    if found is None:
+        sentences = [text_norm.prepare_line(s) for s in SCORE_SENTENCES]
+        found = {}
+        for name in EN_PACKS:
+            style = kokoro_voice.pack(name)
+            found[name] = np.stack([speaker.embed(raw.audio, raw.sample_rate) for raw in
+                                    (kokoro_voice.raw_synthesize(s, style) for s in sentences)])
+        tmp = cache.with_name(f".{cache.name}.tmp{os.getpid()}.npz")
+        np.savez(tmp, **found)
+        os.replace(tmp, cache)
+    with _MEMO_LOCK:
+        _PACK_EMBEDDINGS[key] = found
+    return found
+
+
+def pack_candidates(ref_e: np.ndarray, others_e: Sequence[np.ndarray], k: int = PACK_CANDIDATES) -> list[str]:
+    """The `k` English packs whose raw speech has the highest mean cast score (`search.cast_score`, the
+    fitting judge) against one reference's embedding, best first, as base names (PACK + name)."""
+    from tools.speech.search import cast_score
+
+    raw = pack_embeddings()
+    score = {name: float(np.mean([cast_score(e, ref_e, others_e) for e in raw[name]])) for name in EN_PACKS}
+    return [PACK + name for name in sorted(EN_PACKS, key=lambda n: -score[n])[:k]]
+
+
+@dataclass(frozen=True)
+class FitChoice:
+    """The base voice chosen for one reference and the cast score of each base's fitted speech."""
+
+    base: str
+    scores: dict = field(default_factory=dict)
+
+
 def chosen_fit(reference: Path, transcript: str, others: Sequence[Path] = ()) -> tuple[str, WorldTransform]:
     """(base, its fitted transform) for one reference clip: the base whose fitted voice the fitting
     judge hears closer to the reference and further from the rest of the cast (module docstring, 5),
+    among joe, heart and the English Kokoro packs whose raw voice it hears closest (`pack_candidates`),
     cached by the same digests as the fits."""
     from tools.speech.search import cast_score
 
     reference = Path(reference)
     others = cast_others(reference, others)
     key = reference_key(reference, transcript, "base choice", CHOICE_VERSION, str(ANALYSIS_VERSION), *BASES,
-                        *_cast_key(others))
+                        f"{PACK_CANDIDATES} of", *EN_PACKS, MODELS["kokoro_en_voices"].sha256, *_cast_key(others))
     with _MEMO_LOCK:
         if key in _CHOICES:
             return _CHOICES[key]
@@ -363,10 +427,10 @@ def chosen_fit(reference: Path, transcript: str, others: Sequence[Path] = ()) ->
         ref_e = speaker.embed(*load_audio(reference))
         others_e = [speaker.embed(*load_audio(o)) for o in others]
         scores = {}
-        for base in BASES:
+        for base in (*BASES, *pack_candidates(ref_e, others_e)):
             audios, sr = fitted_speech(base, fitted_transform(reference, transcript, others, base), SCORE_SENTENCES)
             scores[base] = round(float(np.mean([cast_score(speaker.embed(x, sr), ref_e, others_e) for x in audios])), 4)
-        choice = FitChoice(max(BASES, key=lambda b: scores[b]), scores)  # joe on a tie: BASES' order
+        choice = FitChoice(max(scores, key=scores.get), scores)  # the earlier base on a tie: joe first
         LOG.info("base voice for %s: %s (%s)", reference.name, choice.base, scores)
         write_json(cache, asdict(choice))
     chosen = (choice.base, fitted_transform(reference, transcript, others, choice.base))

