@@ -1,6 +1,6 @@
-"""Choosing each character's base voice: "joe" (the piper backend's matched voice: piper's joe or
-hibari's heart with its fitted WORLD transform, whichever `fitting.chosen_fit` keeps), one of
-Kokoro's five style packs, or a Kokoro style searched toward the reference (`tools.speech.
+"""Choosing each character's base voice: "joe" (the piper backend's matched voice: piper's joe,
+hibari's heart or an English Kokoro pack with its fitted WORLD transform, whichever
+`fitting.chosen_fit` keeps), one of Kokoro's five Japanese style packs, or a Kokoro style searched toward the reference (`tools.speech.
 style_search`, from the best pack), each raw or with WORLD pitch matching. Once per reference,
 cached by digest.
 
