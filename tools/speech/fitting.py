@@ -5,8 +5,9 @@ by the wav's digest in the user cache directory).
    spectral envelope shape of voiced and of unvoiced frames on a mel grid, aperiodicity of voiced
    frames, active-speech time and loudness.
 2. Speak the reference transcript with the base voice (piper's joe, hibari's heart:
-   `tools.speech.heart_voice`, or Kokoro in an English style pack: `tools.speech.kokoro_voice`), so the source and the reference say the same words; the ratio of
-   their active-speech times sets the base's length scale (speaking rate).
+   `tools.speech.heart_voice`, or Kokoro in an English style pack: `tools.speech.kokoro_voice`), so
+   the source and the reference say the same words; the ratio of their active-speech times sets the
+   base's length scale (speaking rate).
 3. F0: mean and range mapped in the log domain. Envelope: the frequency-warp factor (formant scale)
    whose warped source frames best fit their paired reference frames, the recording's own colour
    taken out (`fit_warp`), then a correction per sound class
@@ -346,14 +347,6 @@ def fitted_transform(reference: Path, transcript: str, others: Sequence[Path] = 
     with _MEMO_LOCK:
         _MEMO[key] = tf
     return tf
-
-
-@dataclass(frozen=True)
-class FitChoice:
-    """The base voice chosen for one reference and the cast score of each base's fitted speech."""
-
-    base: str
-    scores: dict = field(default_factory=dict)
 
 
 def pack_embeddings() -> dict[str, np.ndarray]:
