@@ -85,7 +85,7 @@ def test_pack_candidates_rank_by_cast_score_and_find_the_pack_that_spoke(tmp_pat
     from tools.speech.search import CAST_WEIGHT
 
     raw = fitting.pack_embeddings()
-    # The cached embeddings are the fitting judge's on each pack's raw speech of the scoring sentences.
+    # The shipped embeddings are the fitting judge's on each pack's raw speech of the scoring sentences.
     again = [speaker.embed(r.audio, r.sample_rate) for r in
              (kokoro_voice.raw_synthesize(text_norm.prepare_line(s), kokoro_voice.pack("am_onyx"))
               for s in fitting.SCORE_SENTENCES)]
@@ -103,6 +103,24 @@ def test_pack_candidates_rank_by_cast_score_and_find_the_pack_that_spoke(tmp_pat
                    for n in packaged.EN_PACKS}
         assert ranked == [fitting.PACK + n for n in sorted(by_hand, key=by_hand.get, reverse=True)[:3]]
     assert fitting.pack_candidates(clips["am_onyx"], [], k=1) == ["kokoro:am_onyx"]  # alone: similarity only
+
+
+def test_pack_embeddings_are_shipped_for_their_key_else_made_once_and_cached(tmp_path, monkeypatch):
+    """The shipped file serves only the key it was made for; another key (a changed model, pack file,
+    sentence or judge) makes them again, once, into the user cache."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(fitting, "_PACK_EMBEDDINGS", {})
+    with np.load(fitting.SHIPPED_PACK_EMBEDDINGS) as npz:
+        assert str(npz["key"]) == fitting._pack_embeddings_key()
+        assert all(np.array_equal(fitting.pack_embeddings()[n], npz[n]) for n in packaged.EN_PACKS)
+    made = {n: np.full((2, 256), i, np.float32) for i, n in enumerate(packaged.EN_PACKS)}
+    calls = []
+    monkeypatch.setattr(fitting, "_pack_embeddings_key", lambda: "another")
+    monkeypatch.setattr(fitting, "compute_pack_embeddings", lambda: calls.append(1) or made)
+    assert fitting.pack_embeddings()["am_adam"][0, 0] == packaged.EN_PACKS.index("am_adam") and calls == [1]
+    monkeypatch.setattr(fitting, "_PACK_EMBEDDINGS", {})
+    assert fitting.pack_embeddings()["bf_emma"][1, 3] == packaged.EN_PACKS.index("bf_emma") and calls == [1]
+    assert list((tmp_path / "cache" / "cascade-composer" / "voices").glob("*.packs.npz"))
 
 
 def test_backend_speaks_a_chosen_pack(tmp_path, monkeypatch):

@@ -349,35 +349,60 @@ def fitted_transform(reference: Path, transcript: str, others: Sequence[Path] = 
     return tf
 
 
-def pack_embeddings() -> dict[str, np.ndarray]:
-    """Pack name -> the fitting judge's embedding of each of SCORE_SENTENCES in that English pack's raw
-    voice (a (2, 256) array): the same for every reference, so made once and kept in the user cache."""
+SHIPPED_PACK_EMBEDDINGS = Path(__file__).with_name("pack_embeddings.npz")  # `python -m tools.speech.fitting` writes it
+
+
+def _pack_embeddings_key() -> str:
+    """What the packs' embeddings depend on: the packs, the sentences, the model and the judge."""
+    return hashlib.sha256(json.dumps([EN_PACKS, SCORE_SENTENCES, MODELS["kokoro"].sha256,
+                                      MODELS["kokoro_en_voices"].sha256, "resemblyzer 0.1.4"]).encode()).hexdigest()[:24]
+
+
+def _read_pack_embeddings(path: Path, key: str) -> dict[str, np.ndarray] | None:
+    """The embeddings stored at `path` when they were made for `key`; None otherwise (corrupt: warned)."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path) as npz:
+            if str(npz["key"]) != key:
+                return None
+            return {name: npz[name] for name in EN_PACKS}
+    except (OSError, KeyError, ValueError):
+        LOG.warning("ignoring a corrupt pack-embedding file %s", path)
+        return None
+
+
+def compute_pack_embeddings() -> dict[str, np.ndarray]:
+    """Each English pack's raw speech of SCORE_SENTENCES, embedded by the fitting judge (about 45 s here)."""
     from tools.hearing import speaker
     from tools.speech import kokoro_voice
 
-    key = hashlib.sha256(json.dumps([EN_PACKS, SCORE_SENTENCES, MODELS["kokoro"].sha256,
-                                     MODELS["kokoro_en_voices"].sha256, "resemblyzer"]).encode()).hexdigest()[:24]
+    sentences = [text_norm.prepare_line(s) for s in SCORE_SENTENCES]
+    return {name: np.stack([speaker.embed(raw.audio, raw.sample_rate) for raw in
+                            (kokoro_voice.raw_synthesize(s, kokoro_voice.pack(name)) for s in sentences)])
+            for name in EN_PACKS}
+
+
+def _write_pack_embeddings(path: Path, found: dict[str, np.ndarray], key: str) -> None:
+    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.npz")
+    np.savez(tmp, key=np.array(key), **found)
+    os.replace(tmp, path)
+
+
+def pack_embeddings() -> dict[str, np.ndarray]:
+    """Pack name -> the fitting judge's embedding of each of SCORE_SENTENCES in that English pack's raw
+    voice (a (2, 256) array). The same for every reference: shipped beside this module for the model,
+    packs and sentences it was made for (SHIPPED_PACK_EMBEDDINGS), else made once and kept in the user
+    cache."""
+    key = _pack_embeddings_key()
     with _MEMO_LOCK:
         if key in _PACK_EMBEDDINGS:
             return _PACK_EMBEDDINGS[key]
     cache = voice_cache_file(f"{key}.packs.npz")
-    found = None
-    if cache.is_file():
-        try:
-            with np.load(cache) as npz:
-                found = {name: npz[name] for name in EN_PACKS}
-        except (OSError, KeyError, ValueError):
-            LOG.warning("ignoring a corrupt pack-embedding cache entry %s", cache)
+    found = _read_pack_embeddings(SHIPPED_PACK_EMBEDDINGS, key) or _read_pack_embeddings(cache, key)
     if found is None:
-        sentences = [text_norm.prepare_line(s) for s in SCORE_SENTENCES]
-        found = {}
-        for name in EN_PACKS:
-            style = kokoro_voice.pack(name)
-            found[name] = np.stack([speaker.embed(raw.audio, raw.sample_rate) for raw in
-                                    (kokoro_voice.raw_synthesize(s, style) for s in sentences)])
-        tmp = cache.with_name(f".{cache.name}.tmp{os.getpid()}.npz")
-        np.savez(tmp, **found)
-        os.replace(tmp, cache)
+        found = compute_pack_embeddings()
+        _write_pack_embeddings(cache, found, key)
     with _MEMO_LOCK:
         _PACK_EMBEDDINGS[key] = found
     return found
@@ -443,3 +468,9 @@ def _fit_classes(tf: WorldTransform, src_analysis, ref_analysis, sr: int, usable
     ref_db = 10 * np.log10(ref_analysis[1] + 1e-16)
     cent, corr = fit_classes(src_db, ref_db, sr, usable_bands=usable_bands)
     return replace(tf, class_centroids=cent, class_corr=corr)
+
+
+if __name__ == "__main__":
+    # Make the shipped pack embeddings again (after a change of packs, model, sentences or judge).
+    _write_pack_embeddings(SHIPPED_PACK_EMBEDDINGS, compute_pack_embeddings(), _pack_embeddings_key())
+    print(f"wrote {SHIPPED_PACK_EMBEDDINGS}")
