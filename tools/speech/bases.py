@@ -73,8 +73,8 @@ def pitch_match(reference: Path, audio: np.ndarray, sr: int) -> tuple[float, flo
 
 
 def _joe(reference: Path, transcript: str, others: Sequence[Path]) -> tuple[list[np.ndarray], int]:
-    """The piper backend's matched voice (joe or heart with its fitted WORLD transform, kept away from
-    `others`: `fitting.chosen_fit`) speaking the scoring sentences."""
+    """The piper backend's matched voice (joe, heart or an English pack with its fitted WORLD transform,
+    kept away from `others`: `fitting.chosen_fit`) speaking the scoring sentences."""
     return fitting.fitted_speech(*fitting.chosen_fit(reference, transcript, others), SCORE_SENTENCES)
 
 
