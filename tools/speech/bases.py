@@ -1,8 +1,8 @@
 """Choosing each character's base voice: "joe" (the piper backend's matched voice: piper's joe,
 hibari's heart or an English Kokoro pack with its fitted WORLD transform, whichever
-`fitting.chosen_fit` keeps), one of Kokoro's five Japanese style packs, or a Kokoro style searched toward the reference (`tools.speech.
-style_search`, from the best pack), each raw or with WORLD pitch matching. Once per reference,
-cached by digest.
+`fitting.chosen_fit` keeps), one of Kokoro's five Japanese style packs, or a Kokoro style searched
+toward the reference (`tools.speech.style_search`, from the best pack), each raw or with WORLD pitch
+matching. Once per reference, cached by digest.
 
 Every candidate speaks SCORE_SENTENCES (words no line of the example, no benchmark and no fit of joe uses) and is
 scored by the mean resemblyzer similarity to the reference: the judge that fitting listens through.
@@ -17,7 +17,8 @@ gibberish out: the recogniser's forced-alignment score (`tools.hearing.recognise
 the measure of piper's clearer-reading check) of a candidate may be at most FLOOR_NATS per token
 below the best raw pack's. Budget: 13 candidates and the style search's 40 steps, each 2 sentences
 of synthesis and embedding: about two and a half minutes per reference on this 2-core machine, plus
-the piper backend's two fits (joe's and heart's, about 25 s) when they are not cached.
+the piper backend's three fits (joe's, heart's and one English pack's, about 10-40 s) when they are
+not cached.
 """
 from __future__ import annotations
 

@@ -123,6 +123,17 @@ _CHOICES: dict[str, tuple[str, "WorldTransform"]] = {}  # choice key -> (base, i
 _PACK_EMBEDDINGS: dict[str, dict[str, np.ndarray]] = {}
 
 
+def _memoised(memo: dict, key: str, make):
+    """`memo[key]`, made by `make()` the first time in this process (the lock is not held while it is made)."""
+    with _MEMO_LOCK:
+        if key in memo:
+            return memo[key]
+    value = make()
+    with _MEMO_LOCK:
+        memo[key] = value
+    return value
+
+
 def reference_key(path: Path, *extra: str) -> str:
     """A cache key for what is derived from one reference clip: its bytes' digest with `extra`."""
     h = hashlib.sha256(Path(path).read_bytes())
@@ -308,16 +319,19 @@ def _cast_key(others: tuple[Path, ...]) -> list[str]:
 def fitted_transform(reference: Path, transcript: str, others: Sequence[Path] = (), base: str = "joe") -> WorldTransform:
     """The transform fitted from base voice `base` to one reference clip (see the module docstring),
     kept away from the `others` (the rest of the cast's reference clips), cached by all their digests."""
-    from tools.media.audio import resample
-    from tools.speech.search import refine_by_similarity
-
     raw_synthesize, sr, tag = base_voice(base)
     others = cast_others(reference, others)
     key = reference_key(Path(reference), transcript, str(ANALYSIS_VERSION), str(sr), tag, *_cast_key(others))
-    with _MEMO_LOCK:
-        if key in _MEMO:
-            return _MEMO[key]
-    cache = voice_cache_file(f"{key}.fit.json")
+    return _memoised(_MEMO, key, lambda: _fit(reference, transcript, others, raw_synthesize, sr,
+                                              voice_cache_file(f"{key}.fit.json")))
+
+
+def _fit(reference: Path, transcript: str, others: tuple[Path, ...], raw_synthesize, sr: int,
+         cache: Path) -> WorldTransform:
+    """`fitted_transform`'s transform: read from `cache`, else fitted and written there."""
+    from tools.media.audio import resample
+    from tools.speech.search import refine_by_similarity
+
     tf = read_cached(cache, WorldTransform, "voice fit")
     if tf is None:
         ref = analyse_reference(Path(reference), sr)
@@ -344,8 +358,6 @@ def fitted_transform(reference: Path, transcript: str, others: Sequence[Path] = 
         tf = refine_by_similarity(Path(reference), held, analyse_synthetic(held, sr), sr, tf, text=" ".join(held_text),
                                   others=others)
         write_json(cache, asdict(tf))
-    with _MEMO_LOCK:
-        _MEMO[key] = tf
     return tf
 
 
@@ -354,8 +366,8 @@ SHIPPED_PACK_EMBEDDINGS = Path(__file__).with_name("pack_embeddings.npz")  # `py
 
 def _pack_embeddings_key() -> str:
     """What the packs' embeddings depend on: the packs, the sentences, the model and the judge."""
-    return hashlib.sha256(json.dumps([EN_PACKS, SCORE_SENTENCES, MODELS["kokoro"].sha256,
-                                      MODELS["kokoro_en_voices"].sha256, "resemblyzer 0.1.4"]).encode()).hexdigest()[:24]
+    made_of = [EN_PACKS, SCORE_SENTENCES, MODELS["kokoro"].sha256, MODELS["kokoro_en_voices"].sha256, "resemblyzer 0.1.4"]
+    return hashlib.sha256(json.dumps(made_of).encode()).hexdigest()[:24]
 
 
 def _read_pack_embeddings(path: Path, key: str) -> dict[str, np.ndarray] | None:
@@ -395,17 +407,16 @@ def pack_embeddings() -> dict[str, np.ndarray]:
     packs and sentences it was made for (SHIPPED_PACK_EMBEDDINGS), else made once and kept in the user
     cache."""
     key = _pack_embeddings_key()
-    with _MEMO_LOCK:
-        if key in _PACK_EMBEDDINGS:
-            return _PACK_EMBEDDINGS[key]
-    cache = voice_cache_file(f"{key}.packs.npz")
-    found = _read_pack_embeddings(SHIPPED_PACK_EMBEDDINGS, key) or _read_pack_embeddings(cache, key)
-    if found is None:
-        found = compute_pack_embeddings()
-        _write_pack_embeddings(cache, found, key)
-    with _MEMO_LOCK:
-        _PACK_EMBEDDINGS[key] = found
-    return found
+
+    def make() -> dict[str, np.ndarray]:
+        cache = voice_cache_file(f"{key}.packs.npz")
+        found = _read_pack_embeddings(SHIPPED_PACK_EMBEDDINGS, key) or _read_pack_embeddings(cache, key)
+        if found is None:
+            found = compute_pack_embeddings()
+            _write_pack_embeddings(cache, found, key)
+        return found
+
+    return _memoised(_PACK_EMBEDDINGS, key, make)
 
 
 def pack_candidates(ref_e: np.ndarray, others_e: Sequence[np.ndarray], k: int = PACK_CANDIDATES) -> list[str]:
@@ -431,33 +442,36 @@ def chosen_fit(reference: Path, transcript: str, others: Sequence[Path] = ()) ->
     judge hears closer to the reference and further from the rest of the cast (module docstring, 5),
     among joe, heart and the English Kokoro packs whose raw voice it hears closest (`pack_candidates`),
     cached by the same digests as the fits."""
-    from tools.speech.search import cast_score
-
     reference = Path(reference)
     others = cast_others(reference, others)
     key = reference_key(reference, transcript, "base choice", CHOICE_VERSION, str(ANALYSIS_VERSION), *BASES,
                         f"{PACK_CANDIDATES} of", *EN_PACKS, MODELS["kokoro_en_voices"].sha256, *_cast_key(others))
-    with _MEMO_LOCK:
-        if key in _CHOICES:
-            return _CHOICES[key]
-    cache = voice_cache_file(f"{key}.base.json")
-    choice = read_cached(cache, FitChoice, "base choice")
-    if choice is None:
-        from tools.hearing import speaker
 
-        ref_e = speaker.embed(*load_audio(reference))
-        others_e = [speaker.embed(*load_audio(o)) for o in others]
-        scores = {}
-        for base in (*BASES, *pack_candidates(ref_e, others_e)):
-            audios, sr = fitted_speech(base, fitted_transform(reference, transcript, others, base), SCORE_SENTENCES)
-            scores[base] = round(float(np.mean([cast_score(speaker.embed(x, sr), ref_e, others_e) for x in audios])), 4)
-        choice = FitChoice(max(scores, key=scores.get), scores)  # the earlier base on a tie: joe first
-        LOG.info("base voice for %s: %s (%s)", reference.name, choice.base, scores)
-        write_json(cache, asdict(choice))
-    chosen = (choice.base, fitted_transform(reference, transcript, others, choice.base))
-    with _MEMO_LOCK:
-        _CHOICES[key] = chosen
-    return chosen
+    def make() -> tuple[str, WorldTransform]:
+        cache = voice_cache_file(f"{key}.base.json")
+        choice = read_cached(cache, FitChoice, "base choice")
+        if choice is None:
+            choice = _choose(reference, transcript, others)
+            write_json(cache, asdict(choice))
+        return choice.base, fitted_transform(reference, transcript, others, choice.base)
+
+    return _memoised(_CHOICES, key, make)
+
+
+def _choose(reference: Path, transcript: str, others: tuple[Path, ...]) -> FitChoice:
+    """`chosen_fit`'s choice, made: every candidate base fitted and scored (module docstring, 5)."""
+    from tools.hearing import speaker
+    from tools.speech.search import cast_score
+
+    ref_e = speaker.embed(*load_audio(reference))
+    others_e = [speaker.embed(*load_audio(o)) for o in others]
+    scores = {}
+    for base in (*BASES, *pack_candidates(ref_e, others_e)):
+        audios, sr = fitted_speech(base, fitted_transform(reference, transcript, others, base), SCORE_SENTENCES)
+        scores[base] = round(float(np.mean([cast_score(speaker.embed(x, sr), ref_e, others_e) for x in audios])), 4)
+    choice = FitChoice(max(scores, key=scores.get), scores)  # the earlier base on a tie: joe first
+    LOG.info("base voice for %s: %s (%s)", reference.name, choice.base, scores)
+    return choice
 
 
 def _fit_classes(tf: WorldTransform, src_analysis, ref_analysis, sr: int, usable_bands: int | None) -> WorldTransform:
