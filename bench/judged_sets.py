@@ -8,7 +8,9 @@ each judge can tell the set's speakers apart at all.
 
 Then for every voice (name -> reference clip, transcript) the speech backend speaks SET_LINES,
 sentences no fit or search ever saw, raw (matching strength 0) and matched (1). Each line is
-embedded by every judge (`tools.hearing.speaker.BENCH_JUDGES`: resemblyzer, which fitting listens
+heard through each reference's own channel (`tools.hearing.speaker.Listener`, as the speaker
+evaluator hears it: the telephone set's references carry 4 kHz, so a line is compared with them as the
+telephone carries it) and embedded by every judge (`tools.hearing.speaker.BENCH_JUDGES`: resemblyzer, which fitting listens
 through; the d-vector and CAM++, which it never hears) and compared with every voice's reference.
 Printed per judge and mode: each speaker's own-reference similarity (mean over its lines) and the
 closest other speaker's, identification (a line is identified when its own reference is the
@@ -111,7 +113,9 @@ def judge_set(title: str, voices: dict[str, tuple[Path, str]], tmp: Path, synth=
     synth = synth or PiperSynthesizer()
     names = list(voices)
     others = {n: [voices[o][0] for o in names if o != n] if cast else [] for n in names}
-    refs = {j: np.stack([speaker.embed_by(j, *load_audio(voices[n][0])) for n in names]) for j in speaker.BENCH_JUDGES}
+    paths = [voices[n][0] for n in names]  # every line heard through each reference's own channel
+    heard_by = {j: speaker.Listener(paths, j, [speaker.embed_by(j, *load_audio(p)) for p in paths])
+                for j in speaker.BENCH_JUDGES}
     thr = thresholds()
     asr = _asr()
     from tools.speech import bases, fitting
@@ -149,7 +153,7 @@ def judge_set(title: str, voices: dict[str, tuple[Path, str]], tmp: Path, synth=
                 if k < len(SET_LINES):
                     wav, sr = load_audio(out)
                     for j in speaker.BENCH_JUDGES:
-                        sims[j][i, k] = refs[j] @ speaker.embed_by(j, wav, sr)
+                        sims[j][i, k] = heard_by[j].similarities(wav, sr)
         wer[mode] = errors / max(words, 1)
         wer_beam[mode] = beam_errors / max(words, 1)
         if mode == "matched":

@@ -157,9 +157,9 @@ def test_base_choice_keeps_the_closer_base_and_is_cached(tmp_path, monkeypatch):
     files = list((tmp_path / "cache" / "cascade-composer" / "voices").glob("*.base.json"))
     assert len(files) == 1
     scores = json.loads(files[0].read_text())["scores"]
-    from tools.hearing import speaker
+    from tools.speech import search
 
-    pack = fitting.pack_candidates(speaker.embed(*load_audio(ref)), [speaker.embed(*load_audio(o)) for o in cast])
+    pack = fitting.pack_candidates(search.fitting_listener(ref, cast))
     assert len(pack) == 1 and set(scores) == {"joe", "heart", *pack} and base == max(scores, key=scores.get)
     assert calls[:3] == ["joe", "heart", *pack] and tf == real(ref, text, cast, base)
     # measured: heart 0.53 against joe 0.42 and af_jessica 0.50

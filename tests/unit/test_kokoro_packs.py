@@ -13,7 +13,7 @@ from tools.hearing import speaker
 from tools.media import packaged
 from tools.media.audio import load_audio, write_wav
 from tools.media.files import digest_file
-from tools.speech import fitting, kokoro_voice, text_norm, world
+from tools.speech import fitting, kokoro_voice, search, text_norm, world
 from tools.speech.piper import PiperSynthesizer
 
 LINE = "The second relay failed an hour ago, and nobody logged it."
@@ -97,12 +97,14 @@ def test_pack_candidates_rank_by_cast_score_and_find_the_pack_that_spoke(tmp_pat
         write_wav(tmp_path / f"{name}.wav", clip.audio, clip.sample_rate)
         clips[name] = speaker.embed(*load_audio(tmp_path / f"{name}.wav"))
     for own, other in (("am_onyx", "bf_emma"), ("bf_emma", "am_onyx")):
-        ranked = fitting.pack_candidates(clips[own], [clips[other]], k=3)
+        ranked = fitting.pack_candidates(search.fitting_listener(tmp_path / f"{own}.wav", [tmp_path / f"{other}.wav"]),
+                                         k=3)
         assert ranked[0] == fitting.PACK + own and len(ranked) == 3
         by_hand = {n: np.mean([_cos(e, clips[own]) - CAST_WEIGHT * _cos(e, clips[other]) for e in raw[n]])
                    for n in packaged.EN_PACKS}
         assert ranked == [fitting.PACK + n for n in sorted(by_hand, key=by_hand.get, reverse=True)[:3]]
-    assert fitting.pack_candidates(clips["am_onyx"], [], k=1) == ["kokoro:am_onyx"]  # alone: similarity only
+    alone = search.fitting_listener(tmp_path / "am_onyx.wav")
+    assert fitting.pack_candidates(alone, k=1) == ["kokoro:am_onyx"]  # alone: similarity only
 
 
 def test_pack_embeddings_are_shipped_for_their_key_else_made_once_and_cached(tmp_path, monkeypatch):
@@ -115,8 +117,8 @@ def test_pack_embeddings_are_shipped_for_their_key_else_made_once_and_cached(tmp
         assert all(np.array_equal(fitting.pack_embeddings()[n], npz[n]) for n in packaged.EN_PACKS)
     made = {n: np.full((2, 256), i, np.float32) for i, n in enumerate(packaged.EN_PACKS)}
     calls = []
-    monkeypatch.setattr(fitting, "_pack_embeddings_key", lambda: "another")
-    monkeypatch.setattr(fitting, "compute_pack_embeddings", lambda: calls.append(1) or made)
+    monkeypatch.setattr(fitting, "_pack_embeddings_key", lambda rate=None: "another")
+    monkeypatch.setattr(fitting, "compute_pack_embeddings", lambda rate=None: calls.append(1) or made)
     assert fitting.pack_embeddings()["am_adam"][0, 0] == packaged.EN_PACKS.index("am_adam") and calls == [1]
     monkeypatch.setattr(fitting, "_PACK_EMBEDDINGS", {})
     assert fitting.pack_embeddings()["bf_emma"][1, 3] == packaged.EN_PACKS.index("bf_emma") and calls == [1]

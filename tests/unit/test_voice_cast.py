@@ -30,12 +30,12 @@ def _cosine(a, b):
 def test_cast_score_against_an_independent_computation():
     rng = np.random.default_rng(3)
     e, own, *others = rng.normal(size=(5, 256))
+    sims = [_cosine(e, own)] + [_cosine(e, o) for o in others]
     expected = _cosine(e, own) - search.CAST_WEIGHT * max(_cosine(e, o) for o in others)
-    assert search.cast_score(e, own, others) == pytest.approx(expected, abs=1e-9)
-    assert search.cast_score(e, own, []) == pytest.approx(_cosine(e, own), abs=1e-9)  # alone: similarity only
+    assert search.cast_score(sims) == pytest.approx(expected, abs=1e-9)
+    assert search.cast_score(sims[:1]) == pytest.approx(_cosine(e, own), abs=1e-9)  # alone: similarity only
     # Moving toward another cast member lowers the score though own similarity is unchanged.
-    near_other = others[0] / np.linalg.norm(others[0])
-    assert search.cast_score(e, own, [near_other]) > search.cast_score(e, own, [e])
+    assert search.cast_score([sims[0], 0.2]) > search.cast_score([sims[0], 0.9])
 
 
 def test_cast_others_are_distinct_clips_not_the_own_one_in_a_fixed_order(tmp_path):

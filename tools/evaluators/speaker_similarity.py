@@ -7,26 +7,26 @@ to any other cast member's reference (the swap check: a line spoken in another c
 a negative margin). resemblyzer's are `speaker.similarity[<line_id>]` and `speaker.margin[<line_id>]`;
 the d-vector's `speaker.dvector_similarity[...]` and `speaker.dvector_margin[...]`, each with its own
 calibrated threshold. A line is accepted only when it passes both judges, so a gain that comes from
-tuning the voice to resemblyzer alone does not get a line through.
+tuning the voice to resemblyzer alone does not get a line through. Each reference is compared with the
+line heard through that reference's own channel (`tools.hearing.speaker.Listener`): a character
+recorded on the telephone is judged against the line as the telephone would carry it.
 """
 from __future__ import annotations
-
-import numpy as np
 
 from tools.base import AttemptInput, Score
 from tools.evaluators.signals import AUDIO_SR
 from tools.evaluators.thresholds import thresholds
-from tools.hearing.speaker import embed_by, reference_embedding, similarity
+from tools.hearing.speaker import Listener
 from tools.media.audio import read_audio
 
 # judge -> the family prefix of its two scores
 FAMILIES = {"resemblyzer": "speaker.", "dvector": "speaker.dvector_"}
 
 
-def line_scores(line_id: str, emb: np.ndarray, speaker: str, refs: dict[str, np.ndarray],
-                sim_thr: float, margin_thr: float, prefix: str = "speaker.") -> list[Score]:
-    """Cosine to the speaker's reference embedding and the margin over every other character's."""
-    sims = {cid: similarity(emb, ref) for cid, ref in refs.items()}
+def line_scores(line_id: str, sims: dict[str, float], speaker: str, sim_thr: float, margin_thr: float,
+                prefix: str = "speaker.") -> list[Score]:
+    """Cosine to the speaker's reference (`sims`: character id -> cosine of the line to that
+    character's reference) and the margin over every other character's."""
     own = sims[speaker]
     details = {"speaker": speaker, "similarities": {k: round(v, 4) for k, v in sims.items()}}
     scores = [Score(f"{prefix}similarity[{line_id}]", own, sim_thr, details=details)]
@@ -42,7 +42,7 @@ class SpeakerSimilarityEvaluator:
     """Per line and judge: similarity and margin, higher is better (module docstring)."""
 
     name = "speaker_similarity"
-    version = "2"  # joins the score cache key: bump when the measure changes
+    version = "3"  # joins the score cache key: bump when the measure changes
 
     def __init__(self, similarity_threshold: float, margin_threshold: float,
                  dvector_similarity_threshold: float, dvector_margin_threshold: float):
@@ -51,15 +51,17 @@ class SpeakerSimilarityEvaluator:
                            "speaker.dvector_margin": dvector_margin_threshold}
 
     def evaluate(self, attempt: AttemptInput) -> list[Score]:
-        """Embed each line's own wav by both judges and compare it with every character's reference."""
+        """Embed each line's own wav by both judges and compare it with every character's reference, each
+        through that reference's channel."""
         if not attempt.audio.lines:
             return []
         scores: list[Score] = []
+        ids = [c.id for c in attempt.cast.characters]
         for judge, prefix in FAMILIES.items():
-            refs = {c.id: reference_embedding(c.voice.reference, judge) for c in attempt.cast.characters}
+            listener = Listener([c.voice.reference for c in attempt.cast.characters], judge)
             for line in attempt.audio.lines:
-                emb = embed_by(judge, read_audio(line.speech.wav_path, AUDIO_SR), AUDIO_SR)
-                scores += line_scores(line.line_id, emb, line.speaker, refs, self.thresholds[f"{prefix}similarity"],
+                sims = dict(zip(ids, listener.similarities(read_audio(line.speech.wav_path, AUDIO_SR), AUDIO_SR)))
+                scores += line_scores(line.line_id, sims, line.speaker, self.thresholds[f"{prefix}similarity"],
                                       self.thresholds[f"{prefix}margin"], prefix)
         return scores
 

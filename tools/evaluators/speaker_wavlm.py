@@ -46,7 +46,8 @@ class WavLMSpeakerEvaluator:
         scores: list[Score] = []
         for line in attempt.audio.lines:
             emb = wavlm_embed(model, read_audio(line.speech.wav_path, AUDIO_SR))
-            scores += line_scores(line.line_id, emb, line.speaker, refs, self.thresholds["speaker.similarity"],
+            sims = {cid: float(emb @ ref) for cid, ref in refs.items()}  # both unit length
+            scores += line_scores(line.line_id, sims, line.speaker, self.thresholds["speaker.similarity"],
                                   self.thresholds["speaker.margin"])
         return scores
 

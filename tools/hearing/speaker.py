@@ -6,6 +6,14 @@ Two judges, by name (JUDGES): `resemblyzer` (below), the one voice fitting liste
 evaluator reports both and a line must pass both. A third, `campplus` (`tools.hearing.campplus`), is
 heard by the benchmarks only (BENCH_JUDGES).
 
+Every comparison with a reference clip is made through that clip's channel (`Listener`,
+`channel_rate`): a recording that carries less than the encoders' band (a telephone clip at 8 kHz,
+or one upsampled from it) is compared with speech passed through the same band, like with like. The
+encoders hear a missing upper band as much as a different voice: on the real telephone set, the
+d-vector heard the same synthesized lines at 0.626 of own similarity as they are and 0.757 through
+the reference's band, against 0.770 for the speakers' own second halves (bench/RESULTS.md, ninth
+pass). A clip that fills the band is compared as it is.
+
 Resemblyzer's pretrained GE2E encoder ships inside the `resemblyzer` package (no download). Install
 it with `pip install --no-deps resemblyzer` plus `webrtcvad-wheels`, so pip never tries to compile
 the original `webrtcvad`. The encoder is loaded once per process.
@@ -15,6 +23,7 @@ from __future__ import annotations
 import threading
 import warnings
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -108,3 +117,70 @@ def reference_embedding(path: Path, judge: str = "resemblyzer") -> np.ndarray:
     with _REF_LOCK:
         _REFS[key] = emb
     return emb
+
+
+FULL_BAND_DROP_DB = 60.0  # a clip's bandwidth: its highest frequency within this of its speech-band peak
+LIMITED_BELOW_HZ = 6000.0  # a bandwidth under this (of the encoders' 8 kHz) marks a band-limited recording
+_CHANNELS: dict[tuple, int | None] = {}
+
+
+def channel_rate(path: Path) -> int | None:
+    """The sample rate of the channel a reference clip was recorded through, when it carries less than
+    the encoders' band: its own rate when stored below ENCODER_SR, else twice its bandwidth (rounded up
+    to a kHz) when that lies under LIMITED_BELOW_HZ (a telephone clip stored at 16 kHz or more); None
+    for a clip that fills the band. Cached by path and modification time."""
+    from scipy.signal import welch
+
+    from tools.media.audio import load_audio
+
+    path = Path(path)
+    key = (str(path), path.stat().st_mtime_ns)
+    with _REF_LOCK:
+        if key in _CHANNELS:
+            return _CHANNELS[key]
+    x, sr = load_audio(path)
+    rate = sr if sr < ENCODER_SR else None
+    if rate is None and len(x) >= 1024:
+        f, p = welch(x, sr, nperseg=1024)
+        db = 10 * np.log10(p + 1e-20)
+        peak = db[(f > 200) & (f < 3000)].max()
+        width = float(f[np.nonzero(db > peak - FULL_BAND_DROP_DB)[0][-1]])
+        if width < LIMITED_BELOW_HZ:
+            rate = int(np.ceil(2 * width / 1000) * 1000)
+    with _REF_LOCK:
+        _CHANNELS[key] = rate
+    return rate
+
+
+def through_channel(wav: np.ndarray, sr: int, rate: int | None) -> np.ndarray:
+    """`wav` as a channel at `rate` carries it: resampled down to `rate` and back (None: unchanged)."""
+    from tools.media.audio import resample
+
+    if rate is None or rate >= sr:
+        return np.asarray(wav, np.float32)
+    return resample(resample(np.asarray(wav, np.float32), sr, rate), rate, sr)
+
+
+class Listener:
+    """One judge comparing speech with a fixed list of reference clips, each comparison heard through
+    that clip's channel (`channel_rate`; the module docstring). Embeds a candidate once per distinct
+    channel among the references."""
+
+    def __init__(self, references: Sequence[Path], judge: str = "resemblyzer",
+                 embeddings: Sequence[np.ndarray] | None = None):
+        """`embeddings`: the references' own, when the caller made them otherwise (default: cached
+        `reference_embedding`s)."""
+        self.judge = judge
+        self.references = [Path(r) for r in references]
+        self.rates = [channel_rate(r) for r in self.references]
+        self.embeddings = list(embeddings) if embeddings is not None else [reference_embedding(r, judge)
+                                                                           for r in self.references]
+
+    def heard(self, wav: np.ndarray, sr: int) -> dict[int | None, np.ndarray]:
+        """Channel rate -> the judge's embedding of `wav` through that channel, for each of the references'."""
+        return {rate: embed_by(self.judge, through_channel(wav, sr, rate), sr) for rate in dict.fromkeys(self.rates)}
+
+    def similarities(self, wav: np.ndarray, sr: int) -> list[float]:
+        """Cosine of `wav` to each reference, in order, each through the reference's channel."""
+        heard = self.heard(wav, sr)
+        return [similarity(heard[rate], e) for rate, e in zip(self.rates, self.embeddings)]

@@ -82,12 +82,12 @@ def _joe(reference: Path, transcript: str, others: Sequence[Path]) -> tuple[list
 def _score_all(reference: Path, transcript: str, others: Sequence[Path]) -> BaseChoice:
     from tools.hearing.recogniser import load_whisper, mean_log_probs
 
-    ref_e = speaker.reference_embedding(reference)
+    heard_by = speaker.Listener([reference])  # through the reference's own channel
     model = load_whisper()
     scored: dict[str, tuple[BaseChoice, float, float]] = {}
 
     def judge(name: str, choice: BaseChoice, audios: list[np.ndarray], sr: int) -> None:
-        sim = float(np.mean([speaker.similarity(speaker.embed(x, sr), ref_e) for x in audios]))
+        sim = float(np.mean([heard_by.similarities(x, sr)[0] for x in audios]))
         lp = float(np.mean([mean_log_probs(model, [x], sr, s)[0] for x, s in zip(audios, SCORE_SENTENCES)]))
         scored[name] = (choice, sim, lp)
 
@@ -110,7 +110,7 @@ def _score_all(reference: Path, transcript: str, others: Sequence[Path]) -> Base
                               for x, s in zip(audios, SCORE_SENTENCES)])) >= floor
 
     start = max(kokoro_voice.PACKS, key=lambda n: scored[n][1])
-    offset, _, _ = style_search.search_style(start, style_search.similarity_scorer(ref_e, SCORE_SENTENCES),
+    offset, _, _ = style_search.search_style(start, style_search.similarity_scorer(heard_by, SCORE_SENTENCES),
                                              clear_enough)
     searched = BaseChoice(start, style_offset=[round(float(v), 6) for v in offset])
     with_pitch("search", searched, [kokoro_voice.raw_synthesize([s], searched.style()).audio for s in SCORE_SENTENCES])
@@ -128,7 +128,7 @@ def chosen_base(reference: Path, transcript: str, others: Sequence[Path] = ()) -
     reference = Path(reference)
     others = fitting.cast_others(reference, others)
     key = fitting.reference_key(reference, transcript, VERSION, str(world.ANALYSIS_VERSION),  # joe's fit competes
-                                *[fitting.reference_key(o) for o in others])
+                                *[fitting.reference_key(o) for o in others], *fitting.channel_key(reference, others))
     with _LOCK:
         if key in _MEMO:
             return _MEMO[key]

@@ -316,12 +316,23 @@ def _cast_key(others: tuple[Path, ...]) -> list[str]:
     return [f"cast {CAST_WEIGHT}"] + [reference_key(o) for o in others] if others else []
 
 
+def channel_key(reference: Path, others: tuple[Path, ...]) -> list[str]:
+    """What a fit or a choice adds to its cache key for the channels its clips were recorded through
+    (`tools.hearing.speaker.channel_rate`): nothing when every clip fills the encoders' band, so those
+    fits keep the keys they had before candidates were heard through a reference's channel."""
+    from tools.hearing.speaker import channel_rate
+
+    rates = [channel_rate(p) for p in (reference, *others)]
+    return ["channels"] + [str(r) for r in rates] if any(r is not None for r in rates) else []
+
+
 def fitted_transform(reference: Path, transcript: str, others: Sequence[Path] = (), base: str = "joe") -> WorldTransform:
     """The transform fitted from base voice `base` to one reference clip (see the module docstring),
     kept away from the `others` (the rest of the cast's reference clips), cached by all their digests."""
     raw_synthesize, sr, tag = base_voice(base)
     others = cast_others(reference, others)
-    key = reference_key(Path(reference), transcript, str(ANALYSIS_VERSION), str(sr), tag, *_cast_key(others))
+    key = reference_key(Path(reference), transcript, str(ANALYSIS_VERSION), str(sr), tag, *_cast_key(others),
+                        *channel_key(Path(reference), others))
     return _memoised(_MEMO, key, lambda: _fit(reference, transcript, others, raw_synthesize, sr,
                                               voice_cache_file(f"{key}.fit.json")))
 
@@ -364,9 +375,12 @@ def _fit(reference: Path, transcript: str, others: tuple[Path, ...], raw_synthes
 SHIPPED_PACK_EMBEDDINGS = Path(__file__).with_name("pack_embeddings.npz")  # `python -m tools.speech.fitting` writes it
 
 
-def _pack_embeddings_key() -> str:
-    """What the packs' embeddings depend on: the packs, the sentences, the model and the judge."""
+def _pack_embeddings_key(rate: int | None = None) -> str:
+    """What the packs' embeddings depend on: the packs, the sentences, the model, the judge and the
+    channel they are heard through (`rate`; None: the full band, as shipped)."""
     made_of = [EN_PACKS, SCORE_SENTENCES, MODELS["kokoro"].sha256, MODELS["kokoro_en_voices"].sha256, "resemblyzer 0.1.4"]
+    if rate is not None:
+        made_of.append(f"channel {rate}")
     return hashlib.sha256(json.dumps(made_of).encode()).hexdigest()[:24]
 
 
@@ -384,13 +398,15 @@ def _read_pack_embeddings(path: Path, key: str) -> dict[str, np.ndarray] | None:
         return None
 
 
-def compute_pack_embeddings() -> dict[str, np.ndarray]:
-    """Each English pack's raw speech of SCORE_SENTENCES, embedded by the fitting judge (about 45 s here)."""
+def compute_pack_embeddings(rate: int | None = None) -> dict[str, np.ndarray]:
+    """Each English pack's raw speech of SCORE_SENTENCES through a channel at `rate` (None: as it is),
+    embedded by the fitting judge (about 45 s here)."""
     from tools.hearing import speaker
     from tools.speech import kokoro_voice
 
     sentences = [text_norm.prepare_line(s) for s in SCORE_SENTENCES]
-    return {name: np.stack([speaker.embed(raw.audio, raw.sample_rate) for raw in
+    return {name: np.stack([speaker.embed(speaker.through_channel(raw.audio, raw.sample_rate, rate), raw.sample_rate)
+                            for raw in
                             (kokoro_voice.raw_synthesize(s, kokoro_voice.pack(name)) for s in sentences)])
             for name in EN_PACKS}
 
@@ -401,32 +417,40 @@ def _write_pack_embeddings(path: Path, found: dict[str, np.ndarray], key: str) -
     os.replace(tmp, path)
 
 
-def pack_embeddings() -> dict[str, np.ndarray]:
+def pack_embeddings(rate: int | None = None) -> dict[str, np.ndarray]:
     """Pack name -> the fitting judge's embedding of each of SCORE_SENTENCES in that English pack's raw
-    voice (a (2, 256) array). The same for every reference: shipped beside this module for the model,
-    packs and sentences it was made for (SHIPPED_PACK_EMBEDDINGS), else made once and kept in the user
-    cache."""
-    key = _pack_embeddings_key()
+    voice (a (2, 256) array), heard through a channel at `rate` (None: the full band). The same for
+    every reference: shipped beside this module for the model, packs and sentences it was made for, at
+    the full band (SHIPPED_PACK_EMBEDDINGS), else made once per channel and kept in the user cache."""
+    key = _pack_embeddings_key(rate)
 
     def make() -> dict[str, np.ndarray]:
         cache = voice_cache_file(f"{key}.packs.npz")
         found = _read_pack_embeddings(SHIPPED_PACK_EMBEDDINGS, key) or _read_pack_embeddings(cache, key)
         if found is None:
-            found = compute_pack_embeddings()
+            found = compute_pack_embeddings(rate)
             _write_pack_embeddings(cache, found, key)
         return found
 
     return _memoised(_PACK_EMBEDDINGS, key, make)
 
 
-def pack_candidates(ref_e: np.ndarray, others_e: Sequence[np.ndarray], k: int = PACK_CANDIDATES) -> list[str]:
-    """The `k` English packs whose raw speech has the highest mean cast score (`search.cast_score`, the
-    fitting judge) against one reference's embedding, best first, as base names (PACK + name)."""
+def pack_candidates(listener, k: int = PACK_CANDIDATES) -> list[str]:
+    """The `k` English packs whose raw speech has the highest mean cast score (`search.cast_score`) by
+    the fitting judge's `listener` (`search.fitting_listener`: the reference first, then the rest of the
+    cast, each heard through its own channel), best first, as base names (PACK + name)."""
+    from tools.hearing.speaker import similarity
     from tools.speech.search import cast_score
 
-    raw = pack_embeddings()
-    score = {name: float(np.mean([cast_score(e, ref_e, others_e) for e in raw[name]])) for name in EN_PACKS}
-    return [PACK + name for name in sorted(EN_PACKS, key=lambda n: -score[n])[:k]]
+    raw = {rate: pack_embeddings(rate) for rate in dict.fromkeys(listener.rates)}
+
+    def mean_score(name: str) -> float:
+        return float(np.mean([cast_score([similarity(raw[rate][name][i], e) for rate, e in
+                                          zip(listener.rates, listener.embeddings)])
+                              for i in range(len(SCORE_SENTENCES))]))
+
+    scores = {name: mean_score(name) for name in EN_PACKS}
+    return [PACK + name for name in sorted(EN_PACKS, key=lambda n: -scores[n])[:k]]
 
 
 @dataclass(frozen=True)
@@ -445,7 +469,8 @@ def chosen_fit(reference: Path, transcript: str, others: Sequence[Path] = ()) ->
     reference = Path(reference)
     others = cast_others(reference, others)
     key = reference_key(reference, transcript, "base choice", CHOICE_VERSION, str(ANALYSIS_VERSION), *BASES,
-                        f"{PACK_CANDIDATES} of", *EN_PACKS, MODELS["kokoro_en_voices"].sha256, *_cast_key(others))
+                        f"{PACK_CANDIDATES} of", *EN_PACKS, MODELS["kokoro_en_voices"].sha256, *_cast_key(others),
+                        *channel_key(reference, others))
 
     def make() -> tuple[str, WorldTransform]:
         cache = voice_cache_file(f"{key}.base.json")
@@ -460,15 +485,13 @@ def chosen_fit(reference: Path, transcript: str, others: Sequence[Path] = ()) ->
 
 def _choose(reference: Path, transcript: str, others: tuple[Path, ...]) -> FitChoice:
     """`chosen_fit`'s choice, made: every candidate base fitted and scored (module docstring, 5)."""
-    from tools.hearing import speaker
-    from tools.speech.search import cast_score
+    from tools.speech.search import cast_score, fitting_listener
 
-    ref_e = speaker.embed(*load_audio(reference))
-    others_e = [speaker.embed(*load_audio(o)) for o in others]
+    listener = fitting_listener(reference, others)
     scores = {}
-    for base in (*BASES, *pack_candidates(ref_e, others_e)):
+    for base in (*BASES, *pack_candidates(listener)):
         audios, sr = fitted_speech(base, fitted_transform(reference, transcript, others, base), SCORE_SENTENCES)
-        scores[base] = round(float(np.mean([cast_score(speaker.embed(x, sr), ref_e, others_e) for x in audios])), 4)
+        scores[base] = round(float(np.mean([cast_score(listener.similarities(x, sr)) for x in audios])), 4)
     choice = FitChoice(max(scores, key=scores.get), scores)  # the earlier base on a tie: joe first
     LOG.info("base voice for %s: %s (%s)", reference.name, choice.base, scores)
     return choice

@@ -129,15 +129,13 @@ def clearer_reading(tolerance: float, text: str, raw: np.ndarray, analysis, sr: 
     heard = {"unmatched": round(base_lp, 3), READINGS[0][0]: round(lp, 3)}
     best = (lp, READINGS[0][0], audio)
     if lp < floor:
-        from tools.hearing.speaker import reference_embedding
-
-        ref_e = reference_embedding(reference)  # cached; the one the speaker evaluator judges lines by
-        min_sim = speaker.similarity(speaker.embed(audio, sr), ref_e) - SIM_TOLERANCE
+        heard_by = speaker.Listener([reference])  # the speaker evaluator's measure: cached reference, its channel
+        min_sim = heard_by.similarities(audio, sr)[0] - SIM_TOLERANCE
         milder = [world.render_transform(analysis, len(raw), sr, _milder(transform, e, r), style)
                   for _, e, r in READINGS[1:]]
         for (name, _, _), y, lp_k in zip(READINGS[1:], milder, mean_log_probs(model, milder, sr, text)):
             heard[name] = round(lp_k, 3)
-            if lp_k > best[0] and best[0] < floor and speaker.similarity(speaker.embed(y, sr), ref_e) >= min_sim:
+            if lp_k > best[0] and best[0] < floor and heard_by.similarities(y, sr)[0] >= min_sim:
                 best = (lp_k, name, y)  # the first reading that clears the floor stays
     return best[2], {"reading": best[1], "heard_log_prob": heard, "floor": round(floor, 3)}
 

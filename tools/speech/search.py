@@ -6,6 +6,9 @@ a time (F0 level, formant scale, envelope strength, breathiness, F0 range, frame
 keeps a step when the transformed held-out sentence gets closer to the reference clip, and stops
 when no step helps. About 20-30 renders per reference, once: the result is cached with the fit.
 
+Every comparison is made through the reference clip's own channel (`fitting_listener`): toward a
+telephone recording the voice is fitted as it sounds on the telephone, not made to fake the missing band.
+
 With the rest of the cast's reference clips (`others`), a candidate's score is its similarity to its own
 reference minus CAST_WEIGHT times its similarity to the closest of them: the voice is fitted toward its
 character and away from the voice it could be taken for. On a real set where every speaker is cast
@@ -52,10 +55,16 @@ _MOVES = (
 )
 
 
-def cast_score(emb: np.ndarray, ref_e: np.ndarray, others_e: Sequence[np.ndarray]) -> float:
-    """Similarity of `emb` to its reference less CAST_WEIGHT x its similarity to the closest other."""
-    own = speaker.similarity(emb, ref_e)
-    return own - CAST_WEIGHT * max(speaker.similarity(emb, o) for o in others_e) if len(others_e) else own
+def cast_score(sims: Sequence[float]) -> float:
+    """Similarity to the own reference (`sims[0]`) less CAST_WEIGHT x the closest of the others' (`sims[1:]`)."""
+    return sims[0] - CAST_WEIGHT * max(sims[1:]) if len(sims) > 1 else sims[0]
+
+
+def fitting_listener(reference: Path, others: Sequence[Path] = ()) -> speaker.Listener:
+    """The fitting judge (resemblyzer) comparing candidates with `reference` first, then the `others`,
+    each through its own channel (`tools.hearing.speaker.channel_rate`)."""
+    refs = [Path(reference), *others]
+    return speaker.Listener(refs, embeddings=[speaker.embed(*load_audio(r)) for r in refs])
 
 
 def _clarity_check(src: np.ndarray, sr: int, text: str | None):
@@ -82,15 +91,14 @@ def refine_by_similarity(reference: Path, src: np.ndarray, analysis, sr: int, tf
     floor on `text` (what `src` says). Fit time only, on the fitting clip; returns the best-scoring
     transform that clears the floor."""
 
-    ref_e = speaker.embed(*load_audio(reference))
-    others_e = [speaker.embed(*load_audio(o)) for o in others]
+    listener = fitting_listener(reference, others)
     cleared = _clarity_check(src, sr, text)
 
     def render(cand: WorldTransform) -> np.ndarray:
         return render_transform(analysis, len(src), sr, cand)
 
     def score(audio: np.ndarray) -> float:
-        return cast_score(speaker.embed(audio, sr), ref_e, others_e)
+        return cast_score(listener.similarities(audio, sr))
 
     # Starts, boldest first: the full fit, frame selection at half and at none (what it costs in
     # clarity is most of what a fit costs), then the rest of the envelope change milder and milder.

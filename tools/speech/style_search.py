@@ -60,12 +60,10 @@ def search_style(start_pack: str, score, clear_enough, evaluations: int = EVALUA
     return best, best_score, history
 
 
-def similarity_scorer(reference_embedding: np.ndarray, sentences: list[str]):
-    """score(style_pack): mean resemblyzer similarity of the sentences spoken in that style."""
+def similarity_scorer(heard_by: speaker.Listener, sentences: list[str]):
+    """score(style_pack): mean resemblyzer similarity of the sentences spoken in that style to the first
+    reference of `heard_by`, through that reference's channel."""
     def score(style_pack: np.ndarray) -> float:
-        sims = []
-        for s in sentences:
-            x = kokoro_voice.raw_synthesize([s], style_pack).audio
-            sims.append(speaker.similarity(speaker.embed(x, kokoro_voice.SR), reference_embedding))
-        return float(np.mean(sims))
+        return float(np.mean([heard_by.similarities(kokoro_voice.raw_synthesize([s], style_pack).audio,
+                                                    kokoro_voice.SR)[0] for s in sentences]))
     return score
