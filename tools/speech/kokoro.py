@@ -33,7 +33,7 @@ class KokoroSynthesizer:
     """Speech in each character's chosen base voice; see the module docstring."""
 
     name = "kokoro"
-    version = "2"  # joins the speech cache key: bump when lines change
+    version = "3"  # joins the speech cache key: bump when lines change
     take_noise = TAKE_NOISE
 
     def __init__(self, clearer_readings: bool = True, line_tolerance: float = LINE_TOLERANCE):

@@ -43,7 +43,7 @@ class PiperSynthesizer:
     """Speech in each character's matched voice; see the module docstring."""
 
     name = "piper"
-    version = "4"  # joins the speech cache key: bump when lines change
+    version = "5"  # joins the speech cache key: bump when lines change
     take_noise = TAKE_NOISE
 
     def __init__(self, clearer_readings: bool = True, line_tolerance: float = LINE_TOLERANCE):
