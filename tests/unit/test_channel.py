@@ -24,6 +24,8 @@ def test_channel_rate_of_telephone_upsampled_and_wideband_clips(tmp_path):
     write_wav(tmp_path / "phone16.wav", resample(phone, 8000, 16000), 16000)  # a telephone clip saved at 16 kHz
     write_wav(tmp_path / "wide16.wav", resample(x, sr, 16000), 16000)
     assert speaker.channel_rate(tmp_path / "phone.wav") == 8000
+    write_wav(tmp_path / "radio.wav", resample(x, sr, 11025), 11025)
+    assert speaker.channel_rate(tmp_path / "radio.wav") == 11025  # stored below 16 kHz: its own rate
     assert 8000 <= speaker.channel_rate(tmp_path / "phone16.wav") <= 10000
     assert speaker.channel_rate(tmp_path / "wide16.wav") is None
     for name in ("collins", "hopper", "chelsea"):  # the example's studio clips fill the band
@@ -67,12 +69,16 @@ def test_listener_hears_lines_through_telephone_references_like_with_like(tmp_pa
     assert list(through.argmax(axis=1)) == [0, 1, 2]
 
 
-def test_a_wideband_reference_hears_the_line_as_it_is():
+def test_a_wideband_reference_hears_the_line_as_it_is_beside_a_telephone_one(tmp_path):
     first, second, sr = _halves("collins")
-    listener = speaker.Listener([VOICES / "collins.wav"])
-    assert listener.rates == [None]
-    assert listener.similarities(second, sr)[0] == pytest.approx(
+    write_wav(tmp_path / "hopper-phone.wav", resample(load_audio(VOICES / "hopper.wav")[0], sr, 8000), 8000)
+    listener = speaker.Listener([VOICES / "collins.wav", tmp_path / "hopper-phone.wav"])
+    assert listener.rates == [None, 8000]
+    wide, phone = listener.similarities(second, sr)
+    assert wide == pytest.approx(
         speaker.similarity(speaker.embed(second, sr), speaker.reference_embedding(VOICES / "collins.wav")), abs=1e-6)
+    assert phone == pytest.approx(speaker.similarity(speaker.embed(speaker.through_channel(second, sr, 8000), sr),
+                                                     speaker.reference_embedding(tmp_path / "hopper-phone.wav")), abs=1e-6)
 
 
 def test_fits_of_wideband_casts_keep_their_keys_and_telephone_ones_say_their_channel(tmp_path):
@@ -82,3 +88,32 @@ def test_fits_of_wideband_casts_keep_their_keys_and_telephone_ones_say_their_cha
     assert fitting.channel_key(VOICES / "collins.wav", tuple(wide)) == []
     assert fitting.channel_key(VOICES / "collins.wav", (tmp_path / "phone.wav", wide[0])) == \
         ["channels", "None", "8000", "None"]
+
+
+def test_the_speaker_evaluator_judges_a_line_through_a_telephone_reference(tmp_path):
+    """A cast recorded on the telephone: collins' studio line is scored through the references' band,
+    by both judges, higher than the same line heard as it is, and still not as anyone else."""
+    from types import SimpleNamespace as NS
+
+    from tools.evaluators.signals import AUDIO_SR
+    from tools.evaluators.speaker_similarity import create
+    from tools.media.audio import read_audio
+
+    ids = ("collins", "hopper", "chelsea")
+    for name in ids:
+        first, second, sr = _halves(name)
+        write_wav(tmp_path / f"{name}.wav", resample(first, sr, 8000), 8000)
+        if name == "collins":
+            write_wav(tmp_path / "line.wav", second, sr)
+    cast = NS(characters=[NS(id=n, voice=NS(reference=tmp_path / f"{n}.wav")) for n in ids])
+    line = NS(line_id="l1", speaker="collins", speech=NS(wav_path=tmp_path / "line.wav"))
+    scores = {s.name: s for s in create().evaluate(NS(cast=cast, audio=NS(lines=[line])))}
+    wav = read_audio(tmp_path / "line.wav", AUDIO_SR)
+    for judge, prefix in (("resemblyzer", "speaker."), ("dvector", "speaker.dvector_")):
+        refs = [speaker.reference_embedding(tmp_path / f"{n}.wav", judge) for n in ids]
+        through = speaker.Listener([tmp_path / f"{n}.wav" for n in ids], judge).similarities(wav, AUDIO_SR)
+        as_is = speaker.similarity(speaker.embed_by(judge, wav, AUDIO_SR), refs[0])
+        got = scores[f"{prefix}similarity[l1]"]
+        assert got.value == pytest.approx(through[0], abs=1e-6) and got.value > as_is + 0.03, judge
+        assert scores[f"{prefix}margin[l1]"].value == pytest.approx(through[0] - max(through[1:]), abs=1e-6)
+        assert scores[f"{prefix}margin[l1]"].value > 0, judge

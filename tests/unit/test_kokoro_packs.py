@@ -3,6 +3,7 @@
 score on raw speech, and spoken by the piper backend when a pack is the chosen base."""
 import tarfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from orchestrator.schema.cast import CharacterSpec, VoiceSpec
 from tools.base import SpeechKnobs, ToolError
 from tools.hearing import speaker
 from tools.media import packaged
-from tools.media.audio import load_audio, write_wav
+from tools.media.audio import load_audio, resample, write_wav
 from tools.media.files import digest_file
 from tools.speech import fitting, kokoro_voice, search, text_norm, world
 from tools.speech.piper import PiperSynthesizer
@@ -105,6 +106,34 @@ def test_pack_candidates_rank_by_cast_score_and_find_the_pack_that_spoke(tmp_pat
         assert ranked == [fitting.PACK + n for n in sorted(by_hand, key=by_hand.get, reverse=True)[:3]]
     alone = search.fitting_listener(tmp_path / "am_onyx.wav")
     assert fitting.pack_candidates(alone, k=1) == ["kokoro:am_onyx"]  # alone: similarity only
+
+
+def test_a_telephone_cast_ranks_the_packs_by_their_speech_through_its_channel(tmp_path, monkeypatch):
+    """Each reference's similarities come from the packs' embeddings made through that reference's
+    channel (an independent computation over made-up embeddings), and those are made per channel."""
+    from tools.speech.search import CAST_WEIGHT
+
+    assert fitting._pack_embeddings_key(8000) != fitting._pack_embeddings_key()
+    rng = np.random.default_rng(5)
+    made = {rate: {n: rng.normal(size=(2, 256)).astype(np.float32) for n in packaged.EN_PACKS} for rate in (None, 8000)}
+    asked = []
+    monkeypatch.setattr(fitting, "pack_embeddings", lambda rate=None: asked.append(rate) or made[rate])
+    phone = [rng.normal(size=256), rng.normal(size=256)]
+    listener = SimpleNamespace(rates=[8000, None], embeddings=phone)  # own reference on the telephone
+    ranked = fitting.pack_candidates(listener, k=4)
+    by_hand = {n: np.mean([_cos(made[8000][n][i], phone[0]) - CAST_WEIGHT * _cos(made[None][n][i], phone[1])
+                           for i in range(2)]) for n in packaged.EN_PACKS}
+    assert ranked == [fitting.PACK + n for n in sorted(by_hand, key=by_hand.get, reverse=True)[:4]]
+    assert sorted(asked, key=str) == [8000, None]
+    monkeypatch.setattr(fitting, "EN_PACKS", ("am_onyx",))  # one pack's, made for real through 8 kHz
+    got = fitting.compute_pack_embeddings(8000)["am_onyx"]
+    raws = [kokoro_voice.raw_synthesize(text_norm.prepare_line(s), kokoro_voice.pack("am_onyx"))
+            for s in fitting.SCORE_SENTENCES]
+    by_hand = [speaker.embed(resample(resample(r.audio, r.sample_rate, 8000), 8000, r.sample_rate), r.sample_rate)
+               for r in raws]
+    assert np.allclose(got, np.stack(by_hand), atol=1e-5)
+    full = [speaker.embed(r.audio, r.sample_rate) for r in raws]
+    assert min(_cos(g, e) for g, e in zip(got, full)) < 0.99  # the channel changes what the judge hears
 
 
 def test_pack_embeddings_are_shipped_for_their_key_else_made_once_and_cached(tmp_path, monkeypatch):
