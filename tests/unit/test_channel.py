@@ -117,3 +117,15 @@ def test_the_speaker_evaluator_judges_a_line_through_a_telephone_reference(tmp_p
         assert got.value == pytest.approx(through[0], abs=1e-6) and got.value > as_is + 0.03, judge
         assert scores[f"{prefix}margin[l1]"].value == pytest.approx(through[0] - max(through[1:]), abs=1e-6)
         assert scores[f"{prefix}margin[l1]"].value > 0, judge
+
+
+def test_a_telephone_clip_saved_at_16_khz_is_fitted_on_the_band_it_carries(tmp_path, monkeypatch):
+    """Its profile's usable bands end where the 8 kHz original's do, not at the file's 8 kHz Nyquist."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    x, sr = load_audio(VOICES / "collins.wav")
+    phone = resample(x, sr, 8000)
+    write_wav(tmp_path / "phone.wav", phone, 8000)
+    write_wav(tmp_path / "phone16.wav", resample(phone, 8000, 16000), 16000)
+    write_wav(tmp_path / "wide16.wav", resample(x, sr, 16000), 16000)
+    bands = {n: fitting.analyse_reference(tmp_path / f"{n}.wav", 22050).usable_bands for n in ("phone", "phone16", "wide16")}
+    assert bands["phone16"] <= bands["phone"] + 1 and bands["phone16"] < bands["wide16"] - 3, bands

@@ -168,17 +168,22 @@ def read_cached(path: Path, cls, what: str):
 
 
 def analyse_reference(path: Path, work_sr: int) -> VoiceProfile:
-    """The reference clip's profile at the working rate, cached by the wav's digest."""
+    """The reference clip's profile at the working rate, cached by the wav's digest. Its usable bands
+    end at its channel's Nyquist (`tools.hearing.speaker.channel_rate`): a clip's own rate, or less for
+    a telephone recording saved at a higher one."""
+    from tools.hearing.speaker import channel_rate
+    from tools.media.audio import resample
+
     problems = check_reference(path)
     if problems:
         raise ToolError("; ".join(problems), "give a 1-30 s clip of clear speech as the character's voice.reference")
-    cache = voice_cache_file(f"{reference_key(path, str(work_sr), str(ANALYSIS_VERSION))}.profile.json")
+    x, sr = load_audio(path)
+    channel = min(sr, channel_rate(path) or sr)
+    narrower = ["channel", str(channel)] if channel < sr else []  # a stored rate alone keeps its old key
+    cache = voice_cache_file(f"{reference_key(path, str(work_sr), str(ANALYSIS_VERSION), *narrower)}.profile.json")
     if (prof := read_cached(cache, VoiceProfile, "voice profile")) is not None:
         return prof
-    from tools.media.audio import resample
-
-    x, sr = load_audio(path)
-    prof = profile_of(resample(x, sr, work_sr), work_sr, native_sr=sr)
+    prof = profile_of(resample(x, sr, work_sr), work_sr, native_sr=channel)
     write_json(cache, asdict(prof))
     return prof
 
