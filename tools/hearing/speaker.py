@@ -94,6 +94,9 @@ def similarity(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12))
 
 
+# What the fitting judge is, for the cache keys of what it chose (fits, base choices, the packs'
+# embeddings): change it when `embed` hears differently.
+FITTING_JUDGE = "resemblyzer 0.1.4, windows covered"
 JUDGES = ("resemblyzer", "dvector")
 # The benchmarks also hear CAM++ (`tools.hearing.campplus`), the strongest of the three on real
 # recordings; it takes no part in acceptance or fitting yet.

@@ -128,7 +128,8 @@ def chosen_base(reference: Path, transcript: str, others: Sequence[Path] = ()) -
     reference = Path(reference)
     others = fitting.cast_others(reference, others)
     key = fitting.reference_key(reference, transcript, VERSION, str(world.ANALYSIS_VERSION),  # joe's fit competes
-                                *[fitting.reference_key(o) for o in others], *fitting.channel_key(reference, others))
+                                *[fitting.reference_key(o) for o in others], *fitting.channel_key(reference, others),
+                                speaker.FITTING_JUDGE)
     with _LOCK:
         if key in _MEMO:
             return _MEMO[key]

@@ -46,6 +46,7 @@ from typing import Sequence
 import numpy as np
 
 from tools.base import ToolError
+from tools.hearing.speaker import FITTING_JUDGE
 from tools.media.audio import load_audio
 from tools.media.files import user_cache_dir
 from tools.media.packaged import EN_PACKS, MODELS
@@ -323,8 +324,7 @@ def _cast_key(others: tuple[Path, ...]) -> list[str]:
 
 def channel_key(reference: Path, others: tuple[Path, ...]) -> list[str]:
     """What a fit or a choice adds to its cache key for the channels its clips were recorded through
-    (`tools.hearing.speaker.channel_rate`): nothing when every clip fills the encoders' band, so those
-    fits keep the keys they had before candidates were heard through a reference's channel."""
+    (`tools.hearing.speaker.channel_rate`): nothing when every clip fills the encoders' band."""
     from tools.hearing.speaker import channel_rate
 
     rates = [channel_rate(p) for p in (reference, *others)]
@@ -337,7 +337,7 @@ def fitted_transform(reference: Path, transcript: str, others: Sequence[Path] = 
     raw_synthesize, sr, tag = base_voice(base)
     others = cast_others(reference, others)
     key = reference_key(Path(reference), transcript, str(ANALYSIS_VERSION), str(sr), tag, *_cast_key(others),
-                        *channel_key(Path(reference), others))
+                        *channel_key(Path(reference), others), FITTING_JUDGE)
     return _memoised(_MEMO, key, lambda: _fit(reference, transcript, others, raw_synthesize, sr,
                                               voice_cache_file(f"{key}.fit.json")))
 
@@ -383,7 +383,8 @@ SHIPPED_PACK_EMBEDDINGS = Path(__file__).with_name("pack_embeddings.npz")  # `py
 def _pack_embeddings_key(rate: int | None = None) -> str:
     """What the packs' embeddings depend on: the packs, the sentences, the model, the judge and the
     channel they are heard through (`rate`; None: the full band, as shipped)."""
-    made_of = [EN_PACKS, SCORE_SENTENCES, MODELS["kokoro"].sha256, MODELS["kokoro_en_voices"].sha256, "resemblyzer 0.1.4"]
+    made_of = [EN_PACKS, SCORE_SENTENCES, MODELS["kokoro"].sha256, MODELS["kokoro_en_voices"].sha256,
+               FITTING_JUDGE]
     if rate is not None:
         made_of.append(f"channel {rate}")
     return hashlib.sha256(json.dumps(made_of).encode()).hexdigest()[:24]
@@ -475,7 +476,7 @@ def chosen_fit(reference: Path, transcript: str, others: Sequence[Path] = ()) ->
     others = cast_others(reference, others)
     key = reference_key(reference, transcript, "base choice", CHOICE_VERSION, str(ANALYSIS_VERSION), *BASES,
                         f"{PACK_CANDIDATES} of", *EN_PACKS, MODELS["kokoro_en_voices"].sha256, *_cast_key(others),
-                        *channel_key(reference, others))
+                        *channel_key(reference, others), FITTING_JUDGE)
 
     def make() -> tuple[str, WorldTransform]:
         cache = voice_cache_file(f"{key}.base.json")
