@@ -5,7 +5,8 @@ toward the reference (`tools.speech.style_search`, from the best pack), each raw
 matching. Once per reference, cached by digest.
 
 Every candidate speaks SCORE_SENTENCES (words no line of the example, no benchmark and no fit of joe uses) and is
-scored by the mean resemblyzer similarity to the reference: the judge that fitting listens through.
+scored by the mean resemblyzer similarity to the reference (through its channel: `speaker.Listener`), the
+judge that fitting listens through.
 joe's own fit keeps away from the rest of the cast (`tools.speech.search.cast_score`); scoring the
 candidates and the style search by that cast score too was measured and dropped (bench/RESULTS.md,
 sixth pass: the unseen judges gained on the espeak-ng set and lost on the real wideband one, and the
