@@ -1,35 +1,21 @@
 """Fitting the voice-matching transform to a character's reference clip (once per reference, cached
 by the wav's digest in the user cache directory).
 
-1. Analyse the reference: F0 with WORLD `harvest` (not `dio`, which makes octave errors), long-term
-   spectral envelope shape of voiced and of unvoiced frames on a mel grid, aperiodicity of voiced
-   frames, active-speech time and loudness.
-2. Speak the reference transcript with the base voice (piper's joe, hibari's heart:
-   `tools.speech.heart_voice`, or Kokoro in an English style pack: `tools.speech.kokoro_voice`), so
-   the source and the reference say the same words; the ratio of their active-speech times sets the
-   base's length scale (speaking rate).
-3. F0: mean and range mapped in the log domain. Envelope: the frequency-warp factor (formant scale)
-   whose warped source frames best fit their paired reference frames, the recording's own colour
-   taken out (`fit_warp`), then a correction per sound class
-   (`tools.speech.classes`: frames of the parallel utterances paired by dynamic time warping,
-   classes found by clustering piper's frames), then frame selection toward the reference's own
-   frames (`tools.speech.frames`: a codebook of its frame shapes, each new frame moved to its nearest
-   entries). Breathiness: the aperiodicity difference, as a mean and per band.
-4. A coordinate search around that fit (`tools.speech.search`) keeps the transform that the shared
-   speaker measure (`tools.hearing.speaker`) finds closest to the reference, scored on a fixed
-   held-out sentence rather than the fitted words, among those the recogniser still follows (an
-   intelligibility floor on the same sentence); the frame-selection mix is one of its moves. Given the
-   rest of the cast's reference clips, it also keeps away from the closest of them (`search.cast_score`),
-   so the fit depends on the cast and is cached by their digests too.
+1. Analyse the reference: F0 with WORLD `harvest` (not `dio`: octave errors), envelope shape of voiced
+   and unvoiced frames on a mel grid, voiced aperiodicity, active-speech time and loudness.
+2. Speak the reference transcript with the base voice (piper's joe, hibari's heart, or Kokoro in an
+   English style pack), so both say the same words; their active-speech times set the length scale.
+3. F0 mean and range mapped in the log domain; the formant warp whose warped source frames best fit
+   their paired reference frames (`fit_warp`), a correction per sound class (`tools.speech.classes`,
+   frames paired by dynamic time warping), frame selection toward the reference's own frame shapes
+   (`tools.speech.frames`); breathiness from the aperiodicity difference, as a mean and per band.
+4. A coordinate search around that fit (`tools.speech.search`) keeps the transform the fitting judge
+   hears closest to the reference, and furthest from the rest of the cast (`search.cast_score`), on a
+   held-out sentence, under an intelligibility floor; the fit is cached by the cast's digests too.
 5. Each character's base (`chosen_fit`): joe, heart, and the English Kokoro pack whose raw speech the
-   fitting judge hears closest to the reference (`pack_candidates`, over the 28 packs' speech of
-   SCORE_SENTENCES, made once and cached) are fitted; each fitted voice speaks SCORE_SENTENCES (words no
-   fit, no example line and no benchmark line uses), and the base whose speech has the highest cast
-   score (`search.cast_score`, the fitting judge, resemblyzer) is kept. The unseen judges (d-vector,
-   CAM++) never hear a candidate. heart took the lines passing both acceptance judges from 21 to 38 of
-   48 over the four benchmark sets and the greedy WER from 0.092 to 0.039 (bench/RESULTS.md, "Voices,
-   seventh pass"); the packs took the real speakers' identification by the unseen d-vector from 79% to
-   93% on the wideband set (eighth pass).
+   fitting judge hears closest (`pack_candidates`) are fitted, and the base whose fitted speech of
+   SCORE_SENTENCES has the highest cast score is kept; the unseen judges never hear a candidate
+   (figures: bench/RESULTS.md, seventh to ninth passes).
 """
 from __future__ import annotations
 
@@ -70,9 +56,8 @@ from tools.speech.world import (
 
 LOG = logging.getLogger(__name__)
 
-# Fixed sentence for scoring candidate transforms (see fitted_transform); chosen once, not tuned.
+# The search scores on HELD_OUT_TEXT, the base choice on SCORE_SENTENCES: words no line, benchmark or fit uses.
 HELD_OUT_TEXT = "We packed warm bread, apples and cheese, then walked along the shore until noon."
-# Sentences the base choice is scored on (words no line of the example, no benchmark and no fit uses).
 SCORE_SENTENCES = ["A quiet river ran past the old mill, and the miller's dog slept in the sun.",
                    "The children laughed as the kite rose above the hill and caught the wind."]
 BASES = ("joe", "heart")  # fitted for every reference; PACK_CANDIDATES of Kokoro's English packs join them
@@ -366,12 +351,10 @@ def _fit(reference: Path, transcript: str, others: tuple[Path, ...], raw_synthes
         tf = _fit_classes(tf, src_analysis, ref_analysis, sr, ref.usable_bands if limited else None)
         book = reference_codebook(10 * np.log10(ref_analysis[1] + 1e-16), sr, n_use)
         tf = replace(tf, frames=book, frames_bands=n_use, frames_mix=1.0)  # the search sets the mix
-        # Candidates are scored on other words than the transcript the classes were fitted on, so
-        # the search keeps what generalises to new lines (scoring on the transcript itself picked
-        # transforms that fit those words only: 6 of 8 espeak-ng voices identified, against 8 of 8).
+        # Scored on other words than the transcript, so the search keeps what generalises to new lines.
         held_text = text_norm.prepare_line(HELD_OUT_TEXT)
         held = raw_synthesize(held_text, length_scale=length_scale).audio
-        tf = refine_by_similarity(Path(reference), held, analyse_synthetic(held, sr), sr, tf, text=" ".join(held_text),
+        tf = refine_by_similarity(reference, held, analyse_synthetic(held, sr), sr, tf, text=" ".join(held_text),
                                   others=others)
         write_json(cache, asdict(tf))
     return tf
@@ -385,20 +368,19 @@ def _pack_embeddings_key(rate: int | None = None) -> str:
     channel they are heard through (`rate`; None: the full band, as shipped)."""
     made_of = [EN_PACKS, SCORE_SENTENCES, MODELS["kokoro"].sha256, MODELS["kokoro_en_voices"].sha256,
                FITTING_JUDGE]
-    if rate is not None:
-        made_of.append(f"channel {rate}")
+    made_of += [f"channel {rate}"] if rate is not None else []
     return hashlib.sha256(json.dumps(made_of).encode()).hexdigest()[:24]
 
 
 def _read_pack_embeddings(path: Path, key: str) -> dict[str, np.ndarray] | None:
     """The embeddings stored at `path` when they were made for `key`; None otherwise (corrupt: warned)."""
-    if not path.is_file():
-        return None
     try:
         with np.load(path) as npz:
             if str(npz["key"]) != key:
                 return None
             return {name: npz[name] for name in EN_PACKS}
+    except FileNotFoundError:
+        return None
     except (OSError, KeyError, ValueError):
         LOG.warning("ignoring a corrupt pack-embedding file %s", path)
         return None
@@ -410,11 +392,10 @@ def compute_pack_embeddings(rate: int | None = None) -> dict[str, np.ndarray]:
     from tools.hearing import speaker
     from tools.speech import kokoro_voice
 
-    sentences = [text_norm.prepare_line(s) for s in SCORE_SENTENCES]
-    return {name: np.stack([speaker.embed(speaker.through_channel(raw.audio, raw.sample_rate, rate), raw.sample_rate)
-                            for raw in
-                            (kokoro_voice.raw_synthesize(s, kokoro_voice.pack(name)) for s in sentences)])
-            for name in EN_PACKS}
+    raws = {name: [kokoro_voice.raw_synthesize(text_norm.prepare_line(s), kokoro_voice.pack(name))
+                   for s in SCORE_SENTENCES] for name in EN_PACKS}
+    return {name: np.stack([speaker.embed(speaker.through_channel(r.audio, r.sample_rate, rate), r.sample_rate)
+                            for r in rs]) for name, rs in raws.items()}
 
 
 def _write_pack_embeddings(path: Path, found: dict[str, np.ndarray], key: str) -> None:
