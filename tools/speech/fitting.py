@@ -32,7 +32,7 @@ from typing import Sequence
 import numpy as np
 
 from tools.base import ToolError
-from tools.hearing.speaker import FITTING_JUDGE
+from tools.hearing.speaker import FITTING_JUDGE, channel_rate
 from tools.media.audio import load_audio
 from tools.media.files import user_cache_dir
 from tools.media.packaged import EN_PACKS, MODELS
@@ -157,18 +157,20 @@ def analyse_reference(path: Path, work_sr: int) -> VoiceProfile:
     """The reference clip's profile at the working rate, cached by the wav's digest. Its usable bands
     end at its channel's Nyquist (`tools.hearing.speaker.channel_rate`): a clip's own rate, or less for
     a telephone recording saved at a higher one."""
-    from tools.hearing.speaker import channel_rate
+    import soundfile as sf
+
     from tools.media.audio import resample
 
     problems = check_reference(path)
     if problems:
         raise ToolError("; ".join(problems), "give a 1-30 s clip of clear speech as the character's voice.reference")
-    x, sr = load_audio(path)
+    sr = sf.info(str(path)).samplerate  # the header only: a cached profile needs no decoding
     channel = min(sr, channel_rate(path) or sr)
     narrower = ["channel", str(channel)] if channel < sr else []  # a stored rate alone keeps its old key
     cache = voice_cache_file(f"{reference_key(path, str(work_sr), str(ANALYSIS_VERSION), *narrower)}.profile.json")
     if (prof := read_cached(cache, VoiceProfile, "voice profile")) is not None:
         return prof
+    x, sr = load_audio(path)
     prof = profile_of(resample(x, sr, work_sr), work_sr, native_sr=channel)
     write_json(cache, asdict(prof))
     return prof
@@ -310,8 +312,6 @@ def _cast_key(others: tuple[Path, ...]) -> list[str]:
 def channel_key(reference: Path, others: tuple[Path, ...]) -> list[str]:
     """What a fit or a choice adds to its cache key for the channels its clips were recorded through
     (`tools.hearing.speaker.channel_rate`): nothing when every clip fills the encoders' band."""
-    from tools.hearing.speaker import channel_rate
-
     rates = [channel_rate(p) for p in (reference, *others)]
     return ["channels"] + [str(r) for r in rates] if any(r is not None for r in rates) else []
 
@@ -354,7 +354,7 @@ def _fit(reference: Path, transcript: str, others: tuple[Path, ...], raw_synthes
         # Scored on other words than the transcript, so the search keeps what generalises to new lines.
         held_text = text_norm.prepare_line(HELD_OUT_TEXT)
         held = raw_synthesize(held_text, length_scale=length_scale).audio
-        tf = refine_by_similarity(reference, held, analyse_synthetic(held, sr), sr, tf, text=" ".join(held_text),
+        tf = refine_by_similarity(Path(reference), held, analyse_synthetic(held, sr), sr, tf, text=" ".join(held_text),
                                   others=others)
         write_json(cache, asdict(tf))
     return tf
