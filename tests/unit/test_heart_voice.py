@@ -160,10 +160,10 @@ def test_base_choice_keeps_the_closer_base_and_is_cached(tmp_path, monkeypatch):
     from tools.speech import search
 
     pack = fitting.pack_candidates(search.fitting_listener(ref, cast))
-    assert len(pack) == 1 and set(scores) == {"joe", "heart", *pack} and base == max(scores, key=scores.get)
-    assert calls[:3] == ["joe", "heart", *pack] and tf == real(ref, text, cast, base)
+    assert 1 <= len(pack) <= 2 and set(scores) == {"joe", "heart", *pack} and base == max(scores, key=scores.get)
+    assert calls[:2 + len(pack)] == ["joe", "heart", *pack] and tf == real(ref, text, cast, base)
     # measured: heart 0.53 against joe 0.42 and af_jessica 0.50
-    assert base == "heart" and scores["heart"] > max(scores["joe"], scores[pack[0]]) + 0.02
+    assert base == "heart" and scores["heart"] > max(scores[b] for b in scores if b != "heart") + 0.02
     monkeypatch.setattr(fitting, "_CHOICES", {})
     calls.clear()
     assert fitting.chosen_fit(ref, text, cast[::-1])[0] == base and calls == [base]  # from disk; order-free

@@ -13,9 +13,9 @@ by the wav's digest in the user cache directory).
    hears closest to the reference, and furthest from the rest of the cast (`search.cast_score`), on a
    held-out sentence, under an intelligibility floor; the fit is cached by the cast's digests too.
 5. Each character's base (`chosen_fit`): joe, heart, and the English Kokoro pack whose raw speech the
-   fitting judge hears closest (`pack_candidates`) are fitted, and the base whose fitted speech of
-   SCORE_SENTENCES has the highest cast score is kept; the unseen judges never hear a candidate
-   (figures: bench/RESULTS.md, seventh to ninth passes).
+   fitting judge hears closest (with the runner-up on a near tie: `pack_candidates`) are fitted, and the
+   base whose fitted speech of SCORE_SENTENCES has the highest cast score is kept; the unseen judges
+   never hear a candidate (figures: bench/RESULTS.md, seventh to tenth passes).
 """
 from __future__ import annotations
 
@@ -62,8 +62,9 @@ SCORE_SENTENCES = ["A quiet river ran past the old mill, and the miller's dog sl
                    "The children laughed as the kite rose above the hill and caught the wind."]
 BASES = ("joe", "heart")  # fitted for every reference; PACK_CANDIDATES of Kokoro's English packs join them
 PACK = "kokoro:"  # a base named PACK + an EN_PACKS name is Kokoro-82M speaking in that style pack
-PACK_CANDIDATES = 1  # English packs fitted per reference: those whose raw speech the fitting judge hears closest
-CHOICE_VERSION = "2"
+PACK_CANDIDATES = 2  # at most this many English packs fitted per reference, those the fitting judge hears closest
+PACK_TIE = 0.01  # ... and within this much raw cast score of the closest: the ranking's noise (tenth pass)
+CHOICE_VERSION = "3"
 
 
 def base_voice(base: str):
@@ -92,8 +93,7 @@ def raw_speech(base: str, sentences: list[str], length_scale: float = 1.0, noise
 
 
 def fitted_speech(base: str, tf: WorldTransform, sentences: list[str]) -> tuple[list[np.ndarray], int]:
-    """(each of `sentences` spoken by `base` under the fitted transform `tf`, sample rate): what a base
-    choice is scored on."""
+    """(each of `sentences` spoken by `base` under the fitted transform `tf`, rate): what a choice scores."""
     from tools.speech.world import apply_transform
 
     out = []
@@ -143,8 +143,7 @@ def write_json(path: Path, data: dict) -> None:
 
 
 def read_cached(path: Path, cls, what: str):
-    """`cls(**entry)` of the JSON cache entry at `path`; None when there is none or it is corrupt (warned:
-    the caller computes it again)."""
+    """`cls(**entry)` of the JSON cache entry at `path`; None if missing or corrupt (warned: made again)."""
     if path.is_file():
         try:
             return cls(**json.loads(path.read_text()))
@@ -422,10 +421,10 @@ def pack_embeddings(rate: int | None = None) -> dict[str, np.ndarray]:
     return _memoised(_PACK_EMBEDDINGS, key, make)
 
 
-def pack_candidates(listener, k: int = PACK_CANDIDATES) -> list[str]:
-    """The `k` English packs whose raw speech has the highest mean cast score (`search.cast_score`) by
-    the fitting judge's `listener` (`search.fitting_listener`: the reference first, then the rest of the
-    cast, each heard through its own channel), best first, as base names (PACK + name)."""
+def pack_candidates(listener, k: int = PACK_CANDIDATES, tie: float = PACK_TIE) -> list[str]:
+    """Up to `k` English packs, best first, of highest mean cast score (`search.cast_score`) by `listener`
+    (`search.fitting_listener`: the reference, then the rest of the cast, each through its own channel):
+    the first and those within `tie` of it, as base names (PACK + name)."""
     from tools.hearing.speaker import similarity
     from tools.speech.search import cast_score
 
@@ -437,7 +436,8 @@ def pack_candidates(listener, k: int = PACK_CANDIDATES) -> list[str]:
                               for i in range(len(SCORE_SENTENCES))]))
 
     scores = {name: mean_score(name) for name in EN_PACKS}
-    return [PACK + name for name in sorted(EN_PACKS, key=lambda n: -scores[n])[:k]]
+    best = max(scores.values())
+    return [PACK + n for n in sorted(EN_PACKS, key=lambda n: -scores[n])[:k] if scores[n] >= best - tie]
 
 
 @dataclass(frozen=True)
@@ -456,8 +456,8 @@ def chosen_fit(reference: Path, transcript: str, others: Sequence[Path] = ()) ->
     reference = Path(reference)
     others = cast_others(reference, others)
     key = reference_key(reference, transcript, "base choice", CHOICE_VERSION, str(ANALYSIS_VERSION), *BASES,
-                        f"{PACK_CANDIDATES} of", *EN_PACKS, MODELS["kokoro_en_voices"].sha256, *_cast_key(others),
-                        *channel_key(reference, others), FITTING_JUDGE)
+                        f"{PACK_CANDIDATES} of, tie {PACK_TIE}", *EN_PACKS, MODELS["kokoro_en_voices"].sha256,
+                        *_cast_key(others), *channel_key(reference, others), FITTING_JUDGE)
 
     def make() -> tuple[str, WorldTransform]:
         cache = voice_cache_file(f"{key}.base.json")
