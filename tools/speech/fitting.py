@@ -13,9 +13,9 @@ by the wav's digest in the user cache directory).
    hears closest to the reference, and furthest from the rest of the cast (`search.cast_score`), on a
    held-out sentence, under an intelligibility floor; the fit is cached by the cast's digests too.
 5. Each character's base (`chosen_fit`): joe, heart, and the English Kokoro pack whose raw speech the
-   fitting judge hears closest (with the runner-up on a near tie: `pack_candidates`) are fitted, and the
-   base whose fitted speech of SCORE_SENTENCES has the highest cast score is kept; the unseen judges
-   never hear a candidate (figures: bench/RESULTS.md, seventh to tenth passes).
+   fitting judge hears closest (with the runner-up on a near tie: `pack_candidates`) are fitted, FIT_THREADS
+   at a time, and the base whose fitted speech of SCORE_SENTENCES has the highest cast score is kept; the
+   unseen judges never hear a candidate (figures: bench/RESULTS.md, seventh to eleventh passes).
 """
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -34,7 +35,7 @@ import numpy as np
 from tools.base import ToolError
 from tools.hearing.speaker import FITTING_JUDGE, channel_rate
 from tools.media.audio import load_audio
-from tools.media.files import user_cache_dir
+from tools.media.files import temp_path, user_cache_dir
 from tools.media.packaged import EN_PACKS, MODELS
 from tools.speech import text_norm
 from tools.speech.bands import band_edges, bands
@@ -65,6 +66,7 @@ PACK = "kokoro:"  # a base named PACK + an EN_PACKS name is Kokoro-82M speaking 
 PACK_CANDIDATES = 2  # at most this many English packs fitted per reference, those the fitting judge hears closest
 PACK_TIE = 0.01  # ... and within this much raw cast score of the closest: the ranking's noise (tenth pass)
 CHOICE_VERSION = "3"
+FIT_THREADS = 2  # candidate bases fitted at once (threads: WORLD and onnxruntime release the GIL; eleventh pass)
 
 
 def base_voice(base: str):
@@ -137,7 +139,7 @@ def voice_cache_file(name: str, folder: str = "voices") -> Path:
 
 def write_json(path: Path, data: dict) -> None:
     """Write `data` to `path` in one rename (a reader never sees half a file)."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp = temp_path(path)  # a unique name: two fits in one process may write the same entry at once
     tmp.write_text(json.dumps(data))
     os.replace(tmp, path)
 
@@ -200,17 +202,11 @@ def fit_transform(ref: VoiceProfile, src: VoiceProfile, length_scale: float, war
     unvoiced_corr = _smooth_corr(
         np.asarray(ref.unvoiced_shape) - _warp_band_shape(np.asarray(src.unvoiced_shape), warp, sr), n_use
     )
-    return WorldTransform(
-        f0_shift=float(shift),
-        f0_range=f0_range,
-        warp=warp,
-        voiced_corr=voiced_corr,
-        unvoiced_corr=unvoiced_corr,
-        ap_shift=float(np.clip(ref.voiced_ap - src.voiced_ap, -0.3, 0.3)),
-        ap_corr=_ap_corr(ref, src, warp, n_use),
-        length_scale=float(length_scale),
-        gain_db=float(np.clip(ref.loudness_db - src.loudness_db, -20, 12)),
-    )
+    ap_shift = float(np.clip(ref.voiced_ap - src.voiced_ap, -0.3, 0.3))
+    return WorldTransform(f0_shift=float(shift), f0_range=f0_range, warp=warp, voiced_corr=voiced_corr,
+                          unvoiced_corr=unvoiced_corr, ap_shift=ap_shift, ap_corr=_ap_corr(ref, src, warp, n_use),
+                          length_scale=float(length_scale),
+                          gain_db=float(np.clip(ref.loudness_db - src.loudness_db, -20, 12)))
 
 
 WARP_ROUNDS = 6  # pairings of fit_warp at most
@@ -398,7 +394,7 @@ def compute_pack_embeddings(rate: int | None = None) -> dict[str, np.ndarray]:
 
 
 def _write_pack_embeddings(path: Path, found: dict[str, np.ndarray], key: str) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.npz")
+    tmp = temp_path(path)
     np.savez(tmp, key=np.array(key), **found)
     os.replace(tmp, path)
 
@@ -475,10 +471,14 @@ def _choose(reference: Path, transcript: str, others: tuple[Path, ...]) -> FitCh
     from tools.speech.search import cast_score, fitting_listener
 
     listener = fitting_listener(reference, others)
-    scores = {}
-    for base in (*BASES, *pack_candidates(listener)):
+
+    def score(base: str) -> float:
         audios, sr = fitted_speech(base, fitted_transform(reference, transcript, others, base), SCORE_SENTENCES)
-        scores[base] = round(float(np.mean([cast_score(listener.similarities(x, sr)) for x in audios])), 4)
+        return round(float(np.mean([cast_score(listener.similarities(x, sr)) for x in audios])), 4)
+
+    candidates = (*BASES, *pack_candidates(listener))
+    with ThreadPoolExecutor(FIT_THREADS, thread_name_prefix="voice-fit") as pool:
+        scores = dict(zip(candidates, pool.map(score, candidates)))
     choice = FitChoice(max(scores, key=scores.get), scores)  # the earlier base on a tie: joe first
     LOG.info("base voice for %s: %s (%s)", reference.name, choice.base, scores)
     return choice
