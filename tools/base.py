@@ -62,6 +62,8 @@ class SpeechSynthesizer(Protocol):
     name: str
     version: str  # joins the cache key: bump it when output changes
     take_noise: float  # synthesis noise of a fresh take when a retry needs a different one
+    # A backend that fits each voice on first use may also have `voice_ready(character, others) -> bool`
+    # (False: the next line fits the voice first); the speak node then says so on the progress line.
 
     def synthesize(
         self,

@@ -88,6 +88,18 @@ def synthesize_line(ctx: RunContext, seg, knobs: SpeechKnobs) -> tuple[SpeechRes
     ), outcome
 
 
+def announce_fit(ctx: RunContext, shot_id: str, attempt: int, speaker: str) -> bool:
+    """Say on the progress line when this speaker's next line first fits their voice (once per reference
+    clip and cast, a minute or two on a laptop), so a long first shot is not taken for a hung one."""
+    ready = getattr(ctx.speech, "voice_ready", None)
+    character = ctx.project.cast.by_id(speaker)
+    if ready is None or ready(character, cast_others(ctx, character)):
+        return False
+    ctx.on_event("stage", {"shot": shot_id, "stage": f"speak: fitting {speaker}'s voice to its reference clip, "
+                           "once", "attempt": attempt})
+    return True
+
+
 def mix_lines(lines: list[SpokenLine], duration: float, sr: int, out: Path) -> None:
     """Place every line at its start in one mono track of the shot's length."""
     track = np.zeros(int(round(duration * sr)), dtype=np.float32)
@@ -115,7 +127,12 @@ def speak(state: ShotState, ctx: RunContext) -> dict:
     attempt_dir.mkdir(parents=True, exist_ok=True)
     knobs = SpeechKnobs(**state["speech_knobs"])
     ctx.on_event("stage", {"shot": shot.id, "stage": "speak", "attempt": state["attempt"]})
-    spoken = {seg.line_id: synthesize_line(ctx, seg, knobs) for seg in shot.speech}
+    spoken = {}
+    for seg in shot.speech:
+        fitting = announce_fit(ctx, shot.id, state["attempt"], seg.speaker)
+        spoken[seg.line_id] = synthesize_line(ctx, seg, knobs)
+        if fitting:
+            ctx.on_event("stage", {"shot": shot.id, "stage": "speak", "attempt": state["attempt"]})
     results = {k: r for k, (r, _) in spoken.items()}
     shot = retime_shot(shot, {k: r.duration for k, r in results.items()})
     fps = ctx.config.fps

@@ -128,9 +128,7 @@ def chosen_base(reference: Path, transcript: str, others: Sequence[Path] = ()) -
     of the `others` (the rest of the cast), which joe's fit keeps away from."""
     reference = Path(reference)
     others = fitting.cast_others(reference, others)
-    key = fitting.reference_key(reference, transcript, VERSION, str(world.ANALYSIS_VERSION),  # joe's fit competes
-                                *[fitting.reference_key(o) for o in others], *fitting.channel_key(reference, others),
-                                speaker.FITTING_JUDGE)
+    key = _key(reference, transcript, others)
     with _LOCK:
         if key in _MEMO:
             return _MEMO[key]
@@ -142,3 +140,15 @@ def chosen_base(reference: Path, transcript: str, others: Sequence[Path] = ()) -
     with _LOCK:
         _MEMO[key] = choice
     return choice
+
+
+def _key(reference: Path, transcript: str, others: tuple[Path, ...]) -> str:
+    return fitting.reference_key(reference, transcript, VERSION, str(world.ANALYSIS_VERSION),  # joe's fit competes
+                                 *[fitting.reference_key(o) for o in others], *fitting.channel_key(reference, others),
+                                 speaker.FITTING_JUDGE)
+
+
+def choice_made(reference: Path, transcript: str, others: Sequence[Path] = ()) -> bool:
+    """Whether `chosen_base` for this reference and cast is made already (this process, or the cache)."""
+    key = _key(Path(reference), transcript, fitting.cast_others(Path(reference), others))
+    return key in _MEMO or fitting.voice_cache_file(f"{key}.json", "voice-bases").is_file()

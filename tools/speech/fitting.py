@@ -33,11 +33,12 @@ from typing import Sequence
 import numpy as np
 
 from tools.base import ToolError
+from tools.hearing import speaker
 from tools.hearing.speaker import FITTING_JUDGE, channel_rate
-from tools.media.audio import load_audio
+from tools.media.audio import load_audio, resample
 from tools.media.files import temp_path, user_cache_dir
 from tools.media.packaged import EN_PACKS, MODELS
-from tools.speech import text_norm
+from tools.speech import heart_voice, kokoro_voice, text_norm
 from tools.speech.bands import band_edges, bands
 from tools.speech.classes import cepstra, dtw_pairs, usable_shapes
 from tools.speech.frames import reference_codebook
@@ -77,12 +78,8 @@ def base_voice(base: str):
 
         return raw_synthesize, load_voice().config.sample_rate, "joe-medium"
     if base == "heart":
-        from tools.speech import heart_voice
-
         return heart_voice.raw_synthesize, heart_voice.SR, "heart-hibari-0.2.1"
     if base.startswith(PACK) and base[len(PACK):] in EN_PACKS:
-        from tools.speech import kokoro_voice
-
         return partial(kokoro_voice.raw_synthesize, style_pack=kokoro_voice.pack(base[len(PACK):])), \
             kokoro_voice.SR, f"kokoro-v1.0-{base[len(PACK):]}"
     raise ValueError(f"unknown base voice {base!r}: one of {', '.join(BASES)} or {PACK}<one of {', '.join(EN_PACKS)}>")
@@ -159,8 +156,6 @@ def analyse_reference(path: Path, work_sr: int) -> VoiceProfile:
     end at its channel's Nyquist (`tools.hearing.speaker.channel_rate`): a clip's own rate, or less for
     a telephone recording saved at a higher one."""
     import soundfile as sf
-
-    from tools.media.audio import resample
 
     problems = check_reference(path)
     if problems:
@@ -325,7 +320,6 @@ def fitted_transform(reference: Path, transcript: str, others: Sequence[Path] = 
 def _fit(reference: Path, transcript: str, others: tuple[Path, ...], raw_synthesize, sr: int,
          cache: Path) -> WorldTransform:
     """`fitted_transform`'s transform: read from `cache`, else fitted and written there."""
-    from tools.media.audio import resample
     from tools.speech.search import refine_by_similarity
 
     tf = read_cached(cache, WorldTransform, "voice fit")
@@ -384,9 +378,6 @@ def _read_pack_embeddings(path: Path, key: str) -> dict[str, np.ndarray] | None:
 def compute_pack_embeddings(rate: int | None = None) -> dict[str, np.ndarray]:
     """Each English pack's raw speech of SCORE_SENTENCES through a channel at `rate` (None: as it is),
     embedded by the fitting judge (about 45 s here)."""
-    from tools.hearing import speaker
-    from tools.speech import kokoro_voice
-
     raws = {name: [kokoro_voice.raw_synthesize(text_norm.prepare_line(s), kokoro_voice.pack(name))
                    for s in SCORE_SENTENCES] for name in EN_PACKS}
     return {name: np.stack([speaker.embed(speaker.through_channel(r.audio, r.sample_rate, rate), r.sample_rate)
@@ -421,13 +412,12 @@ def pack_candidates(listener, k: int = PACK_CANDIDATES, tie: float = PACK_TIE) -
     """Up to `k` English packs, best first, of highest mean cast score (`search.cast_score`) by `listener`
     (`search.fitting_listener`: the reference, then the rest of the cast, each through its own channel):
     the first and those within `tie` of it, as base names (PACK + name)."""
-    from tools.hearing.speaker import similarity
     from tools.speech.search import cast_score
 
     raw = {rate: pack_embeddings(rate) for rate in dict.fromkeys(listener.rates)}
 
     def mean_score(name: str) -> float:
-        return float(np.mean([cast_score([similarity(raw[rate][name][i], e) for rate, e in
+        return float(np.mean([cast_score([speaker.similarity(raw[rate][name][i], e) for rate, e in
                                           zip(listener.rates, listener.embeddings)])
                               for i in range(len(SCORE_SENTENCES))]))
 
@@ -451,9 +441,7 @@ def chosen_fit(reference: Path, transcript: str, others: Sequence[Path] = ()) ->
     cached by the same digests as the fits."""
     reference = Path(reference)
     others = cast_others(reference, others)
-    key = reference_key(reference, transcript, "base choice", CHOICE_VERSION, str(ANALYSIS_VERSION), *BASES,
-                        f"{PACK_CANDIDATES} of, tie {PACK_TIE}", *EN_PACKS, MODELS["kokoro_en_voices"].sha256,
-                        *_cast_key(others), *channel_key(reference, others), FITTING_JUDGE)
+    key = _choice_key(reference, transcript, others)
 
     def make() -> tuple[str, WorldTransform]:
         cache = voice_cache_file(f"{key}.base.json")
@@ -464,6 +452,18 @@ def chosen_fit(reference: Path, transcript: str, others: Sequence[Path] = ()) ->
         return choice.base, fitted_transform(reference, transcript, others, choice.base)
 
     return _memoised(_CHOICES, key, make)
+
+
+def _choice_key(reference: Path, transcript: str, others: tuple[Path, ...]) -> str:
+    return reference_key(reference, transcript, "base choice", CHOICE_VERSION, str(ANALYSIS_VERSION), *BASES,
+                         f"{PACK_CANDIDATES} of, tie {PACK_TIE}", *EN_PACKS, MODELS["kokoro_en_voices"].sha256,
+                         *_cast_key(others), *channel_key(reference, others), FITTING_JUDGE)
+
+
+def choice_made(reference: Path, transcript: str, others: Sequence[Path] = ()) -> bool:
+    """Whether `chosen_fit` for this reference and cast is made already (this process, or the cache)."""
+    key = _choice_key(Path(reference), transcript, cast_others(Path(reference), others))
+    return key in _CHOICES or voice_cache_file(f"{key}.base.json").is_file()
 
 
 def _choose(reference: Path, transcript: str, others: tuple[Path, ...]) -> FitChoice:

@@ -41,6 +41,10 @@ class KokoroSynthesizer:
         self.line_tolerance = line_tolerance
         self.piper = PiperSynthesizer(clearer_readings, line_tolerance)
 
+    def voice_ready(self, character: CharacterSpec, others: Sequence[Path] = ()) -> bool:
+        """False while the character's base voice is still to be chosen (`bases.chosen_base`: minutes)."""
+        return bases.choice_made(character.voice.reference, character.voice.transcript, others)
+
     def synthesize(
         self,
         text: str,

@@ -52,6 +52,11 @@ class PiperSynthesizer:
         self.clearer_readings = clearer_readings
         self.line_tolerance = line_tolerance
 
+    def voice_ready(self, character: CharacterSpec, others: Sequence[Path] = ()) -> bool:
+        """False while the character's voice is still to be fitted: their first line fits it (a minute or
+        two here, once per reference clip and cast; the speak node says so on the progress line)."""
+        return fitting.choice_made(character.voice.reference, character.voice.transcript, others)
+
     def synthesize(
         self,
         text: str,
