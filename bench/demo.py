@@ -46,8 +46,8 @@ def main() -> None:
     recs = [json.loads(x) for x in (run / "retries.jsonl").read_text().splitlines()]
     film = sum(s["duration"] for s in plan["shots"])
     print(f"example film: {len(plan['shots'])} shots, {film:.2f} s of film, {len(recs)} attempts")
-    voices = "fitted afresh" if args.cold_voices else "fits reused when cached"
-    print(f"wall time: {wall:.1f} s (cold run cache, voices {voices}, evaluators {'off' if args.no_eval else 'on'})")
+    fits = "made afresh" if args.cold_voices else "reused when cached"
+    print(f"wall time: {wall:.1f} s (cold run cache, voice fits {fits}, evaluators {'off' if args.no_eval else 'on'})")
     print(f"realtime factor: {film / wall:.3f} film seconds per wall second")
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
