@@ -93,7 +93,10 @@ def announce_fit(ctx: RunContext, shot_id: str, attempt: int, speaker: str) -> b
     clip and cast, a minute or two on a laptop), so a long first shot is not taken for a hung one."""
     ready = getattr(ctx.speech, "voice_ready", None)
     character = ctx.project.cast.by_id(speaker)
-    if ready is None or ready(character, cast_others(ctx, character)):
+    try:
+        if ready is None or ready(character, cast_others(ctx, character)):
+            return False
+    except (OSError, ToolError):  # a clip gone or damaged since validation: the synthesis reports it, with its fix
         return False
     ctx.on_event("stage", {"shot": shot_id, "stage": f"speak: fitting {speaker}'s voice to its reference clip, "
                            "once", "attempt": attempt})

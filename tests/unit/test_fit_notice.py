@@ -50,6 +50,15 @@ def test_the_notice_comes_only_while_the_voice_is_unfitted():
     assert len(events) == 1
 
 
+def test_a_reference_gone_since_validation_is_left_to_the_synthesis_to_report(tmp_path):
+    events: list = []
+    ctx = _ctx(PiperSynthesizer(), events)
+    collins = ctx.project.cast.by_id("collins")
+    ctx.project.cast.by_id = {"collins": collins.model_copy(update={"voice": collins.voice.model_copy(
+        update={"reference": tmp_path / "gone.wav"})})}.__getitem__
+    assert announce_fit(ctx, "sc01_sh01", 1, "collins") is False and events == []
+
+
 def test_piper_knows_its_voice_is_fitted_from_the_entry_the_choice_writes(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setattr(fitting, "_CHOICES", {})
@@ -57,7 +66,7 @@ def test_piper_knows_its_voice_is_fitted_from_the_entry_the_choice_writes(monkey
     others = [hopper.voice.reference]
     tts = PiperSynthesizer()
     assert not tts.voice_ready(collins, others)
-    monkeypatch.setattr(fitting, "_choose", lambda reference, transcript, others: fitting.FitChoice("joe", {"joe": 0.5}))
+    monkeypatch.setattr(fitting, "_choose", lambda *args: fitting.FitChoice("joe", {"joe": 0.5}))
     monkeypatch.setattr(fitting, "fitted_transform", lambda *a, **k: WorldTransform())
     fitting.chosen_fit(collins.voice.reference, collins.voice.transcript, others)
     assert tts.voice_ready(collins, others)
