@@ -84,3 +84,48 @@ def test_cache_entries_written_by_many_threads_at_once_stay_whole(tmp_path):
     assert errors == []
     assert json.loads(path.read_text())["i"] == 49
     assert [p.name for p in tmp_path.iterdir()] == ["entry.json"]
+
+
+def test_a_value_asked_for_twice_at_once_is_made_once_and_other_keys_go_on():
+    """Two shot workers reaching one character's fit at once: one makes it, the other waits for it;
+    a fit of another character runs beside them; a failed make leaves the key to the next asker."""
+    from tools.speech.memo import memoised
+
+    memo, made, lock = {}, [], threading.Lock()
+    collins_started, hopper_made, saw_hopper = threading.Event(), threading.Event(), []
+
+    def make_collins():
+        with lock:
+            made.append("collins")
+        collins_started.set()
+        saw_hopper.append(hopper_made.wait(timeout=5))  # held up behind collins, hopper would never come
+        time.sleep(0.2)  # the second asker is at the memo by now
+        return "collins's fit"
+
+    def make_hopper():
+        with lock:
+            made.append("hopper")
+        hopper_made.set()
+        return "hopper's fit"
+
+    results = {}
+
+    def ask(name: str, key: str, make, after_collins_started: bool) -> None:
+        if after_collins_started:
+            collins_started.wait(timeout=5)
+        results[name] = memoised(memo, key, make)
+
+    threads = [threading.Thread(target=ask, args=a) for a in (
+        ("first", "collins", make_collins, False), ("second", "collins", make_collins, True),
+        ("other", "hopper", make_hopper, True))]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert results == {"first": "collins's fit", "second": "collins's fit", "other": "hopper's fit"}
+    assert sorted(made) == ["collins", "hopper"] and saw_hopper == [True]  # collins made once, hopper beside it
+
+    def fail():
+        raise RuntimeError("no clip")
+
+    with pytest.raises(RuntimeError):
+        memoised(memo, "chelsea", fail)
+    assert memoised(memo, "chelsea", lambda: "made at last") == "made at last"

@@ -24,7 +24,6 @@ about 10-40 s each) when they are not cached.
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -34,14 +33,14 @@ import numpy as np
 from tools.hearing import speaker
 from tools.media.audio import load_audio, resample
 from tools.speech import fitting, kokoro_voice, style_search, world
+from tools.speech.memo import memoised
 
 LOG = logging.getLogger(__name__)
 SCORE_SENTENCES = fitting.SCORE_SENTENCES  # the piper backend's base choice is scored on the same words
 FLOOR_NATS = 0.3
 MAX_RANGE = 2.0  # the F0 range factor is clipped to [1/MAX_RANGE, MAX_RANGE]
 VERSION = "4"
-_LOCK = threading.Lock()
-_MEMO: dict[str, "BaseChoice"] = {}
+_MEMO: dict[str, "BaseChoice"] = {}  # `tools.speech.memo.memoised`'s: one maker per key
 
 
 @dataclass(frozen=True)
@@ -129,17 +128,16 @@ def chosen_base(reference: Path, transcript: str, others: Sequence[Path] = ()) -
     reference = Path(reference)
     others = fitting.cast_others(reference, others)
     key = _key(reference, transcript, others)
-    with _LOCK:
-        if key in _MEMO:
-            return _MEMO[key]
-    cache = fitting.voice_cache_file(f"{key}.json", "voice-bases")
-    choice = fitting.read_cached(cache, BaseChoice, "base-choice")
-    if choice is None:
-        choice = _score_all(reference, transcript, others)
-        fitting.write_json(cache, asdict(choice))
-    with _LOCK:
-        _MEMO[key] = choice
-    return choice
+
+    def make() -> BaseChoice:
+        cache = fitting.voice_cache_file(f"{key}.json", "voice-bases")
+        choice = fitting.read_cached(cache, BaseChoice, "base-choice")
+        if choice is None:
+            choice = _score_all(reference, transcript, others)
+            fitting.write_json(cache, asdict(choice))
+        return choice
+
+    return memoised(_MEMO, key, make)
 
 
 def _key(reference: Path, transcript: str, others: tuple[Path, ...]) -> str:

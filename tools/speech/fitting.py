@@ -23,7 +23,6 @@ import hashlib
 import json
 import logging
 import os
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
@@ -42,6 +41,7 @@ from tools.speech import heart_voice, kokoro_voice, text_norm
 from tools.speech.bands import band_edges, bands
 from tools.speech.classes import cepstra, dtw_pairs, usable_shapes
 from tools.speech.frames import reference_codebook
+from tools.speech.memo import memoised
 from tools.speech.piper_voice import RawSpeech, load_voice
 from tools.speech.world import (
     ANALYSIS_VERSION,
@@ -102,21 +102,9 @@ def fitted_speech(base: str, tf: WorldTransform, sentences: list[str]) -> tuple[
     return out, raw.sample_rate
 
 
-_MEMO: dict[str, "WorldTransform"] = {}
-_MEMO_LOCK = threading.Lock()
+_MEMO: dict[str, "WorldTransform"] = {}  # each memo is `tools.speech.memo.memoised`'s: one maker per key
 _CHOICES: dict[str, tuple[str, "WorldTransform"]] = {}  # choice key -> (base, its fitted transform)
 _PACK_EMBEDDINGS: dict[str, dict[str, np.ndarray]] = {}
-
-
-def _memoised(memo: dict, key: str, make):
-    """`memo[key]`, made by `make()` the first time in this process (the lock is not held while it is made)."""
-    with _MEMO_LOCK:
-        if key in memo:
-            return memo[key]
-    value = make()
-    with _MEMO_LOCK:
-        memo[key] = value
-    return value
 
 
 def reference_key(path: Path, *extra: str) -> str:
@@ -313,7 +301,7 @@ def fitted_transform(reference: Path, transcript: str, others: Sequence[Path] = 
     others = cast_others(reference, others)
     key = reference_key(Path(reference), transcript, str(ANALYSIS_VERSION), str(sr), tag, *_cast_key(others),
                         *channel_key(Path(reference), others), FITTING_JUDGE)
-    return _memoised(_MEMO, key, lambda: _fit(reference, transcript, others, raw_synthesize, sr,
+    return memoised(_MEMO, key, lambda: _fit(reference, transcript, others, raw_synthesize, sr,
                                               voice_cache_file(f"{key}.fit.json")))
 
 
@@ -405,7 +393,7 @@ def pack_embeddings(rate: int | None = None) -> dict[str, np.ndarray]:
             _write_pack_embeddings(cache, found, key)
         return found
 
-    return _memoised(_PACK_EMBEDDINGS, key, make)
+    return memoised(_PACK_EMBEDDINGS, key, make)
 
 
 def pack_candidates(listener, k: int = PACK_CANDIDATES, tie: float = PACK_TIE) -> list[str]:
@@ -451,7 +439,7 @@ def chosen_fit(reference: Path, transcript: str, others: Sequence[Path] = ()) ->
             write_json(cache, asdict(choice))
         return choice.base, fitted_transform(reference, transcript, others, choice.base)
 
-    return _memoised(_CHOICES, key, make)
+    return memoised(_CHOICES, key, make)
 
 
 def _choice_key(reference: Path, transcript: str, others: tuple[Path, ...]) -> str:
