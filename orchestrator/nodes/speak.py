@@ -132,9 +132,9 @@ def speak(state: ShotState, ctx: RunContext) -> dict:
     ctx.on_event("stage", {"shot": shot.id, "stage": "speak", "attempt": state["attempt"]})
     spoken = {}
     for seg in shot.speech:
-        fitting = announce_fit(ctx, shot.id, state["attempt"], seg.speaker)
+        announced = announce_fit(ctx, shot.id, state["attempt"], seg.speaker)
         spoken[seg.line_id] = synthesize_line(ctx, seg, knobs)
-        if fitting:
+        if announced:
             ctx.on_event("stage", {"shot": shot.id, "stage": "speak", "attempt": state["attempt"]})
     results = {k: r for k, (r, _) in spoken.items()}
     shot = retime_shot(shot, {k: r.duration for k, r in results.items()})
