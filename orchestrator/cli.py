@@ -1,4 +1,4 @@
-"""`compose`: screenplay + cast -> film. Subcommands: validate, plan, report, contact-sheet, train, doctor.
+"""`compose`: screenplay + cast -> film. Subcommands: validate, plan, voices, report, contact-sheet, train, doctor.
 
 Bad input and unusable tools end with a message naming the file and the fix and exit code 2, never a
 traceback; an interrupted run resumes when the same command is run again.
@@ -21,7 +21,7 @@ from orchestrator.inputs.problems import SpecError
 from orchestrator.inputs.project import Project
 from orchestrator.planning import PLANNERS
 
-SUBCOMMANDS = ("render", "validate", "plan", "report", "contact-sheet", "train", "doctor")
+SUBCOMMANDS = ("render", "validate", "plan", "voices", "report", "contact-sheet", "train", "doctor")
 EXIT_INPUT = 2
 EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug in compose, reported without a traceback
 
@@ -34,6 +34,12 @@ def _workers(text: str) -> int:
     if not 1 <= n <= 16:
         raise argparse.ArgumentTypeError(f"{text!r}: give a whole number from 1 to 16")
     return n
+
+
+def _lines(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 10:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number from 1 to 10")
+    return int(text)
 
 
 def _inputs(p: argparse.ArgumentParser) -> None:
@@ -77,6 +83,17 @@ def build_parser() -> argparse.ArgumentParser:
     _inputs(pl)
     pl.add_argument("--planner", choices=PLANNERS)
     pl.add_argument("--out", type=Path, default=Path("out"))
+    from tools.registry import SPEECH
+
+    vo = sub.add_parser("voices", help="fit, speak and judge each character's first lines as a render would; "
+                        "render no shot")
+    _inputs(vo)
+    vo.add_argument("--out", type=Path, default=Path("out"), help="output root (lines go to OUT/<title>/voices)")
+    vo.add_argument("--speech", choices=sorted(SPEECH), help="override render.speech")
+    vo.add_argument("--seed", type=int)
+    vo.add_argument("--lines", type=_lines, default=2, help="lines per character (1-10; default 2)")
+    vo.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    vo.add_argument("--json", action="store_true", help="print voices.json on stdout")
     rep = sub.add_parser("report", help="per-shot table of a finished run, or one shot's attempts")
     rep.add_argument("run_dir", type=Path, help="out/<title>")
     rep.add_argument("--shot", help="shot id, e.g. sc01_sh03")
@@ -161,6 +178,16 @@ def cmd_plan(args, console: Console) -> int:
     return 0
 
 
+def cmd_voices(args, console: Console) -> int:
+    from orchestrator.audition import run_audition
+
+    project = load(args)
+    summary = run_audition(project, apply_overrides(project, args), args.out / project.slug, console, args.lines)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    return 0
+
+
 def cmd_report(args, console: Console) -> int:
     from orchestrator.report.terminal import print_report
 
@@ -197,7 +224,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     console = Console(stderr=True, quiet=getattr(args, "quiet", False) or getattr(args, "json", False))
     err = Console(stderr=True)
     logging.basicConfig(level=getattr(args, "log_level", "WARNING").upper(), stream=sys.stderr)
-    commands = {"validate": cmd_validate, "plan": cmd_plan, "report": cmd_report,
+    commands = {"validate": cmd_validate, "plan": cmd_plan, "voices": cmd_voices, "report": cmd_report,
                 "contact-sheet": cmd_contact_sheet, "render": cmd_render}
     return _guarded(lambda: commands[args.command](args, console), err)
 

@@ -242,5 +242,7 @@ def load_project(script_path: Path, cast_path: Optional[Path] = None, allow_outs
         for bi in range(len(scene.beats)):
             where = script.at(("scenes", si, "beats", bi), value=False)
             locations[f"beat:{si + 1}:{bi + 1}"] = (script.name, *where)
+    for ci, character in enumerate(cast.data["characters"]):  # `compose voices` points at a voice it doubts
+        locations[f"voice:{character['id']}"] = (cast.name, *cast.at(("characters", ci, "voice", "reference")))
     return Project(script=spec, cast=Cast.model_validate(cast.data), script_path=script_path.resolve(),
                    cast_path=found[0].resolve(), root=root.resolve(), locations=locations)

@@ -28,7 +28,8 @@ class Project:
     script_path: Path
     cast_path: Path
     root: Path  # the project folder assets must stay inside
-    # (file, line, col) of every scene and beat, for errors raised after loading.
+    # (file, line, col) of every scene, beat (`scene:2`, `beat:2:3`) and voice reference (`voice:<id>`),
+    # for errors and advice after loading.
     locations: dict[str, tuple[str, int, int]] = field(default_factory=dict)
 
     @property

@@ -1,10 +1,11 @@
 """`make demo`'s film, checked from the decoded file: codecs, frame-exact length, speech placement,
-subtitles, timeline, retry log and the report command."""
+subtitles, timeline, retry log and the report command; and `compose voices` before it."""
 from __future__ import annotations
 
 import json
 import re
 import shutil
+from pathlib import Path
 
 import av
 import numpy as np
@@ -22,6 +23,8 @@ FPS, SR = 25, 24000
 def film(tmp_path_factory):
     folder = tmp_path_factory.mktemp("demo")
     shutil.copytree(EXAMPLE, folder / "orbit")
+    # A writer's order: hear the voices first (`compose voices`), then render.
+    assert main(["voices", str(folder / "orbit" / "script.yaml"), "--out", str(folder / "out"), "--quiet"]) == 0
     assert main([str(folder / "orbit" / "script.yaml"), "--out", str(folder / "out"), "--quiet"]) == 0
     run = folder / "out" / "orbit-cat"
     return run, json.loads((run / "plan.json").read_text())
@@ -143,3 +146,79 @@ def test_contact_sheet_command_uses_the_kept_attempts(film, tmp_path):
     # The same clips as the sheet the run wrote from the film's chosen attempts.
     assert np.array_equal(np.asarray(Image.open(out)), np.asarray(Image.open(run / "contact_sheet.png")))
     assert main(["contact-sheet", str(run.parent / "missing")]) == 2
+
+
+def _voices(run) -> dict:
+    return json.loads((run / "voices" / "voices.json").read_text())
+
+
+def test_voices_audition_speaks_each_characters_first_lines_and_judges_them(film):
+    """Each speaking character's first two lines in plan order, spoken (real audio of the stated length)
+    and judged by both speaker judges and the recogniser against the calibrated thresholds; the example's
+    voices all pass, as its shots do."""
+    from tools.evaluators.thresholds import thresholds
+
+    run, plan = film
+    voices = _voices(run)
+    firsts: dict[str, list[str]] = {}
+    for shot in plan["shots"]:
+        for seg in shot["speech"]:
+            if len(firsts.setdefault(seg["speaker"], [])) < 2:
+                firsts[seg["speaker"]].append(seg["line_id"])
+    assert [c["id"] for c in voices["characters"]] == ["collins", "hopper", "chelsea"] and not voices["silent"]
+    limits = thresholds()
+    for c in voices["characters"]:
+        assert [ln["line_id"] for ln in c["lines"]] == firsts[c["id"]]
+        assert c["base"] in ("joe", "heart") and c["passed"] and c["advice"] == []
+        file, line, _ = c["where"].rsplit(":", 2)  # the voice's reference in the cast file, for the advice
+        assert Path(file).resolve() == (run.parents[1] / "orbit" / "cast.yaml").resolve()
+        assert "reference:" in Path(file).read_text().splitlines()[int(line) - 1]
+        for ln in c["lines"]:
+            audio = read_audio(ln["wav"], SR)
+            assert abs(len(audio) / SR - ln["seconds"]) < 0.02 and np.sqrt(np.mean(audio ** 2)) > 0.02
+            names = {s["name"].split("[")[0]: s for s in ln["scores"]}
+            assert set(names) == {"speaker.similarity", "speaker.margin", "speaker.dvector_similarity",
+                                  "speaker.dvector_margin", "wer"}
+            for name, s in names.items():
+                assert s["threshold"] == limits[name] and s["passed"]
+
+
+def test_the_render_reuses_the_auditioned_lines(film):
+    """The audition spoke the lines as the render's first attempts do: the render found them in its
+    cache (its only cache hits on a fresh folder) and its attempt-1 speech is the same audio."""
+    run, plan = film
+    auditioned = {ln["line_id"]: ln["wav"] for c in _voices(run)["characters"] for ln in c["lines"]}
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["cache"]["hits"] == len(auditioned) == 6
+    for shot in plan["shots"]:
+        for seg in shot["speech"]:
+            if seg["line_id"] in auditioned:
+                rendered = run / "shots" / shot["id"] / "attempt-1" / f"speech-{seg['line_id']}.wav"
+                assert np.array_equal(read_audio(rendered, SR), read_audio(auditioned[seg["line_id"]], SR))
+
+
+def test_a_line_in_another_characters_voice_fails_the_audition_and_says_whose(film):
+    """Negative control: collins's auditioned lines labelled as hopper's fail both judges' margins, and
+    the advice names collins as the voice they are closer to."""
+    from types import SimpleNamespace
+
+    from orchestrator.audition import advice, judge
+    from orchestrator.inputs.loading import load_project
+    from tools import registry
+    from tools.base import SpeechResult, SpokenLine
+
+    run, _ = film
+    project = load_project(run.parents[1] / "orbit" / "script.yaml")
+    collins = next(c for c in _voices(run)["characters"] if c["id"] == "collins")
+    lines = [SpokenLine(ln["line_id"], "hopper", ln["text"], 0.0, SpeechResult(Path(ln["wav"]), ln["seconds"], SR))
+             for ln in collins["lines"]]
+    ctx = SimpleNamespace(project=project,
+                          evaluators=lambda: [registry.create("evaluator", "speaker_similarity")])
+    scores = judge(ctx, lines)
+    for ln in lines:
+        margins = [s for s in scores[ln.line_id] if "margin" in s.name]
+        assert len(margins) == 2 and not any(s.passed for s in margins)
+        assert {s.details["closest_other"] for s in margins} == {"collins"}
+    failing = [s for ss in scores.values() for s in ss if not s.passed]
+    said = advice("hopper", failing, clip_s=6.0, band_hz=None, max_attempts=3)
+    assert "collins's reference" in said[0]["problem"] and "give hopper and collins" in said[0]["fix"]

@@ -12,7 +12,8 @@ from typing import Optional
 
 import numpy as np
 
-from tools.base import AttemptInput, Score
+from orchestrator.schema.cast import Cast
+from tools.base import AttemptInput, Score, SpokenLine
 from tools.evaluators.signals import AUDIO_SR
 from tools.evaluators.thresholds import thresholds
 from tools.hearing.recogniser import load_whisper, transcribe
@@ -96,12 +97,14 @@ class IntelligibilityEvaluator:
         self.thresholds = {"wer": threshold}
 
     def evaluate(self, attempt: AttemptInput) -> list[Score]:
-        """Transcribe the shot's lines in one pass and score each line's WER against its text.
+        return self.score_lines(attempt.cast, attempt.audio.lines)
+
+    def score_lines(self, cast: Cast, lines: list[SpokenLine]) -> list[Score]:
+        """Transcribe the lines in one pass and score each line's WER against its text.
 
         The lines' own wavs are joined in order with short silences (overlaps do not blur them),
-        one recogniser call covers the shot, and the alignment charges each error to its line.
+        one recogniser call covers them, and the alignment charges each error to its line.
         """
-        lines = attempt.audio.lines
         if not lines:
             return []
         model = load_whisper(self.model_dir)

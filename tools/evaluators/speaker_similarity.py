@@ -13,7 +13,8 @@ recorded on the telephone is judged against the line as the telephone would carr
 """
 from __future__ import annotations
 
-from tools.base import AttemptInput, Score
+from orchestrator.schema.cast import Cast
+from tools.base import AttemptInput, Score, SpokenLine
 from tools.evaluators.signals import AUDIO_SR
 from tools.evaluators.thresholds import thresholds
 from tools.hearing.speaker import Listener
@@ -51,15 +52,18 @@ class SpeakerSimilarityEvaluator:
                            "speaker.dvector_margin": dvector_margin_threshold}
 
     def evaluate(self, attempt: AttemptInput) -> list[Score]:
+        return self.score_lines(attempt.cast, attempt.audio.lines)
+
+    def score_lines(self, cast: Cast, lines: list[SpokenLine]) -> list[Score]:
         """Embed each line's own wav by both judges and compare it with every character's reference, each
-        through that reference's channel."""
-        if not attempt.audio.lines:
+        through that reference's channel (lines alone: `compose voices` judges them before any shot)."""
+        if not lines:
             return []
         scores: list[Score] = []
-        ids = [c.id for c in attempt.cast.characters]
+        ids = [c.id for c in cast.characters]
         for judge, prefix in FAMILIES.items():
-            listener = Listener([c.voice.reference for c in attempt.cast.characters], judge)
-            for line in attempt.audio.lines:
+            listener = Listener([c.voice.reference for c in cast.characters], judge)
+            for line in lines:
                 sims = dict(zip(ids, listener.similarities(read_audio(line.speech.wav_path, AUDIO_SR), AUDIO_SR)))
                 scores += line_scores(line.line_id, sims, line.speaker, self.thresholds[f"{prefix}similarity"],
                                       self.thresholds[f"{prefix}margin"], prefix)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tools.base import AttemptInput, Score
+from orchestrator.schema.cast import Cast
+from tools.base import AttemptInput, Score, SpokenLine
 from tools.evaluators.model_weights import load_model, model_dir
 from tools.evaluators.signals import AUDIO_SR
 from tools.evaluators.thresholds import thresholds
@@ -36,15 +37,18 @@ class WavLMSpeakerEvaluator:
         self.thresholds = {"speaker.similarity": similarity_threshold, "speaker.margin": margin_threshold}
 
     def evaluate(self, attempt: AttemptInput) -> list[Score]:
+        return self.score_lines(attempt.cast, attempt.audio.lines)
+
+    def score_lines(self, cast: Cast, lines: list[SpokenLine]) -> list[Score]:
         """Per line: similarity to the own reference and the margin over the others."""
         from tools.evaluators.speaker_similarity import line_scores
 
-        if not attempt.audio.lines:
+        if not lines:
             return []
         model, _ = load_model("wavlm", self.path)
-        refs = {c.id: wavlm_embed(model, read_audio(c.voice.reference, AUDIO_SR)) for c in attempt.cast.characters}
+        refs = {c.id: wavlm_embed(model, read_audio(c.voice.reference, AUDIO_SR)) for c in cast.characters}
         scores: list[Score] = []
-        for line in attempt.audio.lines:
+        for line in lines:
             emb = wavlm_embed(model, read_audio(line.speech.wav_path, AUDIO_SR))
             sims = {cid: float(emb @ ref) for cid, ref in refs.items()}  # both unit length
             scores += line_scores(line.line_id, sims, line.speaker, self.thresholds["speaker.similarity"],

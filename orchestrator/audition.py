@@ -1,0 +1,206 @@
+"""`compose voices`: hear every character's voice before a render, judged as the render will judge it.
+
+For each character with lines, the voice is fitted to its reference clip (once per clip and cast, in the
+user cache a render reads), up to `per_character` of their lines are spoken exactly as a render's first
+attempt speaks them (same backend, knobs and seed, into the run's cache, so the render reuses them), and
+the lines are judged by the run's evaluators that hear lines alone (`score_lines`: speaker similarity by
+both judges, intelligibility). Per character: the base voice the fit chose, each line's scores against
+their thresholds, and for a line that fails, what a render would do and what to change, pointing at the
+voice's line in the cast file. Files: OUT/<title>/voices/<id>-<line>.wav and voices.json.
+"""
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import soundfile as sf
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from orchestrator.config import RenderConfig
+from orchestrator.context import RunContext
+from orchestrator.inputs.project import Project
+from orchestrator.lock import OutputLock
+from orchestrator.nodes.speak import announce_fit, synthesize_line
+from orchestrator.planning import make_plan
+from orchestrator.schema.plan import ShotPlan, SpeechSegment
+from orchestrator.store import atomic_copy, atomic_write_json, digest_file
+from tools.base import Score, SpeechKnobs, SpeechResult, SpokenLine
+from tools.hearing.speaker import channel_rate
+
+DEFAULT_LINES = 2
+CLEAR_CLIP_S = 10.0  # advice: a reference shorter than this gives the fit (and the judges) little to hear
+COLUMNS = {"speaker.similarity": "sim", "speaker.margin": "margin", "speaker.dvector_similarity": "d-vec",
+           "speaker.dvector_margin": "d-margin", "wer": "WER"}  # short: the table fits 80 columns
+
+
+def sample_lines(plan: ShotPlan, per_character: int) -> dict[str, list[SpeechSegment]]:
+    """Each speaker's first `per_character` distinct lines (or parts of a long line), in plan order."""
+    out: dict[str, list[SpeechSegment]] = {}
+    for shot in plan.shots:
+        for seg in shot.speech:
+            mine = out.setdefault(seg.speaker, [])
+            if len(mine) < per_character and seg.text not in {s.text for s in mine}:
+                mine.append(seg)
+    return out
+
+
+def _family(score: Score) -> tuple[str, str]:
+    """`speaker.margin[sc01_l02]` -> ("speaker.margin", "sc01_l02")."""
+    m = re.fullmatch(r"(.+)\[(.+)\]", score.name)
+    return (m.group(1), m.group(2)) if m else (score.name, "")
+
+
+def advice(character: str, failing: list[Score], clip_s: float, band_hz: int | None,
+           max_attempts: int, same_clip: tuple[str, ...] = ()) -> list[dict]:
+    """What each kind of failing score means for this voice and what the writer can change (`same_clip`:
+    the characters whose reference is this character's very file content)."""
+    out = []
+    families = {_family(s)[0]: s for s in failing}
+    render = (f"a render retries such a shot with a fresh take (up to {max_attempts} attempts) and marks it "
+              "best_effort when no take passes")
+    short = f"; the clip is {clip_s:.1f} s, give 10-30 s" if clip_s < CLEAR_CLIP_S else ""
+    band = (f"; the clip carries nothing above {band_hz // 2} Hz (a telephone band), a full-band recording "
+            "lets the fit hear more") if band_hz else ""
+    margin = families.get("speaker.margin") or families.get("speaker.dvector_margin")
+    if margin is not None:
+        other = margin.details.get("closest_other", "another character")
+        twin = f" ({character} and {other} have the same reference clip)" if other in same_clip else ""
+        out.append({"problem": f"{character}'s lines sound about as close to {other}'s reference as to "
+                               f"{character}'s own{twin} (margin {margin.value:+.3f}, needs "
+                               f"{margin.threshold:+.3g}); " + render,
+                    "fix": f"give {character} and {other} clips of clearly different voices, or a longer clip "
+                           f"of {character} alone{short}"})
+    similarity = families.get("speaker.similarity") or families.get("speaker.dvector_similarity")
+    if similarity is not None:
+        out.append({"problem": f"{character}'s lines are far from the reference clip (similarity "
+                               f"{similarity.value:.3f}, needs {similarity.threshold:.3g}); " + render,
+                    "fix": f"a clean clip of {character} alone (no music, noise or other voices) with its "
+                           f"exact transcript{short}{band}"})
+    if "wer" in families:
+        s = families["wer"]
+        out.append({"problem": f"the recogniser heard {s.details.get('heard_in_shot', '')!r} for "
+                               f"{s.details.get('text', '')!r} (word error rate {s.value:.2f}, at most "
+                               f"{s.threshold:.3g}); " + render,
+                    "fix": "write numbers, names and abbreviations as they are spoken, or give a clearer "
+                           "reference clip"})
+    return out
+
+
+def judge(ctx: RunContext, lines: list[SpokenLine]) -> dict[str, list[Score]]:
+    """line id -> the scores of every configured evaluator that judges lines alone."""
+    by_line: dict[str, list[Score]] = {ln.line_id: [] for ln in lines}
+    for evaluator in ctx.evaluators():
+        if hasattr(evaluator, "score_lines"):
+            for s in evaluator.score_lines(ctx.project.cast, lines):
+                by_line[_family(s)[1]].append(s)
+    return by_line
+
+
+def audition_character(ctx: RunContext, cid: str, segs: list[SpeechSegment], folder: Path,
+                       console: Console) -> dict:
+    """Fit, speak and judge one character's sample lines; the character's entry of voices.json."""
+    character = ctx.project.cast.by_id(cid)
+    started = time.time()
+    ctx.on_event = lambda kind, info: console.print(f"{info['stage'].removeprefix('speak: ')} (a minute or two)")
+    announce_fit(ctx, "voices", 1, cid)
+    knobs = SpeechKnobs(seed=ctx.config.seed)  # a render's first attempt (the schedule node's knobs)
+    lines, bases = [], []
+    for seg in segs:
+        res, _ = synthesize_line(ctx, seg, knobs)
+        wav = folder / f"{cid}-{seg.line_id}.wav"
+        atomic_copy(res.wav_path, wav)
+        bases.append(res.notes.get("base"))
+        lines.append(SpokenLine(seg.line_id, cid, seg.text, 0.0, SpeechResult(
+            wav, res.duration, res.sample_rate, res.phonemes, res.words, res.notes)))
+    spoken_s = time.time() - started
+    scores = judge(ctx, lines)
+    ref = character.voice.reference
+    clip_s = sf.info(str(ref)).duration
+    band = channel_rate(ref)
+    own = digest_file(ref)
+    failing = [s for ln in lines for s in scores[ln.line_id] if not s.passed]
+    file, line, col = ctx.project.locations.get(f"voice:{cid}", (str(ctx.project.cast_path), 1, 1))
+    return {
+        "id": cid,
+        "reference": str(ref),
+        "where": f"{file}:{line}:{col}",
+        "clip_seconds": round(clip_s, 2),
+        "band_limited_hz": band,
+        "base": next((b for b in bases if b), None),
+        "seconds": round(spoken_s, 1),
+        "lines": [{"line_id": ln.line_id, "text": ln.text, "wav": str(ln.speech.wav_path),
+                   "seconds": round(ln.speech.duration, 2), "notes": ln.speech.notes,
+                   "scores": [s.as_dict() for s in scores[ln.line_id]],
+                   "passed": all(s.passed for s in scores[ln.line_id])} for ln in lines],
+        "passed": not failing,
+        "advice": advice(cid, failing, clip_s, band, ctx.config.max_attempts, tuple(
+            c.id for c in ctx.project.cast.characters if c.id != cid and digest_file(c.voice.reference) == own)),
+    }
+
+
+def run_audition(project: Project, config: RenderConfig, out_dir: Path, console: Console,
+                 per_character: int = DEFAULT_LINES) -> dict:
+    """Audition every speaking character into `out_dir` (holding its lock); returns voices.json's content."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with OutputLock(out_dir):
+        ctx = RunContext(project=project, config=config, out_dir=out_dir)
+        plan, _ = make_plan(project, "rules", out_dir / "cache" / "plans")
+        samples = sample_lines(plan, per_character)
+        folder = out_dir / "voices"
+        folder.mkdir(exist_ok=True)
+        entries = []
+        for c in project.cast.characters:
+            if c.id in samples:
+                console.print(f"{c.id}: speaking {len(samples[c.id])} line(s)")
+                entries.append(audition_character(ctx, c.id, samples[c.id], folder, console))
+        summary = {"title": project.script.title,
+                   "speech": config.speech, "evaluators": config.evaluators,
+                   "silent": [c.id for c in project.cast.characters if c.id not in samples],
+                   "characters": entries}
+        atomic_write_json(folder / "voices.json", summary)
+    print_audition(summary, console)
+    console.print(f"wrote {folder / 'voices.json'} and each line's wav beside it")
+    return summary
+
+
+def _score(d: dict) -> Score:
+    """A score back from its `as_dict` form."""
+    return Score(**{k: v for k, v in d.items() if k != "passed"})
+
+
+def _value(s: Score, form: str = ".3f") -> str:
+    return format(s.value, ("+" if "margin" in s.name else "") + form)
+
+
+def print_audition(summary: dict, console: Console) -> None:
+    """The per-line table (its first row the thresholds), then each doubtful voice's problems at its place
+    in the cast file."""
+    lines = [(c, ln, {_family(sc)[0]: sc for sc in map(_score, ln["scores"])})
+             for c in summary["characters"] for ln in c["lines"]]
+    families = list(dict.fromkeys(f for _, _, scores in lines for f in scores))
+    t = Table(title=f"{summary['title']}: voices ({summary['speech']}) judged as a render's first attempt",
+              box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    for col in ["who", "base", "line", *[COLUMNS.get(f, f) for f in families], "verdict"]:
+        t.add_column(col, no_wrap=True)
+    needs = {f: sc for _, _, scores in lines for f, sc in scores.items()}
+    bounds = [("≥" if needs[f].higher_is_better else "≤") + _value(Score(f, needs[f].threshold, 0), ".3g")
+              for f in families]
+    t.add_row("[dim]needs[/dim]", "", "", *[f"[dim]{b}[/dim]" for b in bounds], "")
+    for c, ln, scores in lines:
+        t.add_row(c["id"], str(c["base"] or "-"), ln["line_id"],
+                  *[("" if scores[f].passed else "[red]") + _value(scores[f]) if f in scores else "-"
+                    for f in families],
+                  "[green]pass[/green]" if ln["passed"] else "[red]FAIL[/red]")
+    console.print(t)
+    for c in summary["characters"]:
+        for a in c["advice"]:
+            console.print(f"{c['where']}: {a['problem']} (fix: {a['fix']})", markup=False, highlight=False,
+                          soft_wrap=True)
+    if summary["silent"]:
+        console.print(f"no lines, not auditioned: {', '.join(summary['silent'])}")
+    doubtful = [c["id"] for c in summary["characters"] if not c["passed"]]
+    console.print(f"{len(summary['characters']) - len(doubtful)} of {len(summary['characters'])} voices pass"
+                  + (f"; doubtful: {', '.join(doubtful)}" if doubtful else ""))
