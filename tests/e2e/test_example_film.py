@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from orchestrator.cli import main
+from orchestrator.inputs.loading import load_project
 from orchestrator.report.records import kept_attempt
 from tests.fixtures.pipeline_kit import EXAMPLE, html_attempt_rows, record_row, records
 from tools.media.audio import read_audio
@@ -197,28 +198,42 @@ def test_the_render_reuses_the_auditioned_lines(film):
                 assert np.array_equal(read_audio(rendered, SR), read_audio(auditioned[seg["line_id"]], SR))
 
 
-def test_a_line_in_another_characters_voice_fails_the_audition_and_says_whose(film):
-    """Negative control: collins's auditioned lines labelled as hopper's fail both judges' margins, and
-    the advice names collins as the voice they are closer to."""
-    from types import SimpleNamespace
-
-    from orchestrator.audition import advice, judge
-    from orchestrator.inputs.loading import load_project
+def test_a_voice_that_is_another_characters_fails_the_audition_and_says_whose(film, capsys):
+    """Negative control, through the command: a backend that speaks hopper's lines in collins's fitted
+    voice. hopper's lines fail both judges' margins with collins the closer voice, the advice says so
+    at hopper's voice in the cast file; collins and chelsea still pass."""
     from tools import registry
-    from tools.base import SpeechResult, SpokenLine
+    from tools.speech.piper import PiperSynthesizer
 
     run, _ = film
-    project = load_project(run.parents[1] / "orbit" / "script.yaml")
-    collins = next(c for c in _voices(run)["characters"] if c["id"] == "collins")
-    lines = [SpokenLine(ln["line_id"], "hopper", ln["text"], 0.0, SpeechResult(Path(ln["wav"]), ln["seconds"], SR))
-             for ln in collins["lines"]]
-    ctx = SimpleNamespace(project=project,
-                          evaluators=lambda: [registry.create("evaluator", "speaker_similarity")])
-    scores = judge(ctx, lines)
-    for ln in lines:
-        margins = [s for s in scores[ln.line_id] if "margin" in s.name]
-        assert len(margins) == 2 and not any(s.passed for s in margins)
-        assert {s.details["closest_other"] for s in margins} == {"collins"}
-    failing = [s for ss in scores.values() for s in ss if not s.passed]
-    said = advice("hopper", failing, clip_s=6.0, band_hz=None, max_attempts=3)
-    assert "collins's reference" in said[0]["problem"] and "give hopper and collins" in said[0]["fix"]
+    script = run.parents[1] / "orbit" / "script.yaml"
+    cast = load_project(script).cast
+
+    class HopperAsCollins(PiperSynthesizer):
+        name = "hopper-as-collins"
+
+        def synthesize(self, text, character, knobs, out_path, parenthetical=None, sample_rate=24000, others=()):
+            if character.id == "hopper":  # collins's own fit: the one the film's render made
+                character = cast.by_id("collins")
+                others = [c.voice.reference for c in cast.characters if c.id != "collins"]
+            return super().synthesize(text, character, knobs, out_path, parenthetical, sample_rate, others)
+
+    registry.register("speech", HopperAsCollins.name, HopperAsCollins)
+    try:
+        capsys.readouterr()
+        assert main(["voices", str(script), "--out", str(run.parents[1] / "swapped"), "--speech", HopperAsCollins.name,
+                     "--json"]) == 0
+    finally:
+        registry.SPEECH.pop(HopperAsCollins.name)
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == json.loads((run.parents[1] / "swapped" / "orbit-cat" / "voices" / "voices.json").read_text())
+    verdicts = {c["id"]: c for c in printed["characters"]}
+    assert verdicts["collins"]["passed"] and verdicts["chelsea"]["passed"] and not verdicts["hopper"]["passed"]
+    for ln in verdicts["hopper"]["lines"]:
+        margins = [s for s in ln["scores"] if "margin" in s["name"]]
+        assert len(margins) == 2 and not any(s["passed"] for s in margins)
+        assert {s["details"]["closest_other"] for s in margins} == {"collins"}
+    said = verdicts["hopper"]["advice"][0]  # (then, as hopper's lines are far from his clip, that too)
+    assert "as close to collins's reference" in said["problem"] and "give hopper and collins" in said["fix"]
+    assert verdicts["collins"]["advice"] == verdicts["chelsea"]["advice"] == []
+    assert verdicts["hopper"]["where"] == verdicts["hopper"]["where"].rsplit(":", 2)[0] + ":19:18"
