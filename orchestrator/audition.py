@@ -53,37 +53,56 @@ def _family(score: Score) -> tuple[str, str]:
     return (m.group(1), m.group(2)) if m else (score.name, "")
 
 
+JUDGE_NAMES = {"speaker.": "resemblyzer", "speaker.dvector_": "the d-vector"}
+
+
+def _worst(failing: list[Score], *families: str) -> tuple[Score, str] | None:
+    """The failing score of these families furthest past its threshold, and its judge's name."""
+    found = [s for s in failing if _family(s)[0] in families]
+    if not found:
+        return None
+    s = min(found, key=lambda s: (s.value - s.threshold) * (1 if s.higher_is_better else -1))
+    family = _family(s)[0]
+    return s, JUDGE_NAMES.get(family[: family.rindex("_") + 1] if "_" in family else "speaker.", family)
+
+
+def if_rendered(max_attempts: int) -> str:
+    return (f"in a render, a shot with such a line is retried with a fresh take (up to {max_attempts} attempts) "
+            "and marked best_effort when no take passes")
+
+
 def advice(character: str, failing: list[Score], clip_s: float, band_hz: int | None,
-           max_attempts: int, same_clip: tuple[str, ...] = ()) -> list[dict]:
+           same_clip: tuple[str, ...] = ()) -> list[dict]:
     """What each kind of failing score means for this voice and what the writer can change (`same_clip`:
     the characters whose reference is this character's very file content)."""
     out = []
-    families = {_family(s)[0]: s for s in failing}
-    render = (f"a render retries such a shot with a fresh take (up to {max_attempts} attempts) and marks it "
-              "best_effort when no take passes")
     short = f"; the clip is {clip_s:.1f} s, give 10-30 s" if clip_s < CLEAR_CLIP_S else ""
     band = (f"; the clip carries nothing above {band_hz // 2} Hz (a telephone band), a full-band recording "
             "lets the fit hear more") if band_hz else ""
-    margin = families.get("speaker.margin") or families.get("speaker.dvector_margin")
-    if margin is not None:
-        other = margin.details.get("closest_other", "another character")
-        twin = f" ({character} and {other} have the same reference clip)" if other in same_clip else ""
-        out.append({"problem": f"{character}'s lines sound about as close to {other}'s reference as to "
-                               f"{character}'s own{twin} (margin {margin.value:+.3f}, needs "
-                               f"{margin.threshold:+.3g}); " + render,
-                    "fix": f"give {character} and {other} clips of clearly different voices, or a longer clip "
+    worst = _worst(failing, "speaker.margin", "speaker.dvector_margin")
+    if worst is not None:
+        (s, judge), other = worst, worst[0].details.get("closest_other", "another character")
+        twin = other in same_clip
+        relation = (f"closer to {other}'s reference than to {character}'s own" if s.value < 0 else
+                    f"about as close to {other}'s reference as to {character}'s own")
+        out.append({"problem": f"{character}'s lines sound {relation}{' (the two share one clip)' if twin else ''}"
+                               f": margin {s.value:+.3f} by {judge}, needs {s.threshold:+.3g}",
+                    "fix": f"give {character} a recording of their own" if twin else
+                           f"give {character} and {other} clips of clearly different voices, or a longer clip "
                            f"of {character} alone{short}"})
-    similarity = families.get("speaker.similarity") or families.get("speaker.dvector_similarity")
-    if similarity is not None:
-        out.append({"problem": f"{character}'s lines are far from the reference clip (similarity "
-                               f"{similarity.value:.3f}, needs {similarity.threshold:.3g}); " + render,
+    worst = _worst(failing, "speaker.similarity", "speaker.dvector_similarity")
+    if worst is not None:
+        s, judge = worst
+        out.append({"problem": f"{character}'s lines are far from the reference clip: similarity "
+                               f"{s.value:.3f} by {judge}, needs {s.threshold:.3g}",
                     "fix": f"a clean clip of {character} alone (no music, noise or other voices) with its "
                            f"exact transcript{short}{band}"})
-    if "wer" in families:
-        s = families["wer"]
+    worst = _worst(failing, "wer")
+    if worst is not None:
+        s, _ = worst
         out.append({"problem": f"the recogniser heard {s.details.get('heard_in_shot', '')!r} for "
-                               f"{s.details.get('text', '')!r} (word error rate {s.value:.2f}, at most "
-                               f"{s.threshold:.3g}); " + render,
+                               f"{s.details.get('text', '')!r}: word error rate {s.value:.2f}, at most "
+                               f"{s.threshold:.3g}",
                     "fix": "write numbers, names and abbreviations as they are spoken, or give a clearer "
                            "reference clip"})
     return out
@@ -136,8 +155,9 @@ def audition_character(ctx: RunContext, cid: str, segs: list[SpeechSegment], fol
                    "scores": [s.as_dict() for s in scores[ln.line_id]],
                    "passed": all(s.passed for s in scores[ln.line_id])} for ln in lines],
         "passed": not failing,
-        "advice": advice(cid, failing, clip_s, band, ctx.config.max_attempts, tuple(
+        "advice": advice(cid, failing, clip_s, band, tuple(
             c.id for c in ctx.project.cast.characters if c.id != cid and digest_file(c.voice.reference) == own)),
+        "if_rendered": if_rendered(ctx.config.max_attempts) if failing else None,
     }
 
 
@@ -199,6 +219,8 @@ def print_audition(summary: dict, console: Console) -> None:
         for a in c["advice"]:
             console.print(f"{c['where']}: {a['problem']} (fix: {a['fix']})", markup=False, highlight=False,
                           soft_wrap=True)
+        if c["if_rendered"]:
+            console.print(f"  {c['id']}: {c['if_rendered']}", markup=False, highlight=False, soft_wrap=True)
     if summary["silent"]:
         console.print(f"no lines, not auditioned: {', '.join(summary['silent'])}")
     doubtful = [c["id"] for c in summary["characters"] if not c["passed"]]

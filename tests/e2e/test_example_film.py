@@ -234,6 +234,8 @@ def test_a_voice_that_is_another_characters_fails_the_audition_and_says_whose(fi
         assert len(margins) == 2 and not any(s["passed"] for s in margins)
         assert {s["details"]["closest_other"] for s in margins} == {"collins"}
     said = verdicts["hopper"]["advice"][0]  # (then, as hopper's lines are far from his clip, that too)
-    assert "as close to collins's reference" in said["problem"] and "give hopper and collins" in said["fix"]
+    assert "closer to collins's reference than to hopper's own" in said["problem"]
+    assert "give hopper and collins" in said["fix"] and "best_effort" in verdicts["hopper"]["if_rendered"]
     assert verdicts["collins"]["advice"] == verdicts["chelsea"]["advice"] == []
+    assert verdicts["collins"]["if_rendered"] is None
     assert verdicts["hopper"]["where"] == verdicts["hopper"]["where"].rsplit(":", 2)[0] + ":19:18"

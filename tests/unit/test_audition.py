@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.audition import advice, sample_lines
+from orchestrator.audition import advice, if_rendered, sample_lines
 from orchestrator.cli import main
 from orchestrator.planning.rules import RulePlanner
 from tests.conftest import EXAMPLE
@@ -40,23 +40,30 @@ def _score(name, value, threshold, **details):
 
 
 def test_the_advice_says_what_failed_and_what_to_change():
-    assert advice("hopper", [], 12.0, None, 3) == []
+    assert advice("hopper", [], 12.0, None) == []
     margin = _score("speaker.dvector_margin", -0.04, 0.0011, closest_other="collins")
-    (said,) = advice("hopper", [margin], 4.2, None, 3)
-    assert "close to collins's reference" in said["problem"] and "-0.040" in said["problem"]
-    assert "up to 3 attempts" in said["problem"] and "best_effort" in said["problem"]
+    (said,) = advice("hopper", [margin], 4.2, None)
+    assert "closer to collins's reference than to hopper's own: margin -0.040 by the d-vector, needs +0.0011" \
+        in said["problem"]
     assert "give hopper and collins" in said["fix"] and "the clip is 4.2 s, give 10-30 s" in said["fix"]
+    level = _score("speaker.margin", 0.01, 0.0305, closest_other="chelsea")
+    (said,) = advice("hopper", [level], 12.0, None)
+    assert "about as close to chelsea's reference as to hopper's own: margin +0.010 by resemblyzer" in said["problem"]
+    assert "10-30 s" not in said["fix"]
+    (said,) = advice("hopper", [level, margin], 12.0, None)  # the worst of the two judges' margins
+    assert "by the d-vector" in said["problem"]
     far = _score("speaker.similarity", 0.61, 0.7028)
-    (said,) = advice("hopper", [far], 20.0, 8000, 2)
-    assert "0.610, needs 0.703" in said["problem"] and "up to 2 attempts" in said["problem"]
+    (said,) = advice("hopper", [far], 20.0, 8000)
+    assert "similarity 0.610 by resemblyzer, needs 0.703" in said["problem"]
     assert "10-30 s" not in said["fix"] and "nothing above 4000 Hz" in said["fix"]
     misheard = _score("wer", 1.0, 0.6111, text="Ready for dinner!", heard_in_shot="ready for winter")
-    (said,) = advice("chelsea", [misheard], 12.0, None, 3)
+    (said,) = advice("chelsea", [misheard], 12.0, None)
     assert "'ready for winter' for 'Ready for dinner!'" in said["problem"]
-    assert len(advice("hopper", [margin, far, misheard], 12.0, None, 3)) == 3
-    (said,) = advice("hopper", [margin], 12.0, None, 3, same_clip=("collins",))
-    assert "hopper and collins have the same reference clip" in said["problem"]
-    assert "same reference" not in advice("hopper", [margin], 12.0, None, 3, same_clip=("chelsea",))[0]["problem"]
+    assert len(advice("hopper", [margin, far, misheard], 12.0, None)) == 3
+    (said,) = advice("hopper", [margin], 12.0, None, same_clip=("collins",))
+    assert "(the two share one clip)" in said["problem"] and said["fix"] == "give hopper a recording of their own"
+    assert "share" not in advice("hopper", [margin], 12.0, None, same_clip=("chelsea",))[0]["problem"]
+    assert "up to 3 attempts" in if_rendered(3) and "best_effort" in if_rendered(3)
 
 
 def test_bad_input_is_exit_2_before_anything_is_spoken(tmp_path, capsys):
