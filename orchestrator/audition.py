@@ -72,10 +72,12 @@ def if_rendered(max_attempts: int) -> str:
 
 
 def advice(character: str, failing: list[Score], clip_s: float, band_hz: int | None,
-           same_clip: tuple[str, ...] = ()) -> list[dict]:
+           same_clip: tuple[str, ...] = (), pinned: bool = False) -> list[dict]:
     """What each kind of failing score means for this voice and what the writer can change (`same_clip`:
-    the characters whose reference is this character's very file content)."""
+    the characters whose reference is this character's very file content; `pinned`: the cast pins the
+    base voice)."""
     out = []
+    unpin = "leave `voice.base` out so the fit chooses the base, or " if pinned else ""
     short = f"; the clip is {clip_s:.1f} s, give 10-30 s" if clip_s < CLEAR_CLIP_S else ""
     band = (f"; the clip carries nothing above {band_hz // 2} Hz (a telephone band), a full-band recording "
             "lets the fit hear more") if band_hz else ""
@@ -88,15 +90,15 @@ def advice(character: str, failing: list[Score], clip_s: float, band_hz: int | N
         out.append({"problem": f"{character}'s lines sound {relation}{' (the two share one clip)' if twin else ''}"
                                f": margin {s.value:+.3f} by {judge}, needs {s.threshold:+.3g}",
                     "fix": f"give {character} a recording of their own" if twin else
-                           f"give {character} and {other} clips of clearly different voices, or a longer clip "
-                           f"of {character} alone{short}"})
+                           f"{unpin}give {character} and {other} clips of clearly different voices, or a longer "
+                           f"clip of {character} alone{short}"})
     worst = _worst(failing, "speaker.similarity", "speaker.dvector_similarity")
     if worst is not None:
         s, judge = worst
         out.append({"problem": f"{character}'s lines are far from the reference clip: similarity "
                                f"{s.value:.3f} by {judge}, needs {s.threshold:.3g}",
-                    "fix": f"a clean clip of {character} alone (no music, noise or other voices) with its "
-                           f"exact transcript{short}{band}"})
+                    "fix": f"{unpin}a clean clip of {character} alone (no music, noise or other voices) with "
+                           f"its exact transcript{short}{band}"})
     worst = _worst(failing, "wer")
     if worst is not None:
         s, _ = worst
@@ -149,6 +151,7 @@ def audition_character(ctx: RunContext, cid: str, segs: list[SpeechSegment], fol
         "clip_seconds": round(clip_s, 2),
         "band_limited_hz": band,
         "base": next((b for b in bases if b), None),
+        "pinned": bool(character.voice.base),
         "seconds": round(spoken_s, 1),
         "lines": [{"line_id": ln.line_id, "text": ln.text, "wav": str(ln.speech.wav_path),
                    "seconds": round(ln.speech.duration, 2), "notes": ln.speech.notes,
@@ -156,7 +159,8 @@ def audition_character(ctx: RunContext, cid: str, segs: list[SpeechSegment], fol
                    "passed": all(s.passed for s in scores[ln.line_id])} for ln in lines],
         "passed": not failing,
         "advice": advice(cid, failing, clip_s, band, tuple(
-            c.id for c in ctx.project.cast.characters if c.id != cid and digest_file(c.voice.reference) == own)),
+            c.id for c in ctx.project.cast.characters if c.id != cid and digest_file(c.voice.reference) == own),
+            pinned=bool(character.voice.base)),
         "if_rendered": if_rendered(ctx.config.max_attempts) if failing else None,
     }
 
@@ -210,11 +214,14 @@ def print_audition(summary: dict, console: Console) -> None:
               for f in families]
     t.add_row("[dim]needs[/dim]", "", "", *[f"[dim]{b}[/dim]" for b in bounds], "")
     for c, ln, scores in lines:
-        t.add_row(c["id"], str(c["base"] or "-"), ln["line_id"],
+        base = str(c["base"] or "-").removeprefix("kokoro:") + ("*" if c["pinned"] else "")
+        t.add_row(c["id"], base, ln["line_id"],
                   *[("" if scores[f].passed else "[red]") + _value(scores[f]) if f in scores else "-"
                     for f in families],
                   "[green]pass[/green]" if ln["passed"] else "[red]FAIL[/red]")
     console.print(t)
+    if any(c["pinned"] for c in summary["characters"]):
+        console.print("* pinned in the cast (`voice.base`); the others are the fit's choice")
     for c in summary["characters"]:
         for a in c["advice"]:
             console.print(f"{c['where']}: {a['problem']} (fix: {a['fix']})", markup=False, highlight=False,

@@ -19,7 +19,10 @@ from orchestrator.inputs.problems import Problem, Source
 from orchestrator.planning import PLANNERS
 from orchestrator.schema.plan import MAX_SCENES, MAX_SHOTS_PER_SCENE
 from orchestrator.schema.script import DELIVERIES, FRAMINGS
+from tools.media.packaged import EN_PACKS
 
+# `voice.base` in the cast: piper's joe, hibari's heart, Kokoro's English packs (`tools.speech.piper.pinned_base`).
+VOICE_BASES = ("joe", "heart", *EN_PACKS)
 MAX_BEATS = MAX_SHOTS_PER_SCENE - 2  # room for an establishing shot, one per beat, a closing shot
 BEAT_FORMS = {"DialogueBeat": "dialogue beat", "ActionBeat": "action beat"}
 BEAT_FIX = "a beat is either `- action: ...` or `- character: NAME` with `line: ...`"
@@ -192,6 +195,11 @@ def cast_problems(cast: Source, problems: list[Problem]) -> Roster:
                     ("characters", i, field),
                     f"{field} {word!r} is already the {first[1]} of character {first[2]!r} (line {line})",
                     "give every character a distinct id, name and trigger"))
+        base = c.get("voice", {}).get("base") if isinstance(c.get("voice"), dict) else None
+        if base is not None and base not in VOICE_BASES:
+            problems.append(cast.problem(("characters", i, "voice", "base"), f"unknown base voice {base!r}",
+                                         f"one of {', '.join(VOICE_BASES)}, or leave `base` out to let the fit "
+                                         "choose"))
         name, trigger = c.get("name"), c.get("trigger")
         roster.entries.append((cid, name if isinstance(name, str) else cid,
                                trigger if isinstance(trigger, str) else cid))

@@ -48,6 +48,7 @@ def speech_key(ctx: RunContext, text: str, parenthetical, character, knobs: Spee
             "parenthetical": parenthetical,
             "voice": digest_file(character.voice.reference),
             "transcript": character.voice.transcript,
+            **({"base": character.voice.base} if character.voice.base else {}),  # a pinned base voice
             "others": sorted(digest_file(p) for p in cast_others(ctx, character)),  # the fit depends on them
             "knobs": knobs.as_dict(),
             "sample_rate": ctx.config.sample_rate,

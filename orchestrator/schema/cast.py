@@ -13,6 +13,9 @@ class VoiceSpec(Strict):
     reference: Path
     transcript: str = Field(min_length=1)
     description: str = ""
+    # Pins the base voice the reference is matched from (joe, heart or one of Kokoro's English style packs,
+    # e.g. am_adam); unset, the fit chooses (README, Voices). `orchestrator.inputs.checks` knows the names.
+    base: Optional[str] = None
 
 
 class CharacterSpec(Strict):

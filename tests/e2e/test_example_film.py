@@ -201,13 +201,21 @@ def test_the_render_reuses_the_auditioned_lines(film):
 def test_a_voice_that_is_another_characters_fails_the_audition_and_says_whose(film, capsys):
     """Negative control, through the command: a backend that speaks hopper's lines in collins's fitted
     voice. hopper's lines fail both judges' margins with collins the closer voice, the advice says so
-    at hopper's voice in the cast file; collins and chelsea still pass."""
+    at hopper's voice in the cast file; collins and chelsea still pass. chelsea's cast entry pins the base
+    her fit chose (heart): the same voice, marked pinned."""
     from tools import registry
     from tools.speech.piper import PiperSynthesizer
 
     run, _ = film
-    script = run.parents[1] / "orbit" / "script.yaml"
+    project = run.parents[1] / "pinned"
+    shutil.copytree(run.parents[1] / "orbit", project)
+    text = (project / "cast.yaml").read_text()
+    ref = "reference: assets/voices/chelsea.wav"
+    assert ref in text
+    (project / "cast.yaml").write_text(text.replace(ref, ref + "\n      base: heart"))
+    script = project / "script.yaml"
     cast = load_project(script).cast
+    assert cast.by_id("chelsea").voice.base == "heart"
 
     class HopperAsCollins(PiperSynthesizer):
         name = "hopper-as-collins"
@@ -238,4 +246,9 @@ def test_a_voice_that_is_another_characters_fails_the_audition_and_says_whose(fi
     assert "give hopper and collins" in said["fix"] and "best_effort" in verdicts["hopper"]["if_rendered"]
     assert verdicts["collins"]["advice"] == verdicts["chelsea"]["advice"] == []
     assert verdicts["collins"]["if_rendered"] is None
+    assert [verdicts[c]["pinned"] for c in ("collins", "hopper", "chelsea")] == [False, False, True]
+    assert verdicts["chelsea"]["base"] == "heart"
+    heard = {ln["line_id"]: ln["wav"] for c in _voices(run)["characters"] for ln in c["lines"]}
+    for ln in verdicts["chelsea"]["lines"]:
+        assert np.array_equal(read_audio(ln["wav"], SR), read_audio(heard[ln["line_id"]], SR))
     assert verdicts["hopper"]["where"] == verdicts["hopper"]["where"].rsplit(":", 2)[0] + ":19:18"

