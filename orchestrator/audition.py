@@ -23,7 +23,7 @@ from orchestrator.config import RenderConfig
 from orchestrator.context import RunContext
 from orchestrator.inputs.project import Project
 from orchestrator.lock import OutputLock
-from orchestrator.nodes.speak import announce_fit, synthesize_line
+from orchestrator.nodes.speak import announce_fit, cast_others, synthesize_line
 from orchestrator.planning import make_plan
 from orchestrator.schema.plan import ShotPlan, SpeechSegment
 from orchestrator.store import atomic_copy, atomic_write_json, digest_file
@@ -111,13 +111,10 @@ def advice(character: str, failing: list[Score], clip_s: float, band_hz: int | N
 
 
 def judge(ctx: RunContext, lines: list[SpokenLine]) -> dict[str, list[Score]]:
-    """line id -> the scores of every configured evaluator that judges lines alone."""
-    by_line: dict[str, list[Score]] = {ln.line_id: [] for ln in lines}
-    for evaluator in ctx.evaluators():
-        if hasattr(evaluator, "score_lines"):
-            for s in evaluator.score_lines(ctx.project.cast, lines):
-                by_line[_family(s)[1]].append(s)
-    return by_line
+    """line id -> the scores of every configured evaluator that judges lines alone, each line on its own (a
+    line's words are not heard with its neighbours', so the same audio scores the same in either table)."""
+    judges = [e for e in ctx.evaluators() if hasattr(e, "score_lines")]
+    return {ln.line_id: [s for e in judges for s in e.score_lines(ctx.project.cast, [ln])] for ln in lines}
 
 
 def audition_character(ctx: RunContext, cid: str, segs: list[SpeechSegment], folder: Path,
@@ -165,8 +162,33 @@ def audition_character(ctx: RunContext, cid: str, segs: list[SpeechSegment], fol
     }
 
 
+def compare_bases(ctx: RunContext, cid: str, seg: SpeechSegment, folder: Path) -> list[dict] | None:
+    """`seg` spoken from every base the fit weighs for this character (the backend's `base_candidates`), each
+    pinned as `voice.base` would pin it, and judged; None for a backend that names no bases."""
+    weigh = getattr(ctx.speech, "base_candidates", None)
+    if weigh is None:
+        return None
+    character = ctx.project.cast.by_id(cid)
+    candidates = weigh(character, cast_others(ctx, character))
+    knobs = SpeechKnobs(seed=ctx.config.seed)
+    lines = []
+    for base in candidates:
+        pinned = character.model_copy(update={"voice": character.voice.model_copy(update={"base": base})})
+        res, _ = synthesize_line(ctx, seg, knobs, character=pinned)
+        wav = folder / f"{cid}-{seg.line_id}-{base}.wav"
+        atomic_copy(res.wav_path, wav)
+        lines.append(SpokenLine(f"{seg.line_id}@{base}", cid, seg.text, 0.0, SpeechResult(
+            wav, res.duration, res.sample_rate, res.phonemes, res.words, res.notes)))
+    scores = judge(ctx, lines)
+    return [{"base": base, "fit_score": fit, "chosen": k == 0, "pinned": base == character.voice.base,
+             "line_id": seg.line_id, "wav": str(ln.speech.wav_path), "notes": ln.speech.notes,
+             "scores": [sc.as_dict() for sc in scores[ln.line_id]],
+             "passed": all(sc.passed for sc in scores[ln.line_id])}
+            for k, ((base, fit), ln) in enumerate(zip(candidates.items(), lines))]
+
+
 def run_audition(project: Project, config: RenderConfig, out_dir: Path, console: Console,
-                 per_character: int = DEFAULT_LINES) -> dict:
+                 per_character: int = DEFAULT_LINES, compare: bool = False) -> dict:
     """Audition every speaking character into `out_dir` (holding its lock); returns voices.json's content."""
     out_dir.mkdir(parents=True, exist_ok=True)
     with OutputLock(out_dir):
@@ -180,6 +202,10 @@ def run_audition(project: Project, config: RenderConfig, out_dir: Path, console:
             if c.id in samples:
                 console.print(f"{c.id}: speaking {len(samples[c.id])} line(s)")
                 entries.append(audition_character(ctx, c.id, samples[c.id], folder, console))
+                if compare:
+                    entries[-1]["bases"] = compare_bases(ctx, c.id, samples[c.id][0], folder)
+                    if entries[-1]["bases"] is None:
+                        console.print(f"--compare: the {config.speech} backend names no bases to compare")
         summary = {"title": project.script.title,
                    "speech": config.speech, "evaluators": config.evaluators,
                    "silent": [c.id for c in project.cast.characters if c.id not in samples],
@@ -199,30 +225,44 @@ def _value(s: Score, form: str = ".3f") -> str:
     return format(s.value, ("+" if "margin" in s.name else "") + form)
 
 
-def print_audition(summary: dict, console: Console) -> None:
-    """The per-line table (its first row the thresholds), then each doubtful voice's problems at its place
-    in the cast file."""
-    lines = [(c, ln, {_family(sc)[0]: sc for sc in map(_score, ln["scores"])})
-             for c in summary["characters"] for ln in c["lines"]]
-    families = list(dict.fromkeys(f for _, _, scores in lines for f in scores))
-    t = Table(title=f"{summary['title']}: voices ({summary['speech']}) judged as a render's first attempt",
-              box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
-    for col in ["who", "base", "line", *[COLUMNS.get(f, f) for f in families], "verdict"]:
+def _table(title: str, head: list[str], rows: list[tuple[list[str], list[dict], bool]]) -> Table:
+    """Rows of leading cells, then each score family's value (red where it fails) and a verdict; the first
+    row holds the thresholds."""
+    scored = [(cells, {_family(sc)[0]: sc for sc in map(_score, scores)}, passed) for cells, scores, passed in rows]
+    families = list(dict.fromkeys(f for _, scores, _ in scored for f in scores))
+    t = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    for col in [*head, *[COLUMNS.get(f, f) for f in families], "ok"]:
         t.add_column(col, no_wrap=True)
-    needs = {f: sc for _, _, scores in lines for f, sc in scores.items()}
+    needs = {f: sc for _, scores, _ in scored for f, sc in scores.items()}
     bounds = [("≥" if needs[f].higher_is_better else "≤") + _value(Score(f, needs[f].threshold, 0), ".3g")
               for f in families]
-    t.add_row("[dim]needs[/dim]", "", "", *[f"[dim]{b}[/dim]" for b in bounds], "")
-    for c, ln, scores in lines:
-        base = str(c["base"] or "-").removeprefix("kokoro:") + ("*" if c["pinned"] else "")
-        t.add_row(c["id"], base, ln["line_id"],
-                  *[("" if scores[f].passed else "[red]") + _value(scores[f]) if f in scores else "-"
-                    for f in families],
-                  "[green]pass[/green]" if ln["passed"] else "[red]FAIL[/red]")
-    console.print(t)
-    if any(c["pinned"] for c in summary["characters"]):
+    t.add_row("[dim]needs[/dim]", *[""] * (len(head) - 1), *[f"[dim]{b}[/dim]" for b in bounds], "")
+    for cells, scores, passed in scored:
+        t.add_row(*cells, *[("" if scores[f].passed else "[red]") + _value(scores[f]) if f in scores else "-"
+                            for f in families],
+                  "[green]pass[/green]" if passed else "[red]FAIL[/red]")
+    return t
+
+
+def print_audition(summary: dict, console: Console) -> None:
+    """The per-line table, the bases compared (with --compare), then each doubtful voice's problems at its
+    place in the cast file."""
+    chars = summary["characters"]
+    console.print(_table(f"{summary['title']}: voices ({summary['speech']}) judged as a render's first attempt",
+                         ["who", "base", "line"],
+                         [([c["id"], str(c["base"] or "-").removeprefix("kokoro:") + ("*" if c["pinned"] else ""),
+                            ln["line_id"]], ln["scores"], ln["passed"]) for c in chars for ln in c["lines"]]))
+    if any(c["pinned"] for c in chars):
         console.print("* pinned in the cast (`voice.base`); the others are the fit's choice")
-    for c in summary["characters"]:
+    compared = [c for c in chars if c.get("bases")]
+    if compared:
+        console.print(_table("each base the fit weighed, speaking the first line (the fit's choice first)",
+                             ["who", "base", "fit"],
+                             [([c["id"], b["base"] + ("*" if b["pinned"] else ""),
+                                "-" if b["fit_score"] is None else f"{b['fit_score']:.3f}"], b["scores"], b["passed"])
+                              for c in compared for b in c["bases"]]))
+        console.print("fit: the fitting judge's score that chose the base; pin another with `voice.base` in the cast")
+    for c in chars:
         for a in c["advice"]:
             console.print(f"{c['where']}: {a['problem']} (fix: {a['fix']})", markup=False, highlight=False,
                           soft_wrap=True)
@@ -230,6 +270,6 @@ def print_audition(summary: dict, console: Console) -> None:
             console.print(f"  {c['id']}: {c['if_rendered']}", markup=False, highlight=False, soft_wrap=True)
     if summary["silent"]:
         console.print(f"no lines, not auditioned: {', '.join(summary['silent'])}")
-    doubtful = [c["id"] for c in summary["characters"] if not c["passed"]]
-    console.print(f"{len(summary['characters']) - len(doubtful)} of {len(summary['characters'])} voices pass"
+    doubtful = [c["id"] for c in chars if not c["passed"]]
+    console.print(f"{len(chars) - len(doubtful)} of {len(chars)} voices pass"
                   + (f"; doubtful: {', '.join(doubtful)}" if doubtful else ""))

@@ -56,10 +56,10 @@ def speech_key(ctx: RunContext, text: str, parenthetical, character, knobs: Spee
     )
 
 
-def synthesize_line(ctx: RunContext, seg, knobs: SpeechKnobs) -> tuple[SpeechResult, str]:
+def synthesize_line(ctx: RunContext, seg, knobs: SpeechKnobs, character=None) -> tuple[SpeechResult, str]:
     """One line through the speech backend, reusing a verified cache entry when one exists; also the
-    cache outcome."""
-    character = ctx.project.cast.by_id(seg.speaker)
+    cache outcome. `character`: the speaker's cast entry as given (`compose voices` tries other bases)."""
+    character = character or ctx.project.cast.by_id(seg.speaker)
     sr = ctx.config.sample_rate
 
     def build(tmp: Path):

@@ -25,7 +25,8 @@ def film(tmp_path_factory):
     folder = tmp_path_factory.mktemp("demo")
     shutil.copytree(EXAMPLE, folder / "orbit")
     # A writer's order: hear the voices first (`compose voices`), then render.
-    assert main(["voices", str(folder / "orbit" / "script.yaml"), "--out", str(folder / "out"), "--quiet"]) == 0
+    assert main(["voices", str(folder / "orbit" / "script.yaml"), "--out", str(folder / "out"), "--compare",
+                 "--quiet"]) == 0
     assert main([str(folder / "orbit" / "script.yaml"), "--out", str(folder / "out"), "--quiet"]) == 0
     run = folder / "out" / "orbit-cat"
     return run, json.loads((run / "plan.json").read_text())
@@ -182,6 +183,27 @@ def test_voices_audition_speaks_each_characters_first_lines_and_judges_them(film
                                   "speaker.dvector_margin", "wer"}
             for name, s in names.items():
                 assert s["threshold"] == limits[name] and s["passed"]
+
+
+def test_compare_speaks_the_first_line_from_every_base_the_fit_weighed(film):
+    """--compare: joe, heart and one or two Kokoro packs per character, the fit's choice first and its
+    highest fit score; the chosen base pinned speaks the audition's own first line, sample for sample, and
+    scores the same; every other base speaks a different voice."""
+    run, _ = film
+    for c in _voices(run)["characters"]:
+        bases = c["bases"]
+        names = [b["base"] for b in bases]
+        assert names[0] == c["base"] and {"joe", "heart"} <= set(names) and 3 <= len(names) <= 4
+        assert [b["chosen"] for b in bases] == [True] + [False] * (len(bases) - 1)
+        assert bases[0]["fit_score"] == max(b["fit_score"] for b in bases)
+        first = c["lines"][0]
+        assert all(b["line_id"] == first["line_id"] and not b["pinned"] for b in bases)
+        audio = [read_audio(b["wav"], SR) for b in bases]
+        assert np.array_equal(audio[0], read_audio(first["wav"], SR))
+        assert [(s["name"], s["value"]) for s in first["scores"]] == \
+            [(s["name"].replace("@" + c["base"], ""), s["value"]) for s in bases[0]["scores"]]
+        for other in audio[1:]:
+            assert len(other) != len(audio[0]) or not np.allclose(other, audio[0], atol=1e-3)
 
 
 def test_the_render_reuses_the_auditioned_lines(film):

@@ -102,3 +102,12 @@ def test_the_table_shows_thresholds_each_lines_scores_and_the_pins(capsys):
     assert rows["hopper"][1:] == ["am_adam*", "sc01_l02", "0.612", "-0.100", "FAIL"]
     assert "* pinned in the cast" in out and "cast.yaml:19:18: P (fix: F)" in out and "hopper: R" in out
     assert "no lines, not auditioned: extra" in out and "1 of 2 voices pass; doubtful: hopper" in out
+
+
+def test_compare_needs_a_backend_that_names_its_bases():
+    from types import SimpleNamespace
+
+    from orchestrator.audition import compare_bases
+
+    ctx = SimpleNamespace(speech=object())  # the kokoro and cosyvoice backends name none
+    assert compare_bases(ctx, "collins", None, None) is None

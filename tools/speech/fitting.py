@@ -459,10 +459,11 @@ def _choice_key(reference: Path, transcript: str, others: tuple[Path, ...]) -> s
                          *_cast_key(others), *channel_key(reference, others), FITTING_JUDGE)
 
 
-def choice_made(reference: Path, transcript: str, others: Sequence[Path] = ()) -> bool:
-    """Whether `chosen_fit` for this reference and cast is made already (this process, or the cache)."""
+def choice_made(reference: Path, transcript: str, others: Sequence[Path] = ()) -> FitChoice | None:
+    """The choice `chosen_fit` made for this reference and cast (its cache entry: every candidate's score),
+    or None while it is still to be made."""
     key = _choice_key(Path(reference), transcript, cast_others(Path(reference), others))
-    return key in _CHOICES or voice_cache_file(f"{key}.base.json").is_file()
+    return read_cached(voice_cache_file(f"{key}.base.json"), FitChoice, "base choice")
 
 
 def _choose(reference: Path, transcript: str, others: tuple[Path, ...]) -> FitChoice:

@@ -59,7 +59,15 @@ class PiperSynthesizer:
         voice = character.voice
         if voice.base:
             return fitting.fit_made(voice.reference, voice.transcript, others, pinned_base(voice.base))
-        return fitting.choice_made(voice.reference, voice.transcript, others)
+        return fitting.choice_made(voice.reference, voice.transcript, others) is not None
+
+    def base_candidates(self, character: CharacterSpec, others: Sequence[Path] = ()) -> dict[str, float | None]:
+        """The bases the fit weighs for this character (as the cast names them in `voice.base`), each with the
+        fitting judge's cast score of its fitted speech, the chosen one first; makes the choice if needed."""
+        voice = character.voice
+        base, _ = fitting.chosen_fit(voice.reference, voice.transcript, others)
+        choice = fitting.choice_made(voice.reference, voice.transcript, others) or fitting.FitChoice(base)
+        return {cast_base(b): v for b, v in {base: choice.scores.get(base), **choice.scores}.items()}
 
     @staticmethod
     def matched_voice(character: CharacterSpec, others: Sequence[Path]) -> tuple[str, "world.WorldTransform"]:
@@ -120,6 +128,11 @@ class PiperSynthesizer:
 def pinned_base(name: str) -> str:
     """`fitting`'s name for a base the cast names (`voice.base`: joe, heart or a Kokoro English pack)."""
     return name if name in fitting.BASES else fitting.PACK + name
+
+
+def cast_base(base: str) -> str:
+    """The cast's name (`voice.base`) for one of `fitting`'s bases: `pinned_base`'s inverse."""
+    return base.removeprefix(fitting.PACK)
 
 
 def _milder(tf, envelope: float, natural_range: bool):
