@@ -77,6 +77,22 @@ def _overview(shots: dict[str, list[dict]], console: Console) -> None:
         v = recs[-1].get("verdict", "?")
         counts[v] = counts.get(v, 0) + 1
     console.print("  ".join(f"{k}: {n}" for k, n in sorted(counts.items())))
+    doubted = _doubted_voices(shots)
+    if doubted:
+        console.print(f"voices under the speaker check in best-effort shots: {', '.join(doubted)}; hear them with "
+                      "`compose voices SCRIPT --compare`, then pin another base (`voice.base` in the cast) or give "
+                      "a longer, cleaner reference clip", highlight=False)
+
+
+def _doubted_voices(shots: dict[str, list[dict]]) -> list[str]:
+    """The characters whose lines fail a speaker score in the kept attempt of a best-effort shot."""
+    found: dict[str, None] = {}
+    for recs in shots.values():
+        if recs[-1].get("verdict") == "best_effort":
+            for s in kept_attempt(recs).get("scores", []):
+                if str(s.get("name", "")).startswith("speaker") and not s.get("passed"):
+                    found[str((s.get("details") or {}).get("speaker", "?"))] = None
+    return list(found)
 
 
 def _history(shot: str, recs: list[dict], console: Console) -> None:

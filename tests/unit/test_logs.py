@@ -89,3 +89,27 @@ def test_kept_attempt_is_best_quality_when_none_accepted(out_dir):
     failed[0]["quality"], failed[1]["quality"] = 0.9, 0.2
     assert kept_attempt(failed)["attempt"] == 1
     assert knob_changes(recs[0], recs[1]) == {"video.offset_frames": [0, -8]}
+
+
+def test_the_overview_points_doubted_voices_to_compose_voices(tmp_path):
+    """A best-effort shot whose kept attempt fails a speaker score names that voice and the command to hear
+    it; a speaker failure that a retry fixed, or a best-effort shot failing only on words, names none."""
+    voice = Score("speaker.dvector_margin[sc01_l02]", -0.2, 0.0011, True, {"speaker": "hopper"})
+    fixed = Score("speaker.similarity[sc01_l03]", 0.5, 0.70, True, {"speaker": "collins"})
+    words = Score("wer[sc01_l04]", 0.9, 0.6, False)
+    ok = Score("speaker.similarity[sc01_l03]", 0.8, 0.70, True, {"speaker": "collins"})
+    speech, video = SpeechKnobs(), VideoKnobs()
+    recs = [_record("sc01_sh02", k, [voice], speech, video) for k in (1, 2, 3)]
+    recs += [_record("sc01_sh03", 1, [fixed], speech, video), _record("sc01_sh03", 2, [ok], speech, video)]
+    recs += [_record("sc01_sh04", k, [words], speech, video) for k in (1, 2, 3)]
+    assert [r["verdict"] for r in recs] == ["retry", "retry", "best_effort", "retry", "accepted_after_retry",
+                                            "retry", "retry", "best_effort"]
+    (tmp_path / "retries.jsonl").write_text("\n".join(json.dumps(r) for r in recs) + "\n")
+    console, buf = _console()
+    print_report(tmp_path, console)
+    text = buf.getvalue()
+    assert "voices under the speaker check in best-effort shots: hopper; hear them with `compose voices" in text
+    (tmp_path / "retries.jsonl").write_text("\n".join(json.dumps(r) for r in recs[3:]) + "\n")
+    console, buf = _console()
+    print_report(tmp_path, console)
+    assert "compose voices" not in buf.getvalue()
