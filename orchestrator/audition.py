@@ -248,6 +248,9 @@ def print_audition(summary: dict, console: Console) -> None:
     """The per-line table, the bases compared (with --compare), then each doubtful voice's problems at its
     place in the cast file."""
     chars = summary["characters"]
+    if not chars:
+        console.print("no character speaks a line in this script: nothing to audition")
+        return
     console.print(_table(f"{summary['title']}: voices ({summary['speech']}) judged as a render's first attempt",
                          ["who", "base", "line"],
                          [([c["id"], str(c["base"] or "-").removeprefix("kokoro:") + ("*" if c["pinned"] else ""),

@@ -111,3 +111,13 @@ def test_compare_needs_a_backend_that_names_its_bases():
 
     ctx = SimpleNamespace(speech=object())  # the kokoro and cosyvoice backends name none
     assert compare_bases(ctx, "collins", None, None) is None
+
+
+def test_a_script_without_dialogue_has_nothing_to_audition(capsys):
+    from rich.console import Console
+
+    from orchestrator.audition import print_audition
+
+    print_audition({"title": "T", "speech": "piper", "silent": ["collins"], "characters": []},
+                   Console(file=None, width=100, force_terminal=False))
+    assert capsys.readouterr().out.strip() == "no character speaks a line in this script: nothing to audition"
