@@ -6,7 +6,9 @@ attempt speaks them (same backend, knobs and seed, into the run's cache, so the 
 the lines are judged by the run's evaluators that hear lines alone (`score_lines`: speaker similarity by
 both judges, intelligibility). Per character: the base voice the fit chose, each line's scores against
 their thresholds, and for a line that fails, what a render would do and what to change, pointing at the
-voice's line in the cast file. Files: OUT/<title>/voices/<id>-<line>.wav and voices.json.
+voice's line in the cast file. With `compare`, each character's first line is also spoken from every
+base voice the fit weighed (the piper backend's `base_candidates`), pinned as `voice.base` in the cast
+would pin it, and judged the same way. Files: OUT/<title>/voices/<id>-<line>[-<base>].wav, voices.json.
 """
 from __future__ import annotations
 
@@ -63,7 +65,8 @@ def _worst(failing: list[Score], *families: str) -> tuple[Score, str] | None:
         return None
     s = min(found, key=lambda s: (s.value - s.threshold) * (1 if s.higher_is_better else -1))
     family = _family(s)[0]
-    return s, JUDGE_NAMES.get(family[: family.rindex("_") + 1] if "_" in family else "speaker.", family)
+    prefix = family[: family.rindex("_") + 1] if "_" in family else family.rsplit(".", 1)[0] + "."
+    return s, JUDGE_NAMES.get(prefix, family)
 
 
 def if_rendered(max_attempts: int) -> str:
