@@ -209,6 +209,7 @@ def run_audition(project: Project, config: RenderConfig, out_dir: Path, console:
                     entries[-1]["bases"] = compare_bases(ctx, c.id, samples[c.id][0], folder)
                     if entries[-1]["bases"] is None:
                         console.print(f"--compare: the {config.speech} backend names no bases to compare")
+                        compare = False
         summary = {"title": project.script.title,
                    "speech": config.speech, "evaluators": config.evaluators,
                    "silent": [c.id for c in project.cast.characters if c.id not in samples],
