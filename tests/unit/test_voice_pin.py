@@ -58,7 +58,8 @@ def test_a_pin_gets_its_lines_their_own_cache_key_and_no_pin_keeps_the_old_one()
     from types import SimpleNamespace
 
     def key(character):
-        ctx = SimpleNamespace(speech=SimpleNamespace(name="piper", version="5"), config=SimpleNamespace(sample_rate=24000),
+        ctx = SimpleNamespace(speech=SimpleNamespace(name="piper", version="5"),
+                              config=SimpleNamespace(sample_rate=24000),
                               project=SimpleNamespace(cast=SimpleNamespace(characters=[character])))
         return speech_key(ctx, "Hello there.", None, character, SpeechKnobs())
 

@@ -64,10 +64,8 @@ class KokoroSynthesizer:
         if character.voice.base:  # a base the cast pins is the piper backend's matched voice; no choice here
             return self.piper.synthesize(text, character, knobs, out_path, parenthetical, sample_rate, others)
         choice = bases.chosen_base(character.voice.reference, character.voice.transcript, others)
-        if choice.base == "joe":
-            res = self.piper.synthesize(text, character, knobs, out_path, parenthetical, sample_rate, others)
-            res.notes["base"] = "joe"
-            return res
+        if choice.base == "joe":  # the piper backend's matched voice: its notes name its own base (joe, heart, a pack)
+            return self.piper.synthesize(text, character, knobs, out_path, parenthetical, sample_rate, others)
         sentences = text_norm.prepare_line(text, where=f"line for {character.id}")
         style = prosody.from_parenthetical(parenthetical or knobs.emotion)
         transform = choice.transform(float(np.clip(knobs.matching_strength, 0.0, 1.0)))
