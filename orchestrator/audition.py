@@ -27,6 +27,7 @@ from orchestrator.inputs.project import Project
 from orchestrator.lock import OutputLock
 from orchestrator.nodes.speak import announce_fit, cast_others, synthesize_line
 from orchestrator.planning import make_plan
+from orchestrator.report.html import write_voices_html
 from orchestrator.schema.plan import ShotPlan, SpeechSegment
 from orchestrator.store import atomic_copy, atomic_write_json, digest_file
 from tools.base import Score, SpeechKnobs, SpeechResult, SpokenLine
@@ -139,6 +140,8 @@ def audition_character(ctx: RunContext, cid: str, segs: list[SpeechSegment], fol
     spoken_s = time.time() - started
     scores = judge(ctx, lines)
     ref = character.voice.reference
+    heard_ref = folder / f"{cid}-reference{ref.suffix}"  # beside the lines: voices.html plays it
+    atomic_copy(ref, heard_ref)
     clip_s = sf.info(str(ref)).duration
     band = channel_rate(ref)
     own = digest_file(ref)
@@ -147,6 +150,7 @@ def audition_character(ctx: RunContext, cid: str, segs: list[SpeechSegment], fol
     return {
         "id": cid,
         "reference": str(ref),
+        "reference_copy": str(heard_ref),
         "where": f"{file}:{line}:{col}",
         "clip_seconds": round(clip_s, 2),
         "band_limited_hz": band,
@@ -215,8 +219,9 @@ def run_audition(project: Project, config: RenderConfig, out_dir: Path, console:
                    "silent": [c.id for c in project.cast.characters if c.id not in samples],
                    "characters": entries}
         atomic_write_json(folder / "voices.json", summary)
+        write_voices_html(folder, summary)
     print_audition(summary, console)
-    console.print(f"wrote {folder / 'voices.json'} and each line's wav beside it")
+    console.print(f"listen: {folder / 'voices.html'} (each line beside its reference clip; voices.json: every score)")
     return summary
 
 

@@ -1,4 +1,5 @@
-"""report.html: contact sheet, attempt table with reasons, and a plot of every score's margin."""
+"""report.html: contact sheet, attempt table with reasons, and a plot of every score's margin; voices.html:
+`compose voices`'s lines to listen to beside each reference clip, with their scores and advice."""
 from __future__ import annotations
 
 import base64
@@ -54,3 +55,47 @@ def write_html(out_dir: Path, title: str, records: list[dict], contact_sheet: Pa
 <h2>Attempts</h2><table><tr><th>shot</th><th>attempt</th><th>verdict</th><th>quality</th><th>failing</th>
 <th>reason</th></tr>{''.join(rows)}</table>{plot_html}</body></html>"""
     atomic_write_text(out_dir / "report.html", doc)
+
+
+def _audio(src: str) -> str:
+    return f'<audio controls preload="none" src="{html.escape(src)}"></audio>'
+
+
+def _score_cells(scores: list[dict]) -> str:
+    cells = []
+    for sc in scores:
+        sign = "≥" if sc["higher_is_better"] else "≤"
+        style = "" if sc["passed"] else ' style="color:#b00"'
+        cells.append(f'<td{style} title="{sign} {sc["threshold"]:.4g}">{sc["value"]:.3f}</td>')
+    return "".join(cells)
+
+
+def _line_row(first: str, second: str, wav: str, scores: list[dict], passed: bool) -> str:
+    return (f"<tr><td>{html.escape(first)}</td><td>{html.escape(second)}</td><td>{_audio(Path(wav).name)}</td>"
+            f"{_score_cells(scores)}<td>{'pass' if passed else 'FAIL'}</td></tr>")
+
+
+def write_voices_html(folder: Path, summary: dict) -> None:
+    """`folder`/voices.html from voices.json's content: per character the reference clip and each line (and,
+    with --compare, each base) as players, every score (red where it fails; its threshold on hover), the
+    advice. Audio sources are the files' names: the page and the wavs stay together."""
+    parts = []
+    for c in summary["characters"]:
+        families = [sc["name"].split("[")[0] for sc in c["lines"][0]["scores"]]
+        head = "".join(f"<th>{html.escape(f)}</th>" for f in ["line", "text", "listen", *families, ""])
+        rows = [_line_row(ln["line_id"], ln["text"], ln["wav"], ln["scores"], ln["passed"]) for ln in c["lines"]]
+        rows += [_line_row(f"base {b['base']}" + (" (chosen)" if b["chosen"] else ""), b["line_id"], b["wav"],
+                           b["scores"], b["passed"]) for b in c.get("bases") or []]
+        advice = "".join(f"<li>{html.escape(c['where'])}: {html.escape(a['problem'])} (fix: {html.escape(a['fix'])})"
+                         "</li>" for a in c["advice"])
+        parts.append(f"<h2>{html.escape(c['id'])}: {'passes' if c['passed'] else 'doubtful'}</h2>"
+                     f"<p>reference clip ({c['clip_seconds']} s) {_audio(Path(c['reference_copy']).name)} · base "
+                     f"{html.escape(str(c['base']))}{' (pinned)' if c['pinned'] else ''}</p>"
+                     f"<table><tr>{head}</tr>{''.join(rows)}</table>" + (f"<ul>{advice}</ul>" if advice else ""))
+    title = f"{summary['title']}: voices ({summary['speech']})"
+    doc = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>body{{font-family:sans-serif;margin:2em}} td,th{{padding:2px 8px;border-bottom:1px solid #ddd}}</style>
+</head><body><h1>{html.escape(title)}</h1><p>Each line as a render's first attempt speaks it, judged as a
+render judges it (hover a score for its threshold). <a href="voices.json">voices.json</a></p>
+{''.join(parts) or '<p>Nobody speaks a line in this script.</p>'}</body></html>"""
+    atomic_write_text(folder / "voices.html", doc)

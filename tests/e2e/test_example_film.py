@@ -185,6 +185,35 @@ def test_voices_audition_speaks_each_characters_first_lines_and_judges_them(film
                 assert s["threshold"] == limits[name] and s["passed"]
 
 
+def _page(folder) -> tuple[str, list[str]]:
+    """voices.html's text (tags dropped, entities read) and its audio sources."""
+    import html as html_lib
+
+    doc = (folder / "voices.html").read_text()
+    return html_lib.unescape(re.sub(r"<[^>]+>", " ", doc)), [html_lib.unescape(s) for s in
+                                                               re.findall(r'<audio [^>]*src="([^"]+)"', doc)]
+
+
+def test_voices_html_plays_every_line_beside_its_reference_clip(film):
+    """voices.html: one player per reference clip, auditioned line and compared base, each a file beside
+    the page (the reference a byte copy of the cast's clip); every line's scores and verdict in the text."""
+    run, _ = film
+    folder = run / "voices"
+    voices = _voices(run)
+    text, sources = _page(folder)
+    expected = [Path(c["reference_copy"]).name for c in voices["characters"]]
+    expected += [Path(x["wav"]).name for c in voices["characters"] for x in c["lines"] + c["bases"]]
+    assert sorted(sources) == sorted(expected) and len(sources) == 3 + 6 + sum(len(c["bases"]) for c in
+                                                                               voices["characters"])
+    assert all((folder / src).is_file() for src in sources)
+    for c in voices["characters"]:
+        assert (folder / Path(c["reference_copy"]).name).read_bytes() == Path(c["reference"]).read_bytes()
+        assert f"{c['id']}: passes" in text
+        for ln in c["lines"]:
+            assert ln["text"] in text and all(f"{s['value']:.3f}" in text for s in ln["scores"])
+    assert "FAIL" not in text
+
+
 def test_compare_speaks_the_first_line_from_every_base_the_fit_weighed(film):
     """--compare: joe, heart and one or two Kokoro packs per character, the fit's choice first and its
     highest fit score; the chosen base pinned speaks the audition's own first line, sample for sample, and
@@ -274,3 +303,6 @@ def test_a_voice_that_is_another_characters_fails_the_audition_and_says_whose(fi
     for ln in verdicts["chelsea"]["lines"]:
         assert np.array_equal(read_audio(ln["wav"], SR), read_audio(heard[ln["line_id"]], SR))
     assert verdicts["hopper"]["where"] == verdicts["hopper"]["where"].rsplit(":", 2)[0] + ":19:18"
+    text, _ = _page(run.parents[1] / "swapped" / "orbit-cat" / "voices")
+    assert "hopper: doubtful" in text and "collins: passes" in text and text.count("FAIL") == 2
+    assert said["problem"] in text and said["fix"] in text  # the advice, read back through the page's escaping
