@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-import soundfile as sf
 from rich import box
 from rich.console import Console
 from rich.table import Table
@@ -32,9 +32,12 @@ from orchestrator.schema.plan import ShotPlan, SpeechSegment
 from orchestrator.store import atomic_copy, atomic_write_json, digest_file
 from tools.base import Score, SpeechKnobs, SpeechResult, SpokenLine
 from tools.hearing.speaker import channel_rate
+from tools.media.audio import clip_levels, load_audio
 
 DEFAULT_LINES = 2
 CLEAR_CLIP_S = 10.0  # advice: a reference shorter than this gives the fit (and the judges) little to hear
+NOISY_DB = 20.0  # ... pauses closer than this to the speech: noise (clean clips 25-75 dB, `clip_levels`)
+CLIPPED_SHARE = 0.001  # ... more samples than this at full scale: a distorted recording
 COLUMNS = {"speaker.similarity": "sim", "speaker.margin": "margin", "speaker.dvector_similarity": "d-vec",
            "speaker.dvector_margin": "d-margin", "wer": "WER"}  # short: the table fits 80 columns
 
@@ -75,16 +78,36 @@ def if_rendered(max_attempts: int) -> str:
             "and marked best_effort when no take passes")
 
 
-def advice(character: str, failing: list[Score], clip_s: float, band_hz: int | None,
-           same_clip: tuple[str, ...] = (), pinned: bool = False) -> list[dict]:
+@dataclass(frozen=True)
+class ClipFacts:
+    """What the advice may say about a reference clip."""
+
+    seconds: float
+    band_hz: int | None = None  # the channel's sample rate when band-limited (`speaker.channel_rate`)
+    over_floor_db: float = 60.0  # speech over the pauses' level (`tools.media.audio.clip_levels`)
+    clipped: float = 0.0  # share of samples at full scale
+
+    def notes(self) -> str:
+        """What to change in the recording, as "; ..." clauses (empty for a long, clean, full-band clip)."""
+        out = f"; the clip is {self.seconds:.1f} s, give 10-30 s" if self.seconds < CLEAR_CLIP_S else ""
+        if self.over_floor_db < NOISY_DB:
+            out += f"; its pauses are only {self.over_floor_db:.0f} dB below the speech (background noise)"
+        if self.clipped > CLIPPED_SHARE:
+            out += f"; {100 * self.clipped:.1f}% of its samples are at full scale (distorted: record it quieter)"
+        if self.band_hz:
+            out += (f"; it carries nothing above {self.band_hz // 2} Hz (a telephone band), a full-band recording "
+                    "lets the fit hear more")
+        return out
+
+
+def advice(character: str, failing: list[Score], clip: ClipFacts, same_clip: tuple[str, ...] = (),
+           pinned: bool = False) -> list[dict]:
     """What each kind of failing score means for this voice and what the writer can change (`same_clip`:
     the characters whose reference is this character's very file content; `pinned`: the cast pins the
     base voice)."""
     out = []
     unpin = "leave `voice.base` out so the fit chooses the base, or " if pinned else ""
-    short = f"; the clip is {clip_s:.1f} s, give 10-30 s" if clip_s < CLEAR_CLIP_S else ""
-    band = (f"; the clip carries nothing above {band_hz // 2} Hz (a telephone band), a full-band recording "
-            "lets the fit hear more") if band_hz else ""
+    short = f"; the clip is {clip.seconds:.1f} s, give 10-30 s" if clip.seconds < CLEAR_CLIP_S else ""
     worst = _worst(failing, "speaker.margin", "speaker.dvector_margin")
     if worst is not None:
         (s, judge), other = worst, worst[0].details.get("closest_other", "another character")
@@ -102,7 +125,7 @@ def advice(character: str, failing: list[Score], clip_s: float, band_hz: int | N
         out.append({"problem": f"{character}'s lines are far from the reference clip: similarity "
                                f"{s.value:.3f} by {judge}, needs {s.threshold:.3g}",
                     "fix": f"{unpin}a clean clip of {character} alone (no music, noise or other voices) with "
-                           f"its exact transcript{short}{band}"})
+                           f"its exact transcript{clip.notes()}"})
     worst = _worst(failing, "wer")
     if worst is not None:
         s, _ = worst
@@ -142,8 +165,8 @@ def audition_character(ctx: RunContext, cid: str, segs: list[SpeechSegment], fol
     ref = character.voice.reference
     heard_ref = folder / f"{cid}-reference{ref.suffix}"  # beside the lines: voices.html plays it
     atomic_copy(ref, heard_ref)
-    clip_s = sf.info(str(ref)).duration
-    band = channel_rate(ref)
+    audio, rate = load_audio(ref)
+    clip = ClipFacts(len(audio) / rate, channel_rate(ref), *clip_levels(audio, rate))
     own = digest_file(ref)
     failing = [s for ln in lines for s in scores[ln.line_id] if not s.passed]
     file, line, col = ctx.project.locations.get(f"voice:{cid}", (str(ctx.project.cast_path), 1, 1))
@@ -152,8 +175,10 @@ def audition_character(ctx: RunContext, cid: str, segs: list[SpeechSegment], fol
         "reference": str(ref),
         "reference_copy": str(heard_ref),
         "where": f"{file}:{line}:{col}",
-        "clip_seconds": round(clip_s, 2),
-        "band_limited_hz": band,
+        "clip_seconds": round(clip.seconds, 2),
+        "band_limited_hz": clip.band_hz,
+        "clip_over_floor_db": round(clip.over_floor_db, 1),
+        "clip_clipped_share": round(clip.clipped, 5),
         "base": next((b for b in bases if b), None),
         "pinned": bool(character.voice.base),
         "seconds": round(spoken_s, 1),
@@ -162,7 +187,7 @@ def audition_character(ctx: RunContext, cid: str, segs: list[SpeechSegment], fol
                    "scores": [s.as_dict() for s in scores[ln.line_id]],
                    "passed": all(s.passed for s in scores[ln.line_id])} for ln in lines],
         "passed": not failing,
-        "advice": advice(cid, failing, clip_s, band, tuple(
+        "advice": advice(cid, failing, clip, tuple(
             c.id for c in ctx.project.cast.characters if c.id != cid and digest_file(c.voice.reference) == own),
             pinned=bool(character.voice.base)),
         "if_rendered": if_rendered(ctx.config.max_attempts) if failing else None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.audition import advice, if_rendered, sample_lines
+from orchestrator.audition import ClipFacts, advice, if_rendered, sample_lines
 from orchestrator.cli import main
 from orchestrator.planning.rules import RulePlanner
 from tests.conftest import EXAMPLE
@@ -40,33 +40,33 @@ def _score(name, value, threshold, **details):
 
 
 def test_the_advice_says_what_failed_and_what_to_change():
-    assert advice("hopper", [], 12.0, None) == []
+    assert advice("hopper", [], ClipFacts(12.0)) == []
     margin = _score("speaker.dvector_margin", -0.04, 0.0011, closest_other="collins")
-    (said,) = advice("hopper", [margin], 4.2, None)
+    (said,) = advice("hopper", [margin], ClipFacts(4.2))
     assert "closer to collins's reference than to hopper's own: margin -0.040 by the d-vector, needs +0.0011" \
         in said["problem"]
     assert "give hopper and collins" in said["fix"] and "the clip is 4.2 s, give 10-30 s" in said["fix"]
     level = _score("speaker.margin", 0.01, 0.0305, closest_other="chelsea")
-    (said,) = advice("hopper", [level], 12.0, None)
+    (said,) = advice("hopper", [level], ClipFacts(12.0))
     assert "about as close to chelsea's reference as to hopper's own: margin +0.010 by resemblyzer" in said["problem"]
     assert "10-30 s" not in said["fix"]
-    (said,) = advice("hopper", [level, margin], 12.0, None)  # the worst of the two judges' margins
+    (said,) = advice("hopper", [level, margin], ClipFacts(12.0))  # the worst of the two judges' margins
     assert "by the d-vector" in said["problem"]
     far = _score("speaker.similarity", 0.61, 0.7028)
-    (said,) = advice("hopper", [far], 20.0, 8000)
+    (said,) = advice("hopper", [far], ClipFacts(20.0, 8000))
     assert "similarity 0.610 by resemblyzer, needs 0.703" in said["problem"]
     assert "10-30 s" not in said["fix"] and "nothing above 4000 Hz" in said["fix"]
     misheard = _score("wer", 1.0, 0.6111, text="Ready for dinner!", heard_in_shot="ready for winter")
-    (said,) = advice("chelsea", [misheard], 12.0, None)
+    (said,) = advice("chelsea", [misheard], ClipFacts(12.0))
     assert "'ready for winter' for 'Ready for dinner!'" in said["problem"]
-    assert len(advice("hopper", [margin, far, misheard], 12.0, None)) == 3
-    (said,) = advice("hopper", [margin], 12.0, None, same_clip=("collins",))
+    assert len(advice("hopper", [margin, far, misheard], ClipFacts(12.0))) == 3
+    (said,) = advice("hopper", [margin], ClipFacts(12.0), same_clip=("collins",))
     assert "(the two share one clip)" in said["problem"] and said["fix"] == "give hopper a recording of their own"
-    assert "share" not in advice("hopper", [margin], 12.0, None, same_clip=("chelsea",))[0]["problem"]
+    assert "share" not in advice("hopper", [margin], ClipFacts(12.0), same_clip=("chelsea",))[0]["problem"]
     assert "up to 3 attempts" in if_rendered(3) and "best_effort" in if_rendered(3)
-    for said in advice("hopper", [margin, far], 12.0, None, pinned=True):  # a pinned base is the first suspect
+    for said in advice("hopper", [margin, far], ClipFacts(12.0), pinned=True):  # a pinned base is the first suspect
         assert said["fix"].startswith("leave `voice.base` out so the fit chooses the base, or ")
-    assert not any("voice.base" in a["fix"] for a in advice("hopper", [margin, far], 12.0, None))
+    assert not any("voice.base" in a["fix"] for a in advice("hopper", [margin, far], ClipFacts(12.0)))
 
 
 def test_bad_input_is_exit_2_before_anything_is_spoken(tmp_path, capsys):
@@ -121,3 +121,31 @@ def test_a_script_without_dialogue_has_nothing_to_audition(capsys):
     print_audition({"title": "T", "speech": "piper", "silent": ["collins"], "characters": []},
                    Console(file=None, width=100, force_terminal=False))
     assert capsys.readouterr().out.strip() == "no character speaks a line in this script: nothing to audition"
+
+
+def test_the_advice_names_a_noisy_or_distorted_clip():
+    far = _score("speaker.similarity", 0.61, 0.7028)
+    (said,) = advice("hopper", [far], ClipFacts(12.0, over_floor_db=13.4))
+    assert "its pauses are only 13 dB below the speech (background noise)" in said["fix"]
+    (said,) = advice("hopper", [far], ClipFacts(12.0, clipped=0.0686))
+    assert "6.9% of its samples are at full scale" in said["fix"]
+    (said,) = advice("hopper", [far], ClipFacts(12.0, over_floor_db=34.0, clipped=0.0))
+    assert said["fix"].endswith("with its exact transcript")  # a clean, long, full-band clip: nothing to add
+
+
+def test_clip_levels_against_known_noise_and_clipping():
+    import numpy as np
+
+    from tools.media.audio import clip_levels, load_audio
+
+    x, sr = load_audio(EXAMPLE / "assets" / "voices" / "hopper.wav")
+    clean, _ = clip_levels(x, sr)
+    rng = np.random.default_rng(0)
+    noisy = [clip_levels(x + rng.normal(0, sd, len(x)), sr)[0] for sd in (0.003, 0.03)]
+    assert clean > 40 and clean > noisy[0] > 25 > 20 > noisy[1]  # measured 66, 33, 13 dB
+    # Independent: the floor of speech-free noise alone is its own level, so a tone over noise reads its ratio.
+    t = np.arange(sr * 4) / sr
+    tone = np.where((t % 1.0) < 0.5, 0.5 * np.sin(2 * np.pi * 200 * t), 0.0) + rng.normal(0, 0.005, len(t))
+    expected = 10 * np.log10((0.5 ** 2 / 2 + 0.005 ** 2) / 0.005 ** 2)
+    assert abs(clip_levels(tone, sr)[0] - expected) < 1.5
+    assert clip_levels(np.clip(x * 8, -1, 1), sr)[1] > 0.01 and clip_levels(x, sr)[1] == 0.0

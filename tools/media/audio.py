@@ -64,3 +64,16 @@ def load_audio(path: Path) -> tuple[np.ndarray, int]:
     except Exception as exc:  # soundfile raises several types for corrupt input
         raise ToolError(f"{path}: cannot decode audio ({exc})", "give a wav/flac/ogg file") from exc
     return x.mean(axis=1), int(sr)
+
+
+def clip_levels(x: np.ndarray, sr: int, hop_s: float = 0.02) -> tuple[float, float]:
+    """(speech over floor in dB, clipped share) of a recording: the 95th percentile of its frames' energy
+    over the 10th (the pauses: background noise, or digital silence up to 60 dB), and the share of samples
+    at full scale. Clean voice clips read 25-75 dB; white noise a tenth of full scale under speech, 13 dB."""
+    hop = max(int(sr * hop_s), 1)
+    n = len(x) // hop
+    if n < 2:
+        return 0.0, 0.0
+    e = 10 * np.log10(np.mean(np.asarray(x[: n * hop], np.float64).reshape(n, hop) ** 2, axis=1) + 1e-12)
+    over = float(min(np.percentile(e, 95) - np.percentile(e, 10), 60.0))
+    return over, float(np.mean(np.abs(x) >= 0.999))
