@@ -181,7 +181,7 @@ def audition_character(ctx: RunContext, cid: str, segs: list[SpeechSegment], fol
         "clip_clipped_share": round(clip.clipped, 5),
         "base": next((b for b in bases if b), None),
         "pinned": bool(character.voice.base),
-        "seconds": round(spoken_s, 1),
+        "took_s": round(spoken_s, 1),  # its fit (when made now) and its lines
         "lines": [{"line_id": ln.line_id, "text": ln.text, "wav": str(ln.speech.wav_path),
                    "seconds": round(ln.speech.duration, 2), "notes": ln.speech.notes,
                    "scores": [s.as_dict() for s in scores[ln.line_id]],
