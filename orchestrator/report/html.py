@@ -84,8 +84,8 @@ def write_voices_html(folder: Path, summary: dict) -> None:
         families = [sc["name"].split("[")[0] for sc in c["lines"][0]["scores"]]
         head = "".join(f"<th>{html.escape(f)}</th>" for f in ["line", "text", "listen", *families, ""])
         rows = [_line_row(ln["line_id"], ln["text"], ln["wav"], ln["scores"], ln["passed"]) for ln in c["lines"]]
-        rows += [_line_row(f"base {b['base']}" + (" (chosen)" if b["chosen"] else ""), b["line_id"], b["wav"],
-                           b["scores"], b["passed"]) for b in c.get("bases") or []]
+        rows += [_line_row(f"{b['line_id']}, base {b['base']}" + (" (the fit's choice)" if b["chosen"] else ""),
+                           c["lines"][0]["text"], b["wav"], b["scores"], b["passed"]) for b in c.get("bases") or []]
         advice = "".join(f"<li>{html.escape(c['where'])}: {html.escape(a['problem'])} (fix: {html.escape(a['fix'])})"
                          "</li>" for a in c["advice"])
         parts.append(f"<h2>{html.escape(c['id'])}: {'passes' if c['passed'] else 'doubtful'}</h2>"

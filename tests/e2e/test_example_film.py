@@ -190,7 +190,7 @@ def _page(folder) -> tuple[str, list[str]]:
     import html as html_lib
 
     doc = (folder / "voices.html").read_text()
-    return html_lib.unescape(re.sub(r"<[^>]+>", " ", doc)), [html_lib.unescape(s) for s in
+    return html_lib.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", doc))), [html_lib.unescape(s) for s in
                                                                re.findall(r'<audio [^>]*src="([^"]+)"', doc)]
 
 
@@ -211,6 +211,7 @@ def test_voices_html_plays_every_line_beside_its_reference_clip(film):
         assert f"{c['id']}: passes" in text
         for ln in c["lines"]:
             assert ln["text"] in text and all(f"{s['value']:.3f}" in text for s in ln["scores"])
+        assert f"{c['lines'][0]['line_id']}, base {c['base']} (the fit's choice) {c['lines'][0]['text']}" in text
     assert "FAIL" not in text
 
 
