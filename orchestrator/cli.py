@@ -147,6 +147,9 @@ def cmd_validate(args, console: Console) -> int:
     n = sum(len(s.beats) for s in project.script.scenes)
     console.print(f"[green]ok[/green] {args.script}: {len(project.script.scenes)} scenes, {n} beats, "
                   f"{len(project.cast.characters)} characters")
+    inputs = f"{args.script}" + (f" --cast {args.cast}" if args.cast else "")
+    console.print(f"next: `compose voices {inputs}` to hear the cast, `compose {inputs}` to render",
+                  highlight=False, soft_wrap=True)
     return 0
 
 

@@ -149,3 +149,9 @@ def test_clip_levels_against_known_noise_and_clipping():
     expected = 10 * np.log10((0.5 ** 2 / 2 + 0.005 ** 2) / 0.005 ** 2)
     assert abs(clip_levels(tone, sr)[0] - expected) < 1.5
     assert clip_levels(np.clip(x * 8, -1, 1), sr)[1] > 0.01 and clip_levels(x, sr)[1] == 0.0
+
+
+def test_validate_points_to_the_audition(capsys):
+    assert main(["validate", str(EXAMPLE / "script.fountain"), "--cast", str(EXAMPLE / "cast.yaml")]) == 0
+    err = capsys.readouterr().err
+    assert f"next: `compose voices {EXAMPLE / 'script.fountain'} --cast {EXAMPLE / 'cast.yaml'}` to hear the cast" in err
