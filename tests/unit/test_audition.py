@@ -154,4 +154,5 @@ def test_clip_levels_against_known_noise_and_clipping():
 def test_validate_points_to_the_audition(capsys):
     assert main(["validate", str(EXAMPLE / "script.fountain"), "--cast", str(EXAMPLE / "cast.yaml")]) == 0
     err = capsys.readouterr().err
-    assert f"next: `compose voices {EXAMPLE / 'script.fountain'} --cast {EXAMPLE / 'cast.yaml'}` to hear the cast" in err
+    inputs = f"{EXAMPLE / 'script.fountain'} --cast {EXAMPLE / 'cast.yaml'}"
+    assert f"next: `compose voices {inputs}` to hear the cast, `compose {inputs}` to render" in err
