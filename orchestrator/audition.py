@@ -87,9 +87,13 @@ class ClipFacts:
     over_floor_db: float = 60.0  # speech over the pauses' level (`tools.media.audio.clip_levels`)
     clipped: float = 0.0  # share of samples at full scale
 
+    def length_note(self) -> str:
+        """"; the clip is N s, give 10-30 s" for a short clip, else empty."""
+        return f"; the clip is {self.seconds:.1f} s, give 10-30 s" if self.seconds < CLEAR_CLIP_S else ""
+
     def notes(self) -> str:
         """What to change in the recording, as "; ..." clauses (empty for a long, clean, full-band clip)."""
-        out = f"; the clip is {self.seconds:.1f} s, give 10-30 s" if self.seconds < CLEAR_CLIP_S else ""
+        out = self.length_note()
         if self.over_floor_db < NOISY_DB:
             out += f"; its pauses are only {self.over_floor_db:.0f} dB below the speech (background noise)"
         if self.clipped > CLIPPED_SHARE:
@@ -107,7 +111,6 @@ def advice(character: str, failing: list[Score], clip: ClipFacts, same_clip: tup
     base voice)."""
     out = []
     unpin = "leave `voice.base` out so the fit chooses the base, or " if pinned else ""
-    short = f"; the clip is {clip.seconds:.1f} s, give 10-30 s" if clip.seconds < CLEAR_CLIP_S else ""
     worst = _worst(failing, "speaker.margin", "speaker.dvector_margin")
     if worst is not None:
         (s, judge), other = worst, worst[0].details.get("closest_other", "another character")
@@ -118,7 +121,7 @@ def advice(character: str, failing: list[Score], clip: ClipFacts, same_clip: tup
                                f": margin {s.value:+.3f} by {judge}, needs {s.threshold:+.3g}",
                     "fix": f"give {character} a recording of their own" if twin else
                            f"{unpin}give {character} and {other} clips of clearly different voices, or a longer "
-                           f"clip of {character} alone{short}"})
+                           f"clip of {character} alone{clip.length_note()}"})
     worst = _worst(failing, "speaker.similarity", "speaker.dvector_similarity")
     if worst is not None:
         s, judge = worst
@@ -144,6 +147,15 @@ def judge(ctx: RunContext, lines: list[SpokenLine]) -> dict[str, list[Score]]:
     return {ln.line_id: [s for e in judges for s in e.score_lines(ctx.project.cast, [ln])] for ln in lines}
 
 
+def _speak(ctx: RunContext, seg: SpeechSegment, wav: Path, line_id: str, character=None) -> SpokenLine:
+    """`seg` spoken as a render's first attempt speaks it (the schedule node's knobs, the run's cache; by
+    `character` when given: a pinned copy of the speaker), copied to `wav`, to be judged as `line_id`."""
+    res, _ = synthesize_line(ctx, seg, SpeechKnobs(seed=ctx.config.seed), character=character)
+    atomic_copy(res.wav_path, wav)
+    return SpokenLine(line_id, seg.speaker, seg.text, 0.0, SpeechResult(
+        wav, res.duration, res.sample_rate, res.phonemes, res.words, res.notes))
+
+
 def audition_character(ctx: RunContext, cid: str, segs: list[SpeechSegment], folder: Path,
                        console: Console) -> dict:
     """Fit, speak and judge one character's sample lines; the character's entry of voices.json."""
@@ -151,15 +163,7 @@ def audition_character(ctx: RunContext, cid: str, segs: list[SpeechSegment], fol
     started = time.time()
     ctx.on_event = lambda kind, info: console.print(f"{info['stage'].removeprefix('speak: ')} (a minute or two)")
     announce_fit(ctx, "voices", 1, cid)
-    knobs = SpeechKnobs(seed=ctx.config.seed)  # a render's first attempt (the schedule node's knobs)
-    lines, bases = [], []
-    for seg in segs:
-        res, _ = synthesize_line(ctx, seg, knobs)
-        wav = folder / f"{cid}-{seg.line_id}.wav"
-        atomic_copy(res.wav_path, wav)
-        bases.append(res.notes.get("base"))
-        lines.append(SpokenLine(seg.line_id, cid, seg.text, 0.0, SpeechResult(
-            wav, res.duration, res.sample_rate, res.phonemes, res.words, res.notes)))
+    lines = [_speak(ctx, seg, folder / f"{cid}-{seg.line_id}.wav", seg.line_id) for seg in segs]
     spoken_s = time.time() - started
     scores = judge(ctx, lines)
     ref = character.voice.reference
@@ -179,7 +183,7 @@ def audition_character(ctx: RunContext, cid: str, segs: list[SpeechSegment], fol
         "band_limited_hz": clip.band_hz,
         "clip_over_floor_db": round(clip.over_floor_db, 1),
         "clip_clipped_share": round(clip.clipped, 5),
-        "base": next((b for b in bases if b), None),
+        "base": next((ln.speech.notes["base"] for ln in lines if ln.speech.notes.get("base")), None),
         "pinned": bool(character.voice.base),
         "took_s": round(spoken_s, 1),  # its fit (when made now) and its lines
         "lines": [{"line_id": ln.line_id, "text": ln.text, "wav": str(ln.speech.wav_path),
@@ -202,15 +206,9 @@ def compare_bases(ctx: RunContext, cid: str, seg: SpeechSegment, folder: Path) -
         return None
     character = ctx.project.cast.by_id(cid)
     candidates = weigh(character, cast_others(ctx, character))
-    knobs = SpeechKnobs(seed=ctx.config.seed)
-    lines = []
-    for base in candidates:
-        pinned = character.model_copy(update={"voice": character.voice.model_copy(update={"base": base})})
-        res, _ = synthesize_line(ctx, seg, knobs, character=pinned)
-        wav = folder / f"{cid}-{seg.line_id}-{base}.wav"
-        atomic_copy(res.wav_path, wav)
-        lines.append(SpokenLine(f"{seg.line_id}@{base}", cid, seg.text, 0.0, SpeechResult(
-            wav, res.duration, res.sample_rate, res.phonemes, res.words, res.notes)))
+    lines = [_speak(ctx, seg, folder / f"{cid}-{seg.line_id}-{base}.wav", f"{seg.line_id}@{base}",
+                    character.model_copy(update={"voice": character.voice.model_copy(update={"base": base})}))
+             for base in candidates]
     scores = judge(ctx, lines)
     return [{"base": base, "fit_score": fit, "chosen": k == 0, "pinned": base == character.voice.base,
              "line_id": seg.line_id, "wav": str(ln.speech.wav_path), "notes": ln.speech.notes,

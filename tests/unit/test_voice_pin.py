@@ -123,6 +123,7 @@ def test_the_fit_notice_knows_when_the_pinned_fit_is_made(monkeypatch, tmp_path)
     assert not PiperSynthesizer().voice_ready(hopper, [])  # fitted alone is another fit
     monkeypatch.setattr(fitting, "_MEMO", {})  # a new process: only the cache file would say it (none written)
     assert not PiperSynthesizer().voice_ready(hopper, others)
-    key = fitting._fit_key(hopper.voice.reference, hopper.voice.transcript, tuple(others), "heart")
+    _, sr, tag = fitting.base_voice("heart")
+    key = fitting._fit_key(hopper.voice.reference, hopper.voice.transcript, tuple(others), sr, tag)
     fitting.voice_cache_file(f"{key}.fit.json").write_text("{}")
     assert PiperSynthesizer().voice_ready(hopper, others)

@@ -297,22 +297,22 @@ def channel_key(reference: Path, others: tuple[Path, ...]) -> list[str]:
 def fitted_transform(reference: Path, transcript: str, others: Sequence[Path] = (), base: str = "joe") -> WorldTransform:
     """The transform fitted from base voice `base` to one reference clip (see the module docstring),
     kept away from the `others` (the rest of the cast's reference clips), cached by all their digests."""
-    raw_synthesize, sr, _ = base_voice(base)
+    raw_synthesize, sr, tag = base_voice(base)
     others = cast_others(reference, others)
-    key = _fit_key(reference, transcript, others, base)
+    key = _fit_key(reference, transcript, others, sr, tag)
     return memoised(_MEMO, key, lambda: _fit(reference, transcript, others, raw_synthesize, sr,
                                               voice_cache_file(f"{key}.fit.json")))
 
 
-def _fit_key(reference: Path, transcript: str, others: tuple[Path, ...], base: str) -> str:
-    _, sr, tag = base_voice(base)
+def _fit_key(reference: Path, transcript: str, others: tuple[Path, ...], sr: int, tag: str) -> str:
     return reference_key(Path(reference), transcript, str(ANALYSIS_VERSION), str(sr), tag, *_cast_key(others),
                          *channel_key(Path(reference), others), FITTING_JUDGE)
 
 
 def fit_made(reference: Path, transcript: str, others: Sequence[Path], base: str) -> bool:
     """Whether `fitted_transform` from `base` is made already (this process, or the cache)."""
-    key = _fit_key(reference, transcript, cast_others(Path(reference), others), base)
+    _, sr, tag = base_voice(base)
+    key = _fit_key(reference, transcript, cast_others(Path(reference), others), sr, tag)
     return key in _MEMO or voice_cache_file(f"{key}.fit.json").is_file()
 
 
