@@ -254,7 +254,7 @@ def test_a_voice_that_is_another_characters_fails_the_audition_and_says_whose(fi
     """Negative control, through the command: a backend that speaks hopper's lines in collins's fitted
     voice. hopper's lines fail both judges' margins with collins the closer voice, the advice says so
     at hopper's voice in the cast file; collins and chelsea still pass. chelsea's cast entry pins the base
-    her fit chose (heart): the same voice, marked pinned."""
+    her fit chose: the same voice, marked pinned."""
     from tools import registry
     from tools.speech.piper import PiperSynthesizer
 
@@ -264,10 +264,11 @@ def test_a_voice_that_is_another_characters_fails_the_audition_and_says_whose(fi
     text = (project / "cast.yaml").read_text()
     ref = "reference: assets/voices/chelsea.wav"
     assert ref in text
-    (project / "cast.yaml").write_text(text.replace(ref, ref + "\n      base: heart"))
+    chosen = next(c["base"] for c in _voices(run)["characters"] if c["id"] == "chelsea")
+    (project / "cast.yaml").write_text(text.replace(ref, ref + f"\n      base: {chosen}"))
     script = project / "script.yaml"
     cast = load_project(script).cast
-    assert cast.by_id("chelsea").voice.base == "heart"
+    assert cast.by_id("chelsea").voice.base == chosen
 
     class HopperAsCollins(PiperSynthesizer):
         name = "hopper-as-collins"
@@ -299,7 +300,7 @@ def test_a_voice_that_is_another_characters_fails_the_audition_and_says_whose(fi
     assert verdicts["collins"]["advice"] == verdicts["chelsea"]["advice"] == []
     assert verdicts["collins"]["if_rendered"] is None
     assert [verdicts[c]["pinned"] for c in ("collins", "hopper", "chelsea")] == [False, False, True]
-    assert verdicts["chelsea"]["base"] == "heart"
+    assert verdicts["chelsea"]["base"] == chosen
     heard = {ln["line_id"]: ln["wav"] for c in _voices(run)["characters"] for ln in c["lines"]}
     for ln in verdicts["chelsea"]["lines"]:
         assert np.array_equal(read_audio(ln["wav"], SR), read_audio(heard[ln["line_id"]], SR))

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from tools.speech import fitting, search
+from tools.speech import fitting, packs, search
 from tools.speech.world import WorldTransform
 
 
@@ -31,7 +31,7 @@ def _fake_cast(monkeypatch, score_of: dict, fail: str | None = None):
 
     monkeypatch.setattr(fitting, "fitted_transform", fitted_transform)
     monkeypatch.setattr(fitting, "fitted_speech", lambda base, tf, sentences: ([base], 16000))
-    monkeypatch.setattr(fitting, "pack_candidates", lambda listener: ["kokoro:af_river", "kokoro:am_puck"])
+    monkeypatch.setattr(packs, "pack_candidates", lambda listener: ["kokoro:af_river", "kokoro:am_puck"])
     listener = SimpleNamespace(similarities=lambda base, sr: [score_of[base]])
     monkeypatch.setattr(search, "fitting_listener", lambda reference, others: listener)
     return peak

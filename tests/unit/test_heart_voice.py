@@ -10,7 +10,7 @@ import pytest
 from orchestrator.schema.cast import CharacterSpec, VoiceSpec
 from tools.base import SpeechKnobs, ToolError
 from tools.media.audio import load_audio
-from tools.speech import fitting, heart_voice, piper_voice, world
+from tools.speech import fitting, heart_voice, packs, piper_voice, world
 from tools.speech.piper import PiperSynthesizer
 
 VOICES = Path(__file__).resolve().parents[2] / "examples" / "orbit" / "assets" / "voices"
@@ -159,7 +159,7 @@ def test_base_choice_keeps_the_closer_base_and_is_cached(tmp_path, monkeypatch):
     scores = json.loads(files[0].read_text())["scores"]
     from tools.speech import search
 
-    pack = fitting.pack_candidates(search.fitting_listener(ref, cast))
+    pack = packs.pack_candidates(search.fitting_listener(ref, cast))
     assert 1 <= len(pack) <= 2 and set(scores) == {"joe", "heart", *pack} and base == max(scores, key=scores.get)
     assert calls[:2 + len(pack)] == ["joe", "heart", *pack] and tf == real(ref, text, cast, base)
     # measured: heart 0.53 against joe 0.42 and af_jessica 0.50

@@ -14,7 +14,7 @@ from tools.hearing import speaker
 from tools.media import packaged
 from tools.media.audio import load_audio, resample, write_wav
 from tools.media.files import digest_file
-from tools.speech import fitting, kokoro_voice, search, text_norm, world
+from tools.speech import fitting, kokoro_voice, packs, search, text_norm, world
 from tools.speech.piper import PiperSynthesizer
 
 LINE = "The second relay failed an hour ago, and nobody logged it."
@@ -85,7 +85,7 @@ def test_pack_candidates_rank_by_cast_score_and_find_the_pack_that_spoke(tmp_pat
     spoken by another pack; the ranking equals an independent cosine computation of the cast score."""
     from tools.speech.search import CAST_WEIGHT
 
-    raw = fitting.pack_embeddings()
+    raw = packs.pack_embeddings()
     # The shipped embeddings are the fitting judge's on each pack's raw speech of the scoring sentences.
     again = [speaker.embed(r.audio, r.sample_rate) for r in
              (kokoro_voice.raw_synthesize(text_norm.prepare_line(s), kokoro_voice.pack("am_onyx"))
@@ -98,14 +98,14 @@ def test_pack_candidates_rank_by_cast_score_and_find_the_pack_that_spoke(tmp_pat
         write_wav(tmp_path / f"{name}.wav", clip.audio, clip.sample_rate)
         clips[name] = speaker.embed(*load_audio(tmp_path / f"{name}.wav"))
     for own, other in (("am_onyx", "bf_emma"), ("bf_emma", "am_onyx")):
-        ranked = fitting.pack_candidates(search.fitting_listener(tmp_path / f"{own}.wav", [tmp_path / f"{other}.wav"]),
+        ranked = packs.pack_candidates(search.fitting_listener(tmp_path / f"{own}.wav", [tmp_path / f"{other}.wav"]),
                                          k=3, tie=np.inf)
         assert ranked[0] == fitting.PACK + own and len(ranked) == 3
         by_hand = {n: np.mean([_cos(e, clips[own]) - CAST_WEIGHT * _cos(e, clips[other]) for e in raw[n]])
                    for n in packaged.EN_PACKS}
         assert ranked == [fitting.PACK + n for n in sorted(by_hand, key=by_hand.get, reverse=True)[:3]]
     alone = search.fitting_listener(tmp_path / "am_onyx.wav")
-    assert fitting.pack_candidates(alone, k=1) == ["kokoro:am_onyx"]  # alone: similarity only
+    assert packs.pack_candidates(alone, k=1) == ["kokoro:am_onyx"]  # alone: similarity only
 
 
 def test_a_telephone_cast_ranks_the_packs_by_their_speech_through_its_channel(tmp_path, monkeypatch):
@@ -113,20 +113,20 @@ def test_a_telephone_cast_ranks_the_packs_by_their_speech_through_its_channel(tm
     channel (an independent computation over made-up embeddings), and those are made per channel."""
     from tools.speech.search import CAST_WEIGHT
 
-    assert fitting._pack_embeddings_key(8000) != fitting._pack_embeddings_key()
+    assert packs._pack_embeddings_key(8000) != packs._pack_embeddings_key()
     rng = np.random.default_rng(5)
     made = {rate: {n: rng.normal(size=(2, 256)).astype(np.float32) for n in packaged.EN_PACKS} for rate in (None, 8000)}
     asked = []
-    monkeypatch.setattr(fitting, "pack_embeddings", lambda rate=None: asked.append(rate) or made[rate])
+    monkeypatch.setattr(packs, "pack_embeddings", lambda rate=None: asked.append(rate) or made[rate])
     phone = [rng.normal(size=256), rng.normal(size=256)]
     listener = SimpleNamespace(rates=[8000, None], embeddings=phone)  # own reference on the telephone
-    ranked = fitting.pack_candidates(listener, k=4, tie=np.inf)
+    ranked = packs.pack_candidates(listener, k=4, tie=np.inf)
     by_hand = {n: np.mean([_cos(made[8000][n][i], phone[0]) - CAST_WEIGHT * _cos(made[None][n][i], phone[1])
                            for i in range(2)]) for n in packaged.EN_PACKS}
     assert ranked == [fitting.PACK + n for n in sorted(by_hand, key=by_hand.get, reverse=True)[:4]]
     assert sorted(asked, key=str) == [8000, None]
-    monkeypatch.setattr(fitting, "EN_PACKS", ("am_onyx",))  # one pack's, made for real through 8 kHz
-    got = fitting.compute_pack_embeddings(8000)["am_onyx"]
+    monkeypatch.setattr(packs, "EN_PACKS", ("am_onyx",))  # one pack's, made for real through 8 kHz
+    got = packs.compute_pack_embeddings(8000)["am_onyx"]
     raws = [kokoro_voice.raw_synthesize(text_norm.prepare_line(s), kokoro_voice.pack("am_onyx"))
             for s in fitting.SCORE_SENTENCES]
     by_hand = [speaker.embed(resample(resample(r.audio, r.sample_rate, 8000), 8000, r.sample_rate), r.sample_rate)
@@ -159,10 +159,10 @@ def test_a_second_pack_is_fitted_only_on_a_near_tie_with_the_first(monkeypatch, 
 
     made = {n: at(0.5) for n in packaged.EN_PACKS}
     made.update(am_adam=at(0.80), bf_emma=at(second), af_river=at(third))
-    monkeypatch.setattr(fitting, "pack_embeddings", lambda rate=None: made)
+    monkeypatch.setattr(packs, "pack_embeddings", lambda rate=None: made)
     listener = SimpleNamespace(rates=[None], embeddings=[ref])  # alone: the cast score is the similarity
-    assert fitting.pack_candidates(listener) == [fitting.PACK + n for n in expected]
-    assert fitting.pack_candidates(listener, k=3, tie=np.inf) == [fitting.PACK + n for n in
+    assert packs.pack_candidates(listener) == [fitting.PACK + n for n in expected]
+    assert packs.pack_candidates(listener, k=3, tie=np.inf) == [fitting.PACK + n for n in
                                                                  ("am_adam", "bf_emma", "af_river")]
 
 
@@ -170,17 +170,17 @@ def test_pack_embeddings_are_shipped_for_their_key_else_made_once_and_cached(tmp
     """The shipped file serves only the key it was made for; another key (a changed model, pack file,
     sentence or judge) makes them again, once, into the user cache."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setattr(fitting, "_PACK_EMBEDDINGS", {})
-    with np.load(fitting.SHIPPED_PACK_EMBEDDINGS) as npz:
-        assert str(npz["key"]) == fitting._pack_embeddings_key()
-        assert all(np.array_equal(fitting.pack_embeddings()[n], npz[n]) for n in packaged.EN_PACKS)
+    monkeypatch.setattr(packs, "_PACK_EMBEDDINGS", {})
+    with np.load(packs.SHIPPED_PACK_EMBEDDINGS) as npz:
+        assert str(npz["key"]) == packs._pack_embeddings_key()
+        assert all(np.array_equal(packs.pack_embeddings()[n], npz[n]) for n in packaged.EN_PACKS)
     made = {n: np.full((2, 256), i, np.float32) for i, n in enumerate(packaged.EN_PACKS)}
     calls = []
-    monkeypatch.setattr(fitting, "_pack_embeddings_key", lambda rate=None: "another")
-    monkeypatch.setattr(fitting, "compute_pack_embeddings", lambda rate=None: calls.append(1) or made)
-    assert fitting.pack_embeddings()["am_adam"][0, 0] == packaged.EN_PACKS.index("am_adam") and calls == [1]
-    monkeypatch.setattr(fitting, "_PACK_EMBEDDINGS", {})
-    assert fitting.pack_embeddings()["bf_emma"][1, 3] == packaged.EN_PACKS.index("bf_emma") and calls == [1]
+    monkeypatch.setattr(packs, "_pack_embeddings_key", lambda rate=None: "another")
+    monkeypatch.setattr(packs, "compute_pack_embeddings", lambda rate=None: calls.append(1) or made)
+    assert packs.pack_embeddings()["am_adam"][0, 0] == packaged.EN_PACKS.index("am_adam") and calls == [1]
+    monkeypatch.setattr(packs, "_PACK_EMBEDDINGS", {})
+    assert packs.pack_embeddings()["bf_emma"][1, 3] == packaged.EN_PACKS.index("bf_emma") and calls == [1]
     assert list((tmp_path / "cache" / "cascade-composer" / "voices").glob("*.packs.npz"))
 
 

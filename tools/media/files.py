@@ -32,6 +32,13 @@ def user_cache_dir() -> Path:
     return path
 
 
+def voice_cache_file(name: str, folder: str = "voices") -> Path:
+    """`name` in the user's voice cache folder `folder` (made if missing)."""
+    d = user_cache_dir() / folder
+    d.mkdir(parents=True, exist_ok=True)
+    return d / name
+
+
 def digest_file(path: Path) -> str:
     """sha256 of a file's bytes, read in 1 MiB blocks."""
     h = hashlib.sha256()

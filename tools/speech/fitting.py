@@ -13,7 +13,7 @@ by the wav's digest in the user cache directory).
    hears closest to the reference, and furthest from the rest of the cast (`search.cast_score`), on a
    held-out sentence, under an intelligibility floor; the fit is cached by the cast's digests too.
 5. Each character's base (`chosen_fit`): joe, heart, and the English Kokoro pack whose raw speech the
-   fitting judge hears closest (with the runner-up on a near tie: `pack_candidates`) are fitted, FIT_THREADS
+   fitting judge hears closest (with the runner-up on a near tie: `tools.speech.packs`) are fitted, FIT_THREADS
    at a time, and the base whose fitted speech of SCORE_SENTENCES has the highest cast score is kept; the
    unseen judges never hear a candidate (figures: bench/RESULTS.md, seventh to eleventh passes).
 """
@@ -32,16 +32,16 @@ from typing import Sequence
 import numpy as np
 
 from tools.base import ToolError
-from tools.hearing import speaker
 from tools.hearing.speaker import FITTING_JUDGE, channel_rate
 from tools.media.audio import load_audio, resample
-from tools.media.files import temp_path, user_cache_dir
+from tools.media.files import temp_path, voice_cache_file
 from tools.media.packaged import EN_PACKS, MODELS
-from tools.speech import heart_voice, kokoro_voice, text_norm
+from tools.speech import heart_voice, kokoro_voice, packs, text_norm
 from tools.speech.bands import band_edges, bands
 from tools.speech.classes import cepstra, dtw_pairs, usable_shapes
 from tools.speech.frames import reference_codebook
 from tools.speech.memo import memoised
+from tools.speech.packs import PACK, PACK_CANDIDATES, PACK_TIE, SCORE_SENTENCES
 from tools.speech.piper_voice import RawSpeech, load_voice
 from tools.speech.world import (
     ANALYSIS_VERSION,
@@ -58,14 +58,10 @@ from tools.speech.world import (
 
 LOG = logging.getLogger(__name__)
 
-# The search scores on HELD_OUT_TEXT, the base choice on SCORE_SENTENCES: words no line, benchmark or fit uses.
+# The search scores on HELD_OUT_TEXT, the base choice on SCORE_SENTENCES (`tools.speech.packs`): words no line,
+# benchmark or fit uses.
 HELD_OUT_TEXT = "We packed warm bread, apples and cheese, then walked along the shore until noon."
-SCORE_SENTENCES = ["A quiet river ran past the old mill, and the miller's dog slept in the sun.",
-                   "The children laughed as the kite rose above the hill and caught the wind."]
 BASES = ("joe", "heart")  # fitted for every reference; PACK_CANDIDATES of Kokoro's English packs join them
-PACK = "kokoro:"  # a base named PACK + an EN_PACKS name is Kokoro-82M speaking in that style pack
-PACK_CANDIDATES = 2  # at most this many English packs fitted per reference, those the fitting judge hears closest
-PACK_TIE = 0.01  # ... and within this much raw cast score of the closest: the ranking's noise (tenth pass)
 CHOICE_VERSION = "3"
 FIT_THREADS = 2  # candidate bases fitted at once (threads: WORLD and onnxruntime release the GIL; eleventh pass)
 
@@ -104,7 +100,6 @@ def fitted_speech(base: str, tf: WorldTransform, sentences: list[str]) -> tuple[
 
 _MEMO: dict[str, "WorldTransform"] = {}  # each memo is `tools.speech.memo.memoised`'s: one maker per key
 _CHOICES: dict[str, tuple[str, "WorldTransform"]] = {}  # choice key -> (base, its fitted transform)
-_PACK_EMBEDDINGS: dict[str, dict[str, np.ndarray]] = {}
 
 
 def reference_key(path: Path, *extra: str) -> str:
@@ -113,13 +108,6 @@ def reference_key(path: Path, *extra: str) -> str:
     for e in extra:
         h.update(e.encode())
     return h.hexdigest()[:24]
-
-
-def voice_cache_file(name: str, folder: str = "voices") -> Path:
-    """`name` in the user's voice cache folder `folder` (made if missing)."""
-    d = user_cache_dir() / folder
-    d.mkdir(parents=True, exist_ok=True)
-    return d / name
 
 
 def write_json(path: Path, data: dict) -> None:
@@ -348,83 +336,6 @@ def _fit(reference: Path, transcript: str, others: tuple[Path, ...], raw_synthes
     return tf
 
 
-SHIPPED_PACK_EMBEDDINGS = Path(__file__).with_name("pack_embeddings.npz")  # `python -m tools.speech.fitting` writes it
-
-
-def _pack_embeddings_key(rate: int | None = None) -> str:
-    """What the packs' embeddings depend on: the packs, the sentences, the model, the judge and the
-    channel they are heard through (`rate`; None: the full band, as shipped)."""
-    made_of = [EN_PACKS, SCORE_SENTENCES, MODELS["kokoro"].sha256, MODELS["kokoro_en_voices"].sha256,
-               FITTING_JUDGE]
-    made_of += [f"channel {rate}"] if rate is not None else []
-    return hashlib.sha256(json.dumps(made_of).encode()).hexdigest()[:24]
-
-
-def _read_pack_embeddings(path: Path, key: str) -> dict[str, np.ndarray] | None:
-    """The embeddings stored at `path` when they were made for `key`; None otherwise (corrupt: warned)."""
-    try:
-        with np.load(path) as npz:
-            if str(npz["key"]) != key:
-                return None
-            return {name: npz[name] for name in EN_PACKS}
-    except FileNotFoundError:
-        return None
-    except (OSError, KeyError, ValueError):
-        LOG.warning("ignoring a corrupt pack-embedding file %s", path)
-        return None
-
-
-def compute_pack_embeddings(rate: int | None = None) -> dict[str, np.ndarray]:
-    """Each English pack's raw speech of SCORE_SENTENCES through a channel at `rate` (None: as it is),
-    embedded by the fitting judge (about 45 s here)."""
-    raws = {name: [kokoro_voice.raw_synthesize(text_norm.prepare_line(s), kokoro_voice.pack(name))
-                   for s in SCORE_SENTENCES] for name in EN_PACKS}
-    return {name: np.stack([speaker.embed(speaker.through_channel(r.audio, r.sample_rate, rate), r.sample_rate)
-                            for r in rs]) for name, rs in raws.items()}
-
-
-def _write_pack_embeddings(path: Path, found: dict[str, np.ndarray], key: str) -> None:
-    tmp = temp_path(path)
-    np.savez(tmp, key=np.array(key), **found)
-    os.replace(tmp, path)
-
-
-def pack_embeddings(rate: int | None = None) -> dict[str, np.ndarray]:
-    """Pack name -> the fitting judge's embedding of each of SCORE_SENTENCES in that English pack's raw
-    voice (a (2, 256) array), heard through a channel at `rate` (None: the full band). The same for
-    every reference: shipped beside this module for the model, packs and sentences it was made for, at
-    the full band (SHIPPED_PACK_EMBEDDINGS), else made once per channel and kept in the user cache."""
-    key = _pack_embeddings_key(rate)
-
-    def make() -> dict[str, np.ndarray]:
-        cache = voice_cache_file(f"{key}.packs.npz")
-        found = _read_pack_embeddings(SHIPPED_PACK_EMBEDDINGS, key) or _read_pack_embeddings(cache, key)
-        if found is None:
-            found = compute_pack_embeddings(rate)
-            _write_pack_embeddings(cache, found, key)
-        return found
-
-    return memoised(_PACK_EMBEDDINGS, key, make)
-
-
-def pack_candidates(listener, k: int = PACK_CANDIDATES, tie: float = PACK_TIE) -> list[str]:
-    """Up to `k` English packs, best first, of highest mean cast score (`search.cast_score`) by `listener`
-    (`search.fitting_listener`: the reference, then the rest of the cast, each through its own channel):
-    the first and those within `tie` of it, as base names (PACK + name)."""
-    from tools.speech.search import cast_score
-
-    raw = {rate: pack_embeddings(rate) for rate in dict.fromkeys(listener.rates)}
-
-    def mean_score(name: str) -> float:
-        return float(np.mean([cast_score([speaker.similarity(raw[rate][name][i], e) for rate, e in
-                                          zip(listener.rates, listener.embeddings)])
-                              for i in range(len(SCORE_SENTENCES))]))
-
-    scores = {name: mean_score(name) for name in EN_PACKS}
-    best = max(scores.values())
-    return [PACK + n for n in sorted(EN_PACKS, key=lambda n: -scores[n])[:k] if scores[n] >= best - tie]
-
-
 @dataclass(frozen=True)
 class FitChoice:
     """The base voice chosen for one reference and the cast score of each base's fitted speech."""
@@ -436,7 +347,7 @@ class FitChoice:
 def chosen_fit(reference: Path, transcript: str, others: Sequence[Path] = ()) -> tuple[str, WorldTransform]:
     """(base, its fitted transform) for one reference clip: the base whose fitted voice the fitting
     judge hears closer to the reference and further from the rest of the cast (module docstring, 5),
-    among joe, heart and the English Kokoro packs whose raw voice it hears closest (`pack_candidates`),
+    among joe, heart and the English Kokoro packs whose raw voice it hears closest (`packs.pack_candidates`),
     cached by the same digests as the fits."""
     reference = Path(reference)
     others = cast_others(reference, others)
@@ -476,7 +387,7 @@ def _choose(reference: Path, transcript: str, others: tuple[Path, ...]) -> FitCh
         audios, sr = fitted_speech(base, fitted_transform(reference, transcript, others, base), SCORE_SENTENCES)
         return round(float(np.mean([cast_score(listener.similarities(x, sr)) for x in audios])), 4)
 
-    candidates = (*BASES, *pack_candidates(listener))
+    candidates = (*BASES, *packs.pack_candidates(listener))
     with ThreadPoolExecutor(FIT_THREADS, thread_name_prefix="voice-fit") as pool:
         scores = dict(zip(candidates, pool.map(score, candidates)))
     choice = FitChoice(max(scores, key=scores.get), scores)  # the earlier base on a tie: joe first
@@ -492,9 +403,3 @@ def _fit_classes(tf: WorldTransform, src_analysis, ref_analysis, sr: int, usable
     ref_db = 10 * np.log10(ref_analysis[1] + 1e-16)
     cent, corr = fit_classes(src_db, ref_db, sr, usable_bands=usable_bands)
     return replace(tf, class_centroids=cent, class_corr=corr)
-
-
-if __name__ == "__main__":
-    # Make the shipped pack embeddings again (after a change of packs, model, sentences or judge).
-    _write_pack_embeddings(SHIPPED_PACK_EMBEDDINGS, compute_pack_embeddings(), _pack_embeddings_key())
-    print(f"wrote {SHIPPED_PACK_EMBEDDINGS}")
