@@ -1,0 +1,160 @@
+"""Which base would another choice rule keep? Every candidate a voice's base choice weighed, judged.
+
+For each reference of the judged sets (`bench.judged_sets`: espeak-ng, example, real telephone, real
+wideband), the piper backend's base choice has fitted joe, heart and one or two Kokoro packs
+(`tools.speech.fitting.chosen_fit`, cached). Here every one of those candidates (pinned as `voice.base`
+for the backend: the same fit) speaks the choice's SCORE_SENTENCES and the sets' unseen
+SET_LINES; each is heard by all three speaker judges through the references' channels (the cast score
+of the scoring sentences as the choice speaks and scores them, checked against the fitting judge's
+scores the choice stored; own / closest other on the unseen lines, spoken by the backend as in a film).
+Then choice rules are compared on what the d-vector (which no fit or choice hears) makes of the base
+each rule keeps: the fitting judge alone (today's), the fitting judge plus CAM++ summed, a Borda count
+of the two (a point per base each judge ranks lower), and, as a ceiling, the candidate the d-vector
+itself prefers on the unseen lines. A rule is also judged by the controls: a line credited to another
+speaker that passes both judges' thresholds.
+
+The thirteenth pass (bench/RESULTS.md) measured these rules with this bench; no fit is made here
+(run `bench.voices --sets-only` or `bench.calibrate --with-sets piper` first to make them).
+Run: .venv/bin/python -m bench.choice [--set espeak|example|real|wideband ...]
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from bench.judged_sets import PREFIX, SET_LINES, _character
+from tools.base import SpeechKnobs
+from tools.evaluators.thresholds import thresholds
+from tools.hearing import speaker
+from tools.media.audio import load_audio
+from tools.speech import fitting
+from tools.speech.piper import PiperSynthesizer, cast_base
+from tools.speech.search import cast_score
+
+CHOICE = ("resemblyzer", "campplus")  # the judges a rule may use; the d-vector only grades
+
+
+def _sets(tmp: Path) -> dict:
+    from bench import human_set
+    from bench.voices import espeak_voices, example_voices
+
+    return {"espeak": lambda: espeak_voices(tmp), "example": example_voices, "real": human_set.fetch,
+            "wideband": human_set.fetch_wideband}
+
+
+def measure(voices: dict[str, tuple[Path, str]], tmp: Path) -> dict:
+    """name -> {"chosen": base, "bases": {base: {"cast": {judge: cast score on SCORE_SENTENCES},
+    "unseen": {judge: similarities (lines, references)}}}} for every candidate the choice weighed."""
+    names = list(voices)
+    paths = [voices[n][0] for n in names]
+    heard = {j: speaker.Listener(paths, j) for j in speaker.BENCH_JUDGES}
+    # the fitting judge hears the references as the choice's listener does (`search.fitting_listener`)
+    heard["resemblyzer"] = speaker.Listener(paths, embeddings=[speaker.embed(*load_audio(p)) for p in paths])
+    synth = PiperSynthesizer()
+    out = {}
+    for i, n in enumerate(names):
+        ref, transcript = voices[n]
+        others = [p for k, p in enumerate(paths) if k != i]
+        order = [i] + [k for k in range(len(names)) if k != i]  # own first, as the choice's listener
+        choice = fitting.choice_made(ref, transcript, others)
+        if choice is None:
+            print(f"  {n}: no base choice cached; make the fits first (module docstring)")
+            continue
+        bases = {}
+        for base in choice.scores:
+            # the scoring sentences as the choice speaks them; the unseen lines as a film does (the backend)
+            audios, sr = fitting.fitted_speech(base, fitting.fitted_transform(ref, transcript, others, base),
+                                               fitting.SCORE_SENTENCES)
+            cast = {j: float(np.mean([cast_score([h.similarities(x, sr)[k] for k in order]) for x in audios]))
+                    for j, h in heard.items()}
+            if abs(cast["resemblyzer"] - choice.scores[base]) > 1e-3:
+                print(f"  {n} {base}: the choice scored {choice.scores[base]}, here {cast['resemblyzer']:.4f}")
+            ch = _character(n, ref, transcript)
+            ch = ch.model_copy(update={"voice": ch.voice.model_copy(update={"base": cast_base(base)})})
+            rows = []
+            for k, line in enumerate(SET_LINES):
+                wav = tmp / f"{n}-{cast_base(base)}-{k}.wav"
+                synth.synthesize(line, ch, SpeechKnobs(), wav, others=others)
+                rows.append({j: h.similarities(*load_audio(wav)) for j, h in heard.items()})
+            bases[base] = {"cast": cast, "unseen": {j: np.array([r[j] for r in rows]) for j in heard}}
+            print(f"  {n:11s} {cast_base(base):11s} cast " + " ".join(f"{j} {v:.3f}" for j, v in
+                                                                bases[base]["cast"].items()), flush=True)
+        out[n] = {"index": i, "chosen": choice.base, "bases": bases}
+    return out
+
+
+def _borda(bases: dict, own: int) -> str:
+    points = {b: sum(sum(o["cast"][j] < v["cast"][j] for o in bases.values()) for j in CHOICE)
+              for b, v in bases.items()}
+    return max(points, key=points.get)  # the earlier base on a tie, as the choice
+
+
+# rule(candidates, the reference's index in its set) -> the base it keeps
+RULES = {
+    "fitting judge (today)": lambda bases, own: max(bases, key=lambda b: bases[b]["cast"]["resemblyzer"]),
+    "fitting judge + CAM++, summed": lambda bases, own: max(bases, key=lambda b: sum(bases[b]["cast"][j]
+                                                                                      for j in CHOICE)),
+    "Borda count of the two": _borda,
+    "ceiling: the d-vector's own pick": lambda bases, own: max(bases, key=lambda b: bases[b]["unseen"]["dvector"][
+        :, own].mean()),
+}
+
+
+def grade(measured: dict, rule) -> dict:
+    """What the d-vector and resemblyzer make of the bases `rule` keeps: own and closest-other similarity,
+    identification, lines passing both judges, and controls (a line credited to another speaker) passing."""
+    thr = thresholds()
+    own = {j: [] for j in speaker.BENCH_JUDGES}
+    ident = {j: [] for j in speaker.BENCH_JUDGES}
+    passed = controls = 0
+    picks = {}
+    for n, m in measured.items():
+        base = rule(m["bases"], m["index"])
+        picks[n] = cast_base(base)
+        i, sims = m["index"], m["bases"][base]["unseen"]
+        ok = np.ones(len(SET_LINES), bool)
+        credited = np.ones((len(SET_LINES), sims["dvector"].shape[1]), bool)
+        for j, s in sims.items():
+            others = np.delete(s, i, axis=1)
+            own[j] += list(s[:, i])
+            ident[j] += list(s[:, i] > others.max(1))
+            if j in PREFIX:
+                sim, margin = thr[f"{PREFIX[j]}similarity"], thr[f"{PREFIX[j]}margin"]
+                ok &= (s[:, i] >= sim) & (s[:, i] - others.max(1) >= margin)
+                # as every other speaker: its similarity and margin over the rest, this line's own included
+                for c in range(s.shape[1]):
+                    rest = np.delete(s, c, axis=1).max(1)
+                    credited[:, c] &= (s[:, c] >= sim) & (s[:, c] - rest >= margin)
+        passed += int(ok.sum())
+        controls += int(np.delete(credited, i, axis=1).sum())
+    return {"own": {j: float(np.mean(v)) for j, v in own.items()},
+            "ident": {j: float(np.mean(v)) for j, v in ident.items()}, "passed": passed,
+            "lines": sum(len(SET_LINES) for _ in measured), "controls": controls, "picks": picks}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--set", nargs="+", choices=("espeak", "example", "real", "wideband"),
+                    default=["espeak", "example", "real", "wideband"])
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as d:
+        sets = _sets(Path(d))
+        for name in args.set:
+            print(f"\n{name}: every candidate base (cast score of the scoring sentences by each judge)")
+            measured = measure(sets[name](), Path(d))
+            print(f"{name}: {'rule':34s} {'d-vector own / ident':>21s} {'resemblyzer':>13s} {'CAM++':>13s}"
+                  f" {'both':>6s} {'controls':>9s}  bases")
+            for rule, pick in RULES.items():
+                g = grade(measured, pick)
+                print(f"  {rule:34s} {g['own']['dvector']:10.3f} / {g['ident']['dvector'] * 100:3.0f}% "
+                      f"{g['own']['resemblyzer']:6.3f} / {g['ident']['resemblyzer'] * 100:3.0f}% "
+                      f"{g['own']['campplus']:6.3f} / {g['ident']['campplus'] * 100:3.0f}% "
+                      f"{g['passed']:3d}/{g['lines']:<3d} {g['controls']:5d}     "
+                      + " ".join(f"{n}:{b}" for n, b in g["picks"].items()))
+
+
+if __name__ == "__main__":
+    main()
