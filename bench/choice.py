@@ -15,7 +15,9 @@ speaker that passes both judges' thresholds.
 
 The thirteenth pass (bench/RESULTS.md) measured these rules with this bench; no fit is made here
 (run `bench.voices --sets-only` or `bench.calibrate --with-sets piper` first to make them).
-Run: .venv/bin/python -m bench.choice [--set espeak|example|real|wideband ...]
+`--more-packs N` also fits the next N packs of the fitting judge's raw ranking for each reference and
+grades every rule again among all of them: whether a wider choice could reach further.
+Run: .venv/bin/python -m bench.choice [--set espeak|example|real|wideband ...] [--more-packs N]
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ from tools.base import SpeechKnobs
 from tools.evaluators.thresholds import thresholds
 from tools.hearing import speaker
 from tools.media.audio import load_audio
-from tools.speech import fitting
+from tools.speech import fitting, packs, search
 from tools.speech.piper import PiperSynthesizer, cast_base
 from tools.speech.search import cast_score
 
@@ -45,9 +47,11 @@ def _sets(tmp: Path) -> dict:
             "wideband": human_set.fetch_wideband}
 
 
-def measure(voices: dict[str, tuple[Path, str]], tmp: Path) -> dict:
+def measure(voices: dict[str, tuple[Path, str]], tmp: Path, more: int = 0) -> dict:
     """name -> {"chosen": base, "bases": {base: {"cast": {judge: cast score on SCORE_SENTENCES},
-    "unseen": {judge: similarities (lines, references)}}}} for every candidate the choice weighed."""
+    "unseen": {judge: similarities (lines, references)}}}, "more": the same for `more` packs beyond
+    the choice's (the next in the fitting judge's ranking, fitted here)} for every candidate the choice
+    weighed."""
     names = list(voices)
     paths = [voices[n][0] for n in names]
     heard = {j: speaker.Listener(paths, j) for j in speaker.BENCH_JUDGES}
@@ -63,14 +67,16 @@ def measure(voices: dict[str, tuple[Path, str]], tmp: Path) -> dict:
         if choice is None:
             print(f"  {n}: no base choice cached; make the fits first (module docstring)")
             continue
-        bases = {}
-        for base in choice.scores:
+        bases, ranked = {}, packs.pack_candidates(search.fitting_listener(ref, others), k=len(packs.EN_PACKS),
+                                                  tie=np.inf)
+        extra = [b for b in ranked if b not in choice.scores][:more]
+        for base in (*choice.scores, *extra):
             # the scoring sentences as the choice speaks them; the unseen lines as a film does (the backend)
             audios, sr = fitting.fitted_speech(base, fitting.fitted_transform(ref, transcript, others, base),
                                                fitting.SCORE_SENTENCES)
             cast = {j: float(np.mean([cast_score([h.similarities(x, sr)[k] for k in order]) for x in audios]))
                     for j, h in heard.items()}
-            if abs(cast["resemblyzer"] - choice.scores[base]) > 1e-3:
+            if base in choice.scores and abs(cast["resemblyzer"] - choice.scores[base]) > 1e-3:
                 print(f"  {n} {base}: the choice scored {choice.scores[base]}, here {cast['resemblyzer']:.4f}")
             ch = _character(n, ref, transcript)
             ch = ch.model_copy(update={"voice": ch.voice.model_copy(update={"base": cast_base(base)})})
@@ -80,9 +86,10 @@ def measure(voices: dict[str, tuple[Path, str]], tmp: Path) -> dict:
                 synth.synthesize(line, ch, SpeechKnobs(), wav, others=others)
                 rows.append({j: h.similarities(*load_audio(wav)) for j, h in heard.items()})
             bases[base] = {"cast": cast, "unseen": {j: np.array([r[j] for r in rows]) for j in heard}}
-            print(f"  {n:11s} {cast_base(base):11s} cast " + " ".join(f"{j} {v:.3f}" for j, v in
-                                                                bases[base]["cast"].items()), flush=True)
-        out[n] = {"index": i, "chosen": choice.base, "bases": bases}
+            print(f"  {n:11s} {cast_base(base):11s} {'(more) ' if base in extra else ''}cast "
+                  + " ".join(f"{j} {v:.3f}" for j, v in bases[base]["cast"].items()), flush=True)
+        out[n] = {"index": i, "chosen": choice.base, "bases": {b: bases[b] for b in choice.scores},
+                  "more": {b: bases[b] for b in extra}}
     return out
 
 
@@ -139,17 +146,24 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--set", nargs="+", choices=("espeak", "example", "real", "wideband"),
                     default=["espeak", "example", "real", "wideband"])
+    ap.add_argument("--more-packs", type=int, default=0, metavar="N",
+                    help="also fit the next N packs of the fitting judge's ranking (minutes each) and grade every "
+                         "rule again among them all: what a wider choice could reach")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         sets = _sets(Path(d))
         for name in args.set:
             print(f"\n{name}: every candidate base (cast score of the scoring sentences by each judge)")
-            measured = measure(sets[name](), Path(d))
-            print(f"{name}: {'rule':34s} {'d-vector own / ident':>21s} {'resemblyzer':>13s} {'CAM++':>13s}"
+            measured = measure(sets[name](), Path(d), args.more_packs)
+            print(f"{name}: {'rule':42s} {'d-vector own / ident':>21s} {'resemblyzer':>13s} {'CAM++':>13s}"
                   f" {'both':>6s} {'controls':>9s}  bases")
-            for rule, pick in RULES.items():
-                g = grade(measured, pick)
-                print(f"  {rule:34s} {g['own']['dvector']:10.3f} / {g['ident']['dvector'] * 100:3.0f}% "
+            rules = [(rule, pick, measured) for rule, pick in RULES.items()]
+            if args.more_packs:  # every rule again, choosing among the choice's candidates and N more packs
+                wider = {n: {**m, "bases": {**m["bases"], **m["more"]}} for n, m in measured.items()}
+                rules += [(f"+{args.more_packs} packs: {rule}", pick, wider) for rule, pick in RULES.items()]
+            for rule, pick, among in rules:
+                g = grade(among, pick)
+                print(f"  {rule:42s} {g['own']['dvector']:10.3f} / {g['ident']['dvector'] * 100:3.0f}% "
                       f"{g['own']['resemblyzer']:6.3f} / {g['ident']['resemblyzer'] * 100:3.0f}% "
                       f"{g['own']['campplus']:6.3f} / {g['ident']['campplus'] * 100:3.0f}% "
                       f"{g['passed']:3d}/{g['lines']:<3d} {g['controls']:5d}     "
