@@ -13,8 +13,9 @@ of the two (a point per base each judge ranks lower), and, as a ceiling, the can
 itself prefers on the unseen lines. A rule is also judged by the controls: a line credited to another
 speaker that passes both judges' thresholds.
 
-The thirteenth pass (bench/RESULTS.md) measured these rules with this bench; no fit is made here
-(run `bench.voices --sets-only` or `bench.calibrate --with-sets piper` first to make them).
+The thirteenth pass (bench/RESULTS.md) measured these rules with this bench. The choices' own fits are
+read from the cache, not made (run `bench.voices --sets-only` or `bench.calibrate --with-sets piper`
+first); only `--more-packs` fits anything.
 `--more-packs N` also fits the next N packs of the fitting judge's raw ranking for each reference and
 grades every rule again among all of them: whether a wider choice could reach further.
 Run: .venv/bin/python -m bench.choice [--set espeak|example|real|wideband ...] [--more-packs N]
@@ -139,7 +140,7 @@ def grade(measured: dict, rule) -> dict:
         controls += int(np.delete(credited, i, axis=1).sum())
     return {"own": {j: float(np.mean(v)) for j, v in own.items()},
             "ident": {j: float(np.mean(v)) for j, v in ident.items()}, "passed": passed,
-            "lines": sum(len(SET_LINES) for _ in measured), "controls": controls, "picks": picks}
+            "lines": len(SET_LINES) * len(measured), "controls": controls, "picks": picks}
 
 
 def main() -> None:
