@@ -55,9 +55,9 @@ def measure(voices: dict[str, tuple[Path, str]], tmp: Path, more: int = 0) -> di
     weighed."""
     names = list(voices)
     paths = [voices[n][0] for n in names]
-    heard = {j: speaker.Listener(paths, j) for j in speaker.BENCH_JUDGES}
     # the fitting judge hears the references as the choice's listener does (`search.fitting_listener`)
-    heard["resemblyzer"] = speaker.Listener(paths, embeddings=[speaker.embed(*load_audio(p)) for p in paths])
+    heard = {j: speaker.Listener(paths, j, [speaker.embed(*load_audio(p)) for p in paths] if j == "resemblyzer"
+                                 else None) for j in speaker.BENCH_JUDGES}
     synth = PiperSynthesizer()
     out = {}
     for i, n in enumerate(names):
@@ -68,19 +68,19 @@ def measure(voices: dict[str, tuple[Path, str]], tmp: Path, more: int = 0) -> di
         if choice is None:
             print(f"  {n}: no base choice cached; make the fits first (module docstring)")
             continue
-        bases, ranked = {}, packs.pack_candidates(search.fitting_listener(ref, others), k=len(packs.EN_PACKS),
-                                                  tie=np.inf)
-        extra = [b for b in ranked if b not in choice.scores][:more]
+        bases, extra = {}, []
+        if more:
+            ranked = packs.pack_candidates(search.fitting_listener(ref, others), k=len(packs.EN_PACKS), tie=np.inf)
+            extra = [b for b in ranked if b not in choice.scores][:more]
         for base in (*choice.scores, *extra):
             # the scoring sentences as the choice speaks them; the unseen lines as a film does (the backend)
             audios, sr = fitting.fitted_speech(base, fitting.fitted_transform(ref, transcript, others, base),
                                                fitting.SCORE_SENTENCES)
-            cast = {j: float(np.mean([cast_score([h.similarities(x, sr)[k] for k in order]) for x in audios]))
-                    for j, h in heard.items()}
+            cast = {j: float(np.mean([cast_score([sims[k] for k in order])
+                                      for sims in (h.similarities(x, sr) for x in audios)])) for j, h in heard.items()}
             if base in choice.scores and abs(cast["resemblyzer"] - choice.scores[base]) > 1e-3:
                 print(f"  {n} {base}: the choice scored {choice.scores[base]}, here {cast['resemblyzer']:.4f}")
-            ch = _character(n, ref, transcript)
-            ch = ch.model_copy(update={"voice": ch.voice.model_copy(update={"base": cast_base(base)})})
+            ch = _character(n, ref, transcript, cast_base(base))
             rows = []
             for k, line in enumerate(SET_LINES):
                 wav = tmp / f"{n}-{cast_base(base)}-{k}.wav"

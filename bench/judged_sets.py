@@ -59,11 +59,12 @@ WER_LINES = SET_LINES + [EXTRA_LINES[i] for i in (0, 3, 4, 5, 6, 7)]  # not the 
 PREFIX = {"resemblyzer": "speaker.", "dvector": "speaker.dvector_"}  # the acceptance judges' threshold names
 
 
-def _character(cid: str, ref: Path, transcript: str):
+def _character(cid: str, ref: Path, transcript: str, base: str | None = None):
+    """A character speaking in the voice of `ref` (`base`: its pinned base voice, as a cast names it)."""
     from orchestrator.schema.cast import CharacterSpec, VoiceSpec
 
     return CharacterSpec(id=cid, name=cid, trigger=cid.upper(), images=[Path("unused.png")],
-                         voice=VoiceSpec(reference=ref, transcript=transcript))
+                         voice=VoiceSpec(reference=ref, transcript=transcript, base=base))
 
 
 def _asr():
