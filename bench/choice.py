@@ -1,28 +1,32 @@
 """Which base would another choice rule keep? Every candidate a voice's base choice weighed, judged.
 
 For each reference of the judged sets (`bench.judged_sets`: espeak-ng, example, real telephone, real
-wideband), the piper backend's base choice has fitted joe, heart and one or two Kokoro packs
+wideband), the piper backend's base choice has fitted joe, heart and three or four Kokoro packs
 (`tools.speech.fitting.chosen_fit`, cached). Here every one of those candidates (pinned as `voice.base`
 for the backend: the same fit) speaks the choice's SCORE_SENTENCES and the sets' unseen
 SET_LINES; each is heard by all three speaker judges through the references' channels (the cast score
-of the scoring sentences as the choice speaks and scores them, checked against the fitting judge's
-scores the choice stored; own / closest other on the unseen lines, spoken by the backend as in a film).
+of the scoring sentences as the choice speaks and scores them, checked against the scores the choice
+stored for each of its judges; own / closest other on the unseen lines, spoken by the backend as in a film).
 Then choice rules are compared on what the d-vector (which no fit or choice hears) makes of the base
-each rule keeps: the fitting judge alone (today's), the fitting judge plus CAM++ summed, a Borda count
-of the two (a point per base each judge ranks lower), and, as a ceiling, the candidate the d-vector
-itself prefers on the unseen lines. A rule is also judged by the controls: a line credited to another
-speaker that passes both judges' thresholds.
+each rule keeps: the shipped rule (bases both choice judges hear as another set aside, then a Borda
+count of the fitting judge and CAM++; computed here from this bench's own measurements and checked
+against the base each choice kept), the fitting judge alone (the rule to the thirteenth pass), the
+fitting judge plus CAM++ summed, a Borda count of the two over every candidate, and, as a ceiling, the
+candidate the d-vector itself prefers on the unseen lines. A rule is also judged by the controls: a line
+credited to another speaker that passes both judges' thresholds.
 
-The thirteenth pass (bench/RESULTS.md) measured these rules with this bench. The choices' own fits are
-read from the cache, not made (run `bench.voices --sets-only` or `bench.calibrate --with-sets piper`
-first); only `--more-packs` fits anything.
+The thirteenth and fourteenth passes (bench/RESULTS.md) measured these rules with this bench. The
+choices' own fits are read from the cache, not made (run `bench.voices --sets-only` or `bench.calibrate
+--with-sets piper` first); only `--more-packs` fits anything.
 `--more-packs N` also fits the next N packs of the fitting judge's raw ranking for each reference and
-grades every rule again among all of them: whether a wider choice could reach further.
-Run: .venv/bin/python -m bench.choice [--set espeak|example|real|wideband ...] [--more-packs N]
+grades every rule again among all of them: whether a wider choice could reach further. `--save F` keeps
+what was measured; `--load F` grades the rules on it again without speaking a line.
+Run: .venv/bin/python -m bench.choice [--set espeak|example|real|wideband ...] [--more-packs N] [--save F | --load F]
 """
 from __future__ import annotations
 
 import argparse
+import pickle
 import tempfile
 from pathlib import Path
 
@@ -70,23 +74,25 @@ def measure(voices: dict[str, tuple[Path, str]], tmp: Path, more: int = 0) -> di
             continue
         bases, extra = {}, []
         if more:
-            ranked = packs.pack_candidates(search.fitting_listener(ref, others), k=len(packs.EN_PACKS), tie=np.inf)
+            ranked = packs.pack_candidates(search.fitting_listener(ref, others), k=len(packs.EN_PACKS))
             extra = [b for b in ranked if b not in choice.scores][:more]
         for base in (*choice.scores, *extra):
             # the scoring sentences as the choice speaks them; the unseen lines as a film does (the backend)
             audios, sr = fitting.fitted_speech(base, fitting.fitted_transform(ref, transcript, others, base),
                                                fitting.SCORE_SENTENCES)
-            cast = {j: float(np.mean([cast_score([sims[k] for k in order])
-                                      for sims in (h.similarities(x, sr) for x in audios)])) for j, h in heard.items()}
-            if base in choice.scores and abs(cast["resemblyzer"] - choice.scores[base]) > 1e-3:
-                print(f"  {n} {base}: the choice scored {choice.scores[base]}, here {cast['resemblyzer']:.4f}")
+            heard_as = {j: np.array([np.asarray(h.similarities(x, sr))[order] for x in audios])
+                        for j, h in heard.items()}  # (sentences, own first then the others)
+            cast = {j: float(np.mean([cast_score(sims) for sims in s])) for j, s in heard_as.items()}
+            for j, stored in choice.by_judge.items():
+                if base in stored and abs(cast[j] - stored[base]) > 1e-3:
+                    print(f"  {n} {base}: the choice's {j} scored {stored[base]}, here {cast[j]:.4f}")
             ch = _character(n, ref, transcript, cast_base(base))
             rows = []
             for k, line in enumerate(SET_LINES):
                 wav = tmp / f"{n}-{cast_base(base)}-{k}.wav"
                 synth.synthesize(line, ch, SpeechKnobs(), wav, others=others)
                 rows.append({j: h.similarities(*load_audio(wav)) for j, h in heard.items()})
-            bases[base] = {"cast": cast, "unseen": {j: np.array([r[j] for r in rows]) for j in heard}}
+            bases[base] = {"cast": cast, "scoring": heard_as, "unseen": {j: np.array([r[j] for r in rows]) for j in heard}}
             print(f"  {n:11s} {cast_base(base):11s} {'(more) ' if base in extra else ''}cast "
                   + " ".join(f"{j} {v:.3f}" for j, v in bases[base]["cast"].items()), flush=True)
         out[n] = {"index": i, "chosen": choice.base, "bases": {b: bases[b] for b in choice.scores},
@@ -100,9 +106,22 @@ def _borda(bases: dict, own: int) -> str:
     return max(points, key=points.get)  # the earlier base on a tie, as the choice
 
 
+def _fitting_judge(bases: dict, own: int) -> str:
+    return max(bases, key=lambda b: bases[b]["cast"]["resemblyzer"])
+
+
+def _set_aside_then_borda(bases: dict, own: int) -> str:
+    """Bases both choice judges hear closer to another of the set (mean margin on the scoring sentences
+    below zero for each) set aside; a Borda count among the rest; the fitting judge alone if none is left."""
+    kept = {b: v for b, v in bases.items()
+            if any((s[:, 0] - s[:, 1:].max(1)).mean() >= 0 for j, s in v["scoring"].items() if j in CHOICE)}
+    return _borda(kept, own) if kept else _fitting_judge(bases, own)
+
+
 # rule(candidates, the reference's index in its set) -> the base it keeps
 RULES = {
-    "fitting judge (today)": lambda bases, own: max(bases, key=lambda b: bases[b]["cast"]["resemblyzer"]),
+    "shipped: set aside, then Borda": _set_aside_then_borda,
+    "fitting judge alone (to the 13th pass)": _fitting_judge,
     "fitting judge + CAM++, summed": lambda bases, own: max(bases, key=lambda b: sum(bases[b]["cast"][j]
                                                                                       for j in CHOICE)),
     "Borda count of the two": _borda,
@@ -150,14 +169,26 @@ def main() -> None:
     ap.add_argument("--more-packs", type=int, default=0, metavar="N",
                     help="also fit the next N packs of the fitting judge's ranking (minutes each) and grade every "
                          "rule again among them all: what a wider choice could reach")
+    ap.add_argument("--save", type=Path, metavar="F", help="keep what was measured (a pickle) to grade rules again")
+    ap.add_argument("--load", type=Path, metavar="F", help="grade the rules on what --save kept; nothing is spoken")
     args = ap.parse_args()
+    kept = pickle.loads(args.load.read_bytes()) if args.load else {}
     with tempfile.TemporaryDirectory() as d:
         sets = _sets(Path(d))
         for name in args.set:
-            print(f"\n{name}: every candidate base (cast score of the scoring sentences by each judge)")
-            measured = measure(sets[name](), Path(d), args.more_packs)
+            if name in kept:
+                measured = kept[name]
+            else:
+                print(f"\n{name}: every candidate base (cast score of the scoring sentences by each judge)")
+                kept[name] = measured = measure(sets[name](), Path(d), args.more_packs)
+                if args.save:
+                    args.save.write_bytes(pickle.dumps(kept))
             print(f"{name}: {'rule':42s} {'d-vector own / ident':>21s} {'resemblyzer':>13s} {'CAM++':>13s}"
                   f" {'both':>6s} {'controls':>9s}  bases")
+            shipped = grade(measured, _set_aside_then_borda)["picks"]
+            for n, m in measured.items():  # the rule as computed here against the choice the fit made
+                if shipped[n] != cast_base(m["chosen"]):
+                    print(f"  {n}: the choice kept {cast_base(m['chosen'])}, the shipped rule here {shipped[n]}")
             rules = [(rule, pick, measured) for rule, pick in RULES.items()]
             if args.more_packs:  # every rule again, choosing among the choice's candidates and N more packs
                 wider = {n: {**m, "bases": {**m["bases"], **m["more"]}} for n, m in measured.items()}

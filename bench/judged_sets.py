@@ -11,7 +11,8 @@ sentences no fit or search ever saw, raw (matching strength 0) and matched (1). 
 heard through each reference's own channel (`tools.hearing.speaker.Listener`, as the speaker
 evaluator hears it: the telephone set's references carry 4 kHz, so a line is compared with them as the
 telephone carries it) and embedded by every judge (`tools.hearing.speaker.BENCH_JUDGES`:
-resemblyzer, which fitting listens through; the d-vector and CAM++, which it never hears) and compared
+resemblyzer, which fitting listens through; CAM++, which a base choice hears beside it; the d-vector,
+which no fit or choice hears) and compared
 with every voice's reference. Printed per judge and mode: each speaker's own-reference similarity (mean over its lines) and the
 closest other speaker's, identification (a line is identified when its own reference is the
 closest), and, for the two acceptance judges, the pass rate at the calibrated thresholds (similarity

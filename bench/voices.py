@@ -21,8 +21,8 @@ packages (`real`), and seven speakers' longer 16 kHz clips from PyPI source dist
 (`wideband`). Each voice's clip is the
 reference; first each judge's ceiling on the set (a speaker's own second half against the first
 halves), then the backend speaks sentences no fit saw, and each line is compared with every
-reference by three speaker judges (resemblyzer, which fitting listens through; the d-vector and
-CAM++, which it never hears): own similarity, closest other, identification, pass rate at the
+reference by three speaker judges (resemblyzer, which fitting listens through; CAM++, which a base
+choice hears beside it; the d-vector, which no fit or choice hears): own similarity, closest other, identification, pass rate at the
 calibrated thresholds, raw and matched, then WER (raw and matched) and the realtime factor.
 
 Run: .venv/bin/python -m bench.voices [--skip-example] [--skip-espeak] [--skip-sets] [--sets-only [--set real|wideband|example|espeak]]

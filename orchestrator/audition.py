@@ -294,9 +294,11 @@ def print_audition(summary: dict, console: Console) -> None:
         console.print(_table("each base the fit weighed, speaking the first line (the fit's choice first)",
                              ["who", "base", "fit"],
                              [([c["id"], b["base"] + ("*" if b["pinned"] else ""),
-                                "-" if b["fit_score"] is None else f"{b['fit_score']:.3f}"], b["scores"], b["passed"])
+                                "-" if b["fit_score"] is None else f"{b['fit_score']:g}"], b["scores"], b["passed"])
                               for c in compared for b in c["bases"]]))
-        console.print("fit: the fitting judge's score that chose the base; pin another with `voice.base` in the cast")
+        console.print("fit: the choice's points (a point per base each of resemblyzer and CAM++ hears further from the "
+                      "character; -: a base both hear closer to another of the cast, set aside); pin another base "
+                      "with `voice.base` in the cast")
     for c in chars:
         for a in c["advice"]:
             console.print(f"{c['where']}: {a['problem']} (fix: {a['fix']})", markup=False, highlight=False,

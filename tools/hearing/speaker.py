@@ -4,7 +4,8 @@ embedding per clip, cosine similarity, and cached reference embeddings.
 Two judges, by name (JUDGES): `resemblyzer` (below), the one voice fitting listens through, and
 `dvector` (`tools.hearing.dvector`), an independent encoder the fit search never hears; the speaker
 evaluator reports both and a line must pass both. A third, `campplus` (`tools.hearing.campplus`), is
-heard by the benchmarks only (BENCH_JUDGES).
+heard by the benchmarks (BENCH_JUDGES) and, beside resemblyzer, by a voice's base choice
+(`tools.speech.fitting.CHOICE_JUDGES`); never by the search or acceptance.
 
 Every comparison with a reference clip is made through that clip's channel (`Listener`,
 `channel_rate`): a recording that carries less than the encoders' band (a telephone clip at 8 kHz,
@@ -99,7 +100,7 @@ def similarity(a: np.ndarray, b: np.ndarray) -> float:
 FITTING_JUDGE = "resemblyzer 0.1.4, windows covered"
 JUDGES = ("resemblyzer", "dvector")
 # The benchmarks also hear CAM++ (`tools.hearing.campplus`), the strongest of the three on real
-# recordings; it takes no part in acceptance or fitting yet.
+# recordings; a base choice hears it too (module docstring), acceptance never.
 BENCH_JUDGES = JUDGES + ("campplus",)
 
 

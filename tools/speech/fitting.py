@@ -12,10 +12,17 @@ by the wav's digest in the user cache directory).
 4. A coordinate search around that fit (`tools.speech.search`) keeps the transform the fitting judge
    hears closest to the reference, and furthest from the rest of the cast (`search.cast_score`), on a
    held-out sentence, under an intelligibility floor; the fit is cached by the cast's digests too.
-5. Each character's base (`chosen_fit`): joe, heart, and the English Kokoro pack whose raw speech the
-   fitting judge hears closest (with the runner-up on a near tie: `tools.speech.packs`) are fitted, FIT_THREADS
-   at a time, and the base whose fitted speech of SCORE_SENTENCES has the highest cast score is kept; the
-   unseen judges never hear a candidate (figures: bench/RESULTS.md, seventh to eleventh passes).
+5. Each character's base (`chosen_fit`): joe, heart, and the three English Kokoro packs whose raw speech
+   the fitting judge hears closest (four on a near tie of the first two: `tools.speech.packs`) are fitted,
+   FIT_THREADS at a time; each fitted voice speaks SCORE_SENTENCES and two judges hear it (CHOICE_JUDGES:
+   the fitting judge, and CAM++, which no search hears). A base both judges hear closer to another of the
+   cast than to the character (mean margin below zero for each) is set aside. Among the rest each judge
+   gives a base a point for every other base whose cast score it beats; the most points win, the earlier
+   base on a tie (a Borda count: the two judges count alike whatever their scales). Each candidate's search
+   listens through the fitting judge, so that judge alone would keep the candidate tuned hardest to its
+   own taste. When every base is set aside, the fitting judge's highest cast score decides, as before the
+   fourteenth pass. The d-vector, the acceptance's unseen judge, never hears a candidate (figures:
+   bench/RESULTS.md, seventh to fourteenth passes).
 """
 from __future__ import annotations
 
@@ -32,6 +39,7 @@ from typing import Sequence
 import numpy as np
 
 from tools.base import ToolError
+from tools.hearing import speaker
 from tools.hearing.speaker import FITTING_JUDGE, channel_rate
 from tools.media.audio import load_audio, resample
 from tools.media.files import temp_path, voice_cache_file
@@ -62,7 +70,9 @@ LOG = logging.getLogger(__name__)
 # benchmark or fit uses.
 HELD_OUT_TEXT = "We packed warm bread, apples and cheese, then walked along the shore until noon."
 BASES = ("joe", "heart")  # fitted for every reference; PACK_CANDIDATES of Kokoro's English packs join them
-CHOICE_VERSION = "3"
+CHOICE_VERSION = "4: Borda of the choice judges, bases both hear as another set aside"
+# The judges a base choice listens through: the fitting judge first, then CAM++ (module docstring, 5).
+CHOICE_JUDGES = ("resemblyzer", "campplus")
 FIT_THREADS = 2  # candidate bases fitted at once (threads: WORLD and onnxruntime release the GIL; eleventh pass)
 
 
@@ -338,10 +348,15 @@ def _fit(reference: Path, transcript: str, others: tuple[Path, ...], raw_synthes
 
 @dataclass(frozen=True)
 class FitChoice:
-    """The base voice chosen for one reference and the cast score of each base's fitted speech."""
+    """The base voice chosen for one reference; each candidate's points (the other candidates whose cast
+    score it beats, summed over the CHOICE_JUDGES; None for a base set aside, as every base is when all
+    are); each judge's cast score and mean margin (own similarity less the closest other's) of each
+    base's fitted speech of SCORE_SENTENCES."""
 
     base: str
     scores: dict = field(default_factory=dict)
+    by_judge: dict = field(default_factory=dict)
+    margins: dict = field(default_factory=dict)
 
 
 def chosen_fit(reference: Path, transcript: str, others: Sequence[Path] = ()) -> tuple[str, WorldTransform]:
@@ -365,8 +380,9 @@ def chosen_fit(reference: Path, transcript: str, others: Sequence[Path] = ()) ->
 
 
 def _choice_key(reference: Path, transcript: str, others: tuple[Path, ...]) -> str:
-    return reference_key(reference, transcript, "base choice", CHOICE_VERSION, str(ANALYSIS_VERSION), *BASES,
-                         f"{PACK_CANDIDATES} of, tie {PACK_TIE}", *EN_PACKS, MODELS["kokoro_en_voices"].sha256,
+    return reference_key(reference, transcript, "base choice", CHOICE_VERSION, *CHOICE_JUDGES,
+                         MODELS["campplus"].sha256, str(ANALYSIS_VERSION), *BASES,
+                         f"{PACK_CANDIDATES} of, one more on a tie {PACK_TIE}", *EN_PACKS, MODELS["kokoro_en_voices"].sha256,
                          *_cast_key(others), *channel_key(reference, others), FITTING_JUDGE)
 
 
@@ -381,17 +397,29 @@ def _choose(reference: Path, transcript: str, others: tuple[Path, ...]) -> FitCh
     """`chosen_fit`'s choice, made: every candidate base fitted and scored (module docstring, 5)."""
     from tools.speech.search import cast_score, fitting_listener
 
-    listener = fitting_listener(reference, others)
+    listeners = [fitting_listener(reference, others), *(speaker.Listener([reference, *others], judge)
+                                                          for judge in CHOICE_JUDGES[1:])]
 
-    def score(base: str) -> float:
+    def heard(base: str) -> list[tuple[float, float]]:
+        """(cast score, margin) of the base's fitted speech by each choice judge, means over the sentences."""
         audios, sr = fitted_speech(base, fitted_transform(reference, transcript, others, base), SCORE_SENTENCES)
-        return round(float(np.mean([cast_score(listener.similarities(x, sr)) for x in audios])), 4)
+        sims = [[judge.similarities(x, sr) for x in audios] for judge in listeners]
+        return [(round(float(np.mean([cast_score(s) for s in by])), 4),
+                 round(float(np.mean([s[0] - max(s[1:], default=-1.0) for s in by])), 4)) for by in sims]
 
-    candidates = (*BASES, *packs.pack_candidates(listener))
+    candidates = (*BASES, *packs.pack_candidates(listeners[0]))
     with ThreadPoolExecutor(FIT_THREADS, thread_name_prefix="voice-fit") as pool:
-        scores = dict(zip(candidates, pool.map(score, candidates)))
-    choice = FitChoice(max(scores, key=scores.get), scores)  # the earlier base on a tie: joe first
-    LOG.info("base voice for %s: %s (%s)", reference.name, choice.base, scores)
+        by_base = dict(zip(candidates, pool.map(heard, candidates)))
+    by_judge = {j: {b: h[i][0] for b, h in by_base.items()} for i, j in enumerate(CHOICE_JUDGES)}
+    margins = {j: {b: h[i][1] for b, h in by_base.items()} for i, j in enumerate(CHOICE_JUDGES)}
+    kept = [b for b in candidates if any(m[b] >= 0 for m in margins.values())]
+    points = {b: sum(sum(cast[o] < cast[b] for o in kept) for cast in by_judge.values()) if b in kept else None
+              for b in candidates}
+    fitting_judge = by_judge[CHOICE_JUDGES[0]]
+    # the earlier base on a tie: joe first
+    base = max(kept, key=points.get) if kept else max(candidates, key=fitting_judge.get)
+    choice = FitChoice(base, points, by_judge, margins)
+    LOG.info("base voice for %s: %s (points %s; cast scores %s)", reference.name, base, points, by_judge)
     return choice
 
 

@@ -2,8 +2,8 @@
 
 Every pack's raw speech of the base choice's SCORE_SENTENCES is embedded by the fitting judge once (shipped
 beside this module at the full band, made once per channel otherwise); `pack_candidates` ranks the packs
-by their raw speech's cast score toward one reference and keeps the closest, with the runner-up on a
-near tie (bench/RESULTS.md, eighth and tenth passes). Only those are fitted (`fitting.chosen_fit`).
+by their raw speech's cast score toward one reference and keeps the three closest, four on a near tie
+of the first two (bench/RESULTS.md, eighth, tenth and fourteenth passes). Only those are fitted (`fitting.chosen_fit`).
 """
 from __future__ import annotations
 
@@ -27,8 +27,8 @@ LOG = logging.getLogger(__name__)
 SCORE_SENTENCES = ["A quiet river ran past the old mill, and the miller's dog slept in the sun.",
                    "The children laughed as the kite rose above the hill and caught the wind."]
 PACK = "kokoro:"  # a base named PACK + an EN_PACKS name is Kokoro-82M speaking in that style pack
-PACK_CANDIDATES = 2  # at most this many English packs fitted per reference, those the fitting judge hears closest
-PACK_TIE = 0.01  # ... and within this much raw cast score of the closest: the ranking's noise (tenth pass)
+PACK_CANDIDATES = 3  # English packs fitted per reference, those the fitting judge hears closest (fourteenth pass)
+PACK_TIE = 0.01  # ... and one more when the first two are within this much raw cast score: the ranking's noise
 _PACK_EMBEDDINGS: dict[str, dict[str, np.ndarray]] = {}  # `tools.speech.memo.memoised`'s: one maker per key
 
 
@@ -92,9 +92,9 @@ def pack_embeddings(rate: int | None = None) -> dict[str, np.ndarray]:
 
 
 def pack_candidates(listener, k: int = PACK_CANDIDATES, tie: float = PACK_TIE) -> list[str]:
-    """Up to `k` English packs, best first, of highest mean cast score (`search.cast_score`) by `listener`
-    (`search.fitting_listener`: the reference, then the rest of the cast, each through its own channel):
-    the first and those within `tie` of it, as base names (PACK + name)."""
+    """The `k` English packs, best first, of highest mean cast score (`search.cast_score`) by `listener`
+    (`search.fitting_listener`: the reference, then the rest of the cast, each through its own channel),
+    and one more when the second is within `tie` of the first, as base names (PACK + name)."""
     from tools.speech.search import cast_score
 
     raw = {rate: pack_embeddings(rate) for rate in dict.fromkeys(listener.rates)}
@@ -105,8 +105,9 @@ def pack_candidates(listener, k: int = PACK_CANDIDATES, tie: float = PACK_TIE) -
                               for i in range(len(SCORE_SENTENCES))]))
 
     scores = {name: mean_score(name) for name in EN_PACKS}
-    best = max(scores.values())
-    return [PACK + n for n in sorted(EN_PACKS, key=lambda n: -scores[n])[:k] if scores[n] >= best - tie]
+    ranked = sorted(EN_PACKS, key=lambda n: -scores[n])
+    near_tie = len(ranked) > 1 and scores[ranked[1]] >= scores[ranked[0]] - tie
+    return [PACK + n for n in ranked[:k + near_tie]]
 
 
 if __name__ == "__main__":

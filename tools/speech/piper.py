@@ -62,8 +62,9 @@ class PiperSynthesizer:
         return fitting.choice_made(voice.reference, voice.transcript, others) is not None
 
     def base_candidates(self, character: CharacterSpec, others: Sequence[Path] = ()) -> dict[str, float | None]:
-        """The bases the fit weighs for this character (as the cast names them in `voice.base`), each with the
-        fitting judge's cast score of its fitted speech, the chosen one first; makes the choice if needed."""
+        """The bases the fit weighs for this character (as the cast names them in `voice.base`), each with its
+        points in the choice (`fitting.FitChoice.scores`: None when set aside), the chosen one first; makes the
+        choice if needed."""
         voice = character.voice
         base, _ = fitting.chosen_fit(voice.reference, voice.transcript, others)
         choice = fitting.choice_made(voice.reference, voice.transcript, others) or fitting.FitChoice(base)
