@@ -92,7 +92,8 @@ def measure(voices: dict[str, tuple[Path, str]], tmp: Path, more: int = 0) -> di
                 wav = tmp / f"{n}-{cast_base(base)}-{k}.wav"
                 synth.synthesize(line, ch, SpeechKnobs(), wav, others=others)
                 rows.append({j: h.similarities(*load_audio(wav)) for j, h in heard.items()})
-            bases[base] = {"cast": cast, "scoring": heard_as, "unseen": {j: np.array([r[j] for r in rows]) for j in heard}}
+            bases[base] = {"cast": cast, "scoring": heard_as,
+                           "unseen": {j: np.array([r[j] for r in rows]) for j in heard}}
             print(f"  {n:11s} {cast_base(base):11s} {'(more) ' if base in extra else ''}cast "
                   + " ".join(f"{j} {v:.3f}" for j, v in bases[base]["cast"].items()), flush=True)
         out[n] = {"index": i, "chosen": choice.base, "bases": {b: bases[b] for b in choice.scores},

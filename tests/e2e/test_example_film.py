@@ -218,8 +218,8 @@ def test_voices_html_plays_every_line_beside_its_reference_clip(film):
 
 def test_compare_speaks_the_first_line_from_every_base_the_fit_weighed(film):
     """--compare: joe, heart and three or four Kokoro packs per character, the fit's choice first with the
-    most points of its count (a base set aside has none); the chosen base pinned speaks the audition's own first line, sample for sample, and
-    scores the same; every other base speaks a different voice."""
+    most points of its count (a base set aside has none); the chosen base pinned speaks the audition's own
+    first line, sample for sample, and scores the same; every other base speaks a different voice."""
     run, _ = film
     for c in _voices(run)["characters"]:
         bases = c["bases"]

@@ -382,7 +382,8 @@ def chosen_fit(reference: Path, transcript: str, others: Sequence[Path] = ()) ->
 def _choice_key(reference: Path, transcript: str, others: tuple[Path, ...]) -> str:
     return reference_key(reference, transcript, "base choice", CHOICE_VERSION, *CHOICE_JUDGES,
                          MODELS["campplus"].sha256, str(ANALYSIS_VERSION), *BASES,
-                         f"{PACK_CANDIDATES} of, one more on a tie {PACK_TIE}", *EN_PACKS, MODELS["kokoro_en_voices"].sha256,
+                         f"{PACK_CANDIDATES} of, one more on a tie {PACK_TIE}", *EN_PACKS,
+                         MODELS["kokoro_en_voices"].sha256,
                          *_cast_key(others), *channel_key(reference, others), FITTING_JUDGE)
 
 
