@@ -33,6 +33,7 @@ from orchestrator.store import atomic_copy, atomic_write_json, digest_file
 from tools.base import Score, SpeechKnobs, SpeechResult, SpokenLine
 from tools.hearing.speaker import channel_rate
 from tools.media.audio import clip_levels, load_audio
+from tools.speech.packs import PACK
 
 DEFAULT_LINES = 2
 CLEAR_CLIP_S = 10.0  # advice: a reference shorter than this gives the fit (and the judges) little to hear
@@ -183,7 +184,8 @@ def audition_character(ctx: RunContext, cid: str, segs: list[SpeechSegment], fol
         "band_limited_hz": clip.band_hz,
         "clip_over_floor_db": round(clip.over_floor_db, 1),
         "clip_clipped_share": round(clip.clipped, 5),
-        "base": next((ln.speech.notes["base"] for ln in lines if ln.speech.notes.get("base")), None),
+        # as the cast names it (`voice.base`), so that it can be pinned as written
+        "base": next((ln.speech.notes["base"].removeprefix(PACK) for ln in lines if ln.speech.notes.get("base")), None),
         "pinned": bool(character.voice.base),
         "took_s": round(spoken_s, 1),  # its fit (when made now) and its lines
         "lines": [{"line_id": ln.line_id, "text": ln.text, "wav": str(ln.speech.wav_path),
@@ -285,7 +287,7 @@ def print_audition(summary: dict, console: Console) -> None:
         return
     console.print(_table(f"{summary['title']}: voices ({summary['speech']}) judged as a render's first attempt",
                          ["who", "base", "line"],
-                         [([c["id"], str(c["base"] or "-").removeprefix("kokoro:") + ("*" if c["pinned"] else ""),
+                         [([c["id"], str(c["base"] or "-") + ("*" if c["pinned"] else ""),
                             ln["line_id"]], ln["scores"], ln["passed"]) for c in chars for ln in c["lines"]]))
     if any(c["pinned"] for c in chars):
         console.print("* pinned in the cast (`voice.base`); the others are the fit's choice")

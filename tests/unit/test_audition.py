@@ -91,7 +91,7 @@ def test_the_table_shows_thresholds_each_lines_scores_and_the_pins(capsys):
     summary = {"title": "T", "speech": "piper", "silent": ["extra"], "characters": [
         {"id": "collins", "base": "joe", "pinned": False, "where": "cast.yaml:10:18", "advice": [],
          "if_rendered": None, "passed": True, "lines": [line("sc01_l01", 0.874, 0.201, True)]},
-        {"id": "hopper", "base": "kokoro:am_adam", "pinned": True, "where": "cast.yaml:19:18", "passed": False,
+        {"id": "hopper", "base": "am_adam", "pinned": True, "where": "cast.yaml:19:18", "passed": False,
          "advice": [{"problem": "P", "fix": "F"}], "if_rendered": "R",
          "lines": [line("sc01_l02", 0.612, -0.1, False)]}]}
     print_audition(summary, Console(file=None, width=100, force_terminal=False))
