@@ -186,10 +186,9 @@ def main() -> None:
                     args.save.write_bytes(pickle.dumps(kept))
             print(f"{name}: {'rule':42s} {'d-vector own / ident':>21s} {'resemblyzer':>13s} {'CAM++':>13s}"
                   f" {'both':>6s} {'controls':>9s}  bases")
-            shipped = grade(measured, _set_aside_then_borda)["picks"]
             for n, m in measured.items():  # the rule as computed here against the choice the fit made
-                if shipped[n] != cast_base(m["chosen"]):
-                    print(f"  {n}: the choice kept {cast_base(m['chosen'])}, the shipped rule here {shipped[n]}")
+                if (here := _set_aside_then_borda(m["bases"], m["index"])) != m["chosen"]:
+                    print(f"  {n}: the choice kept {cast_base(m['chosen'])}, the shipped rule here {cast_base(here)}")
             rules = [(rule, pick, measured) for rule, pick in RULES.items()]
             if args.more_packs:  # every rule again, choosing among the choice's candidates and N more packs
                 wider = {n: {**m, "bases": {**m["bases"], **m["more"]}} for n, m in measured.items()}
