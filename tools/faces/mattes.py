@@ -83,9 +83,12 @@ def subject_matte(rgb: np.ndarray, person: bool) -> np.ndarray:
     matte = u2netp_matte(rgb)
     if person:
         matte = matte * _gate(rgb)
+    stored = np.round(matte * 255).astype(np.uint8)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(path)
     with open(tmp, "wb") as fh:
-        np.save(fh, np.round(matte * 255).astype(np.uint8), allow_pickle=False)
+        np.save(fh, stored, allow_pickle=False)
     os.replace(tmp, path)
-    return matte
+    # What the cache will give back, not the unrounded matte: a machine's first render must be the
+    # same film as every later one (it was not: a shot passed lip-sync warm and was retried cold).
+    return stored.astype(np.float32) / 255.0
