@@ -3,8 +3,9 @@
     .venv/bin/python -m bench.demo [--no-eval] [--keep DIR] [--cold-voices] [--audition]
 
 Realtime factor here is film seconds per wall-clock second (higher is faster). The run's own cache
-starts empty; the voice fits (once per reference, in the user cache) are reused unless `--cold-voices`
-gives the run an empty user cache, as on a writer's first run on a new machine. `--audition` runs
+starts empty; the voice fits (once per reference, in the user cache, or the ones the example ships beside its
+clips in voice-fits/) are reused unless `--cold-voices` gives the run an empty user cache and sets the
+shipped fits aside, as on a writer's first run of their own cast on a new machine. `--audition` runs
 `compose voices` first, as a writer who hears the cast before rendering does, and times both.
 """
 from __future__ import annotations
@@ -25,7 +26,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--no-eval", action="store_true", help="skip the evaluators")
     ap.add_argument("--keep", type=Path, help="write the run here instead of a temporary folder")
-    ap.add_argument("--cold-voices", action="store_true", help="an empty user cache: every voice fitted afresh")
+    ap.add_argument("--cold-voices", action="store_true",
+                    help="an empty user cache and no shipped fits: every voice fitted afresh")
     ap.add_argument("--audition", action="store_true", help="`compose voices` before the render, timed apart")
     args = ap.parse_args()
     if args.cold_voices:  # before anything reads the user cache folder
@@ -34,7 +36,11 @@ def main() -> None:
 
     work = args.keep or Path(tempfile.mkdtemp(prefix="cc-bench-"))
     shutil.rmtree(work / "out", ignore_errors=True)
-    argv = [str(ROOT / "examples/orbit/script.yaml"), "--out", str(work / "out"), "--quiet"]
+    example = ROOT / "examples" / "orbit"
+    if args.cold_voices:  # the example without the fits it ships beside its clips (voice-fits/)
+        shutil.rmtree(work / "orbit", ignore_errors=True)
+        example = Path(shutil.copytree(example, work / "orbit", ignore=shutil.ignore_patterns("voice-fits")))
+    argv = [str(example / "script.yaml"), "--out", str(work / "out"), "--quiet"]
     if args.no_eval:
         argv.append("--no-eval")
     if args.audition:

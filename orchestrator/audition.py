@@ -34,6 +34,7 @@ from tools.base import Score, SpeechKnobs, SpeechResult, SpokenLine
 from tools.hearing.speaker import channel_rate
 from tools.media.audio import clip_levels, load_audio
 from tools.speech.packs import PACK
+from tools.speech.shared_fits import SHARED
 
 DEFAULT_LINES = 2
 CLEAR_CLIP_S = 10.0  # advice: a reference shorter than this gives the fit (and the judges) little to hear
@@ -219,9 +220,23 @@ def compare_bases(ctx: RunContext, cid: str, seg: SpeechSegment, folder: Path) -
             for k, ((base, fit), ln) in enumerate(zip(candidates.items(), lines))]
 
 
+def share_fits(ctx: RunContext, character, console: Console) -> list[str] | None:
+    """`--share-fits`: the character's voice fits copied beside its reference clip by the speech backend
+    (`share_fits`); None for a backend that keeps no fits."""
+    share = getattr(ctx.speech, "share_fits", None)
+    if share is None:
+        console.print(f"--share-fits: the {ctx.config.speech} backend keeps no voice fits to share")
+        return None
+    copied = share(character, cast_others(ctx, character))
+    console.print(f"{character.id}: {len(copied)} voice fit file(s) written to "
+                  f"{character.voice.reference.parent / SHARED}")
+    return [str(p) for p in copied]
+
+
 def run_audition(project: Project, config: RenderConfig, out_dir: Path, console: Console,
-                 per_character: int = DEFAULT_LINES, compare: bool = False) -> dict:
-    """Audition every speaking character into `out_dir` (holding its lock); returns voices.json's content."""
+                 per_character: int = DEFAULT_LINES, compare: bool = False, share: bool = False) -> dict:
+    """Audition every speaking character into `out_dir` (holding its lock); returns voices.json's content.
+    `share`: each character's voice fits are copied beside its reference clip (`tools.speech.shared_fits`)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     with OutputLock(out_dir):
         ctx = RunContext(project=project, config=config, out_dir=out_dir)
@@ -239,6 +254,8 @@ def run_audition(project: Project, config: RenderConfig, out_dir: Path, console:
                     if entries[-1]["bases"] is None:
                         console.print(f"--compare: the {config.speech} backend names no bases to compare")
                         compare = False
+                if share:
+                    entries[-1]["shared_fits"] = share_fits(ctx, c, console)
         summary = {"title": project.script.title,
                    "speech": config.speech, "evaluators": config.evaluators,
                    "silent": [c.id for c in project.cast.characters if c.id not in samples],

@@ -94,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     vo.add_argument("--lines", type=_lines, default=2, help="lines per character (1-10; default 2)")
     vo.add_argument("--compare", action="store_true", help="also speak each character's first line from every "
                     "base voice the fit weighed, judged the same way (to choose a `voice.base` to pin)")
+    vo.add_argument("--share-fits", action="store_true", help="copy each character's voice fits into voice-fits/ "
+                    "beside its reference clip, so the cast's folder carries them (another machine fits nothing)")
     vo.add_argument("--quiet", action="store_true", help="print nothing but errors")
     vo.add_argument("--json", action="store_true", help="print voices.json on stdout")
     rep = sub.add_parser("report", help="per-shot table of a finished run, or one shot's attempts")
@@ -188,7 +190,7 @@ def cmd_voices(args, console: Console) -> int:
 
     project = load(args)
     summary = run_audition(project, apply_overrides(project, args), args.out / project.slug, console, args.lines,
-                           args.compare)
+                           args.compare, args.share_fits)
     if args.json:
         print(json.dumps(summary, indent=2))
     return 0

@@ -52,7 +52,7 @@ class FadingVoice(piper.PiperSynthesizer):
     name = "fading-voice"
 
     def synthesize(self, text, character, knobs, out_path, parenthetical=None, sample_rate=24000, others=()):
-        res = super().synthesize(text, character, knobs, out_path, parenthetical, sample_rate)
+        res = super().synthesize(text, character, knobs, out_path, parenthetical, sample_rate, others)
         if "relays" in text:
             from tools.media.audio import write_wav
 

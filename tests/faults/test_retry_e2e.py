@@ -19,8 +19,9 @@ class WrongVoiceOnFirstTake(piper.PiperSynthesizer):
 
     def synthesize(self, text, character, knobs, out_path, parenthetical=None, sample_rate=24000, others=()):
         if knobs.seed == 0 and "relays" in text:
-            character = self.cast.by_id("hopper")
-        return super().synthesize(text, character, knobs, out_path, parenthetical, sample_rate)
+            character = self.cast.by_id("hopper")  # with hopper's own fit (the render's, away from the rest)
+            others = [c.voice.reference for c in self.cast.characters if c.id != "hopper"]
+        return super().synthesize(text, character, knobs, out_path, parenthetical, sample_rate, others)
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@ timings from the graph's own durations, fresh takes that differ, and a base choi
 and English Kokoro packs and keeps the one the fitting judge and CAM++ together hear closer, cached and
 keyed by the cast."""
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from tools.media.audio import load_audio, read_audio
 from tools.media.files import voice_cache_file
 from tools.speech import fitting, heart_voice, packs, piper_voice, world
 from tools.speech.piper import PiperSynthesizer
+from tools.speech.shared_fits import SHARED
 
 VOICES = Path(__file__).resolve().parents[2] / "examples" / "orbit" / "assets" / "voices"
 LINE = "The second relay failed an hour ago, and nobody logged it."
@@ -145,12 +147,18 @@ def test_base_choice_keeps_the_closer_base_and_is_cached(tmp_path, monkeypatch):
     example's cast, each fitted voice heard by the fitting judge and CAM++ on the scoring sentences: the
     choice is the most points of a Borda count among the bases not heard as another by both judges (CAM++'s
     cast score recomputed here from its embeddings), read back from disk the second time, spoken by the
-    backend, and made again for another cast."""
+    backend, and made again for another cast. The clips are copies, away from the fits the example ships
+    beside its own (`voice-fits/`), so that the fits are made here (or by an earlier test of this session);
+    the choice made here is the one the example ships (`compose voices --share-fits` copied it there)."""
     monkeypatch.setattr(fitting, "_CHOICES", {})
+    monkeypatch.setattr(fitting, "_MEMO", {})  # nor the fits an earlier test read from the example's folder
     transcripts = json.loads((VOICES / "transcripts.json").read_text())
-    ref, text, cast = VOICES / "chelsea.wav", transcripts["chelsea"], [VOICES / "collins.wav", VOICES / "hopper.wav"]
+    for name in ("chelsea", "collins", "hopper"):
+        shutil.copy(VOICES / f"{name}.wav", tmp_path / f"{name}.wav")
+    ref, text = tmp_path / "chelsea.wav", transcripts["chelsea"]
+    cast = [tmp_path / "collins.wav", tmp_path / "hopper.wav"]
 
-    def entry_of(others) -> Path:  # the choice's cache entry, removed: made afresh here (the fits are the session's)
+    def entry_of(others) -> Path:  # the choice's cache entry, removed: made afresh here
         path = voice_cache_file(f"{fitting._choice_key(ref, text, fitting.cast_others(ref, others))}.base.json")
         path.unlink(missing_ok=True)
         return path
@@ -187,12 +195,17 @@ def test_base_choice_keeps_the_closer_base_and_is_cached(tmp_path, monkeypatch):
     # measured: resemblyzer heart 0.533, af_heart 0.533, af_sarah 0.521, af_jessica 0.500, joe 0.420; CAM++ joe
     # 0.506, af_heart 0.425, af_sarah 0.417, heart 0.377, af_jessica 0.338: Kokoro's af_heart for the cat
     assert base == "kokoro:af_heart"
+    cat = CharacterSpec(id="chelsea", name="Chelsea", trigger="CHELSEA", images=[Path("x.png")],
+                        voice=VoiceSpec(reference=ref, transcript=text))
+    written = PiperSynthesizer().share_fits(cat, cast)
+    assert tmp_path / SHARED / "voices" / made.name in written
+    shipped = json.loads((VOICES / SHARED / "voices" / made.name).read_text())  # the same key: clips, cast, code
+    assert (shipped["base"], shipped["scores"]) == (entry["base"], scores)
+    assert all(abs(shipped["by_judge"][j][b] - heard[j][b]) < 0.01 for j in heard for b in scores)
     monkeypatch.setattr(fitting, "_CHOICES", {})
     calls.clear()
     assert fitting.chosen_fit(ref, text, cast[::-1])[0] == base and calls == [base]  # from disk; order-free
     # The backend speaks the chosen base, and says so in the line's notes; unmatched is joe.
-    cat = CharacterSpec(id="chelsea", name="Chelsea", trigger="CHELSEA", images=[Path("x.png")],
-                        voice=VoiceSpec(reference=ref, transcript=text))
     res = PiperSynthesizer().synthesize(LINE, cat, SpeechKnobs(), tmp_path / "cat.wav", others=cast)
     assert res.notes["base"] == base and res.phonemes[-1].end <= res.duration
     spoken, sr = load_audio(res.wav_path)

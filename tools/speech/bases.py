@@ -32,7 +32,7 @@ import numpy as np
 
 from tools.hearing import speaker
 from tools.media.audio import load_audio, resample
-from tools.speech import fitting, kokoro_voice, style_search, world
+from tools.speech import fitting, kokoro_voice, shared_fits, style_search, world
 from tools.speech.memo import memoised
 
 LOG = logging.getLogger(__name__)
@@ -131,7 +131,7 @@ def chosen_base(reference: Path, transcript: str, others: Sequence[Path] = ()) -
 
     def make() -> BaseChoice:
         cache = fitting.voice_cache_file(f"{key}.json", "voice-bases")
-        choice = fitting.read_cached(cache, BaseChoice, "base-choice")
+        choice = fitting.read_cached(cache, BaseChoice, "base-choice", reference)
         if choice is None:
             choice = _score_all(reference, transcript, others)
             fitting.write_json(cache, asdict(choice))
@@ -149,4 +149,5 @@ def _key(reference: Path, transcript: str, others: tuple[Path, ...]) -> str:
 def choice_made(reference: Path, transcript: str, others: Sequence[Path] = ()) -> bool:
     """Whether `chosen_base` for this reference and cast is made already (this process, or the cache)."""
     key = _key(Path(reference), transcript, fitting.cast_others(Path(reference), others))
-    return key in _MEMO or fitting.voice_cache_file(f"{key}.json", "voice-bases").is_file()
+    return key in _MEMO or shared_fits.entry(fitting.voice_cache_file(f"{key}.json", "voice-bases"),
+                                             Path(reference)).is_file()

@@ -44,7 +44,7 @@ from tools.hearing.speaker import FITTING_JUDGE, channel_rate
 from tools.media.audio import load_audio, resample
 from tools.media.files import temp_path, voice_cache_file
 from tools.media.packaged import EN_PACKS, MODELS
-from tools.speech import heart_voice, kokoro_voice, packs, text_norm
+from tools.speech import heart_voice, kokoro_voice, packs, shared_fits, text_norm
 from tools.speech.bands import band_edges, bands
 from tools.speech.classes import cepstra, dtw_pairs, usable_shapes
 from tools.speech.frames import reference_codebook
@@ -127,8 +127,10 @@ def write_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def read_cached(path: Path, cls, what: str):
-    """`cls(**entry)` of the JSON cache entry at `path`; None if missing or corrupt (warned: made again)."""
+def read_cached(path: Path, cls, what: str, reference: Path | None = None):
+    """`cls(**entry)` of the JSON cache entry at `path`, or of its copy beside `reference` when the user cache
+    lacks it (`tools.speech.shared_fits`); None if missing or corrupt (warned: made again, at `path`)."""
+    path = shared_fits.entry(path, reference)
     if path.is_file():
         try:
             return cls(**json.loads(path.read_text()))
@@ -150,7 +152,7 @@ def analyse_reference(path: Path, work_sr: int) -> VoiceProfile:
     channel = min(sr, channel_rate(path) or sr)
     narrower = ["channel", str(channel)] if channel < sr else []  # a stored rate alone keeps its old key
     cache = voice_cache_file(f"{reference_key(path, str(work_sr), str(ANALYSIS_VERSION), *narrower)}.profile.json")
-    if (prof := read_cached(cache, VoiceProfile, "voice profile")) is not None:
+    if (prof := read_cached(cache, VoiceProfile, "voice profile")) is not None:  # not shared: fits are
         return prof
     x, sr = load_audio(path)
     prof = profile_of(resample(x, sr, work_sr), work_sr, native_sr=channel)
@@ -311,7 +313,7 @@ def fit_made(reference: Path, transcript: str, others: Sequence[Path], base: str
     """Whether `fitted_transform` from `base` is made already (this process, or the cache)."""
     _, sr, tag = base_voice(base)
     key = _fit_key(reference, transcript, cast_others(Path(reference), others), sr, tag)
-    return key in _MEMO or voice_cache_file(f"{key}.fit.json").is_file()
+    return key in _MEMO or shared_fits.entry(voice_cache_file(f"{key}.fit.json"), Path(reference)).is_file()
 
 
 def _fit(reference: Path, transcript: str, others: tuple[Path, ...], raw_synthesize, sr: int,
@@ -319,7 +321,7 @@ def _fit(reference: Path, transcript: str, others: tuple[Path, ...], raw_synthes
     """`fitted_transform`'s transform: read from `cache`, else fitted and written there."""
     from tools.speech.search import refine_by_similarity
 
-    tf = read_cached(cache, WorldTransform, "voice fit")
+    tf = read_cached(cache, WorldTransform, "voice fit", reference)
     if tf is None:
         ref = analyse_reference(Path(reference), sr)
         sentences = text_norm.prepare_line(transcript, where=f"transcript of {reference}")
@@ -370,7 +372,7 @@ def chosen_fit(reference: Path, transcript: str, others: Sequence[Path] = ()) ->
 
     def make() -> tuple[str, WorldTransform]:
         cache = voice_cache_file(f"{key}.base.json")
-        choice = read_cached(cache, FitChoice, "base choice")
+        choice = read_cached(cache, FitChoice, "base choice", reference)
         if choice is None:
             choice = _choose(reference, transcript, others)
             write_json(cache, asdict(choice))
@@ -391,7 +393,7 @@ def choice_made(reference: Path, transcript: str, others: Sequence[Path] = ()) -
     """The choice `chosen_fit` made for this reference and cast (its cache entry: every candidate's score),
     or None while it is still to be made."""
     key = _choice_key(Path(reference), transcript, cast_others(Path(reference), others))
-    return read_cached(voice_cache_file(f"{key}.base.json"), FitChoice, "base choice")
+    return read_cached(voice_cache_file(f"{key}.base.json"), FitChoice, "base choice", Path(reference))
 
 
 def _choose(reference: Path, transcript: str, others: tuple[Path, ...]) -> FitChoice:

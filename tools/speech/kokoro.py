@@ -23,7 +23,7 @@ import numpy as np
 from orchestrator.schema.cast import CharacterSpec
 from tools.base import SpeechKnobs, SpeechResult
 from tools.media.audio import resample, write_wav
-from tools.speech import bases, kokoro_voice, prosody, text_norm, world
+from tools.speech import bases, kokoro_voice, prosody, shared_fits, text_norm, world
 from tools.speech.piper import LINE_TOLERANCE, TAKE_NOISE, PiperSynthesizer, clearer_reading
 from tools.speech.piper_voice import words_from_phonemes
 
@@ -48,6 +48,14 @@ class KokoroSynthesizer:
         if character.voice.base:
             return self.piper.voice_ready(character, others)
         return bases.choice_made(character.voice.reference, character.voice.transcript, others)
+
+    def share_fits(self, character: CharacterSpec, others: Sequence[Path] = ()) -> list[Path]:
+        """Copy the character's base choice and fits into `voice-fits/` beside its reference clip (made here if
+        need be; `tools.speech.shared_fits`); the files written."""
+        voice = character.voice
+        if voice.base or bases.chosen_base(voice.reference, voice.transcript, others).base == "joe":
+            return self.piper.share_fits(character, others)  # spoken as the piper backend speaks it
+        return shared_fits.share(voice.reference)
 
     def synthesize(
         self,

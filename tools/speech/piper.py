@@ -31,7 +31,7 @@ from tools.base import SpeechKnobs, SpeechResult, ToolError
 from tools.hearing import speaker
 from tools.hearing.recogniser import LINE_TOLERANCE  # nats per token a matched line may lose
 from tools.media.audio import resample, write_wav
-from tools.speech import fitting, prosody, text_norm, world
+from tools.speech import fitting, prosody, shared_fits, text_norm, world
 from tools.speech.piper_voice import words_from_phonemes
 
 LOG = logging.getLogger(__name__)
@@ -69,6 +69,15 @@ class PiperSynthesizer:
         base, _ = fitting.chosen_fit(voice.reference, voice.transcript, others)
         choice = fitting.choice_made(voice.reference, voice.transcript, others) or fitting.FitChoice(base)
         return {cast_base(b): v for b, v in {base: choice.scores.get(base), **choice.scores}.items()}
+
+    def share_fits(self, character: CharacterSpec, others: Sequence[Path] = ()) -> list[Path]:
+        """Copy the character's voice fits (its choice, and the fit of every base weighed, made here if need
+        be) into `voice-fits/` beside its reference clip (`tools.speech.shared_fits`); the files written."""
+        voice = character.voice
+        self.matched_voice(character, others)
+        for base in self.base_candidates(character, others) if not voice.base else ():
+            fitting.fitted_transform(voice.reference, voice.transcript, others, pinned_base(base))
+        return shared_fits.share(voice.reference)
 
     @staticmethod
     def matched_voice(character: CharacterSpec, others: Sequence[Path]) -> tuple[str, "world.WorldTransform"]:

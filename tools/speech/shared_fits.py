@@ -1,0 +1,58 @@
+"""Voice fits that travel with a cast: a folder `voice-fits/` beside a character's reference clip.
+
+Every profile, fit and base choice is a JSON entry in the user's voice cache, named by a digest of the
+clip, its transcript, the rest of the cast and the code that made it (`tools.speech.fitting`). The same
+entries may sit beside the clip, in `voice-fits/<cache folder>/<name>` (`voice-fits/voices/<key>.fit.json`):
+an entry the user cache lacks is read from there. A render never writes there; `compose voices
+--share-fits` copies every entry a character's audition read or made into that folder, so that the cast's
+folder carries its fits to a collaborator's machine, or the example's to a fresh one, and the first render
+there fits nothing. An entry is found by its name, so one made by other code or for another cast is never
+read; a stale folder only costs the fits it would have saved.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from pathlib import Path
+
+from tools.media.files import temp_path
+
+SHARED = "voice-fits"
+_LOCK = threading.Lock()
+_USED: dict[Path, set[Path]] = {}  # a reference clip (resolved) -> the user-cache entries asked for it
+
+
+def shared_path(path: Path, reference: Path) -> Path:
+    """Where the user-cache entry `path` of `reference`'s voice sits beside the clip."""
+    return Path(reference).parent / SHARED / path.parent.name / path.name
+
+
+def entry(path: Path, reference: Path | None) -> Path:
+    """The file to read for the user-cache entry `path` of `reference`'s voice: `path` when it is there,
+    else the copy beside the clip when that is there, else `path` (to be made, and written there)."""
+    if reference is None:
+        return path
+    with _LOCK:
+        _USED.setdefault(Path(reference).resolve(), set()).add(path)
+    if path.is_file():
+        return path
+    shared = shared_path(path, reference)
+    return shared if shared.is_file() else path
+
+
+def share(reference: Path) -> list[Path]:
+    """Copy every entry asked for `reference` in this process into `voice-fits/` beside it (each through a
+    temporary name); returns the files written. Entries read from there already stay as they are."""
+    with _LOCK:
+        used = sorted(_USED.get(Path(reference).resolve(), ()))
+    written = []
+    for path in used:
+        target = shared_path(path, reference)
+        if not path.is_file() or target == path:
+            continue
+        tmp = temp_path(target)
+        shutil.copyfile(path, tmp)
+        os.replace(tmp, target)
+        written.append(target)
+    return written
