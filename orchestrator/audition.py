@@ -159,8 +159,9 @@ def _speak(ctx: RunContext, seg: SpeechSegment, wav: Path, line_id: str, charact
 
 
 def audition_character(ctx: RunContext, cid: str, segs: list[SpeechSegment], folder: Path,
-                       console: Console) -> dict:
-    """Fit, speak and judge one character's sample lines; the character's entry of voices.json."""
+                       console: Console, same_clip: tuple[str, ...] = ()) -> dict:
+    """Fit, speak and judge one character's sample lines; the character's entry of voices.json. `same_clip`:
+    the other characters whose reference clip has the same bytes."""
     character = ctx.project.cast.by_id(cid)
     started = time.time()
     ctx.on_event = lambda kind, info: console.print(f"{info['stage'].removeprefix('speak: ')} (a minute or two)")
@@ -173,7 +174,6 @@ def audition_character(ctx: RunContext, cid: str, segs: list[SpeechSegment], fol
     atomic_copy(ref, heard_ref)
     audio, rate = load_audio(ref)
     clip = ClipFacts(len(audio) / rate, channel_rate(ref), *clip_levels(audio, rate))
-    own = digest_file(ref)
     failing = [s for ln in lines for s in scores[ln.line_id] if not s.passed]
     file, line, col = ctx.project.locations.get(f"voice:{cid}", (str(ctx.project.cast_path), 1, 1))
     return {
@@ -194,9 +194,7 @@ def audition_character(ctx: RunContext, cid: str, segs: list[SpeechSegment], fol
                    "scores": [s.as_dict() for s in scores[ln.line_id]],
                    "passed": all(s.passed for s in scores[ln.line_id])} for ln in lines],
         "passed": not failing,
-        "advice": advice(cid, failing, clip, tuple(
-            c.id for c in ctx.project.cast.characters if c.id != cid and digest_file(c.voice.reference) == own),
-            pinned=bool(character.voice.base)),
+        "advice": advice(cid, failing, clip, same_clip, pinned=bool(character.voice.base)),
         "if_rendered": if_rendered(ctx.config.max_attempts) if failing else None,
     }
 
@@ -245,10 +243,12 @@ def run_audition(project: Project, config: RenderConfig, out_dir: Path, console:
         folder = out_dir / "voices"
         folder.mkdir(exist_ok=True)
         entries = []
+        clips = {c.id: digest_file(c.voice.reference) for c in project.cast.characters}  # each clip read once
         for c in project.cast.characters:
             if c.id in samples:
                 console.print(f"{c.id}: speaking {len(samples[c.id])} line(s)")
-                entries.append(audition_character(ctx, c.id, samples[c.id], folder, console))
+                same = tuple(o for o, d in clips.items() if o != c.id and d == clips[c.id])
+                entries.append(audition_character(ctx, c.id, samples[c.id], folder, console, same))
                 if compare:
                     entries[-1]["bases"] = compare_bases(ctx, c.id, samples[c.id][0], folder)
                     if entries[-1]["bases"] is None:

@@ -1,10 +1,11 @@
 """Files that travel between the Ray driver and its workers by content, never by the driver's paths.
 
-Out: every input file of the project (reference images, voice clips, LoRAs, scene backgrounds) goes
-to the workers once, as `{sha256: bytes}` in Ray's object store; a worker writes them into its own
-content-addressed folder and runs on a copy of the project whose paths point there
-(`relocate_project`). Model folders in `render.*` are not shipped: they are cluster paths, checked on
-each worker (`missing_model_paths`).
+Out: every input file of the project (reference images, voice clips and the voice fits beside them,
+LoRAs, scene backgrounds) goes to the workers once, as `{sha256: bytes}` in Ray's object store; a
+worker writes them into its own content-addressed folder (a voice fit under its own name, in
+voice-fits/ there) and runs on a copy of the project whose paths point there (`relocate_project`).
+Model folders in `render.*` are not shipped: they are cluster paths, checked on each worker
+(`missing_model_paths`).
 
 Back: without a shared filesystem a worker sends each shot's attempt folders and the cache entries
 it made as `{path relative to the run folder: (sha256, bytes)}`; the driver checks every digest
@@ -19,16 +20,18 @@ from orchestrator.inputs.checks import backend_path_fields
 from orchestrator.inputs.project import Project
 from orchestrator.store import atomic_write_bytes, digest_bytes, digest_file
 from tools.base import ToolError
+from tools.speech.shared_fits import SHARED, files_beside
 
 # (digest, bytes) of each file by its path relative to a run folder
 Files = dict[str, tuple[str, bytes]]
 
 
 def input_paths(project: Project) -> list[Path]:
-    """Every file a shot may read from the project: images, voice clips, LoRAs, backgrounds."""
+    """Every file a shot may read from the project: images, voice clips and the fits beside them (a
+    cast's `voice-fits/`), LoRAs, backgrounds."""
     paths = []
     for c in project.cast.characters:
-        paths += [*c.images, c.voice.reference, *([c.lora] if c.lora else [])]
+        paths += [*c.images, c.voice.reference, *([c.lora] if c.lora else []), *files_beside(c.voice.reference)]
     paths += [s.background for s in project.script.scenes if s.background]
     return sorted({Path(p) for p in paths})
 
@@ -53,7 +56,11 @@ def unpack_inputs(by_path: dict[str, str], blobs: dict[str, bytes], folder: Path
         if digest_bytes(data) != digest:
             raise ToolError(f"the input file {driver_path} arrived damaged on this worker",
                             "run the same command again; if it repeats, check the worker's memory")
-        target = folder / f"{digest}{Path(driver_path).suffix}"
+        p = Path(driver_path)
+        # a voice fit keeps its name, in voice-fits/ beside the clips (`tools.speech.shared_fits`): it is
+        # found by that name, and is named by digests of what it was made from
+        fit = p.parent.parent.name == SHARED
+        target = folder / SHARED / p.parent.name / p.name if fit else folder / f"{digest}{p.suffix}"
         if not (target.is_file() and digest_file(target) == digest):
             atomic_write_bytes(target, data)
         local[driver_path] = target

@@ -195,6 +195,12 @@ def test_workers_read_input_files_from_their_own_copies(tmp_path, cluster):
     project_root = str(ctx.project.root)
     assert not [p for p in worker if p.startswith(project_root)]
     assert sorted(Path(p).read_bytes() for p in worker) == sorted(p.read_bytes() for p in driver)
+    # the voice fits the example ships beside its clips travel too, under their own names beside the
+    # worker's copies of the clips, where its speech backend looks: a worker fits no voice the cast ships
+    fits = [p for p in map(Path, worker) if p.parent.parent.name == "voice-fits"]
+    assert len(fits) >= 18 and sorted((p.parent.name, p.name) for p in fits) == sorted(
+        (p.parent.name, p.name) for p in driver if p.parent.parent.name == "voice-fits")
+    assert {p.parent.parent.parent for p in fits} == {Path(p).parent for p in worker if p.endswith(".wav")}
     assert runner.size == 2  # no --workers: as many as the cluster's 2 CPUs hold
 
 

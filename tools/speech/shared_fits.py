@@ -28,6 +28,11 @@ def shared_path(path: Path, reference: Path) -> Path:
     return Path(reference).parent / SHARED / path.parent.name / path.name
 
 
+def files_beside(reference: Path) -> list[Path]:
+    """The entries in `voice-fits/` beside `reference` (those of every clip in its folder)."""
+    return sorted(p for p in (Path(reference).parent / SHARED).glob("*/*.json") if p.is_file())
+
+
 def entry(path: Path, reference: Path | None) -> Path:
     """The file to read for the user-cache entry `path` of `reference`'s voice: `path` when it is there,
     else the copy beside the clip when that is there, else `path` (to be made, and written there)."""
