@@ -218,6 +218,12 @@ def compare_bases(ctx: RunContext, cid: str, seg: SpeechSegment, folder: Path) -
             for k, ((base, fit), ln) in enumerate(zip(candidates.items(), lines))]
 
 
+def same_clips(characters) -> dict[str, tuple[str, ...]]:
+    """Character id -> the other characters whose reference clip has the same bytes (each clip read once)."""
+    digests = {c.id: digest_file(c.voice.reference) for c in characters}
+    return {cid: tuple(o for o, d in digests.items() if o != cid and d == own) for cid, own in digests.items()}
+
+
 def share_fits(ctx: RunContext, character, console: Console) -> list[str] | None:
     """`--share-fits`: the character's voice fits copied beside its reference clip by the speech backend
     (`share_fits`); None for a backend that keeps no fits."""
@@ -243,12 +249,11 @@ def run_audition(project: Project, config: RenderConfig, out_dir: Path, console:
         folder = out_dir / "voices"
         folder.mkdir(exist_ok=True)
         entries = []
-        clips = {c.id: digest_file(c.voice.reference) for c in project.cast.characters}  # each clip read once
+        twins = same_clips(project.cast.characters)
         for c in project.cast.characters:
             if c.id in samples:
                 console.print(f"{c.id}: speaking {len(samples[c.id])} line(s)")
-                same = tuple(o for o, d in clips.items() if o != c.id and d == clips[c.id])
-                entries.append(audition_character(ctx, c.id, samples[c.id], folder, console, same))
+                entries.append(audition_character(ctx, c.id, samples[c.id], folder, console, twins[c.id]))
                 if compare:
                     entries[-1]["bases"] = compare_bases(ctx, c.id, samples[c.id][0], folder)
                     if entries[-1]["bases"] is None:

@@ -173,6 +173,23 @@ def _mini_context(tmp_path, script: dict | None = None):
     return RunContext(project=project, config=project.script.render, out_dir=tmp_path / "out")
 
 
+def test_voice_fits_are_unpacked_under_their_names_beside_the_clips(tmp_path):
+    """Without a cluster: the bundle a worker unpacks puts each clip under its digest and each voice fit
+    the cast ships under its own name in voice-fits/ there, where the speech backend looks for it."""
+    from orchestrator.shipping import input_bundle, unpack_inputs
+    from orchestrator.store import digest_file
+    from tools.speech.shared_fits import SHARED, files_beside
+
+    project = _mini_context(tmp_path).project
+    local = unpack_inputs(*input_bundle(project), tmp_path / "worker")
+    ref = project.cast.characters[0].voice.reference
+    shipped = files_beside(ref)
+    assert len(shipped) >= 18
+    assert [local[str(p)] for p in shipped] == [tmp_path / "worker" / SHARED / p.parent.name / p.name for p in shipped]
+    assert files_beside(local[str(ref)]) == [local[str(p)] for p in shipped]
+    assert local[str(ref)].name == f"{digest_file(ref)}.wav"
+
+
 def test_workers_read_input_files_from_their_own_copies(tmp_path, cluster):
     """Inputs travel by content: the worker's project names only files in its own folder, each
     byte-equal to the driver's file it replaces."""

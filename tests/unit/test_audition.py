@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.audition import ClipFacts, advice, if_rendered, sample_lines
+from orchestrator.audition import ClipFacts, advice, if_rendered, same_clips, sample_lines
 from orchestrator.cli import main
 from orchestrator.planning.rules import RulePlanner
 from tests.conftest import EXAMPLE
@@ -156,3 +156,13 @@ def test_validate_points_to_the_audition(capsys):
     err = capsys.readouterr().err
     inputs = f"{EXAMPLE / 'script.fountain'} --cast {EXAMPLE / 'cast.yaml'}"
     assert f"next: `compose voices {inputs}` to hear the cast, `compose {inputs}` to render" in err
+
+
+def test_characters_sharing_one_clip_are_found_by_its_bytes(example_project, tmp_path):
+    """Two characters whose clips are two files of the same bytes share one clip; a third does not."""
+    cast = example_project.cast.characters
+    (tmp_path / "copy.wav").write_bytes(cast[0].voice.reference.read_bytes())
+    twin = cast[1].model_copy(update={"voice": cast[1].voice.model_copy(update={"reference": tmp_path / "copy.wav"})})
+    a, b, c = cast[0].id, twin.id, cast[2].id
+    assert same_clips([cast[0], twin, cast[2]]) == {a: (b,), b: (a,), c: ()}
+    assert same_clips(cast) == {x.id: () for x in cast}
