@@ -152,7 +152,7 @@ def analyse_reference(path: Path, work_sr: int) -> VoiceProfile:
     channel = min(sr, channel_rate(path) or sr)
     narrower = ["channel", str(channel)] if channel < sr else []  # a stored rate alone keeps its old key
     cache = voice_cache_file(f"{reference_key(path, str(work_sr), str(ANALYSIS_VERSION), *narrower)}.profile.json")
-    if (prof := read_cached(cache, VoiceProfile, "voice profile")) is not None:  # not shared: fits are
+    if (prof := read_cached(cache, VoiceProfile, "voice profile")) is not None:  # never shared: fits are
         return prof
     x, sr = load_audio(path)
     prof = profile_of(resample(x, sr, work_sr), work_sr, native_sr=channel)

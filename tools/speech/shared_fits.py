@@ -1,12 +1,14 @@
 """Voice fits that travel with a cast: a folder `voice-fits/` beside a character's reference clip.
 
-Every profile, fit and base choice is a JSON entry in the user's voice cache, named by a digest of the
-clip, its transcript, the rest of the cast and the code that made it (`tools.speech.fitting`). The same
-entries may sit beside the clip, in `voice-fits/<cache folder>/<name>` (`voice-fits/voices/<key>.fit.json`):
-an entry the user cache lacks is read from there. A render never writes there; `compose voices
---share-fits` copies every entry a character's audition read or made into that folder, so that the cast's
-folder carries its fits to a collaborator's machine, or the example's to a fresh one, and the first render
-there fits nothing. An entry is found by its name, so one made by other code or for another cast is never
+Every fit and base choice is a JSON entry in the user's voice cache, named by a digest of the clip, its
+transcript, the rest of the cast and the code that made it (`tools.speech.fitting`, `tools.speech.bases`).
+The same entries may sit beside the clip, in `voice-fits/<cache folder>/<name>`
+(`voice-fits/voices/<key>.fit.json`): an entry the user cache lacks is read from there. A render never
+writes there; `compose voices --share-fits` has the speech backend ask for the character's choice and the
+fit of every base it weighed (`share_fits`), and copies every entry asked for that clip into the folder,
+so that the cast's folder carries its fits to a collaborator's machine or a Ray worker, or the example's
+to a fresh one, and the first render there fits nothing. (A clip's profile is not shared: a shared fit
+needs none.) An entry is found by its name, so one made by other code or for another cast is never
 read; a stale folder only costs the fits it would have saved.
 """
 from __future__ import annotations
