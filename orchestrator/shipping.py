@@ -20,7 +20,7 @@ from orchestrator.inputs.checks import backend_path_fields
 from orchestrator.inputs.project import Project
 from orchestrator.store import atomic_write_bytes, digest_bytes, digest_file
 from tools.base import ToolError
-from tools.speech.shared_fits import SHARED, files_beside
+from tools.speech.shared_fits import files_beside, in_folder, is_shared
 
 # (digest, bytes) of each file by its path relative to a run folder
 Files = dict[str, tuple[str, bytes]]
@@ -59,8 +59,7 @@ def unpack_inputs(by_path: dict[str, str], blobs: dict[str, bytes], folder: Path
         p = Path(driver_path)
         # a voice fit keeps its name, in voice-fits/ beside the clips (`tools.speech.shared_fits`): it is
         # found by that name, and is named by digests of what it was made from
-        fit = p.parent.parent.name == SHARED
-        target = folder / SHARED / p.parent.name / p.name if fit else folder / f"{digest}{p.suffix}"
+        target = in_folder(p, folder) if is_shared(p) else folder / f"{digest}{p.suffix}"
         if not (target.is_file() and digest_file(target) == digest):
             atomic_write_bytes(target, data)
         local[driver_path] = target

@@ -15,7 +15,12 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Iterable, Optional
 
-from tools.media.files import DIR_MODE, digest_file, temp_path  # noqa: F401 (digest_file: re-exported)
+from tools.media.files import (  # noqa: F401 (atomic_copy, digest_file: re-exported)
+    DIR_MODE,
+    atomic_copy,
+    digest_file,
+    temp_path,
+)
 
 
 def digest_bytes(data: bytes) -> str:
@@ -47,15 +52,6 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def atomic_write_json(path: Path, obj) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
-
-
-def atomic_copy(src: Path, dst: Path) -> None:
-    tmp = temp_path(dst)
-    try:
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def cache_counts(*outcomes: str) -> dict:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -55,3 +56,13 @@ def temp_path(path: Path) -> Path:
     os.fchmod(fd, FILE_MODE)
     os.close(fd)
     return Path(name)
+
+
+def atomic_copy(src: Path, dst: Path) -> None:
+    """Copy `src` to `dst` through a temporary name (no temporary left behind on failure)."""
+    tmp = temp_path(dst)
+    try:
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -74,9 +74,11 @@ class PiperSynthesizer:
         """Copy the character's voice fits (its choice, and the fit of every base weighed, made here if need
         be) into `voice-fits/` beside its reference clip (`tools.speech.shared_fits`); the files written."""
         voice = character.voice
-        self.matched_voice(character, others)
-        for base in self.base_candidates(character, others) if not voice.base else ():
-            fitting.fitted_transform(voice.reference, voice.transcript, others, pinned_base(base))
+        chosen, _ = self.matched_voice(character, others)  # the pinned base's fit, or the choice and its fit
+        if not voice.base:
+            choice = fitting.choice_made(voice.reference, voice.transcript, others) or fitting.FitChoice(chosen)
+            for base in choice.scores:
+                fitting.fitted_transform(voice.reference, voice.transcript, others, base)
         return shared_fits.share(voice.reference)
 
     @staticmethod

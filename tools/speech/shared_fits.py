@@ -13,21 +13,29 @@ read; a stale folder only costs the fits it would have saved.
 """
 from __future__ import annotations
 
-import os
-import shutil
 import threading
 from pathlib import Path
 
-from tools.media.files import temp_path
+from tools.media.files import atomic_copy
 
 SHARED = "voice-fits"
 _LOCK = threading.Lock()
 _USED: dict[Path, set[Path]] = {}  # a reference clip (resolved) -> the user-cache entries asked for it
 
 
+def in_folder(path: Path, folder: Path) -> Path:
+    """Where the entry `path` (of a user cache, or of another `voice-fits/`) sits in `folder`'s `voice-fits/`."""
+    return folder / SHARED / path.parent.name / path.name
+
+
+def is_shared(path: Path) -> bool:
+    """Whether `path` is an entry of a `voice-fits/` folder."""
+    return path.parent.parent.name == SHARED
+
+
 def shared_path(path: Path, reference: Path) -> Path:
     """Where the user-cache entry `path` of `reference`'s voice sits beside the clip."""
-    return Path(reference).parent / SHARED / path.parent.name / path.name
+    return in_folder(path, Path(reference).parent)
 
 
 def files_beside(reference: Path) -> list[Path]:
@@ -58,8 +66,6 @@ def share(reference: Path) -> list[Path]:
         target = shared_path(path, reference)
         if not path.is_file() or target == path:
             continue
-        tmp = temp_path(target)
-        shutil.copyfile(path, tmp)
-        os.replace(tmp, target)
+        atomic_copy(path, target)
         written.append(target)
     return written
