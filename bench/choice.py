@@ -17,11 +17,13 @@ credited to another speaker that passes both judges' thresholds.
 
 The thirteenth and fourteenth passes (bench/RESULTS.md) measured these rules with this bench. The
 choices' own fits are read from the cache, not made (run `bench.voices --sets-only` or `bench.calibrate
---with-sets piper` first); only `--more-packs` fits anything.
+--with-sets piper` first); only `--more-packs` and `--blend` fit anything.
 `--more-packs N` also fits the next N packs of the fitting judge's raw ranking for each reference and
-grades every rule again among all of them: whether a wider choice could reach further. `--save F` keeps
+grades every rule again among all of them: whether a wider choice could reach further; `--blend` does the
+same with one more candidate, the mean style of the ranking's first two packs (sixteenth pass). `--save F` keeps
 what was measured; `--load F` grades the rules on it again without speaking a line.
-Run: .venv/bin/python -m bench.choice [--set espeak|example|real|wideband ...] [--more-packs N] [--save F | --load F]
+Run: .venv/bin/python -m bench.choice [--set espeak|example|real|wideband ...] [--more-packs N] [--blend]
+     [--save F | --load F]
 """
 from __future__ import annotations
 
@@ -52,11 +54,11 @@ def _sets(tmp: Path) -> dict:
             "wideband": human_set.fetch_wideband}
 
 
-def measure(voices: dict[str, tuple[Path, str]], tmp: Path, more: int = 0) -> dict:
+def measure(voices: dict[str, tuple[Path, str]], tmp: Path, more: int = 0, blend: bool = False) -> dict:
     """name -> {"chosen": base, "bases": {base: {"cast": {judge: cast score on SCORE_SENTENCES},
     "unseen": {judge: similarities (lines, references)}}}, "more": the same for `more` packs beyond
-    the choice's (the next in the fitting judge's ranking, fitted here)} for every candidate the choice
-    weighed."""
+    the choice's (the next in the fitting judge's ranking, fitted here; with `blend`, the mean style of
+    the ranking's first two packs too)} for every candidate the choice weighed."""
     names = list(voices)
     paths = [voices[n][0] for n in names]
     # the fitting judge hears the references as the choice's listener does (`search.fitting_listener`)
@@ -73,9 +75,10 @@ def measure(voices: dict[str, tuple[Path, str]], tmp: Path, more: int = 0) -> di
             print(f"  {n}: no base choice cached; make the fits first (module docstring)")
             continue
         bases, extra = {}, []
-        if more:
+        if more or blend:
             ranked = packs.pack_candidates(search.fitting_listener(ref, others), k=len(packs.EN_PACKS))
             extra = [b for b in ranked if b not in choice.scores][:more]
+            extra += [ranked[0] + "+" + ranked[1].removeprefix(packs.PACK)] if blend else []
         for base in (*choice.scores, *extra):
             # the scoring sentences as the choice speaks them; the unseen lines as a film does (the backend)
             audios, sr = fitting.fitted_speech(base, fitting.fitted_transform(ref, transcript, others, base),
@@ -170,6 +173,9 @@ def main() -> None:
     ap.add_argument("--more-packs", type=int, default=0, metavar="N",
                     help="also fit the next N packs of the fitting judge's ranking (minutes each) and grade every "
                          "rule again among them all: what a wider choice could reach")
+    ap.add_argument("--blend", action="store_true",
+                    help="also fit the mean style of the fitting judge's first two packs (a blend) and grade every "
+                         "rule again with it")
     ap.add_argument("--save", type=Path, metavar="F", help="keep what was measured (a pickle) to grade rules again")
     ap.add_argument("--load", type=Path, metavar="F", help="grade the rules on what --save kept; nothing is spoken")
     args = ap.parse_args()
@@ -181,7 +187,7 @@ def main() -> None:
                 measured = kept[name]
             else:
                 print(f"\n{name}: every candidate base (cast score of the scoring sentences by each judge)")
-                kept[name] = measured = measure(sets[name](), Path(d), args.more_packs)
+                kept[name] = measured = measure(sets[name](), Path(d), args.more_packs, args.blend)
                 if args.save:
                     args.save.write_bytes(pickle.dumps(kept))
             print(f"{name}: {'rule':42s} {'d-vector own / ident':>21s} {'resemblyzer':>13s} {'CAM++':>13s}"
@@ -190,9 +196,10 @@ def main() -> None:
                 if (here := _set_aside_then_borda(m["bases"], m["index"])) != m["chosen"]:
                     print(f"  {n}: the choice kept {cast_base(m['chosen'])}, the shipped rule here {cast_base(here)}")
             rules = [(rule, pick, measured) for rule, pick in RULES.items()]
-            if args.more_packs:  # every rule again, choosing among the choice's candidates and N more packs
+            if args.more_packs or args.blend:  # every rule again, among the choice's candidates and the more
                 wider = {n: {**m, "bases": {**m["bases"], **m["more"]}} for n, m in measured.items()}
-                rules += [(f"+{args.more_packs} packs: {rule}", pick, wider) for rule, pick in RULES.items()]
+                more = f"+{args.more_packs} packs" + (" +blend" if args.blend else "")
+                rules += [(f"{more}: {rule}", pick, wider) for rule, pick in RULES.items()]
             for rule, pick, among in rules:
                 g = grade(among, pick)
                 print(f"  {rule:42s} {g['own']['dvector']:10.3f} / {g['ident']['dvector'] * 100:3.0f}% "

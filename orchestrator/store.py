@@ -15,11 +15,11 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Iterable, Optional
 
-from tools.media.files import (  # noqa: F401 (atomic_copy, digest_file: re-exported)
+from tools.media.files import (  # noqa: F401 (atomic_copy, digest_file, written_whole: re-exported)
     DIR_MODE,
     atomic_copy,
     digest_file,
-    temp_path,
+    written_whole,
 )
 
 
@@ -35,15 +35,10 @@ def digest_json(obj) -> str:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = temp_path(path)
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with written_whole(path) as tmp, open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def atomic_write_text(path: Path, text: str) -> None:

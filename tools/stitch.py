@@ -24,7 +24,7 @@ with warnings.catch_warnings():  # pydub warns at import when no ffmpeg is on PA
     from pydub import AudioSegment
 
 from tools.base import ToolError
-from tools.media.files import temp_path
+from tools.media.files import temp_path, written_whole
 
 AudioSegment.converter = get_ffmpeg_exe()  # no system ffmpeg: use the one in the imageio-ffmpeg wheel
 PEAK_CEILING_DB = -1.0
@@ -134,9 +134,8 @@ def write_stems(shots: list[StitchShot], total: float, sr: int, folder: Path) ->
     paths = []
     for speaker, track in sorted(stems.items()):
         p = folder / f"{speaker}.wav"
-        tmp = temp_path(p)
-        sf.write(tmp, np.clip(track, -1, 1), sr, subtype="PCM_16")
-        tmp.replace(p)
+        with written_whole(p) as tmp:
+            sf.write(tmp, np.clip(track, -1, 1), sr, subtype="PCM_16")
         paths.append(p)
     return paths
 

@@ -21,8 +21,17 @@ from orchestrator.schema.plan import MAX_SCENES, MAX_SHOTS_PER_SCENE
 from orchestrator.schema.script import DELIVERIES, FRAMINGS
 from tools.media.packaged import EN_PACKS
 
-# `voice.base` in the cast: piper's joe, hibari's heart, Kokoro's English packs (`tools.speech.piper.pinned_base`).
+# `voice.base` in the cast: piper's joe, hibari's heart, Kokoro's English packs (`tools.speech.piper.pinned_base`),
+# or a blend of two or three distinct packs joined by "+" (their mean style: `tools.speech.fitting.base_voice`).
 VOICE_BASES = ("joe", "heart", *EN_PACKS)
+MAX_BLEND = 3
+
+
+def known_base(name: str) -> bool:
+    """Whether the cast may pin `name` as `voice.base`."""
+    parts = name.split("+")
+    return name in VOICE_BASES or (2 <= len(parts) <= MAX_BLEND and len(set(parts)) == len(parts)
+                                   and all(p in EN_PACKS for p in parts))
 MAX_BEATS = MAX_SHOTS_PER_SCENE - 2  # room for an establishing shot, one per beat, a closing shot
 BEAT_FORMS = {"DialogueBeat": "dialogue beat", "ActionBeat": "action beat"}
 BEAT_FIX = "a beat is either `- action: ...` or `- character: NAME` with `line: ...`"
@@ -196,10 +205,11 @@ def cast_problems(cast: Source, problems: list[Problem]) -> Roster:
                     f"{field} {word!r} is already the {first[1]} of character {first[2]!r} (line {line})",
                     "give every character a distinct id, name and trigger"))
         base = c.get("voice", {}).get("base") if isinstance(c.get("voice"), dict) else None
-        if base is not None and base not in VOICE_BASES:
+        if base is not None and not (isinstance(base, str) and known_base(base)):
             problems.append(cast.problem(("characters", i, "voice", "base"), f"unknown base voice {base!r}",
-                                         f"one of {', '.join(VOICE_BASES)}, or leave `base` out to let the fit "
-                                         "choose"))
+                                         f"one of {', '.join(VOICE_BASES)}, a blend of two or {MAX_BLEND} distinct "
+                                         "Kokoro packs joined by '+' (e.g. am_adam+am_michael), or leave `base` out "
+                                         "to let the fit choose"))
         name, trigger = c.get("name"), c.get("trigger")
         roster.entries.append((cid, name if isinstance(name, str) else cid,
                                trigger if isinstance(trigger, str) else cid))

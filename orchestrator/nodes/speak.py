@@ -20,7 +20,7 @@ from orchestrator.store import (
     cache_counts,
     digest_file,
     digest_json,
-    temp_path,
+    written_whole,
 )
 from tools.base import (
     ShotAudio,
@@ -114,9 +114,8 @@ def mix_lines(lines: list[SpokenLine], duration: float, sr: int, out: Path) -> N
         n = min(len(data), len(track) - i)
         if n > 0:
             track[i : i + n] += data[:n]
-    tmp = temp_path(out)
-    sf.write(tmp, np.clip(track, -1.0, 1.0), sr, subtype="PCM_16")
-    tmp.replace(out)
+    with written_whole(out) as tmp:
+        sf.write(tmp, np.clip(track, -1.0, 1.0), sr, subtype="PCM_16")
 
 
 def speak(state: ShotState, ctx: RunContext) -> dict:

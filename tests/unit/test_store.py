@@ -1,12 +1,29 @@
 """Atomic writes and the content-addressed cache, including a corrupted entry."""
 from __future__ import annotations
 
-from orchestrator.store import Cache, atomic_write_json, cache_counts, digest_json
+import pytest
+
+from orchestrator.store import Cache, atomic_write_json, cache_counts, digest_json, written_whole
 
 
 def test_atomic_write_leaves_no_temporaries(tmp_path):
     atomic_write_json(tmp_path / "a.json", {"x": 1})
     assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+
+
+def test_a_write_that_fails_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
+    path = tmp_path / "voice.fit.json"
+    path.write_text("old")
+    with pytest.raises(OSError):
+        with written_whole(path) as tmp:
+            tmp.write_text("half a new fi")
+            raise OSError("disk full")
+    assert path.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["voice.fit.json"]
+    with written_whole(path) as tmp:
+        assert tmp.parent == path.parent and tmp.suffix == ".json" and tmp != path
+        tmp.write_text("new")
+        assert path.read_text() == "old"  # nobody sees the new file before the block ends
+    assert path.read_text() == "new" and [p.name for p in tmp_path.iterdir()] == ["voice.fit.json"]
 
 
 def test_digest_is_key_order_independent():

@@ -47,6 +47,42 @@ def test_an_unknown_base_is_a_located_error_naming_the_choices(tmp_path):
     assert load_project(tmp_path / "orbit" / "script.yaml").cast.by_id("hopper").voice.base == "am_adam"
 
 
+@pytest.mark.parametrize("blend, ok", [("am_adam+am_michael", True), ("af_heart+af_sky+bf_emma", True),
+                                        ("am_adam+am_adam", False), ("am_adam+joe", False), ("am_adam+", False),
+                                        ("af_heart+af_sky+bf_emma+am_adam", False), ("am_adam+jf_alpha", False)])
+def test_a_blend_of_packs_may_be_pinned_and_a_wrong_one_is_a_located_error(tmp_path, blend, ok):
+    shutil.copytree(EXAMPLE, tmp_path / "orbit")
+    cast = tmp_path / "orbit" / "cast.yaml"
+    lines = cast.read_text().splitlines()
+    at = next(i for i, ln in enumerate(lines) if "reference: assets/voices/hopper.wav" in ln)
+    lines.insert(at + 1, f"      base: {blend}")
+    cast.write_text("\n".join(lines) + "\n")
+    if ok:
+        assert load_project(tmp_path / "orbit" / "script.yaml").cast.by_id("hopper").voice.base == blend
+        return
+    with pytest.raises(SpecError) as exc:
+        load_project(tmp_path / "orbit" / "script.yaml")
+    (problem,) = exc.value.problems
+    assert problem.line == at + 2 and f"unknown base voice {blend!r}" in problem.message
+    assert "joined by '+'" in problem.fix
+
+
+def test_a_blend_speaks_the_mean_style_of_its_packs():
+    import numpy as np
+
+    from tools.speech import kokoro_voice
+
+    speak, sr, tag = fitting.base_voice(pinned_base("am_adam+af_sky"))
+    assert sr == kokoro_voice.SR and tag == "kokoro-v1.0-am_adam+af_sky" != fitting.base_voice(pinned_base("am_adam"))[2]
+    mean = (kokoro_voice.pack("am_adam").astype(np.float64) + kokoro_voice.pack("af_sky")) / 2
+    by_hand = kokoro_voice.raw_synthesize(["The relays are fine."], mean.astype(np.float32)).audio
+    blended = speak(["The relays are fine."]).audio
+    assert blended.shape == by_hand.shape and np.abs(blended - by_hand).max() < 1e-4
+    for one in ("am_adam", "af_sky"):  # and neither pack's own voice
+        alone = kokoro_voice.raw_synthesize(["The relays are fine."], kokoro_voice.pack(one)).audio
+        assert alone.shape != blended.shape or np.abs(alone - blended).max() > 0.05
+
+
 def test_every_name_the_cast_may_pin_is_a_base_the_fit_knows():
     assert len(VOICE_BASES) == 30 == len(set(VOICE_BASES))
     for name in VOICE_BASES:
@@ -95,17 +131,18 @@ def fits(monkeypatch, tmp_path):
     return made
 
 
-@pytest.mark.parametrize("backend", [PiperSynthesizer, KokoroSynthesizer])
-def test_only_the_pinned_base_is_fitted_and_it_speaks_the_line(fits, backend, tmp_path):
+@pytest.mark.parametrize("backend, base", [(PiperSynthesizer, "am_adam"), (KokoroSynthesizer, "am_adam"),
+                                           (PiperSynthesizer, "am_adam+af_sky")])
+def test_only_the_pinned_base_is_fitted_and_it_speaks_the_line(fits, backend, base, tmp_path):
     others = [VOICES / "collins.wav"]
-    res = backend().synthesize("The relays are fine.", _character("am_adam"), SpeechKnobs(), tmp_path / "a.wav",
+    res = backend().synthesize("The relays are fine.", _character(base), SpeechKnobs(), tmp_path / "a.wav",
                                others=others)
-    assert fits == [("hopper.wav", fitting.PACK + "am_adam", ["collins.wav"])]
-    assert res.notes["base"] == fitting.PACK + "am_adam" and res.notes["pinned"] is True
+    assert fits == [("hopper.wav", fitting.PACK + base, ["collins.wav"])]
+    assert res.notes["base"] == fitting.PACK + base and res.notes["pinned"] is True
     assert res.duration > 0.5 and res.phonemes  # Kokoro's own timings
-    raw = PiperSynthesizer().synthesize("The relays are fine.", _character("am_adam"),
+    raw = PiperSynthesizer().synthesize("The relays are fine.", _character(base),
                                         SpeechKnobs(matching_strength=0.0), tmp_path / "b.wav")
-    assert raw.notes["base"] == fitting.PACK + "am_adam" and len(fits) == 1  # unmatched: the pinned base, unfitted
+    assert raw.notes["base"] == fitting.PACK + base and len(fits) == 1  # unmatched: the pinned base, unfitted
 
 
 def test_the_fit_notice_knows_when_the_pinned_fit_is_made(monkeypatch, tmp_path):

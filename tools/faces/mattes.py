@@ -10,14 +10,13 @@ in the matte: u2netp judges objects, not brightness, so there are no black holes
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 from functools import lru_cache
 
 import cv2
 import numpy as np
 
-from tools.media.files import temp_path, user_cache_dir
+from tools.media.files import user_cache_dir, written_whole
 from tools.media.packaged import MODELS, model_file
 
 U2_SIDE = 320
@@ -85,10 +84,8 @@ def subject_matte(rgb: np.ndarray, person: bool) -> np.ndarray:
         matte = matte * _gate(rgb)
     stored = np.round(matte * 255).astype(np.uint8)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path(path)
-    with open(tmp, "wb") as fh:
+    with written_whole(path) as tmp, open(tmp, "wb") as fh:
         np.save(fh, stored, allow_pickle=False)
-    os.replace(tmp, path)
     # What the cache will give back, not the unrounded matte: a machine's first render must be the
     # same film as every later one (it was not: a shot passed lip-sync warm and was retried cold).
     return stored.astype(np.float32) / 255.0

@@ -10,6 +10,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -58,11 +59,19 @@ def temp_path(path: Path) -> Path:
     return Path(name)
 
 
-def atomic_copy(src: Path, dst: Path) -> None:
-    """Copy `src` to `dst` through a temporary name (no temporary left behind on failure)."""
-    tmp = temp_path(dst)
+@contextmanager
+def written_whole(path: Path):
+    """A temporary name next to `path` to write to; renamed over `path` when the block ends, removed when it
+    fails (a reader never sees half a file, and no temporary is left behind)."""
+    tmp = temp_path(path)
     try:
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
+        yield tmp
+        os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def atomic_copy(src: Path, dst: Path) -> None:
+    """Copy `src` to `dst` through a temporary name (no temporary left behind on failure)."""
+    with written_whole(dst) as tmp:
+        shutil.copyfile(src, tmp)

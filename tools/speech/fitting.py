@@ -29,7 +29,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
@@ -42,7 +41,7 @@ from tools.base import ToolError
 from tools.hearing import speaker
 from tools.hearing.speaker import FITTING_JUDGE, channel_rate
 from tools.media.audio import load_audio, resample
-from tools.media.files import temp_path, voice_cache_file
+from tools.media.files import voice_cache_file, written_whole
 from tools.media.packaged import EN_PACKS, MODELS
 from tools.speech import heart_voice, kokoro_voice, packs, shared_fits, text_norm
 from tools.speech.bands import band_edges, bands
@@ -85,10 +84,12 @@ def base_voice(base: str):
         return raw_synthesize, load_voice().config.sample_rate, "joe-medium"
     if base == "heart":
         return heart_voice.raw_synthesize, heart_voice.SR, "heart-hibari-0.2.1"
-    if base.startswith(PACK) and base[len(PACK):] in EN_PACKS:
-        return partial(kokoro_voice.raw_synthesize, style_pack=kokoro_voice.pack(base[len(PACK):])), \
-            kokoro_voice.SR, f"kokoro-v1.0-{base[len(PACK):]}"
-    raise ValueError(f"unknown base voice {base!r}: one of {', '.join(BASES)} or {PACK}<one of {', '.join(EN_PACKS)}>")
+    names = base[len(PACK):].split("+") if base.startswith(PACK) else []
+    if names and all(n in EN_PACKS for n in names):  # one pack, or the mean style of several (a blend)
+        style = np.mean([kokoro_voice.pack(n) for n in names], axis=0).astype(np.float32)
+        return partial(kokoro_voice.raw_synthesize, style_pack=style), kokoro_voice.SR, f"kokoro-v1.0-{'+'.join(names)}"
+    raise ValueError(f"unknown base voice {base!r}: one of {', '.join(BASES)} or {PACK}<one of {', '.join(EN_PACKS)}>"
+                     " (several joined by '+': their mean style)")
 
 
 def raw_speech(base: str, sentences: list[str], length_scale: float = 1.0, noise: float = 0.0,
@@ -122,9 +123,8 @@ def reference_key(path: Path, *extra: str) -> str:
 
 def write_json(path: Path, data: dict) -> None:
     """Write `data` to `path` in one rename (a reader never sees half a file)."""
-    tmp = temp_path(path)  # a unique name: two fits in one process may write the same entry at once
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, path)
+    with written_whole(path) as tmp:  # a unique name: two fits in one process may write the same entry at once
+        tmp.write_text(json.dumps(data))
 
 
 def read_cached(path: Path, cls, what: str, reference: Path | None = None):

@@ -10,14 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
 
 from tools.hearing import speaker
 from tools.hearing.speaker import FITTING_JUDGE
-from tools.media.files import temp_path, voice_cache_file
+from tools.media.files import voice_cache_file, written_whole
 from tools.media.packaged import EN_PACKS, MODELS
 from tools.speech import kokoro_voice, text_norm
 from tools.speech.memo import memoised
@@ -68,9 +67,8 @@ def compute_pack_embeddings(rate: int | None = None) -> dict[str, np.ndarray]:
 
 
 def _write_pack_embeddings(path: Path, found: dict[str, np.ndarray], key: str) -> None:
-    tmp = temp_path(path)
-    np.savez(tmp, key=np.array(key), **found)
-    os.replace(tmp, path)
+    with written_whole(path) as tmp:
+        np.savez(tmp, key=np.array(key), **found)
 
 
 def pack_embeddings(rate: int | None = None) -> dict[str, np.ndarray]:
