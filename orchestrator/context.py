@@ -19,16 +19,13 @@ from orchestrator.config import RenderConfig
 from orchestrator.inputs.project import Project
 from orchestrator.store import Cache
 from tools import registry
+from tools.base import RunStopped  # noqa: F401 (re-exported: the nodes and executors raise it)
 
 
 def backend_options(config: RenderConfig, name: str) -> dict:
     """A backend's own settings: the fields of `render.<name>` when the config has such a section."""
     section = getattr(config, name, None)
     return section.model_dump() if isinstance(section, BaseModel) else {}
-
-
-class RunStopped(Exception):
-    """The user asked the run to stop (Ctrl-C): no new step starts; finished shots stay checkpointed."""
 
 
 @dataclass

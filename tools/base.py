@@ -6,6 +6,9 @@ message that names the fix; the CLI prints it and exits 2.
 """
 from __future__ import annotations
 
+import contextvars
+import threading
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional, Protocol, Sequence, runtime_checkable
@@ -21,6 +24,39 @@ class ToolError(Exception):
         self.message = message
         self.fix = fix
         super().__init__(f"{message} (fix: {fix})" if fix else message)
+
+
+class RunStopped(Exception):
+    """The user asked the run to stop (Ctrl-C): no new step starts; finished shots stay checkpointed."""
+
+
+_STOP: contextvars.ContextVar[Optional[threading.Event]] = contextvars.ContextVar("stop", default=None)
+
+
+@contextmanager
+def stoppable(stop: threading.Event):
+    """Within the block, `check_stopped` raises RunStopped once `stop` is set: a step of minutes (a voice
+    fit) ends at its next check instead of running on after a Ctrl-C. Worker threads a tool starts inherit
+    it only when started in a copy of the caller's context (`in_context`)."""
+    token = _STOP.set(stop)
+    try:
+        yield
+    finally:
+        _STOP.reset(token)
+
+
+def check_stopped() -> None:
+    """Raise RunStopped when the run this call belongs to (`stoppable`) was asked to stop."""
+    stop = _STOP.get()
+    if stop is not None and stop.is_set():
+        raise RunStopped("stopped by the user")
+
+
+def in_context(fn):
+    """`fn` to run in another thread (a pool's worker) within a copy of the caller's context, so that
+    `check_stopped` there hears the caller's stop."""
+    ctx = contextvars.copy_context()
+    return lambda *args, **kwargs: ctx.copy().run(fn, *args, **kwargs)  # a context is entered by one thread
 
 
 @dataclass

@@ -29,6 +29,7 @@ from tools.base import (
     SpokenLine,
     Timing,
     ToolError,
+    stoppable,
 )
 
 
@@ -63,8 +64,9 @@ def synthesize_line(ctx: RunContext, seg, knobs: SpeechKnobs, character=None) ->
     sr = ctx.config.sample_rate
 
     def build(tmp: Path):
-        res = ctx.speech.synthesize(seg.text, character, knobs, tmp / "speech.wav", seg.parenthetical, sr,
-                                    others=cast_others(ctx, character))
+        with stoppable(ctx.stop):  # a Ctrl-C ends a voice fit (minutes) at its next step, not at its end
+            res = ctx.speech.synthesize(seg.text, character, knobs, tmp / "speech.wav", seg.parenthetical, sr,
+                                        others=cast_others(ctx, character))
         if res.sample_rate != sr:
             raise ToolError(f"speech backend {ctx.speech.name!r} returned {res.sample_rate} Hz, asked {sr} Hz")
         meta = {

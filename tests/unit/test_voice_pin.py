@@ -73,7 +73,8 @@ def test_a_blend_speaks_the_mean_style_of_its_packs():
     from tools.speech import kokoro_voice
 
     speak, sr, tag = fitting.base_voice(pinned_base("am_adam+af_sky"))
-    assert sr == kokoro_voice.SR and tag == "kokoro-v1.0-am_adam+af_sky" != fitting.base_voice(pinned_base("am_adam"))[2]
+    assert sr == kokoro_voice.SR and tag == "kokoro-v1.0-am_adam+af_sky"
+    assert tag != fitting.base_voice(pinned_base("am_adam"))[2]  # its own fits
     mean = (kokoro_voice.pack("am_adam").astype(np.float64) + kokoro_voice.pack("af_sky")) / 2
     by_hand = kokoro_voice.raw_synthesize(["The relays are fine."], mean.astype(np.float32)).audio
     blended = speak(["The relays are fine."]).audio

@@ -37,7 +37,7 @@ from typing import Sequence
 
 import numpy as np
 
-from tools.base import ToolError
+from tools.base import ToolError, in_context
 from tools.hearing import speaker
 from tools.hearing.speaker import FITTING_JUDGE, channel_rate
 from tools.media.audio import load_audio, resample
@@ -412,7 +412,7 @@ def _choose(reference: Path, transcript: str, others: tuple[Path, ...]) -> FitCh
 
     candidates = (*BASES, *packs.pack_candidates(listeners[0]))
     with ThreadPoolExecutor(FIT_THREADS, thread_name_prefix="voice-fit") as pool:
-        by_base = dict(zip(candidates, pool.map(heard, candidates)))
+        by_base = dict(zip(candidates, pool.map(in_context(heard), candidates)))  # a Ctrl-C reaches each fit
     by_judge = {j: {b: h[i][0] for b, h in by_base.items()} for i, j in enumerate(CHOICE_JUDGES)}
     margins = {j: {b: h[i][1] for b, h in by_base.items()} for i, j in enumerate(CHOICE_JUDGES)}
     kept = [b for b in candidates if any(m[b] >= 0 for m in margins.values())]

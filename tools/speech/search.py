@@ -35,6 +35,7 @@ from typing import Sequence
 
 import numpy as np
 
+from tools.base import check_stopped
 from tools.hearing import speaker
 from tools.media.audio import load_audio
 from tools.speech.world import WorldTransform, render_transform
@@ -95,6 +96,7 @@ def refine_by_similarity(reference: Path, src: np.ndarray, analysis, sr: int, tf
     cleared = _clarity_check(src, sr, text)
 
     def render(cand: WorldTransform) -> np.ndarray:
+        check_stopped()  # a Ctrl-C ends a fit at its next candidate (`tools.base.stoppable`)
         return render_transform(analysis, len(src), sr, cand)
 
     def score(audio: np.ndarray) -> float:

@@ -17,6 +17,7 @@ import logging
 
 import numpy as np
 
+from tools.base import check_stopped
 from tools.hearing import speaker
 from tools.speech import kokoro_voice
 
@@ -46,6 +47,7 @@ def search_style(start_pack: str, score, clear_enough, evaluations: int = EVALUA
     best_score = score(base)
     step, history = START_STEP, [best_score]
     for _ in range(evaluations):
+        check_stopped()  # a Ctrl-C ends the search at its next step (`tools.base.stoppable`)
         cand = best.copy()
         cand[TIMBRE] += step * spread[TIMBRE] * rng.standard_normal(128)
         style = base + cand.reshape(1, 1, 256)
