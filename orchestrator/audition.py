@@ -5,10 +5,11 @@ user cache a render reads), up to `per_character` of their lines are spoken exac
 attempt speaks them (same backend, knobs and seed, into the run's cache, so the render reuses them), and
 the lines are judged by the run's evaluators that hear lines alone (`score_lines`: speaker similarity by
 both judges, intelligibility). Per character: the base voice the fit chose, each line's scores against
-their thresholds, and for a line that fails, what a render would do and what to change, pointing at the
-voice's line in the cast file. With `compare`, each character's first line is also spoken from every
+their thresholds, and for a line that fails, what to change, pointing at the voice's line in the cast
+file, and what a render would do: the line spoken again as the retry policy would retry it (`retakes`,
+up to the render's attempts), each take judged. With `compare`, each character's first line is also spoken from every
 base voice the fit weighed (the piper backend's `base_candidates`), pinned as `voice.base` in the cast
-would pin it, and judged the same way. Files: OUT/<title>/voices/<id>-<line>[-<base>].wav, voices.json.
+would pin it, and judged the same way. Files: OUT/<title>/voices/<id>-<line>[-<base>|-take<N>].wav, voices.json.
 """
 from __future__ import annotations
 
@@ -28,9 +29,10 @@ from orchestrator.lock import OutputLock
 from orchestrator.nodes.speak import announce_fit, cast_others, synthesize_line
 from orchestrator.planning import make_plan
 from orchestrator.report.html import write_voices_html
+from orchestrator.retry import plan_retry
 from orchestrator.schema.plan import ShotPlan, SpeechSegment
 from orchestrator.store import atomic_copy, atomic_write_json, digest_file
-from tools.base import Score, SpeechKnobs, SpeechResult, SpokenLine
+from tools.base import Score, SpeechKnobs, SpeechResult, SpokenLine, VideoKnobs
 from tools.hearing.speaker import channel_rate
 from tools.media.audio import clip_levels, load_audio
 from tools.speech.packs import PACK
@@ -75,9 +77,22 @@ def _worst(failing: list[Score], *families: str) -> tuple[Score, str] | None:
     return s, JUDGE_NAMES.get(prefix, family)
 
 
-def if_rendered(max_attempts: int) -> str:
-    return (f"in a render, a shot with such a line is retried with a fresh take (up to {max_attempts} attempts) "
-            "and marked best_effort when no take passes")
+def if_rendered(lines: list[dict], max_attempts: int) -> str | None:
+    """What a render would make of the failing lines (each line entry's `takes`: `retakes`), or None when
+    every first take passes."""
+    said = []
+    for ln in lines:
+        if ln["passed"]:
+            continue
+        takes = ln.get("takes") or []
+        good = next((t for t in takes if t["passed"]), None)
+        said.append(f"{ln['line_id']}: take {good['attempt']} passes ({good['why']})" if good else
+                    f"{ln['line_id']}: no take of {1 + len(takes)} passes, so its shot ends best_effort "
+                    "(the render keeps its best attempt)")
+    if not said:
+        return None
+    return (f"in a render (up to {max_attempts} attempts, each line retried as the retry policy retries it): "
+            + "; ".join(said))
 
 
 @dataclass(frozen=True)
@@ -149,13 +164,34 @@ def judge(ctx: RunContext, lines: list[SpokenLine]) -> dict[str, list[Score]]:
     return {ln.line_id: [s for e in judges for s in e.score_lines(ctx.project.cast, [ln])] for ln in lines}
 
 
-def _speak(ctx: RunContext, seg: SpeechSegment, wav: Path, line_id: str, character=None) -> SpokenLine:
+def _speak(ctx: RunContext, seg: SpeechSegment, wav: Path, line_id: str, character=None,
+           knobs: SpeechKnobs | None = None) -> SpokenLine:
     """`seg` spoken as a render's first attempt speaks it (the schedule node's knobs, the run's cache; by
-    `character` when given: a pinned copy of the speaker), copied to `wav`, to be judged as `line_id`."""
-    res, _ = synthesize_line(ctx, seg, SpeechKnobs(seed=ctx.config.seed), character=character)
+    `character` when given: a pinned copy of the speaker; with `knobs`: a retry's), copied to `wav`, to be
+    judged as `line_id`."""
+    res, _ = synthesize_line(ctx, seg, knobs or SpeechKnobs(seed=ctx.config.seed), character=character)
     atomic_copy(res.wav_path, wav)
     return SpokenLine(line_id, seg.speaker, seg.text, 0.0, SpeechResult(
         wav, res.duration, res.sample_rate, res.phonemes, res.words, res.notes))
+
+
+def retakes(ctx: RunContext, seg: SpeechSegment, scores: list[Score], wav: Path) -> list[dict]:
+    """A failing line spoken again as a render's retries would speak it: the knobs the retry policy
+    (`orchestrator.retry.plan_retry`) gives the previous take's failing scores, as if the line's shot held
+    it alone, up to `max_attempts` takes in all; each take judged, until one passes. Files: `wav` with
+    -take<N> before its suffix."""
+    knobs, takes = SpeechKnobs(seed=ctx.config.seed), []
+    for attempt in range(2, ctx.config.max_attempts + 1):
+        knobs, _, changes, why = plan_retry(scores, knobs, VideoKnobs(), attempt - 1,
+                                            take_noise=ctx.speech.take_noise, audio_guidance=None)
+        line = _speak(ctx, seg, wav.with_name(f"{wav.stem}-take{attempt}{wav.suffix}"), seg.line_id, knobs=knobs)
+        scores = judge(ctx, [line])[seg.line_id]
+        takes.append({"attempt": attempt, "why": why, "changes": changes, "wav": str(line.speech.wav_path),
+                      "seconds": round(line.speech.duration, 2), "scores": [s.as_dict() for s in scores],
+                      "passed": all(s.passed for s in scores)})
+        if takes[-1]["passed"]:
+            break
+    return takes
 
 
 def audition_character(ctx: RunContext, cid: str, segs: list[SpeechSegment], folder: Path,
@@ -175,6 +211,14 @@ def audition_character(ctx: RunContext, cid: str, segs: list[SpeechSegment], fol
     audio, rate = load_audio(ref)
     clip = ClipFacts(len(audio) / rate, channel_rate(ref), *clip_levels(audio, rate))
     failing = [s for ln in lines for s in scores[ln.line_id] if not s.passed]
+    entries = [{"line_id": ln.line_id, "text": ln.text, "wav": str(ln.speech.wav_path),
+                "seconds": round(ln.speech.duration, 2), "notes": ln.speech.notes,
+                "scores": [s.as_dict() for s in scores[ln.line_id]],
+                "passed": all(s.passed for s in scores[ln.line_id])} for ln in lines]
+    for entry, seg, ln in zip(entries, segs, lines):
+        if not entry["passed"]:
+            console.print(f"{cid}: {seg.line_id} fails; speaking it again as a render's retries would")
+            entry["takes"] = retakes(ctx, seg, scores[ln.line_id], ln.speech.wav_path)
     file, line, col = ctx.project.locations.get(f"voice:{cid}", (str(ctx.project.cast_path), 1, 1))
     return {
         "id": cid,
@@ -189,13 +233,10 @@ def audition_character(ctx: RunContext, cid: str, segs: list[SpeechSegment], fol
         "base": next((ln.speech.notes["base"].removeprefix(PACK) for ln in lines if ln.speech.notes.get("base")), None),
         "pinned": bool(character.voice.base),
         "took_s": round(spoken_s, 1),  # its fit (when made now) and its lines
-        "lines": [{"line_id": ln.line_id, "text": ln.text, "wav": str(ln.speech.wav_path),
-                   "seconds": round(ln.speech.duration, 2), "notes": ln.speech.notes,
-                   "scores": [s.as_dict() for s in scores[ln.line_id]],
-                   "passed": all(s.passed for s in scores[ln.line_id])} for ln in lines],
+        "lines": entries,
         "passed": not failing,
         "advice": advice(cid, failing, clip, same_clip, pinned=bool(character.voice.base)),
-        "if_rendered": if_rendered(ctx.config.max_attempts) if failing else None,
+        "if_rendered": if_rendered(entries, ctx.config.max_attempts),
     }
 
 

@@ -83,7 +83,10 @@ def write_voices_html(folder: Path, summary: dict) -> None:
     for c in summary["characters"]:
         families = [sc["name"].split("[")[0] for sc in c["lines"][0]["scores"]]
         head = "".join(f"<th>{html.escape(f)}</th>" for f in ["line", "text", "listen", *families, ""])
-        rows = [_line_row(ln["line_id"], ln["text"], ln["wav"], ln["scores"], ln["passed"]) for ln in c["lines"]]
+        rows = [row for ln in c["lines"] for row in
+                [_line_row(ln["line_id"], ln["text"], ln["wav"], ln["scores"], ln["passed"])]
+                + [_line_row(f"{ln['line_id']}, take {t['attempt']}", t["why"], t["wav"], t["scores"], t["passed"])
+                   for t in ln.get("takes") or []]]
         rows += [_line_row(f"{b['line_id']}, base {b['base']}" + (" (the fit's choice)" if b["chosen"] else ""),
                            c["lines"][0]["text"], b["wav"], b["scores"], b["passed"]) for b in c.get("bases") or []]
         advice = "".join(f"<li>{html.escape(c['where'])}: {html.escape(a['problem'])} (fix: {html.escape(a['fix'])})"
@@ -96,6 +99,7 @@ def write_voices_html(folder: Path, summary: dict) -> None:
     doc = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;margin:2em}} td,th{{padding:2px 8px;border-bottom:1px solid #ddd}}</style>
 </head><body><h1>{html.escape(title)}</h1><p>Each line as a render's first attempt speaks it, judged as a
-render judges it (hover a score for its threshold). <a href="voices.json">voices.json</a></p>
+render judges it (hover a score for its threshold); a line that fails, then taken again as a render's
+retries would take it. <a href="voices.json">voices.json</a></p>
 {''.join(parts) or '<p>Nobody speaks a line in this script.</p>'}</body></html>"""
     atomic_write_text(folder / "voices.html", doc)

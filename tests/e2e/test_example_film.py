@@ -303,6 +303,14 @@ def test_a_voice_that_is_another_characters_fails_the_audition_and_says_whose(fi
     said = verdicts["hopper"]["advice"][0]  # (then, as hopper's lines are far from his clip, that too)
     assert "closer to collins's reference than to hopper's own" in said["problem"]
     assert "give hopper and collins" in said["fix"] and "best_effort" in verdicts["hopper"]["if_rendered"]
+    for ln in verdicts["hopper"]["lines"]:  # each failing line taken again as a render's retries take it
+        assert [t["attempt"] for t in ln["takes"]] == [2, 3] and not any(t["passed"] for t in ln["takes"])
+        assert f"{ln['line_id']}: no take of 3 passes" in verdicts["hopper"]["if_rendered"]
+        first = read_audio(ln["wav"], SR)
+        for t in ln["takes"]:
+            assert t["changes"]["speech.seed"][1] == t["attempt"] - 1 and "new take" in t["why"]
+            again = read_audio(t["wav"], SR)
+            assert len(again) != len(first) or np.abs(again - first).max() > 0.01  # a new take, not the first
     assert verdicts["collins"]["advice"] == verdicts["chelsea"]["advice"] == []
     assert verdicts["collins"]["if_rendered"] is None
     assert [verdicts[c]["pinned"] for c in ("collins", "hopper", "chelsea")] == [False, False, True]
@@ -312,5 +320,6 @@ def test_a_voice_that_is_another_characters_fails_the_audition_and_says_whose(fi
         assert np.array_equal(read_audio(ln["wav"], SR), read_audio(heard[ln["line_id"]], SR))
     assert verdicts["hopper"]["where"] == verdicts["hopper"]["where"].rsplit(":", 2)[0] + ":19:18"
     text, _ = _page(run.parents[1] / "swapped" / "orbit-cat" / "voices")
-    assert "hopper: doubtful" in text and "collins: passes" in text and text.count("FAIL") == 2
+    assert "hopper: doubtful" in text and "collins: passes" in text and text.count("FAIL") == 2 + 2 * 2  # and takes
+    assert text.count("take 2") == text.count("take 3") == 2
     assert said["problem"] in text and said["fix"] in text  # the advice, read back through the page's escaping

@@ -2,6 +2,9 @@
 input errors (the spoken and judged audition itself is checked in tests/e2e/test_example_film.py)."""
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import pytest
 
 from orchestrator.audition import ClipFacts, advice, if_rendered, same_clips, sample_lines
@@ -63,7 +66,6 @@ def test_the_advice_says_what_failed_and_what_to_change():
     (said,) = advice("hopper", [margin], ClipFacts(12.0), same_clip=("collins",))
     assert "(the two share one clip)" in said["problem"] and said["fix"] == "give hopper a recording of their own"
     assert "share" not in advice("hopper", [margin], ClipFacts(12.0), same_clip=("chelsea",))[0]["problem"]
-    assert "up to 3 attempts" in if_rendered(3) and "best_effort" in if_rendered(3)
     for said in advice("hopper", [margin, far], ClipFacts(12.0), pinned=True):  # a pinned base is the first suspect
         assert said["fix"].startswith("leave `voice.base` out so the fit chooses the base, or ")
     assert not any("voice.base" in a["fix"] for a in advice("hopper", [margin, far], ClipFacts(12.0)))
@@ -166,3 +168,69 @@ def test_characters_sharing_one_clip_are_found_by_its_bytes(example_project, tmp
     a, b, c = cast[0].id, twin.id, cast[2].id
     assert same_clips([cast[0], twin, cast[2]]) == {a: (b,), b: (a,), c: ()}
     assert same_clips(cast) == {x.id: () for x in cast}
+
+
+def _retake_ctx(tmp_path, passes_from_seed: int):
+    """A run context whose speech backend says each take's knobs (its notes) and whose one judge passes a
+    line spoken with seed >= `passes_from_seed`: `retakes` measured without models."""
+    import json
+    from types import SimpleNamespace
+
+    from orchestrator.store import Cache
+    from tools.base import SpeechResult
+    from tools.media.audio import write_wav
+
+    class Takes:
+        name, version, take_noise = "takes", "1", 0.3
+
+        def synthesize(self, text, character, knobs, out_path, parenthetical, sample_rate, others=()):
+            write_wav(out_path, np.full(2400, 0.1 * (1 + knobs.seed), np.float32), sample_rate)
+            return SpeechResult(Path(out_path), 0.1, sample_rate, [], [], {"knobs": json.dumps(knobs.as_dict())})
+
+    class Judge:
+        def score_lines(self, cast, lines):
+            seed = json.loads(lines[0].speech.notes["knobs"])["seed"]
+            return [Score(f"speaker.similarity[{lines[0].line_id}]", 0.9 if seed >= passes_from_seed else 0.5, 0.7028)]
+
+    character = SimpleNamespace(id="hopper", voice=SimpleNamespace(reference=EXAMPLE / "assets/voices/hopper.wav",
+                                                                   transcript="words", base=None))
+    return SimpleNamespace(speech=Takes(), evaluators=lambda: [Judge()], cache=Cache(tmp_path / "cache"),
+                           config=SimpleNamespace(sample_rate=24000, seed=0, max_attempts=3), stop=None,
+                           project=SimpleNamespace(cast=SimpleNamespace(characters=[character],
+                                                                        by_id=lambda cid: character)))
+
+
+@pytest.mark.parametrize("passes_from_seed, takes", [(2, 2), (9, 2), (1, 1)])
+def test_a_failing_line_is_taken_again_as_the_retry_policy_would(tmp_path, passes_from_seed, takes):
+    import threading
+
+    from orchestrator.audition import retakes
+    from orchestrator.retry import plan_retry
+    from orchestrator.schema.plan import SpeechSegment
+    from tools.base import SpeechKnobs, VideoKnobs
+    from tools.media.audio import load_audio
+
+    ctx = _retake_ctx(tmp_path, passes_from_seed)
+    ctx.stop = threading.Event()
+    first = [Score("speaker.similarity[sc01_l02]", 0.5, 0.7028)]
+    seg = SpeechSegment(line_id="sc01_l02", speaker="hopper", text="The relays are fine.", start=0.0)
+    got = retakes(ctx, seg, first, tmp_path / "hopper-sc01_l02.wav")
+    assert [t["attempt"] for t in got] == [2, 3][:takes]
+    knobs, scores = SpeechKnobs(seed=0), first  # the retry policy's own knobs, take by take
+    for t in got:
+        knobs, _, changes, why = plan_retry(scores, knobs, VideoKnobs(), t["attempt"] - 1, take_noise=0.3,
+                                            audio_guidance=None)
+        assert t["changes"] == changes and t["why"] == why and "full matching and a new take" in why
+        audio, _ = load_audio(t["wav"])
+        assert Path(t["wav"]).name == f"hopper-sc01_l02-take{t['attempt']}.wav"
+        assert np.allclose(audio, 0.1 * (1 + knobs.seed), atol=1e-3)  # spoken with exactly those knobs
+        scores = [Score(s["name"], s["value"], s["threshold"]) for s in t["scores"]]
+        assert t["passed"] == (knobs.seed >= passes_from_seed)
+    line = {"line_id": "sc01_l02", "passed": False, "takes": got}
+    said = if_rendered([line, {"line_id": "sc01_l01", "passed": True}], 3)
+    if got[-1]["passed"]:
+        assert f"sc01_l02: take {got[-1]['attempt']} passes (speaker.similarity[sc01_l02] failed" in said
+    else:
+        assert "sc01_l02: no take of 3 passes, so its shot ends best_effort" in said
+    assert "sc01_l01" not in said and "up to 3 attempts" in said
+    assert if_rendered([{"line_id": "sc01_l01", "passed": True}], 3) is None
