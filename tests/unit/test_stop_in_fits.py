@@ -120,6 +120,27 @@ def test_a_real_fit_stops_at_its_next_candidate_and_caches_nothing(monkeypatch, 
     assert list((tmp_path / "cache").rglob("*.fit.json")) == [] and fitting._MEMO == {}
 
 
+def test_a_real_fit_stopped_while_it_analyses_renders_nothing(monkeypatch, tmp_path):
+    """The Ctrl-C comes while the fit analyses the reference (seconds before its search starts): the fit ends
+    at the step's end, before any candidate."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(fitting, "_MEMO", {})
+    stop, rendered, analysed = threading.Event(), [], []
+    real = fitting.analyse_reference
+
+    def analyse(*args, **kwargs):
+        stop.set()
+        analysed.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fitting, "analyse_reference", analyse)
+    monkeypatch.setattr(search, "render_transform", lambda *a, **k: rendered.append(1))
+    transcript = json.loads((VOICES / "transcripts.json").read_text())["hopper"]
+    with stoppable(stop), pytest.raises(RunStopped):
+        fitting.fitted_transform(VOICES / "hopper.wav", transcript, [VOICES / "collins.wav"], "joe")
+    assert analysed == [1] and rendered == [] and list((tmp_path / "cache").rglob("*.fit.json")) == []
+
+
 def test_the_speak_node_runs_the_backend_within_the_runs_stop(tmp_path):
     """A backend whose line takes a fit: the run's Ctrl-C arrives mid-fit; the line stops and no cache entry
     is published (the next run speaks it afresh)."""

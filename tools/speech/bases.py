@@ -30,6 +30,7 @@ from typing import Sequence
 
 import numpy as np
 
+from tools.base import check_stopped
 from tools.hearing import speaker
 from tools.media.audio import load_audio, resample
 from tools.speech import fitting, kokoro_voice, shared_fits, style_search, world
@@ -87,6 +88,7 @@ def _score_all(reference: Path, transcript: str, others: Sequence[Path]) -> Base
     scored: dict[str, tuple[BaseChoice, float, float]] = {}
 
     def judge(name: str, choice: BaseChoice, audios: list[np.ndarray], sr: int) -> None:
+        check_stopped()  # a Ctrl-C ends the choice at its next candidate (`tools.base.stoppable`)
         sim = float(np.mean([heard_by.similarities(x, sr)[0] for x in audios]))
         lp = float(np.mean([mean_log_probs(model, [x], sr, s)[0] for x, s in zip(audios, SCORE_SENTENCES)]))
         scored[name] = (choice, sim, lp)

@@ -37,7 +37,7 @@ from typing import Sequence
 
 import numpy as np
 
-from tools.base import ToolError, in_context
+from tools.base import ToolError, check_stopped, in_context
 from tools.hearing import speaker
 from tools.hearing.speaker import FITTING_JUDGE, channel_rate
 from tools.media.audio import load_audio, resample
@@ -323,25 +323,31 @@ def _fit(reference: Path, transcript: str, others: tuple[Path, ...], raw_synthes
 
     tf = read_cached(cache, WorldTransform, "voice fit", reference)
     if tf is None:
+        # check_stopped between steps (each about a second): a Ctrl-C ends the fit at the next (`tools.base`)
         ref = analyse_reference(Path(reference), sr)
         sentences = text_norm.prepare_line(transcript, where=f"transcript of {reference}")
         probe = raw_synthesize(sentences, length_scale=1.0)
+        check_stopped()
         probe_active = float(active_mask(probe.audio, sr).sum() * 0.01)
         length_scale = float(np.clip(ref.active_s / max(probe_active, 0.1), 0.6, 1.8))
         src = raw_synthesize(sentences, length_scale=length_scale)
         src_analysis = analyse_synthetic(src.audio, sr)
+        check_stopped()
         ref_analysis = world_analyse(resample(*load_audio(Path(reference)), sr), sr)
         n_use = max(ref.usable_bands, 4)
         warp = fit_warp(src_analysis, ref_analysis, sr, n_use)
         tf = fit_transform(ref, profile_of(src.audio, sr, analysis=src_analysis), length_scale, warp=warp)
+        check_stopped()
         # A clip recorded below the working rate (telephone 8 kHz, 16 kHz) is compared on its own band only.
         limited = ref.usable_bands < usable_band_count(sr, len(ref.mean_log_sp), sr)
         tf = _fit_classes(tf, src_analysis, ref_analysis, sr, ref.usable_bands if limited else None)
         book = reference_codebook(10 * np.log10(ref_analysis[1] + 1e-16), sr, n_use)
         tf = replace(tf, frames=book, frames_bands=n_use, frames_mix=1.0)  # the search sets the mix
+        check_stopped()
         # Scored on other words than the transcript, so the search keeps what generalises to new lines.
         held_text = text_norm.prepare_line(HELD_OUT_TEXT)
         held = raw_synthesize(held_text, length_scale=length_scale).audio
+        check_stopped()
         tf = refine_by_similarity(Path(reference), held, analyse_synthetic(held, sr), sr, tf, text=" ".join(held_text),
                                   others=others)
         write_json(cache, asdict(tf))
@@ -406,6 +412,7 @@ def _choose(reference: Path, transcript: str, others: tuple[Path, ...]) -> FitCh
     def heard(base: str) -> list[tuple[float, float]]:
         """(cast score, margin) of the base's fitted speech by each choice judge, means over the sentences."""
         audios, sr = fitted_speech(base, fitted_transform(reference, transcript, others, base), SCORE_SENTENCES)
+        check_stopped()
         sims = [[judge.similarities(x, sr) for x in audios] for judge in listeners]
         return [(round(float(np.mean([cast_score(s) for s in by])), 4),
                  round(float(np.mean([s[0] - max(s[1:], default=-1.0) for s in by])), 4)) for by in sims]

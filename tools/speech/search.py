@@ -93,6 +93,7 @@ def refine_by_similarity(reference: Path, src: np.ndarray, analysis, sr: int, tf
     transform that clears the floor."""
 
     listener = fitting_listener(reference, others)
+    check_stopped()
     cleared = _clarity_check(src, sr, text)
 
     def render(cand: WorldTransform) -> np.ndarray:
