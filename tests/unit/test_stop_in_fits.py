@@ -187,3 +187,27 @@ def test_the_style_search_stops_at_its_next_step():
     assert len(scored) == 5 < style_search.EVALUATIONS
     scored.clear()
     assert style_search.search_style("jf_alpha", score, lambda style: True, evaluations=8)[1] == 9.0  # no stop
+
+
+def test_the_kokoro_choice_stops_before_its_next_candidate(monkeypatch):
+    """`bases._score_all` (the kokoro backend's choice: joe, five packs, each with pitch, a searched style)
+    checks before judging each candidate; models stand in."""
+    import numpy as np
+
+    from tools.hearing import recogniser
+    from tools.speech import bases
+
+    stop, judged = threading.Event(), []
+    monkeypatch.setattr(bases, "_joe", lambda *a: ([np.zeros(2400, np.float32)] * 2, 24000))
+    def heard(audio, sr):
+        judged.append(1)
+        stop.set()
+        assert len(judged) <= 2, "a candidate judged after the stop"
+        return [0.5]
+
+    monkeypatch.setattr(bases.speaker, "Listener", lambda refs: SimpleNamespace(similarities=heard))
+    monkeypatch.setattr(recogniser, "load_whisper", lambda: None)
+    monkeypatch.setattr(recogniser, "mean_log_probs", lambda *a: [0.0])
+    with stoppable(stop), pytest.raises(RunStopped):
+        bases._score_all(VOICES / "hopper.wav", "words", ())
+    assert len(judged) == 2  # joe's two scoring sentences, then no other candidate
