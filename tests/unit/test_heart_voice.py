@@ -147,9 +147,10 @@ def test_base_choice_keeps_the_closer_base_and_is_cached(tmp_path, monkeypatch):
     example's cast, each fitted voice heard by the fitting judge and CAM++ on the scoring sentences: the
     choice is the most points of a Borda count among the bases not heard as another by both judges (CAM++'s
     cast score recomputed here from its embeddings), read back from disk the second time, spoken by the
-    backend, and made again for another cast. The clips are copies, away from the fits the example ships
-    beside its own (`voice-fits/`), so that the fits are made here (or by an earlier test of this session);
-    the choice made here is the one the example ships (`compose voices --share-fits` copied it there)."""
+    backend, and made again for another cast. The clips are copies, beside which only the fits the example
+    ships for the bases it did not choose are put (`voice-fits/`): the chosen base's fit is made here and
+    equals the shipped one, and the choice, made here from the five fitted voices, is the one the example
+    ships (`compose voices --share-fits` copied it there)."""
     monkeypatch.setattr(fitting, "_CHOICES", {})
     monkeypatch.setattr(fitting, "_MEMO", {})  # nor the fits an earlier test read from the example's folder
     transcripts = json.loads((VOICES / "transcripts.json").read_text())
@@ -157,6 +158,16 @@ def test_base_choice_keeps_the_closer_base_and_is_cached(tmp_path, monkeypatch):
         shutil.copy(VOICES / f"{name}.wav", tmp_path / f"{name}.wav")
     ref, text = tmp_path / "chelsea.wav", transcripts["chelsea"]
     cast = [tmp_path / "collins.wav", tmp_path / "hopper.wav"]
+
+    def fit_file(base: str) -> str:
+        _, sr, tag = fitting.base_voice(base)
+        return f"{fitting._fit_key(ref, text, fitting.cast_others(ref, cast), sr, tag)}.fit.json"
+
+    shipped_fits = VOICES / SHARED / "voices"
+    (tmp_path / SHARED / "voices").mkdir(parents=True)
+    for base in ("joe", "heart", "kokoro:af_sarah", "kokoro:af_jessica"):  # not the chosen one, af_heart
+        shutil.copy(shipped_fits / fit_file(base), tmp_path / SHARED / "voices" / fit_file(base))
+    voice_cache_file(fit_file("kokoro:af_heart")).unlink(missing_ok=True)  # made afresh here
 
     def entry_of(others) -> Path:  # the choice's cache entry, removed: made afresh here
         path = voice_cache_file(f"{fitting._choice_key(ref, text, fitting.cast_others(ref, others))}.base.json")
@@ -195,6 +206,10 @@ def test_base_choice_keeps_the_closer_base_and_is_cached(tmp_path, monkeypatch):
     # measured: resemblyzer heart 0.533, af_heart 0.533, af_sarah 0.521, af_jessica 0.500, joe 0.420; CAM++ joe
     # 0.506, af_heart 0.425, af_sarah 0.417, heart 0.377, af_jessica 0.338: Kokoro's af_heart for the cat
     assert base == "kokoro:af_heart"
+    fresh = json.loads(voice_cache_file(fit_file(base)).read_text())
+    same = json.loads((shipped_fits / fit_file(base)).read_text())
+    assert fresh.keys() == same.keys() and all(np.allclose(fresh[k], same[k], rtol=1e-4, atol=1e-6) for k in same
+                                               if not isinstance(same[k], str))  # the fit the example ships
     cat = CharacterSpec(id="chelsea", name="Chelsea", trigger="CHELSEA", images=[Path("x.png")],
                         voice=VoiceSpec(reference=ref, transcript=text))
     written = PiperSynthesizer().share_fits(cat, cast)
