@@ -30,40 +30,41 @@ def _character(base: str | None, cid: str = "hopper") -> CharacterSpec:
                          voice=VoiceSpec(reference=VOICES / f"{cid}.wav", transcript=transcripts[cid], base=base))
 
 
-def test_an_unknown_base_is_a_located_error_naming_the_choices(tmp_path):
-    shutil.copytree(EXAMPLE, tmp_path / "orbit")
+def _pin_hopper(tmp_path: Path, base: str) -> tuple[Path, int]:
+    """(script, 1-based line of the pin) of a copy of the example whose cast pins `base` for hopper."""
+    if not (tmp_path / "orbit").exists():
+        shutil.copytree(EXAMPLE, tmp_path / "orbit")
     cast = tmp_path / "orbit" / "cast.yaml"
-    lines = cast.read_text().splitlines()
+    lines = [ln for ln in cast.read_text().splitlines() if not ln.startswith("      base: ")]
     at = next(i for i, ln in enumerate(lines) if "reference: assets/voices/hopper.wav" in ln)
-    lines.insert(at + 1, "      base: am_nobody")
+    lines.insert(at + 1, f"      base: {base}")
     cast.write_text("\n".join(lines) + "\n")
+    return tmp_path / "orbit" / "script.yaml", at + 2
+
+
+def test_an_unknown_base_is_a_located_error_naming_the_choices(tmp_path):
+    script, line = _pin_hopper(tmp_path, "am_nobody")
     with pytest.raises(SpecError) as exc:
-        load_project(tmp_path / "orbit" / "script.yaml")
+        load_project(script)
     (problem,) = exc.value.problems
-    assert (problem.line, problem.col) == (at + 2, 13) and "unknown base voice 'am_nobody'" in problem.message
+    assert (problem.line, problem.col) == (line, 13) and "unknown base voice 'am_nobody'" in problem.message
     assert "joe, heart, af_alloy" in problem.fix and "bm_lewis" in problem.fix and "leave `base` out" in problem.fix
-    lines[at + 1] = "      base: am_adam"
-    cast.write_text("\n".join(lines) + "\n")
-    assert load_project(tmp_path / "orbit" / "script.yaml").cast.by_id("hopper").voice.base == "am_adam"
+    script, _ = _pin_hopper(tmp_path, "am_adam")
+    assert load_project(script).cast.by_id("hopper").voice.base == "am_adam"
 
 
 @pytest.mark.parametrize("blend, ok", [("am_adam+am_michael", True), ("af_heart+af_sky+bf_emma", True),
                                         ("am_adam+am_adam", False), ("am_adam+joe", False), ("am_adam+", False),
                                         ("af_heart+af_sky+bf_emma+am_adam", False), ("am_adam+jf_alpha", False)])
 def test_a_blend_of_packs_may_be_pinned_and_a_wrong_one_is_a_located_error(tmp_path, blend, ok):
-    shutil.copytree(EXAMPLE, tmp_path / "orbit")
-    cast = tmp_path / "orbit" / "cast.yaml"
-    lines = cast.read_text().splitlines()
-    at = next(i for i, ln in enumerate(lines) if "reference: assets/voices/hopper.wav" in ln)
-    lines.insert(at + 1, f"      base: {blend}")
-    cast.write_text("\n".join(lines) + "\n")
+    script, line = _pin_hopper(tmp_path, blend)
     if ok:
-        assert load_project(tmp_path / "orbit" / "script.yaml").cast.by_id("hopper").voice.base == blend
+        assert load_project(script).cast.by_id("hopper").voice.base == blend
         return
     with pytest.raises(SpecError) as exc:
-        load_project(tmp_path / "orbit" / "script.yaml")
+        load_project(script)
     (problem,) = exc.value.problems
-    assert problem.line == at + 2 and f"unknown base voice {blend!r}" in problem.message
+    assert problem.line == line and f"unknown base voice {blend!r}" in problem.message
     assert "joined by '+'" in problem.fix
 
 

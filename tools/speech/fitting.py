@@ -42,7 +42,7 @@ from tools.hearing import speaker
 from tools.hearing.speaker import FITTING_JUDGE, channel_rate
 from tools.media.audio import load_audio, resample
 from tools.media.files import voice_cache_file, written_whole
-from tools.media.packaged import EN_PACKS, MODELS
+from tools.media.packaged import EN_PACKS, MODELS, pack_blend
 from tools.speech import heart_voice, kokoro_voice, packs, shared_fits, text_norm
 from tools.speech.bands import band_edges, bands
 from tools.speech.classes import cepstra, dtw_pairs, usable_shapes
@@ -84,8 +84,8 @@ def base_voice(base: str):
         return raw_synthesize, load_voice().config.sample_rate, "joe-medium"
     if base == "heart":
         return heart_voice.raw_synthesize, heart_voice.SR, "heart-hibari-0.2.1"
-    names = base[len(PACK):].split("+") if base.startswith(PACK) else []
-    if names and all(n in EN_PACKS for n in names):  # one pack, or the mean style of several (a blend)
+    names = pack_blend(base[len(PACK):]) if base.startswith(PACK) else None
+    if names:  # one pack, or the mean style of several (a blend)
         style = np.mean([kokoro_voice.pack(n) for n in names], axis=0).astype(np.float32)
         return partial(kokoro_voice.raw_synthesize, style_pack=style), kokoro_voice.SR, f"kokoro-v1.0-{'+'.join(names)}"
     raise ValueError(f"unknown base voice {base!r}: one of {', '.join(BASES)} or {PACK}<one of {', '.join(EN_PACKS)}>"
