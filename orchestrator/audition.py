@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +33,7 @@ from orchestrator.report.html import write_voices_html
 from orchestrator.retry import plan_retry
 from orchestrator.schema.plan import ShotPlan, SpeechSegment
 from orchestrator.store import atomic_copy, atomic_write_json, digest_file
-from tools.base import Score, SpeechKnobs, SpeechResult, SpokenLine, VideoKnobs
+from tools.base import Score, SpeechKnobs, SpeechResult, SpokenLine, VideoKnobs, in_context
 from tools.hearing.speaker import channel_rate
 from tools.media.audio import clip_levels, load_audio
 from tools.speech.packs import PACK
@@ -157,11 +158,22 @@ def advice(character: str, failing: list[Score], clip: ClipFacts, same_clip: tup
     return out
 
 
+THREADS = 2  # speaking (WORLD's analysis, Kokoro's ONNX graph) and listening release the GIL for most of their time
+
+
+def _each(fn, items: list) -> list:
+    """`fn` of each item, in order, on THREADS threads, each within the caller's context (its stop)."""
+    with ThreadPoolExecutor(max_workers=THREADS) as pool:
+        return list(pool.map(in_context(fn), items))
+
+
 def judge(ctx: RunContext, lines: list[SpokenLine]) -> dict[str, list[Score]]:
     """line id -> the scores of every configured evaluator that judges lines alone, each line on its own (a
-    line's words are not heard with its neighbours', so the same audio scores the same in either table)."""
+    line's words are not heard with its neighbours', so the same audio scores the same in either table).
+    The evaluators listen side by side, each to every line in turn (as a render's evaluate node runs them)."""
     judges = [e for e in ctx.evaluators() if hasattr(e, "score_lines")]
-    return {ln.line_id: [s for e in judges for s in e.score_lines(ctx.project.cast, [ln])] for ln in lines}
+    heard = _each(lambda e: [e.score_lines(ctx.project.cast, [ln]) for ln in lines], judges)
+    return {ln.line_id: [s for by_judge in heard for s in by_judge[k]] for k, ln in enumerate(lines)}
 
 
 def _speak(ctx: RunContext, seg: SpeechSegment, wav: Path, line_id: str, character=None,
@@ -202,7 +214,7 @@ def audition_character(ctx: RunContext, cid: str, segs: list[SpeechSegment], fol
     started = time.time()
     ctx.on_event = lambda kind, info: console.print(f"{info['stage'].removeprefix('speak: ')} (a minute or two)")
     announce_fit(ctx, "voices", 1, cid)
-    lines = [_speak(ctx, seg, folder / f"{cid}-{seg.line_id}.wav", seg.line_id) for seg in segs]
+    lines = _each(lambda seg: _speak(ctx, seg, folder / f"{cid}-{seg.line_id}.wav", seg.line_id), segs)
     spoken_s = time.time() - started
     scores = judge(ctx, lines)
     ref = character.voice.reference
@@ -248,9 +260,9 @@ def compare_bases(ctx: RunContext, cid: str, seg: SpeechSegment, folder: Path) -
         return None
     character = ctx.project.cast.by_id(cid)
     candidates = weigh(character, cast_others(ctx, character))
-    lines = [_speak(ctx, seg, folder / f"{cid}-{seg.line_id}-{base}.wav", f"{seg.line_id}@{base}",
-                    character.model_copy(update={"voice": character.voice.model_copy(update={"base": base})}))
-             for base in candidates]
+    lines = _each(lambda base: _speak(
+        ctx, seg, folder / f"{cid}-{seg.line_id}-{base}.wav", f"{seg.line_id}@{base}",
+        character.model_copy(update={"voice": character.voice.model_copy(update={"base": base})})), list(candidates))
     scores = judge(ctx, lines)
     return [{"base": base, "fit_score": fit, "chosen": k == 0, "pinned": base == character.voice.base,
              "line_id": seg.line_id, "wav": str(ln.speech.wav_path), "notes": ln.speech.notes,

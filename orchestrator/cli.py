@@ -218,6 +218,10 @@ def cmd_contact_sheet(args, console: Console) -> int:
 
 def main(argv: Optional[list[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    # Read when OpenMP starts (the first torch import, which no import above makes): see WAIT_POLICY.
+    from orchestrator.executors import WAIT_POLICY
+
+    os.environ.setdefault("OMP_WAIT_POLICY", WAIT_POLICY)
     if argv and argv[0] not in SUBCOMMANDS and not argv[0].startswith("-"):
         argv.insert(0, "render")
     if argv and argv[0] == "train":

@@ -190,13 +190,14 @@ def test_voice_fits_are_unpacked_under_their_names_beside_the_clips(tmp_path):
     assert local[str(ref)].name == f"{digest_file(ref)}.wav"
 
 
-def test_workers_read_input_files_from_their_own_copies(tmp_path, cluster):
+def test_workers_read_input_files_from_their_own_copies(tmp_path, cluster, monkeypatch):
     """Inputs travel by content: the worker's project names only files in its own folder, each
     byte-equal to the driver's file it replaces."""
     from orchestrator.executors import RayRunner
     from orchestrator.graph import build_shot_graph
     from orchestrator.shipping import input_paths
 
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # not what the workers' raylet would hand them
     ctx = _mini_context(tmp_path)
     driver = input_paths(ctx.project)
     assert len(driver) >= 5  # 3 characters' images and voices at least
@@ -205,6 +206,8 @@ def test_workers_read_input_files_from_their_own_copies(tmp_path, cluster):
         import ray
 
         worker = ray.get(runner.actors[0].input_paths.remote())
+        openmp = ray.get(runner.actors[0].__ray_call__.remote(
+            lambda _: {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")}))
     finally:
         for a in runner.actors:
             ray.kill(a)
@@ -219,6 +222,9 @@ def test_workers_read_input_files_from_their_own_copies(tmp_path, cluster):
         (p.parent.name, p.name) for p in driver if p.parent.parent.name == "voice-fits")
     assert {p.parent.parent.parent for p in fits} == {Path(p).parent for p in worker if p.endswith(".wav")}
     assert runner.size == 2  # no --workers: as many as the cluster's 2 CPUs hold
+    # the driver's OpenMP settings, not Ray's one thread per actor CPU nor a spinning pool
+    assert openmp == {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(len(os.sched_getaffinity(0)))),
+                      "OMP_WAIT_POLICY": "ACTIVE"}
 
 
 def test_a_missing_model_path_names_the_worker_node(tmp_path, capsys, cluster):
