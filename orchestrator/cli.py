@@ -186,11 +186,12 @@ def cmd_plan(args, console: Console) -> int:
 
 
 def cmd_voices(args, console: Console) -> int:
-    from orchestrator.audition import run_audition
-
     project = load(args)
-    summary = run_audition(project, apply_overrides(project, args), args.out / project.slug, console, args.lines,
-                           args.compare, args.share_fits)
+    config = apply_overrides(project, args)
+    from orchestrator.audition import run_audition  # once the inputs are known good, as cmd_render
+
+    summary = run_audition(project, config, args.out / project.slug, console, args.lines, args.compare,
+                           args.share_fits)
     if args.json:
         print(json.dumps(summary, indent=2))
     return 0
@@ -292,7 +293,7 @@ def cmd_render(args, console: Console) -> int:
     project = load(args)
     config = apply_overrides(project, args)
     # Imported once the inputs are known good: the graph and the mixer cost about 1.8 s of imports,
-    # which a writer whose file has a typo should not wait for.
+    # which a writer whose file has a typo should not wait for (tests/faults/test_cli_corpus.py).
     from orchestrator.runner import run_film
 
     summary = run_film(project, config, args.out / project.slug, console, workers=args.workers)

@@ -217,16 +217,17 @@ def test_the_root_cause_comes_first(tmp_path, finished):
 
 
 
-def test_bad_input_is_refused_before_the_renderer_is_imported(tmp_path, finished):
-    """A typo is reported without loading the graph and the mixer (about 1.8 s of imports): the
-    command's own import log must not name them."""
+@pytest.mark.parametrize("command", [[], ["voices"]])
+def test_bad_input_is_refused_before_the_renderer_is_imported(tmp_path, finished, command):
+    """A typo is reported without loading the graph, the mixer or the audition (about 1.8 s of imports):
+    the command's own import log must not name them."""
     out, before, assets = finished
     script, target, line = break_project(tmp_path, assets, ALL["fps_zero"])
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONPROFILEIMPORTTIME": "1"}
-    proc = subprocess.run([*COMPOSE, str(script), "--out", str(out)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120, env=env)
+    proc = subprocess.run([*COMPOSE, *command, str(script), "--out", str(out)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120, env=env)
     assert proc.returncode == 2 and f"{target}:{line}:" in proc.stderr
     imported = {ln.rsplit("|", 1)[1].strip() for ln in proc.stderr.splitlines() if ln.startswith("import time:")}
     assert "orchestrator.inputs.loading" in imported  # the log is real
-    assert not {"orchestrator.runner", "langgraph", "tools.stitch"} & imported
+    assert not {"orchestrator.runner", "orchestrator.audition", "langgraph", "tools.stitch"} & imported
     assert _tree(out) == before
