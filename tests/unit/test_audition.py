@@ -234,3 +234,40 @@ def test_a_failing_line_is_taken_again_as_the_retry_policy_would(tmp_path, passe
         assert "sc01_l02: no take of 3 passes, so its shot ends best_effort" in said
     assert "sc01_l01" not in said and "up to 3 attempts" in said
     assert if_rendered([{"line_id": "sc01_l01", "passed": True}], 3) is None
+
+
+def test_the_judges_listen_side_by_side_and_each_line_keeps_its_own_scores(tmp_path):
+    """`judge`: the two judges run at once (each waits at a barrier for the other: one after the other, the
+    first would wait alone and fail), every line gets each judge's score of that line, in the judges' order;
+    a Ctrl-C's stop in the caller reaches the pool's threads."""
+    import threading
+    from types import SimpleNamespace
+
+    from orchestrator.audition import _each, judge
+    from tools.base import RunStopped, SpeechResult, SpokenLine, check_stopped, stoppable
+
+    met = threading.Barrier(2, timeout=10)
+
+    class Judge:
+        def __init__(self, name):
+            self.name, self.first = name, True
+
+        def score_lines(self, cast, lines):
+            if self.first:
+                self.first = False
+                met.wait()
+            return [Score(f"{self.name}[{ln.line_id}]", float(ln.line_id[-1]), 0.5) for ln in lines]
+
+    lines = [SpokenLine(f"sc01_l0{k}", "hopper", "words", 0.0, SpeechResult(tmp_path / f"{k}.wav", 1.0, 24000, [], [],
+                                                                             {})) for k in (1, 2, 3)]
+    ctx = SimpleNamespace(evaluators=lambda: [Judge("a"), Judge("b")], project=SimpleNamespace(cast=None))
+    heard = judge(ctx, lines)
+    assert {k: [(s.name, s.value) for s in v] for k, v in heard.items()} == {
+        ln.line_id: [(f"a[{ln.line_id}]", float(ln.line_id[-1])), (f"b[{ln.line_id}]", float(ln.line_id[-1]))]
+        for ln in lines}
+    assert _each(lambda x: x * 2, [3, 1, 2]) == [6, 2, 4]
+    stop = threading.Event()
+    stop.set()
+    with stoppable(stop), pytest.raises(RunStopped):
+        _each(lambda _: check_stopped(), [1, 2])
+    assert _each(lambda _: check_stopped(), [1, 2]) == [None, None]  # outside the block: no stop
