@@ -8,8 +8,9 @@ both judges, intelligibility). Per character: the base voice the fit chose, each
 their thresholds, and for a line that fails, what to change, pointing at the voice's line in the cast
 file, and what a render would do: the line spoken again as the retry policy would retry it (`retakes`,
 up to the render's attempts), each take judged. With `compare`, each character's first line is also spoken from every
-base voice the fit weighed (the piper backend's `base_candidates`), pinned as `voice.base` in the cast
-would pin it, and judged the same way. Files: OUT/<title>/voices/<id>-<line>[-<base>|-take<N>].wav, voices.json.
+base voice the fit weighed (the backend's `base_candidates`: piper's and kokoro's), pinned as `voice.base` in
+the cast would pin it (the kokoro backend's own choice, which no cast can pin, spoken as chosen), and judged the
+same way. Files: OUT/<title>/voices/<id>-<line>[-<base>|-take<N>].wav, voices.json.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from rich.table import Table
 
 from orchestrator.config import RenderConfig
 from orchestrator.context import RunContext
+from orchestrator.inputs.checks import pinnable
 from orchestrator.inputs.project import Project
 from orchestrator.lock import OutputLock
 from orchestrator.nodes.speak import announce_fit, cast_others, synthesize_line
@@ -254,17 +256,27 @@ def audition_character(ctx: RunContext, cid: str, segs: list[SpeechSegment], fol
 
 def compare_bases(ctx: RunContext, cid: str, seg: SpeechSegment, folder: Path) -> list[dict] | None:
     """`seg` spoken from every base the fit weighs for this character (the backend's `base_candidates`), each
-    pinned as `voice.base` would pin it, and judged; None for a backend that names no bases."""
+    pinned as `voice.base` would pin it, and judged; None for a backend that names no bases. The backend's own
+    choice may be no base a cast can pin (the kokoro backend's Japanese packs and searched styles): it comes
+    first and is spoken unpinned, as chosen."""
     weigh = getattr(ctx.speech, "base_candidates", None)
     if weigh is None:
         return None
     character = ctx.project.cast.by_id(cid)
     candidates = weigh(character, cast_others(ctx, character))
-    lines = _each(lambda base: _speak(
-        ctx, seg, folder / f"{cid}-{seg.line_id}-{base}.wav", f"{seg.line_id}@{base}",
-        character.model_copy(update={"voice": character.voice.model_copy(update={"base": base})})), list(candidates))
+    if any(not pinnable(base) for base in list(candidates)[1:]):
+        raise ValueError(f"{ctx.speech.name}.base_candidates: only its first, its own choice, may be unpinnable")
+
+    def as_pinned(base: str):
+        if not pinnable(base):
+            return character
+        return character.model_copy(update={"voice": character.voice.model_copy(update={"base": base})})
+
+    lines = _each(lambda base: _speak(ctx, seg, folder / f"{cid}-{seg.line_id}-{base}.wav", f"{seg.line_id}@{base}",
+                                      as_pinned(base)), list(candidates))
     scores = judge(ctx, lines)
     return [{"base": base, "fit_score": fit, "chosen": k == 0, "pinned": base == character.voice.base,
+             "pinnable": pinnable(base),
              "line_id": seg.line_id, "wav": str(ln.speech.wav_path), "notes": ln.speech.notes,
              "scores": [sc.as_dict() for sc in scores[ln.line_id]],
              "passed": all(sc.passed for sc in scores[ln.line_id])}
@@ -370,12 +382,15 @@ def print_audition(summary: dict, console: Console) -> None:
     if compared:
         console.print(_table("each base the fit weighed, speaking the first line (the fit's choice first)",
                              ["who", "base", "fit"],
-                             [([c["id"], b["base"] + ("*" if b["pinned"] else ""),
+                             [([c["id"], b["base"] + ("*" if b["pinned"] else "") + ("" if b["pinnable"] else "†"),
                                 "-" if b["fit_score"] is None else f"{b['fit_score']:g}"], b["scores"], b["passed"])
                               for c in compared for b in c["bases"]]))
         console.print("fit: the choice's points (a point per base each of resemblyzer and CAM++ hears further from the "
                       "character; -: a base both hear closer to another of the cast, set aside); pin another base "
                       "with `voice.base` in the cast")
+        if any(not b["pinnable"] for c in compared for b in c["bases"]):
+            console.print("†: the backend's own choice (a Japanese pack or a searched style), spoken as chosen; a cast "
+                          "cannot pin it, only the bases below it")
     for c in chars:
         for a in c["advice"]:
             console.print(f"{c['where']}: {a['problem']} (fix: {a['fix']})", markup=False, highlight=False,

@@ -24,6 +24,12 @@ from tools.media.packaged import EN_PACKS, MAX_BLEND, pack_blend
 # `voice.base` in the cast: piper's joe, hibari's heart, Kokoro's English packs (`tools.speech.piper.pinned_base`),
 # or a blend of packs joined by "+" (`tools.media.packaged.pack_blend`).
 VOICE_BASES = ("joe", "heart", *EN_PACKS)
+
+
+def pinnable(base: object) -> bool:
+    """Whether a cast may write `base` as `voice.base`."""
+    return isinstance(base, str) and (base in VOICE_BASES or bool(pack_blend(base)))
+
 MAX_BEATS = MAX_SHOTS_PER_SCENE - 2  # room for an establishing shot, one per beat, a closing shot
 BEAT_FORMS = {"DialogueBeat": "dialogue beat", "ActionBeat": "action beat"}
 BEAT_FIX = "a beat is either `- action: ...` or `- character: NAME` with `line: ...`"
@@ -197,7 +203,7 @@ def cast_problems(cast: Source, problems: list[Problem]) -> Roster:
                     f"{field} {word!r} is already the {first[1]} of character {first[2]!r} (line {line})",
                     "give every character a distinct id, name and trigger"))
         base = c.get("voice", {}).get("base") if isinstance(c.get("voice"), dict) else None
-        if base is not None and not (isinstance(base, str) and (base in VOICE_BASES or pack_blend(base))):
+        if base is not None and not pinnable(base):
             problems.append(cast.problem(("characters", i, "voice", "base"), f"unknown base voice {base!r}",
                                          f"one of {', '.join(VOICE_BASES)}, a blend of two or {MAX_BLEND} distinct "
                                          "Kokoro packs joined by '+' (e.g. am_adam+am_michael), or leave `base` out "

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from rich.console import Console
 
 from orchestrator.audition import ClipFacts, advice, if_rendered, same_clips, sample_lines
 from orchestrator.cli import main
@@ -271,3 +272,90 @@ def test_the_judges_listen_side_by_side_and_each_line_keeps_its_own_scores(tmp_p
     with stoppable(stop), pytest.raises(RunStopped):
         _each(lambda _: check_stopped(), [1, 2])
     assert _each(lambda _: check_stopped(), [1, 2]) == [None, None]  # outside the block: no stop
+
+
+def _compare_ctx(tmp_path, example_project, candidates: dict):
+    """A run context over the example's hopper whose speech backend weighs `candidates` and speaks each line as
+    a constant naming the pin it was given (notes: `base`, the pin or the backend's own choice, the first
+    candidate), and whose one judge passes everything: `compare_bases` measured without models."""
+    import json
+    from types import SimpleNamespace
+
+    from orchestrator.store import Cache
+    from tools.base import SpeechResult
+    from tools.media.audio import write_wav
+
+    own = next(iter(candidates))
+
+    class Weighs:
+        name, version, take_noise = "weighs", "1", 0.3
+
+        def base_candidates(self, character, others):
+            assert character.voice.base is None and len(others) == 2
+            return candidates
+
+        def synthesize(self, text, character, knobs, out_path, parenthetical, sample_rate, others=()):
+            base = character.voice.base
+            write_wav(out_path, np.full(2400, 0.01 * (1 + list(candidates).index(base or own)), np.float32),
+                      sample_rate)
+            return SpeechResult(Path(out_path), 0.1, sample_rate, [], [], {"base": base or own,
+                                                                           "pinned": json.dumps(base)})
+
+    class Judge:
+        def score_lines(self, cast, lines):
+            return [Score(f"speaker.similarity[{lines[0].line_id}]", 0.9, 0.7028)]
+
+    return SimpleNamespace(speech=Weighs(), evaluators=lambda: [Judge()], cache=Cache(tmp_path / "cache"),
+                           config=SimpleNamespace(sample_rate=24000, seed=0, max_attempts=3), stop=None,
+                           project=example_project)
+
+
+def test_compare_speaks_the_backends_own_choice_as_chosen_and_pins_the_rest(tmp_path, example_project, capsys):
+    """A backend whose own choice no cast can pin (the kokoro backend's Japanese pack): that row is spoken
+    unpinned and marked, every other base pinned as `voice.base` would pin it; a backend that puts an
+    unpinnable base anywhere but first is refused (it would be spoken as the choice under another name)."""
+    import json
+
+    from orchestrator.audition import compare_bases, print_audition
+    from orchestrator.schema.plan import SpeechSegment
+    from tools.media.audio import load_audio
+
+    seg = SpeechSegment(line_id="sc01_l02", speaker="hopper", text="The relays are fine.", start=0.0)
+    candidates = {"jf_alpha": None, "joe": 3.0, "am_adam": 1.0, "am_adam+am_michael": None}
+    rows = compare_bases(_compare_ctx(tmp_path, example_project, candidates), "hopper", seg, tmp_path)
+    assert [(r["base"], r["fit_score"], r["chosen"], r["pinnable"], r["pinned"]) for r in rows] == [
+        ("jf_alpha", None, True, False, False), ("joe", 3.0, False, True, False),
+        ("am_adam", 1.0, False, True, False), ("am_adam+am_michael", None, False, True, False)]
+    assert [json.loads(r["notes"]["pinned"]) for r in rows] == [None, "joe", "am_adam", "am_adam+am_michael"]
+    for k, r in enumerate(rows):
+        assert np.allclose(load_audio(r["wav"])[0], 0.01 * (1 + k), atol=1e-3)
+    summary = {"title": "t", "speech": "weighs", "silent": [], "characters": [
+        {"id": "hopper", "base": "jf_alpha", "pinned": False, "passed": True, "advice": [], "if_rendered": None,
+         "lines": [{"line_id": "sc01_l02", "scores": rows[0]["scores"], "passed": True}], "bases": rows}]}
+    print_audition(summary, Console(width=200, force_terminal=False))
+    out = capsys.readouterr().out
+    assert "jf_alpha†" in out and "joe†" not in out and "†: the backend's own choice" in out
+    summary["characters"][0]["bases"] = rows[1:]
+    print_audition(summary, Console(width=200, force_terminal=False))
+    assert "†" not in capsys.readouterr().out
+    with pytest.raises(ValueError, match="only its first"):
+        compare_bases(_compare_ctx(tmp_path, example_project, {"joe": 3.0, "jf_alpha": None}), "hopper", seg,
+                      tmp_path)
+
+
+def test_the_kokoro_backend_weighs_its_own_choice_then_the_bases_a_cast_can_pin(monkeypatch, example_project):
+    """Its own Japanese-pack choice first (no points), then the piper backend's bases with theirs; a character
+    it speaks in the piper backend's voice (joe chosen, or a pinned base) weighs the piper backend's alone."""
+    from tools.speech import bases
+    from tools.speech.kokoro import KokoroSynthesizer
+    from tools.speech.piper import PiperSynthesizer
+
+    piper = {"heart": 4, "joe": 3, "am_adam": None}
+    monkeypatch.setattr(PiperSynthesizer, "base_candidates", lambda self, character, others=(): piper)
+    hopper = example_project.cast.by_id("hopper")
+    for chosen, weighed in (("jf_nezumi", {"jf_nezumi": None, **piper}), ("joe", piper)):
+        monkeypatch.setattr(bases, "chosen_base", lambda ref, transcript, others=(), c=chosen: bases.BaseChoice(c))
+        assert list(KokoroSynthesizer().base_candidates(hopper).items()) == list(weighed.items())
+    pinned = hopper.model_copy(update={"voice": hopper.voice.model_copy(update={"base": "am_adam"})})
+    monkeypatch.setattr(bases, "chosen_base", lambda *a, **k: pytest.fail("a pinned voice makes no kokoro choice"))
+    assert KokoroSynthesizer().base_candidates(pinned) == piper

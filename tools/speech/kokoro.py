@@ -49,6 +49,19 @@ class KokoroSynthesizer:
             return self.piper.voice_ready(character, others)
         return bases.choice_made(character.voice.reference, character.voice.transcript, others)
 
+    def base_candidates(self, character: CharacterSpec, others: Sequence[Path] = ()) -> dict[str, float | None]:
+        """What `compose voices --compare` speaks. A character this backend speaks with the piper backend's voice
+        (a pinned base, or joe chosen) weighs the piper backend's bases. Otherwise this backend's own choice
+        comes first, named as its lines' notes name it (a Japanese pack, perhaps searched or pitch-matched: no
+        base a cast can pin, so heard as chosen, with no points), then every base the cast could pin instead
+        (the piper backend's, with their points there; its choice is made with this one's, so nothing is
+        fitted anew)."""
+        instead = self.piper.base_candidates(character, others)
+        if character.voice.base:
+            return instead
+        choice = bases.chosen_base(character.voice.reference, character.voice.transcript, others)
+        return instead if choice.base == "joe" else {choice.base: None, **instead}
+
     def share_fits(self, character: CharacterSpec, others: Sequence[Path] = ()) -> list[Path]:
         """Copy the character's base choice and fits into `voice-fits/` beside its reference clip (made here if
         need be; `tools.speech.shared_fits`); the files written."""
