@@ -24,12 +24,6 @@ from tools.media.packaged import EN_PACKS, MAX_BLEND, pack_blend
 # `voice.base` in the cast: piper's joe, hibari's heart, Kokoro's English packs (`tools.speech.piper.pinned_base`),
 # or a blend of packs joined by "+" (`tools.media.packaged.pack_blend`).
 VOICE_BASES = ("joe", "heart", *EN_PACKS)
-
-
-def pinnable(base: object) -> bool:
-    """Whether a cast may write `base` as `voice.base`."""
-    return isinstance(base, str) and (base in VOICE_BASES or bool(pack_blend(base)))
-
 MAX_BEATS = MAX_SHOTS_PER_SCENE - 2  # room for an establishing shot, one per beat, a closing shot
 BEAT_FORMS = {"DialogueBeat": "dialogue beat", "ActionBeat": "action beat"}
 BEAT_FIX = "a beat is either `- action: ...` or `- character: NAME` with `line: ...`"
@@ -56,6 +50,11 @@ TYPE_FIXES = {
     "greater_than_equal": "give a larger number", "less_than_equal": "give a smaller number",
     "path_type": "give a file path as text",
 }
+
+
+def pinnable(base: object) -> bool:
+    """Whether a cast may write `base` as `voice.base`."""
+    return isinstance(base, str) and (base in VOICE_BASES or bool(pack_blend(base)))
 
 
 # ------------------------------------------------------------------------------ schema errors
