@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import re
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +34,7 @@ from orchestrator.report.html import write_voices_html
 from orchestrator.retry import plan_retry
 from orchestrator.schema.plan import ShotPlan, SpeechSegment
 from orchestrator.store import atomic_copy, atomic_write_json, digest_file
-from tools.base import Score, SpeechKnobs, SpeechResult, SpokenLine, VideoKnobs, in_context
+from tools.base import Score, SpeechKnobs, SpeechResult, SpokenLine, VideoKnobs, map_in_context
 from tools.hearing.speaker import channel_rate
 from tools.media.audio import clip_levels, load_audio
 from tools.speech.packs import PACK
@@ -163,18 +162,12 @@ def advice(character: str, failing: list[Score], clip: ClipFacts, same_clip: tup
 THREADS = 2  # speaking (WORLD's analysis, Kokoro's ONNX graph) and listening release the GIL for most of their time
 
 
-def _each(fn, items: list) -> list:
-    """`fn` of each item, in order, on THREADS threads, each within the caller's context (its stop)."""
-    with ThreadPoolExecutor(max_workers=THREADS) as pool:
-        return list(pool.map(in_context(fn), items))
-
-
 def judge(ctx: RunContext, lines: list[SpokenLine]) -> dict[str, list[Score]]:
     """line id -> the scores of every configured evaluator that judges lines alone, each line on its own (a
     line's words are not heard with its neighbours', so the same audio scores the same in either table).
     The evaluators listen side by side, each to every line in turn (as a render's evaluate node runs them)."""
     judges = [e for e in ctx.evaluators() if hasattr(e, "score_lines")]
-    heard = _each(lambda e: [e.score_lines(ctx.project.cast, [ln]) for ln in lines], judges)
+    heard = map_in_context(lambda e: [e.score_lines(ctx.project.cast, [ln]) for ln in lines], judges, THREADS)
     return {ln.line_id: [s for by_judge in heard for s in by_judge[k]] for k, ln in enumerate(lines)}
 
 
@@ -216,7 +209,8 @@ def audition_character(ctx: RunContext, cid: str, segs: list[SpeechSegment], fol
     started = time.time()
     ctx.on_event = lambda kind, info: console.print(f"{info['stage'].removeprefix('speak: ')} (a minute or two)")
     announce_fit(ctx, "voices", 1, cid)
-    lines = _each(lambda seg: _speak(ctx, seg, folder / f"{cid}-{seg.line_id}.wav", seg.line_id), segs)
+    lines = map_in_context(lambda seg: _speak(ctx, seg, folder / f"{cid}-{seg.line_id}.wav", seg.line_id), segs,
+                           THREADS)
     spoken_s = time.time() - started
     scores = judge(ctx, lines)
     ref = character.voice.reference
@@ -272,8 +266,8 @@ def compare_bases(ctx: RunContext, cid: str, seg: SpeechSegment, folder: Path) -
             return character
         return character.model_copy(update={"voice": character.voice.model_copy(update={"base": base})})
 
-    lines = _each(lambda base: _speak(ctx, seg, folder / f"{cid}-{seg.line_id}-{base}.wav", f"{seg.line_id}@{base}",
-                                      as_pinned(base)), list(candidates))
+    lines = map_in_context(lambda base: _speak(ctx, seg, folder / f"{cid}-{seg.line_id}-{base}.wav",
+                                               f"{seg.line_id}@{base}", as_pinned(base)), candidates, THREADS)
     scores = judge(ctx, lines)
     return [{"base": base, "fit_score": fit, "chosen": k == 0, "pinned": base == character.voice.base,
              "pinnable": pinnable(base),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextvars
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -57,6 +58,13 @@ def in_context(fn):
     `check_stopped` there hears the caller's stop."""
     ctx = contextvars.copy_context()
     return lambda *args, **kwargs: ctx.copy().run(fn, *args, **kwargs)  # a context is entered by one thread
+
+
+def map_in_context(fn, items, threads: int, name: str = "") -> list:
+    """`fn` of each item, in order, on `threads` pool threads (named `name`-N), each within the caller's
+    context (`in_context`: a Ctrl-C's stop reaches them)."""
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name) as pool:
+        return list(pool.map(in_context(fn), items))
 
 
 @dataclass

@@ -88,7 +88,7 @@ def write_voices_html(folder: Path, summary: dict) -> None:
                 + [_line_row(f"{ln['line_id']}, take {t['attempt']}", t["why"], t["wav"], t["scores"], t["passed"])
                    for t in ln.get("takes") or []]]
         rows += [_line_row(f"{b['line_id']}, base {b['base']}" + (" (the fit's choice)" if b["chosen"] else "")
-                           + ("" if b.get("pinnable", True) else " (the backend's own; a cast cannot pin it)"),
+                           + ("" if b["pinnable"] else " (the backend's own; a cast cannot pin it)"),
                            c["lines"][0]["text"], b["wav"], b["scores"], b["passed"]) for b in c.get("bases") or []]
         advice = "".join(f"<li>{html.escape(c['where'])}: {html.escape(a['problem'])} (fix: {html.escape(a['fix'])})"
                          "</li>" for a in c["advice"])

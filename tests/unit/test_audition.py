@@ -244,8 +244,8 @@ def test_the_judges_listen_side_by_side_and_each_line_keeps_its_own_scores(tmp_p
     import threading
     from types import SimpleNamespace
 
-    from orchestrator.audition import _each, judge
-    from tools.base import RunStopped, SpeechResult, SpokenLine, check_stopped, stoppable
+    from orchestrator.audition import judge
+    from tools.base import RunStopped, SpeechResult, SpokenLine, check_stopped, map_in_context, stoppable
 
     met = threading.Barrier(2, timeout=10)
 
@@ -266,12 +266,12 @@ def test_the_judges_listen_side_by_side_and_each_line_keeps_its_own_scores(tmp_p
     assert {k: [(s.name, s.value) for s in v] for k, v in heard.items()} == {
         ln.line_id: [(f"a[{ln.line_id}]", float(ln.line_id[-1])), (f"b[{ln.line_id}]", float(ln.line_id[-1]))]
         for ln in lines}
-    assert _each(lambda x: x * 2, [3, 1, 2]) == [6, 2, 4]
+    assert map_in_context(lambda x: x * 2, [3, 1, 2], 2) == [6, 2, 4]
     stop = threading.Event()
     stop.set()
     with stoppable(stop), pytest.raises(RunStopped):
-        _each(lambda _: check_stopped(), [1, 2])
-    assert _each(lambda _: check_stopped(), [1, 2]) == [None, None]  # outside the block: no stop
+        map_in_context(lambda _: check_stopped(), [1, 2], 2)
+    assert map_in_context(lambda _: check_stopped(), [1, 2], 2) == [None, None]  # outside the block: no stop
 
 
 def _compare_ctx(tmp_path, example_project, candidates: dict):

@@ -29,7 +29,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -37,7 +36,7 @@ from typing import Sequence
 
 import numpy as np
 
-from tools.base import ToolError, check_stopped, in_context
+from tools.base import ToolError, check_stopped, map_in_context
 from tools.hearing import speaker
 from tools.hearing.speaker import FITTING_JUDGE, channel_rate
 from tools.media.audio import load_audio, resample
@@ -418,8 +417,7 @@ def _choose(reference: Path, transcript: str, others: tuple[Path, ...]) -> FitCh
                  round(float(np.mean([s[0] - max(s[1:], default=-1.0) for s in by])), 4)) for by in sims]
 
     candidates = (*BASES, *packs.pack_candidates(listeners[0]))
-    with ThreadPoolExecutor(FIT_THREADS, thread_name_prefix="voice-fit") as pool:
-        by_base = dict(zip(candidates, pool.map(in_context(heard), candidates)))  # a Ctrl-C reaches each fit
+    by_base = dict(zip(candidates, map_in_context(heard, candidates, FIT_THREADS, "voice-fit")))  # Ctrl-C reaches it
     by_judge = {j: {b: h[i][0] for b, h in by_base.items()} for i, j in enumerate(CHOICE_JUDGES)}
     margins = {j: {b: h[i][1] for b, h in by_base.items()} for i, j in enumerate(CHOICE_JUDGES)}
     kept = [b for b in candidates if any(m[b] >= 0 for m in margins.values())]
