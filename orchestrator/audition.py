@@ -346,8 +346,9 @@ def _table(title: str, head: list[str], rows: list[tuple[list[str], list[dict], 
     scored = [(cells, {_family(sc)[0]: sc for sc in map(_score, scores)}, passed) for cells, scores, passed in rows]
     families = list(dict.fromkeys(f for _, scores, _ in scored for f in scores))
     t = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
-    for col in [*head, *[COLUMNS.get(f, f) for f in families], "ok"]:
+    for col in [*head, *[COLUMNS.get(f, f) for f in families]]:
         t.add_column(col, no_wrap=True)
+    t.add_column("ok", no_wrap=True, min_width=4)  # on a narrow terminal the others give way, not the verdict
     needs = {f: sc for _, scores, _ in scored for f, sc in scores.items()}
     bounds = [("≥" if needs[f].higher_is_better else "≤") + _value(Score(f, needs[f].threshold, 0), ".3g")
               for f in families]

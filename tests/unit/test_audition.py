@@ -107,6 +107,29 @@ def test_the_table_shows_thresholds_each_lines_scores_and_the_pins(capsys):
     assert "no lines, not auditioned: extra" in out and "1 of 2 voices pass; doubtful: hopper" in out
 
 
+def test_the_verdict_stays_whole_on_an_80_column_terminal(capsys):
+    """A log file or an 80-column terminal: rich narrows the table, and it was the verdict that lost its letters
+    ("pa…", "FA…") once a base was named af_jessica."""
+    from rich.console import Console
+
+    from orchestrator.audition import print_audition
+
+    def line(line_id, passed):
+        scores = [_score(n, v, t) for n, v, t in (
+            ("speaker.similarity", 0.812, 0.7028), ("speaker.margin", 0.269, 0.0305),
+            ("speaker.dvector_similarity", 0.786, 0.584), ("speaker.dvector_margin", 0.357, 0.0011),
+            ("wer", 0.143, 0.6111))]
+        return {"line_id": line_id, "text": "x", "seconds": 1.0, "passed": passed,
+                "scores": [sc.as_dict() | {"name": sc.name.replace("sc01_l01", line_id)} for sc in scores]}
+
+    summary = {"title": "T", "speech": "piper", "silent": [], "characters": [
+        {"id": "biscuit", "base": "af_jessica", "pinned": True, "where": "cast.yaml:1:1", "advice": [],
+         "if_rendered": None, "passed": False, "lines": [line("sc01_l04", False), line("sc02_l02", True)]}]}
+    print_audition(summary, Console(file=None, width=80, force_terminal=False))
+    rows = [ln.split() for ln in capsys.readouterr().out.splitlines() if ln.startswith(" biscuit")]
+    assert [r[-1] for r in rows] == ["FAIL", "pass"] and all(r[1] == "af_jessica*" for r in rows)
+
+
 def test_compare_needs_a_backend_that_names_its_bases():
     from types import SimpleNamespace
 

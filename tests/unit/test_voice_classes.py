@@ -30,6 +30,59 @@ def test_dtw_recovers_a_known_time_stretch():
     assert not np.all(shuffled[1] // 2 == shuffled[0])
 
 
+def _plain_dtw(a, b):
+    """The textbook table, cell by cell: acc[i, j] = cost + min(diagonal, above, left), and the path read back
+    from (n, m) taking the first of those three that is smallest."""
+    n, m = len(a), len(b)
+    acc = np.full((n + 1, m + 1), np.inf)
+    acc[0, 0] = 0.0
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            cost = np.sqrt(np.sum((a[i - 1] - b[j - 1]) ** 2))
+            acc[i, j] = cost + min(acc[i - 1, j - 1], acc[i - 1, j], acc[i, j - 1])
+    i, j, pairs = n, m, []
+    while i > 0 and j > 0:
+        pairs.append((i - 1, j - 1))
+        step = int(np.argmin([acc[i - 1, j - 1], acc[i - 1, j], acc[i, j - 1]]))
+        i, j = (i - 1, j - 1) if step == 0 else (i - 1, j) if step == 1 else (i, j - 1)
+    return np.array(pairs[::-1]).T, acc[n, m]
+
+
+def _monotone_paths(n, m):
+    """Every path from (0, 0) to (n - 1, m - 1) by steps (1, 1), (1, 0), (0, 1)."""
+    if (n, m) == (1, 1):
+        return [[(0, 0)]]
+    out = []
+    for di, dj in ((1, 1), (1, 0), (0, 1)):
+        if n - di >= 1 and m - dj >= 1:
+            out += [p + [(n - 1, m - 1)] for p in _monotone_paths(n - di, m - dj)]
+    return out
+
+
+@pytest.mark.parametrize("n,m,dims,ties", [(1, 1, 3, False), (1, 6, 2, False), (6, 1, 2, True), (4, 4, 1, True),
+                                           (3, 5, 2, False), (37, 52, 20, False), (60, 45, 4, True)])
+def test_dtw_is_the_minimum_cost_path_of_the_plain_table(n, m, dims, ties):
+    rng = np.random.default_rng(n * 100 + m)
+    def draw(k):  # with ties: few distinct values, so many equal sums and the tie rule decides
+        return rng.integers(0, 3, size=(k, dims)).astype(float) if ties else rng.normal(size=(k, dims))
+    a, b = draw(n), draw(m)
+    ia, ib = classes.dtw_pairs(a, b)
+    (pa, pb), best = _plain_dtw(a, b)
+    assert np.array_equal(ia, pa) and np.array_equal(ib, pb)  # the same path, ties broken alike
+    cost = float(np.sum(np.sqrt(np.sum((a[ia] - b[ib]) ** 2, axis=1))))
+    assert cost == pytest.approx(best, rel=1e-12)
+    if n * m <= 24:  # and no monotone path costs less
+        costs = [sum(np.sqrt(np.sum((a[i] - b[j]) ** 2)) for i, j in p) for p in _monotone_paths(n, m)]
+        assert cost == pytest.approx(min(costs), rel=1e-12)
+
+
+def test_dtw_breaks_a_tie_between_above_and_left_as_the_plain_table_does():
+    a, b = np.array([[0.0], [0.0], [1.0], [0.0]]), np.array([[1.0], [1.0], [0.0], [1.0]])
+    (pa, pb), _ = _plain_dtw(a, b)
+    ia, ib = classes.dtw_pairs(a, b)
+    assert np.array_equal(ia, pa) and np.array_equal(ib, pb)
+
+
 def test_class_corrections_follow_the_sound(speech):
     sr, _, db = speech
     freqs = np.linspace(0, sr / 2, db.shape[1])
