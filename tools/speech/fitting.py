@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -110,6 +111,9 @@ def fitted_speech(base: str, tf: WorldTransform, sentences: list[str]) -> tuple[
 
 _MEMO: dict[str, "WorldTransform"] = {}  # each memo is `tools.speech.memo.memoised`'s: one maker per key
 _CHOICES: dict[str, tuple[str, "WorldTransform"]] = {}  # choice key -> (base, its fitted transform)
+_ANALYSES: dict[str, tuple] = {}  # (reference, rate) -> its WORLD analysis: `reference_analysis`
+_ANALYSES_LOCK = threading.Lock()
+ANALYSES_KEPT = 3  # joe's rate, heart's and Kokoro's: a base choice's fits share them
 
 
 def reference_key(path: Path, *extra: str) -> str:
@@ -138,6 +142,25 @@ def read_cached(path: Path, cls, what: str, reference: Path | None = None):
     return None
 
 
+def reference_analysis(path: Path, sr: int) -> tuple:
+    """WORLD's analysis (f0, envelope, aperiodicity) of the reference clip resampled to `sr`: made once and
+    shared while it is among the ANALYSES_KEPT latest in this process. Every base at one rate fits against
+    the same analysis (the three or four English packs at Kokoro's rate), and it was made anew for each
+    (about 8 s of harvest for a 25 s clip); at most a few are held, about 80 MB each for 25 s."""
+    key = reference_key(Path(path), "world analysis", str(ANALYSIS_VERSION), str(sr))
+    def make() -> tuple:
+        arrays = world_analyse(resample(*load_audio(Path(path)), sr), sr)
+        for a in arrays:
+            a.setflags(write=False)  # shared by the threads fitting other bases: read, never written
+        return arrays
+
+    analysis = memoised(_ANALYSES, key, make)
+    with _ANALYSES_LOCK:
+        for old in list(_ANALYSES)[:-ANALYSES_KEPT]:  # the oldest go (an asker holding one keeps it)
+            _ANALYSES.pop(old, None)
+    return analysis
+
+
 def analyse_reference(path: Path, work_sr: int) -> VoiceProfile:
     """The reference clip's profile at the working rate, cached by the wav's digest. Its usable bands
     end at its channel's Nyquist (`tools.hearing.speaker.channel_rate`): a clip's own rate, or less for
@@ -154,7 +177,7 @@ def analyse_reference(path: Path, work_sr: int) -> VoiceProfile:
     if (prof := read_cached(cache, VoiceProfile, "voice profile")) is not None:  # never shared: fits are
         return prof
     x, sr = load_audio(path)
-    prof = profile_of(resample(x, sr, work_sr), work_sr, native_sr=channel)
+    prof = profile_of(resample(x, sr, work_sr), work_sr, native_sr=channel, analysis=reference_analysis(path, work_sr))
     write_json(cache, asdict(prof))
     return prof
 
@@ -332,7 +355,7 @@ def _fit(reference: Path, transcript: str, others: tuple[Path, ...], raw_synthes
         src = raw_synthesize(sentences, length_scale=length_scale)
         src_analysis = analyse_synthetic(src.audio, sr)
         check_stopped()
-        ref_analysis = world_analyse(resample(*load_audio(Path(reference)), sr), sr)
+        ref_analysis = reference_analysis(Path(reference), sr)
         n_use = max(ref.usable_bands, 4)
         warp = fit_warp(src_analysis, ref_analysis, sr, n_use)
         tf = fit_transform(ref, profile_of(src.audio, sr, analysis=src_analysis), length_scale, warp=warp)
