@@ -56,9 +56,9 @@ def dtw_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         lo, hi = max(1, d - m), min(n, d - 1)
         cost = np.sqrt(((a[lo - 1:hi] - br[m - d + lo:m - d + hi + 1]) ** 2).sum(-1))
         diag, up, left = before[lo - 1:hi], last[lo - 1:hi], last[lo:hi + 1]
-        best = np.minimum(diag, np.minimum(up, left))
-        came[np.arange(lo, hi + 1), d - np.arange(lo, hi + 1)] = np.where(
-            diag <= np.minimum(up, left), 0, np.where(up <= left, 1, 2))
+        side, rows = np.minimum(up, left), np.arange(lo, hi + 1)
+        best = np.minimum(diag, side)
+        came[rows, d - rows] = np.where(diag <= side, 0, np.where(up <= left, 1, 2))
         now = np.full(n + 1, np.inf)
         now[lo:hi + 1] = best + cost
         before, last = last, now
