@@ -35,6 +35,7 @@ def counted(monkeypatch):
     """WORLD analyses of a reference (at the full F0 range: a synthetic line's has its own), counted by rate
     wherever they are made (slowed a little: two askers overlap)."""
     monkeypatch.setattr(fitting, "_ANALYSES", {})
+    monkeypatch.setattr(fitting, "_BOOKS", {})
     calls, real = [], world.world_analyse
 
     def analyse(x, sr, *f0_range):
@@ -74,6 +75,30 @@ def test_only_the_latest_rates_are_kept(clip, counted):
     assert counted == rates
     fitting.reference_analysis(clip, 8000)  # the oldest went: made again
     assert counted == [*rates, 8000]
+
+
+def test_the_frame_codebook_is_made_once_per_rate_and_bands_from_the_shared_analysis(clip, counted, monkeypatch):
+    """Every base at one rate asked for the same codebook (a k-means of 7 s for a 25 s clip): made once, the one
+    the codebook function gives on the shared analysis, each asker with its own list."""
+    from tools.speech.frames import reference_codebook
+
+    made = []
+
+    def book(*args):
+        made.append(args[1:])
+        return reference_codebook(*args)
+
+    monkeypatch.setattr(fitting, "reference_codebook", book)
+    first = fitting.reference_book(clip, 8000, 12)
+    again = fitting.reference_book(clip, 8000, 12)
+    assert made == [(8000, 12)] and counted == [8000]
+    direct = reference_codebook(10 * np.log10(fitting.reference_analysis(clip, 8000)[1] + 1e-16), 8000, 12)
+    assert first == again == direct and len(direct) > 100
+    again.append("a fit's own")  # one fit's list is not another's
+    assert fitting.reference_book(clip, 8000, 12) == direct
+    fitting.reference_book(clip, 8000, 10)  # other bands: a codebook of their own, from the same analysis
+    fitting.reference_book(clip, 16000, 12)
+    assert made == [(8000, 12), (8000, 10), (16000, 12)] and counted == [8000, 16000]
 
 
 def test_two_fits_asking_at_once_share_one_analysis(clip, counted):

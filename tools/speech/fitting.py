@@ -112,6 +112,7 @@ def fitted_speech(base: str, tf: WorldTransform, sentences: list[str]) -> tuple[
 _MEMO: dict[str, "WorldTransform"] = {}  # each memo is `tools.speech.memo.memoised`'s: one maker per key
 _CHOICES: dict[str, tuple[str, "WorldTransform"]] = {}  # choice key -> (base, its fitted transform)
 _ANALYSES: dict[str, tuple] = {}  # (reference, rate) -> its WORLD analysis: `reference_analysis`
+_BOOKS: dict[str, list] = {}  # (reference, rate, bands) -> its frame codebook: `reference_book`
 _ANALYSES_LOCK = threading.Lock()
 ANALYSES_KEPT = 3  # joe's rate, heart's and Kokoro's: a base choice's fits share them
 
@@ -154,11 +155,28 @@ def reference_analysis(path: Path, sr: int) -> tuple:
             a.setflags(write=False)  # shared by the threads fitting other bases: read, never written
         return arrays
 
-    analysis = memoised(_ANALYSES, key, make)
+    return _latest(_ANALYSES, key, make)
+
+
+def reference_book(path: Path, sr: int, n_use: int) -> list:
+    """The reference's frame codebook (`tools.speech.frames.reference_codebook`) at `sr` over `n_use` bands,
+    from `reference_analysis`: made once while among the ANALYSES_KEPT latest, like the analysis (its
+    k-means takes about 7 s for a 25 s clip, and every base at one rate asked for the same one). Each
+    caller gets its own outer list; the rows are shared and never written."""
+    key = reference_key(Path(path), "frame codebook", str(ANALYSIS_VERSION), str(sr), str(n_use))
+    book = _latest(_BOOKS, key, lambda: reference_codebook(
+        10 * np.log10(reference_analysis(path, sr)[1] + 1e-16), sr, n_use))
+    return list(book)
+
+
+def _latest(memo: dict, key: str, make):
+    """`memoised(memo, key, make)`, keeping only the ANALYSES_KEPT latest keys in `memo` (an asker holding an
+    older value keeps it)."""
+    value = memoised(memo, key, make)
     with _ANALYSES_LOCK:
-        for old in list(_ANALYSES)[:-ANALYSES_KEPT]:  # the oldest go (an asker holding one keeps it)
-            _ANALYSES.pop(old, None)
-    return analysis
+        for old in list(memo)[:-ANALYSES_KEPT]:
+            memo.pop(old, None)
+    return value
 
 
 def analyse_reference(path: Path, work_sr: int) -> VoiceProfile:
@@ -363,7 +381,7 @@ def _fit(reference: Path, transcript: str, others: tuple[Path, ...], raw_synthes
         # A clip recorded below the working rate (telephone 8 kHz, 16 kHz) is compared on its own band only.
         limited = ref.usable_bands < usable_band_count(sr, len(ref.mean_log_sp), sr)
         tf = _fit_classes(tf, src_analysis, ref_analysis, sr, ref.usable_bands if limited else None)
-        book = reference_codebook(10 * np.log10(ref_analysis[1] + 1e-16), sr, n_use)
+        book = reference_book(Path(reference), sr, n_use)
         tf = replace(tf, frames=book, frames_bands=n_use, frames_mix=1.0)  # the search sets the mix
         check_stopped()
         # Scored on other words than the transcript, so the search keeps what generalises to new lines.
