@@ -38,7 +38,7 @@ from tools.base import Score, SpeechKnobs, SpeechResult, SpokenLine, VideoKnobs,
 from tools.hearing.speaker import channel_rate
 from tools.media.audio import clip_levels, load_audio
 from tools.speech.packs import PACK
-from tools.speech.shared_fits import SHARED
+from tools.speech.shared_fits import SHARED, home
 
 DEFAULT_LINES = 2
 CLEAR_CLIP_S = 10.0  # advice: a reference shorter than this gives the fit (and the judges) little to hear
@@ -108,7 +108,8 @@ class ClipFacts:
 
     def length_note(self) -> str:
         """"; the clip is N s, give 10-30 s" for a short clip, else empty."""
-        return f"; the clip is {self.seconds:.1f} s, give 10-30 s" if self.seconds < CLEAR_CLIP_S else ""
+        return (f"; the clip is {self.seconds:.1f} s, give 10-30 s (short takes may be joined: `voice.takes`)"
+                if self.seconds < CLEAR_CLIP_S else "")
 
     def notes(self) -> str:
         """What to change in the recording, as "; ..." clauses (empty for a long, clean, full-band clip)."""
@@ -292,7 +293,7 @@ def share_fits(ctx: RunContext, character, console: Console) -> list[str] | None
         return None
     copied = share(character, cast_others(ctx, character))
     console.print(f"{character.id}: {len(copied)} voice fit file(s) written to "
-                  f"{character.voice.reference.parent / SHARED}")
+                  f"{home(character.voice.reference) / SHARED}")
     return [str(p) for p in copied]
 
 

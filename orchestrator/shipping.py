@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from orchestrator.config import RenderConfig
-from orchestrator.inputs.checks import backend_path_fields
+from orchestrator.inputs.assets import backend_path_fields
 from orchestrator.inputs.project import Project
 from orchestrator.store import atomic_write_bytes, digest_bytes, digest_file
 from tools.base import ToolError

@@ -3,18 +3,16 @@
 
 They read the raw data (plain dicts and lists), defensively, so one malformed entry does not hide
 the problems of the others; pydantic reports the malformed entry itself. Checks that resolve a
-name or a path write the result back (speaker names become cast ids, asset paths become absolute).
+name write the result back (speaker names become cast ids). The files the inputs name are checked by
+`orchestrator.inputs.assets`.
 """
 from __future__ import annotations
 
-import os
 import types
-from pathlib import Path
 from typing import Any, Optional, Union, get_args, get_origin
 
 from pydantic import BaseModel
 
-from orchestrator.config import RenderConfig
 from orchestrator.inputs.problems import Problem, Source
 from orchestrator.planning import PLANNERS
 from orchestrator.schema.plan import MAX_SCENES, MAX_SHOTS_PER_SCENE
@@ -38,7 +36,10 @@ FIELD_FIXES = {
     "beats": "give every scene at least one beat: an action or a line of dialogue",
     "overlap": "use `overlap: true` on a line spoken over the previous one, or leave it out",
     "address": "use auto, HOST:PORT or ray://HOST:PORT (e.g. 10.0.0.5:6379, the head node's `ray start` port)",
+    "voice": "give `reference: voices/name.wav` and `transcript: ...` (its exact words), or `takes:`, a list of them",
 }
+TAKES_FIX = ("give one clip as `reference` with its `transcript`, or several as `takes:` (a list of `- reference: "
+             "...` with `transcript: ...`), not both")
 TYPE_FIXES = {
     "string_type": "write it as text (quote it if YAML reads it as a number, date or yes/no)",
     "int_type": "give a whole number", "int_parsing": "give a whole number",
@@ -201,7 +202,12 @@ def cast_problems(cast: Source, problems: list[Problem]) -> Roster:
                     ("characters", i, field),
                     f"{field} {word!r} is already the {first[1]} of character {first[2]!r} (line {line})",
                     "give every character a distinct id, name and trigger"))
-        base = c.get("voice", {}).get("base") if isinstance(c.get("voice"), dict) else None
+        voice = c.get("voice") if isinstance(c.get("voice"), dict) else {}
+        both = [k for k in ("reference", "transcript") if k in voice]
+        if "takes" in voice and both:
+            problems.append(cast.problem(("characters", i, "voice", both[0]), f"`{both[0]}` beside `takes`",
+                                         TAKES_FIX, value=False))
+        base = voice.get("base")
         if base is not None and not pinnable(base):
             problems.append(cast.problem(("characters", i, "voice", "base"), f"unknown base voice {base!r}",
                                          f"one of {', '.join(VOICE_BASES)}, a blend of two or {MAX_BLEND} distinct "
@@ -310,170 +316,3 @@ def _render_problems(script: Source, problems: list[Problem]) -> None:
         if isinstance(name, str) and name not in registry.EVALUATORS:
             problems.append(script.problem(("render", "evaluators", k), f"unknown evaluator {name!r}",
                                            f"choose from: {', '.join(sorted(registry.EVALUATORS))}"))
-
-
-# ------------------------------------------------------------------------------------- assets
-
-
-def _inside(path: Path, folder: Path) -> bool:
-    return path == folder or folder in path.parents
-
-
-def _put(data: Any, loc: tuple, value: Any) -> None:
-    for part in loc[:-1]:
-        data = data[part]
-    data[loc[-1]] = value
-
-
-MAX_PATH_CHARS = 1024  # far beyond any real asset path, well inside every file system's limit
-MAX_NAME_BYTES = 255  # one file or folder name, as ext4, APFS and NTFS allow
-
-
-def _unusable_path(raw: str) -> str:
-    """Why `raw` cannot name a file on any system, or "" when it can."""
-    if any(ord(ch) < 32 for ch in raw):
-        return f"path {raw[:60]!r} contains control characters (a NUL byte or a line break)"
-    if len(raw) > MAX_PATH_CHARS:
-        return f"path is {len(raw)} characters long (at most {MAX_PATH_CHARS}): {raw[:60]}..."
-    long = [part for part in raw.split("/") if len(part.encode()) > MAX_NAME_BYTES]
-    if long:
-        return f"a name in the path is {len(long[0].encode())} bytes long (at most {MAX_NAME_BYTES}): {long[0][:60]}..."
-    return ""
-
-
-def asset_path(src: Source, loc: tuple, root: Path, allow_outside: bool, problems: list[Problem]) -> Optional[Path]:
-    """The absolute, resolved path named at `loc` (relative to `src`'s folder). Unless
-    `allow_outside`, it must stay inside `root`, both as written and after following symlinks;
-    otherwise a problem is recorded and None returned."""
-    raw = src.get(loc)
-    unusable = _unusable_path(raw)
-    if unusable:
-        problems.append(src.problem(loc, unusable, "give a plain relative path such as assets/images/name.png"))
-        return None
-    written = Path(os.path.expanduser(raw))
-    joined = written if written.is_absolute() else src.path.absolute().parent / written
-    try:
-        resolved = joined.resolve()  # follows symlinks before `..`, as opening the file would
-    except (OSError, RuntimeError) as exc:  # a symlink loop
-        problems.append(src.problem(loc, f"{raw} cannot be resolved: {exc}", "fix or remove the symlink"))
-        return None
-    if not allow_outside:
-        fix = "move the file into the project folder (the script's folder), or pass --allow-outside-assets"
-        if not _inside(Path(os.path.normpath(joined)), Path(os.path.normpath(root))):
-            problems.append(src.problem(loc, f"{raw} is outside the project folder {root}", fix))
-            return None
-        if not _inside(resolved, root.resolve()):
-            problems.append(src.problem(loc, f"{raw} is a symlink to {resolved}, outside the project folder", fix))
-            return None
-    return resolved
-
-
-def _file_asset(src: Source, loc: tuple, root: Path, allow_outside: bool, check: bool,
-                problems: list[Problem]) -> Optional[tuple[Path, str]]:
-    """Check an asset's path and write it back absolute. Returns the path and the path as
-    written, or None when it is unusable (or `check` is off)."""
-    raw = src.get(loc)
-    if not isinstance(raw, str) or not raw.strip():
-        return None  # the schema check reports it
-    path = asset_path(src, loc, root, allow_outside, problems)
-    if path is None:
-        return None
-    _put(src.data, loc, str(path))
-    if not check:
-        return None
-    if not path.exists():
-        problems.append(src.problem(loc, f"{raw} not found (looked for {path})",
-                                    f"check the spelling; paths are relative to {src.name}'s folder"))
-        return None
-    return path, raw
-
-
-def _image_problems(src: Source, loc: tuple, found: tuple[Path, str], char: Optional[dict],
-                    problems: list[Problem]) -> None:
-    """The image decodes; for a character, a face is found or a face_box that fits is given."""
-    from tools.base import ToolError
-    from tools.faces.portraits import detect_face, load_image
-
-    path, raw = found
-    try:
-        rgb = load_image(path)
-    except ToolError as exc:
-        problems.append(src.problem(loc, exc.message, exc.fix or "use a PNG or JPEG file"))
-        return
-    if char is None:
-        return
-    box = char.get("face_box")
-    h, w = rgb.shape[:2]
-    if isinstance(box, list) and len(box) == 4 and all(isinstance(v, int) for v in box):
-        if box[0] + box[2] > w or box[1] + box[3] > h:
-            problems.append(src.problem(loc[:2] + ("face_box",), f"face_box {box} lies outside image {raw} ({w}x{h})",
-                                        "give [x, y, width, height] inside every reference image"))
-    elif box is None and detect_face(rgb) is None:
-        problems.append(src.problem(loc, f"no face found in image {raw} of {char.get('id')!r}",
-                                    "add `face_box: [x, y, width, height]` (the face's pixel box) to this "
-                                    "character, or use a clearer frontal portrait"))
-    mouth = char.get("mouth")
-    if isinstance(mouth, list) and len(mouth) == 2 and all(isinstance(v, int) for v in mouth):
-        if not (0 <= mouth[0] < w and 0 <= mouth[1] < h):
-            problems.append(src.problem(loc[:2] + ("mouth",), f"mouth {mouth} lies outside image {raw} ({w}x{h})",
-                                        "give the mouth's centre [x, y] inside every reference image"))
-
-
-def _voice_problems(src: Source, loc: tuple, found: tuple[Path, str], problems: list[Problem]) -> None:
-    from tools.speech.world import check_reference
-
-    path, raw = found
-    for msg in check_reference(path):
-        problems.append(src.problem(loc, f"voice reference {raw}: {msg.removeprefix(f'{path}: ')}",
-                                    "use a clean recording of 1 to 30 s of this character speaking (wav)"))
-
-
-def asset_problems(script: Source, cast: Optional[Source], root: Path, allow_outside: bool,
-                   check: bool, problems: list[Problem]) -> None:
-    """Every asset stays inside the project and, when `check`, exists and decodes: scene
-    backgrounds, character images (with a face), voice references, LoRAs. Paths become absolute."""
-    scenes = script.get(("scenes",))
-    for si, scene in enumerate(scenes if isinstance(scenes, list) else []):
-        if isinstance(scene, dict) and "background" in scene:
-            found = _file_asset(script, ("scenes", si, "background"), root, allow_outside, check, problems)
-            if found is not None:
-                _image_problems(script, ("scenes", si, "background"), found, None, problems)
-    _model_dirs(script)
-    chars = cast.get(("characters",)) if cast is not None else None
-    for ci, char in enumerate(chars if isinstance(chars, list) else []):
-        if not isinstance(char, dict):
-            continue
-        images = char.get("images")
-        for k in range(len(images) if isinstance(images, list) else 0):
-            found = _file_asset(cast, ("characters", ci, "images", k), root, allow_outside, check, problems)
-            if found is not None:
-                _image_problems(cast, ("characters", ci, "images", k), found, char, problems)
-        if isinstance(char.get("voice"), dict):
-            found = _file_asset(cast, ("characters", ci, "voice", "reference"), root, allow_outside, check, problems)
-            if found is not None:
-                _voice_problems(cast, ("characters", ci, "voice", "reference"), found, problems)
-        if "lora" in char:
-            _file_asset(cast, ("characters", ci, "lora"), root, allow_outside, check, problems)
-
-
-def backend_path_fields() -> dict[str, tuple[str, ...]]:
-    """{backend section of `render`: its path-valued keys}, read from the config's own types."""
-    out = {}
-    for name, info in RenderConfig.model_fields.items():
-        section = info.annotation
-        if isinstance(section, type) and issubclass(section, BaseModel):
-            keys = tuple(k for k, f in section.model_fields.items() if Path in (f.annotation, *get_args(f.annotation)))
-            if keys:
-                out[name] = keys
-    return out
-
-
-def _model_dirs(script: Source) -> None:
-    """Model folders in `render` are machine paths, not project assets: made absolute (relative
-    to the script's folder), not confined; the backend that uses them checks them."""
-    for section, keys in backend_path_fields().items():
-        raw = script.get(("render", section))
-        for key in keys if isinstance(raw, dict) else ():
-            if isinstance(raw.get(key), str):
-                path = Path(os.path.expanduser(raw[key]))
-                raw[key] = str(path if path.is_absolute() else script.path.absolute().parent / path)

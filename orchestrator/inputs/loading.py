@@ -17,7 +17,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from orchestrator.inputs import checks
+from orchestrator.inputs import assets, checks
 from orchestrator.inputs.fountain import fountain_script_data, parse_fountain
 from orchestrator.inputs.problems import Problem, Source, SpecError, Spot
 from orchestrator.inputs.project import Project, ScriptSpec
@@ -180,7 +180,7 @@ def _cast_file(script: Source, cast_path: Optional[Path], title: Optional[dict],
     raw = script.get(("cast",))
     if not isinstance(raw, str) or not raw.strip():
         return None  # the schema check reports it
-    path = checks.asset_path(script, ("cast",), root, allow_outside, problems)
+    path = assets.asset_path(script, ("cast",), root, allow_outside, problems)
     return (script.path.parent / raw, ("cast",)) if path is not None else None
 
 
@@ -228,7 +228,7 @@ def load_project(script_path: Path, cast_path: Optional[Path] = None, allow_outs
     readable = cast is not None and isinstance(cast.data.get("characters"), list)
     roster = checks.cast_problems(cast, problems) if readable else None
     checks.script_problems(script, roster, problems)
-    checks.asset_problems(script, cast, root, allow_outside_assets, check_assets, problems)
+    assets.asset_problems(script, cast, root, allow_outside_assets, check_assets, problems)
     if problems:
         unique = {str(p): p for p in problems}
         raise SpecError(sorted(unique.values(), key=lambda p: (p.file != script.name, p.file, p.line, p.col)))

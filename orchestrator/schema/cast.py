@@ -4,18 +4,36 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from orchestrator.schema.base import Strict
 
+MAX_TAKES = 12  # clips one voice may join (each at least 1 s; 30 s in all)
 
-class VoiceSpec(Strict):
+
+class TakeSpec(Strict):
+    """One recording of a character's voice with its exact words: a voice may give several (`VoiceSpec.takes`)."""
+
     reference: Path
     transcript: str = Field(min_length=1)
+
+
+class VoiceSpec(Strict):
+    # One clip and its words; or `takes`, several short ones, which the loader joins into one clip (in the
+    # user cache, `tools.speech.world.join_takes`) and sets as `reference` and `transcript` (README, Voices).
+    reference: Optional[Path] = None
+    transcript: Optional[str] = Field(default=None, min_length=1)
+    takes: list[TakeSpec] = Field(default_factory=list, max_length=MAX_TAKES)
     description: str = ""
     # Pins the base voice the reference is matched from (joe, heart or one of Kokoro's English style packs,
     # e.g. am_adam); unset, the fit chooses (README, Voices). `orchestrator.inputs.checks` knows the names.
     base: Optional[str] = None
+
+    @model_validator(mode="after")
+    def _a_clip(self):
+        if not self.takes and (self.reference is None or self.transcript is None):
+            raise ValueError("a voice needs `reference` (a clip) and its `transcript`, or `takes`")
+        return self
 
 
 class CharacterSpec(Strict):

@@ -21,6 +21,20 @@ from tools.media.files import atomic_copy
 SHARED = "voice-fits"
 _LOCK = threading.Lock()
 _USED: dict[Path, set[Path]] = {}  # a reference clip (resolved) -> the user-cache entries asked for it
+_HOMES: dict[Path, Path] = {}  # a clip joined from takes (resolved) -> the folder of its first take
+
+
+def set_home(clip: Path, folder: Path) -> None:
+    """`clip`'s fits travel in `folder`'s `voice-fits/`, not beside it: a voice's takes are joined into a clip
+    in the user cache (`tools.speech.world.join_takes`), and the cast's folder is where they travel from."""
+    with _LOCK:
+        _HOMES[Path(clip).resolve()] = Path(folder)
+
+
+def home(reference: Path) -> Path:
+    """The folder whose `voice-fits/` holds `reference`'s shared fits: its own, or its takes' (`set_home`)."""
+    with _LOCK:
+        return _HOMES.get(Path(reference).resolve(), Path(reference).parent)
 
 
 def in_folder(path: Path, folder: Path) -> Path:
@@ -34,13 +48,13 @@ def is_shared(path: Path) -> bool:
 
 
 def shared_path(path: Path, reference: Path) -> Path:
-    """Where the user-cache entry `path` of `reference`'s voice sits beside the clip."""
-    return in_folder(path, Path(reference).parent)
+    """Where the user-cache entry `path` of `reference`'s voice sits beside the clip (or its takes)."""
+    return in_folder(path, home(reference))
 
 
 def files_beside(reference: Path) -> list[Path]:
-    """The entries in `voice-fits/` beside `reference` (those of every clip in its folder)."""
-    return sorted(p for p in (Path(reference).parent / SHARED).glob("*/*.json") if p.is_file())
+    """The entries in `voice-fits/` beside `reference` or its takes (those of every clip in that folder)."""
+    return sorted(p for p in (home(reference) / SHARED).glob("*/*.json") if p.is_file())
 
 
 def entry(path: Path, reference: Path | None) -> Path:

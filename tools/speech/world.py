@@ -24,7 +24,8 @@ ANALYSIS_VERSION = 15  # bump when the analysis or the fit changes: old cache en
 FRAME_MS = 5.0
 
 
-MIN_REF_S, MAX_REF_S = 1.0, 30.0
+MIN_REF_S, MAX_REF_S = 1.0, 30.0  # a reference clip's length, and its takes' joined (`join_takes`)
+TAKE_GAP_S = 0.4  # silence between two takes of one voice
 
 
 def active_mask(x: np.ndarray, sr: int, hop_s: float = 0.01, floor_db: float = 35.0) -> np.ndarray:
@@ -56,6 +57,29 @@ def check_reference(path) -> list[str]:
     if len(x) == 0 or float(np.max(np.abs(x))) < 1e-3:
         problems.append(f"{path}: reference voice is silent")
     return problems
+
+
+def join_takes(paths: list) -> Path:
+    """One reference clip of a voice's takes (each a clip `check_reference` passed), in order, at the highest
+    of their rates, TAKE_GAP_S of silence between, as recorded (no level change). Written once into the user
+    cache and named by a digest of its samples (`voice-takes/<digest>.wav`): the fits, keyed by the clip's
+    digest, are found again the next time, and the writer's folder is never written."""
+    import hashlib
+
+    from tools.media.audio import resample, write_wav
+    from tools.media.files import voice_cache_file
+    from tools.speech import shared_fits
+
+    clips = [load_audio(Path(p)) for p in paths]
+    sr = max(rate for _, rate in clips)
+    gap = np.zeros(int(TAKE_GAP_S * sr), np.float32)
+    joined = np.concatenate([part for x, rate in clips for part in (gap, resample(x, rate, sr))][1:])
+    digest = hashlib.sha256(joined.astype(np.float32).tobytes() + str(sr).encode()).hexdigest()[:24]
+    path = voice_cache_file(f"{digest}.wav", "voice-takes")
+    if not path.is_file():
+        write_wav(path, joined, sr)
+    shared_fits.set_home(path, Path(paths[0]).parent)  # `compose voices --share-fits` puts its fits there
+    return path
 
 
 # --------------------------------------------------------------------------------------- analysis

@@ -1,0 +1,110 @@
+"""A voice given as several short takes (`voice.takes`): the loader checks each clip where it is written, joins
+them into one reference clip in the user cache (in order, at the highest rate, TAKE_GAP_S of silence between)
+and their transcripts into one; a cast that gives both forms, none, or takes of more than 30 s is refused with
+the file, line and fix."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from scipy.signal import resample_poly
+
+from orchestrator.cli import main
+from orchestrator.inputs.loading import load_project
+from orchestrator.inputs.problems import SpecError
+from tools.speech import shared_fits
+from tools.speech.shared_fits import SHARED
+from tools.speech.world import TAKE_GAP_S
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "orbit"
+COLLINS_VOICE = """    voice:
+      reference: assets/voices/collins.wav
+      transcript: "Houston, this is Collins. The capsule is stable, and all three of us are doing fine up here."
+"""
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """The example, its cache in tmp_path, and a 16 kHz take of hopper's clip beside the others."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    shutil.copytree(EXAMPLE, tmp_path / "orbit", ignore=shutil.ignore_patterns("voice-fits"))
+    x, sr = sf.read(EXAMPLE / "assets" / "voices" / "hopper.wav", dtype="float32")
+    sf.write(tmp_path / "orbit" / "assets" / "voices" / "hopper16k.wav", resample_poly(x, 320, 441), 16000,
+             subtype="PCM_16")
+    cast = (tmp_path / "orbit" / "cast.yaml").read_text()
+    assert COLLINS_VOICE in cast, "the example's cast changed: update COLLINS_VOICE"
+    return tmp_path / "orbit", cast
+
+
+def with_voice(project, voice: str) -> Path:
+    folder, cast = project
+    (folder / "cast.yaml").write_text(cast.replace(COLLINS_VOICE, voice))
+    return folder / "script.yaml"
+
+
+TAKES = """    voice:
+      takes:
+        - reference: assets/voices/collins.wav
+          transcript: "Orbit insertion complete."
+        - reference: assets/voices/hopper16k.wav
+          transcript: "  Copy that, lights down.  "
+"""
+
+
+def test_takes_are_joined_into_one_clip_in_order_at_the_highest_rate(project, tmp_path):
+    loaded = load_project(with_voice(project, TAKES))
+    voice = loaded.cast.by_id("collins").voice
+    assert voice.transcript == "Orbit insertion complete. Copy that, lights down."
+    assert [t.reference.name for t in voice.takes] == ["collins.wav", "hopper16k.wav"]
+    assert voice.reference.parent == tmp_path / "cache" / "cascade-composer" / "voice-takes"
+    joined, sr = sf.read(voice.reference, dtype="float64")
+    first, sr1 = sf.read(project[0] / "assets" / "voices" / "collins.wav", dtype="float64")
+    second, sr2 = sf.read(project[0] / "assets" / "voices" / "hopper16k.wav", dtype="float64")
+    assert (sr, sr1, sr2) == (22050, 22050, 16000)
+    gap = round(TAKE_GAP_S * sr)
+    expected = np.concatenate([first, np.zeros(gap), resample_poly(second, 441, 320)])
+    assert len(joined) == len(expected)
+    assert np.max(np.abs(joined - expected)) < 2 / 32767  # the 16-bit rounding of the file
+    assert np.max(np.abs(joined[len(first):len(first) + gap])) == 0  # the takes do not run into each other
+
+    # its fits travel in the takes' folder (`compose voices --share-fits`, Ray workers), not in the user cache
+    entry = tmp_path / "cache" / "cascade-composer" / "voices" / "abc.fit.json"
+    shared = project[0] / "assets" / "voices" / SHARED / "voices" / "abc.fit.json"
+    assert shared_fits.shared_path(entry, voice.reference) == shared
+    shared.parent.mkdir(parents=True)
+    shared.write_text("{}")
+    assert shared_fits.files_beside(voice.reference) == [shared]
+    assert shared_fits.entry(entry, voice.reference) == shared
+
+    stamp = voice.reference.stat().st_mtime_ns
+    again = load_project(with_voice(project, TAKES)).cast.by_id("collins").voice
+    assert again.reference == voice.reference and again.reference.stat().st_mtime_ns == stamp  # made once
+    other = TAKES.replace("hopper16k.wav", "chelsea.wav")
+    assert load_project(with_voice(project, other)).cast.by_id("collins").voice.reference != voice.reference
+
+
+@pytest.mark.parametrize("voice, at, said, fix", [
+    (TAKES.replace("hopper16k.wav", "nobody.wav"), "assets/voices/nobody.wav",
+     "assets/voices/nobody.wav not found", "check the spelling"),
+    (TAKES.replace("      takes:\n", "      reference: assets/voices/collins.wav\n      takes:\n"),
+     "reference: assets/voices/collins.wav", "`reference` beside `takes`", "not both"),
+    (TAKES + "\n".join(f"        - reference: assets/voices/collins.wav\n          transcript: Again {k}."
+                       for k in range(5)) + "\n", "takes:", "the 7 takes add up to 3", "keep 10-30 s of takes"),
+    ("    voice:\n      takes: []\n", "takes: []", "a voice needs `reference` (a clip) and its `transcript`, or `takes`",
+     "or `takes:`, a list of them"),
+    (TAKES.replace('          transcript: "Orbit insertion complete."\n', ""), "reference: assets/voices/collins.wav",
+     "missing required key `transcript`", "add `transcript: ...`"),
+])
+def test_a_bad_voice_is_refused_where_it_is_written(project, capsys, voice, at, said, fix):
+    script = with_voice(project, voice)
+    with pytest.raises(SpecError) as exc:
+        load_project(script)
+    (problem,) = [p for p in exc.value.problems if said in p.message]
+    line = (project[0] / "cast.yaml").read_text().splitlines()[problem.line - 1]
+    assert line[problem.col - 1:].startswith(at) and fix in problem.fix and problem.file.endswith("cast.yaml")
+    assert main(["validate", str(script)]) == 2
+    out = capsys.readouterr()
+    assert said in out.out + out.err and "Traceback" not in out.out + out.err
