@@ -108,3 +108,11 @@ def test_a_bad_voice_is_refused_where_it_is_written(project, capsys, voice, at, 
     assert main(["validate", str(script)]) == 2
     out = capsys.readouterr()
     assert said in out.out + out.err and "Traceback" not in out.out + out.err
+
+
+def test_without_the_asset_checks_the_first_take_stands_for_the_clip(project, tmp_path):
+    """Unit tests load casts without opening files: nothing is joined or written, the words are joined."""
+    voice = load_project(with_voice(project, TAKES), check_assets=False).cast.by_id("collins").voice
+    assert voice.reference == (project[0] / "assets" / "voices" / "collins.wav").resolve()
+    assert voice.transcript == "Orbit insertion complete. Copy that, lights down."
+    assert not (tmp_path / "cache" / "cascade-composer" / "voice-takes").exists()
