@@ -141,7 +141,7 @@ def _takes(src: Source, loc: tuple, root: Path, allow_outside: bool, check: bool
             if found[-1] is not None:
                 _voice_problems(src, (*loc, "takes", k, "reference"), found[-1], problems)
     texts = [t.get("transcript") for t in takes if isinstance(t, dict)]
-    if (len(problems) > before or not takes or (check and None in found)
+    if (len(problems) > before or not takes or (check and None in found) or len(texts) < len(takes)
             or not all(isinstance(t, str) and t.strip() for t in texts)):
         return  # each problem is reported where it is (the schema check reports a malformed take)
     if check:

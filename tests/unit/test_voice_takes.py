@@ -116,3 +116,14 @@ def test_without_the_asset_checks_the_first_take_stands_for_the_clip(project, tm
     assert voice.reference == (project[0] / "assets" / "voices" / "collins.wav").resolve()
     assert voice.transcript == "Orbit insertion complete. Copy that, lights down."
     assert not (tmp_path / "cache" / "cascade-composer" / "voice-takes").exists()
+
+
+def test_a_take_written_as_a_bare_path_is_refused_and_nothing_is_joined(project, tmp_path):
+    voice = TAKES.replace("        - reference: assets/voices/hopper16k.wav\n", "        - assets/voices/hopper16k.wav\n"
+                          ).replace('          transcript: "  Copy that, lights down.  "\n', "")
+    with pytest.raises(SpecError) as exc:
+        load_project(with_voice(project, voice))
+    (problem,) = exc.value.problems
+    line = (project[0] / "cast.yaml").read_text().splitlines()[problem.line - 1]
+    assert line.strip() == "- assets/voices/hopper16k.wav" and "reference, transcript" in problem.fix
+    assert not (tmp_path / "cache" / "cascade-composer" / "voice-takes").exists()
