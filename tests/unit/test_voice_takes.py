@@ -93,7 +93,8 @@ def test_takes_are_joined_into_one_clip_in_order_at_the_highest_rate(project, tm
      "reference: assets/voices/collins.wav", "`reference` beside `takes`", "not both"),
     (TAKES + "\n".join(f"        - reference: assets/voices/collins.wav\n          transcript: Again {k}."
                        for k in range(5)) + "\n", "takes:", "the 7 takes add up to 3", "keep 10-30 s of takes"),
-    ("    voice:\n      takes: []\n", "takes: []", "a voice needs `reference` (a clip) and its `transcript`, or `takes`",
+    ("    voice:\n      takes: []\n", "takes: []",
+     "a voice needs `reference` (a clip) and its `transcript`, or `takes`",
      "or `takes:`, a list of them"),
     (TAKES.replace('          transcript: "Orbit insertion complete."\n', ""), "reference: assets/voices/collins.wav",
      "missing required key `transcript`", "add `transcript: ...`"),
@@ -119,8 +120,9 @@ def test_without_the_asset_checks_the_first_take_stands_for_the_clip(project, tm
 
 
 def test_a_take_written_as_a_bare_path_is_refused_and_nothing_is_joined(project, tmp_path):
-    voice = TAKES.replace("        - reference: assets/voices/hopper16k.wav\n", "        - assets/voices/hopper16k.wav\n"
-                          ).replace('          transcript: "  Copy that, lights down.  "\n', "")
+    bare = "        - assets/voices/hopper16k.wav\n"
+    voice = TAKES.replace("        - reference: assets/voices/hopper16k.wav\n", bare)
+    voice = voice.replace('          transcript: "  Copy that, lights down.  "\n', "")
     with pytest.raises(SpecError) as exc:
         load_project(with_voice(project, voice))
     (problem,) = exc.value.problems
