@@ -152,8 +152,8 @@ def _takes(src: Source, loc: tuple, root: Path, allow_outside: bool, check: bool
             problems.append(src.problem((*loc, "takes"), f"the {len(found)} takes add up to {seconds:.1f} s, longer "
                                         f"than {MAX_REF_S:.0f} s", "keep 10-30 s of takes in all", value=False))
             return
-    _put(src.data, (*loc, "reference"), str(join_takes([p for p, _ in found]) if check else src.get(
-        (*loc, "takes", 0, "reference"))))
+    clip = join_takes([path for path, _ in found]) if check else src.get((*loc, "takes", 0, "reference"))
+    _put(src.data, (*loc, "reference"), str(clip))
     _put(src.data, (*loc, "transcript"), " ".join(t.strip() for t in texts))
 
 
