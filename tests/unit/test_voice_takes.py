@@ -1,7 +1,7 @@
 """A voice given as several short takes (`voice.takes`): the loader checks each clip where it is written, joins
-them into one reference clip in the user cache (in order, at the highest rate, TAKE_GAP_S of silence between)
-and their transcripts into one; a cast that gives both forms, none, or takes of more than 30 s is refused with
-the file, line and fix."""
+them into one reference clip in the user cache (in order, at the highest rate, TAKE_GAP_S of silence between,
+at one speech level) and their transcripts into one; a cast that gives both forms, none, or takes of more than
+30 s is refused with the file, line and fix."""
 from __future__ import annotations
 
 import shutil
@@ -54,6 +54,15 @@ TAKES = """    voice:
 """
 
 
+def speech_db(x: np.ndarray, sr: int) -> float:
+    """Speech level, computed apart from `world.speech_level_db`: mean power of the 10 ms frames whose
+    power is within 35 dB of the loudest frame's (and over -70 dB)."""
+    hop = int(sr * 0.01)
+    powers = np.array([np.mean(np.asarray(x[i:i + hop], np.float64) ** 2) for i in range(0, len(x) - hop + 1, hop)])
+    floor = max(10 * np.log10(powers.max() + 1e-12) - 35, -70)
+    return float(10 * np.log10(powers[10 * np.log10(powers + 1e-12) > floor].mean()))
+
+
 def test_takes_are_joined_into_one_clip_in_order_at_the_highest_rate(project, tmp_path):
     loaded = load_project(with_voice(project, TAKES))
     voice = loaded.cast.by_id("collins").voice
@@ -65,7 +74,11 @@ def test_takes_are_joined_into_one_clip_in_order_at_the_highest_rate(project, tm
     second, sr2 = sf.read(project[0] / "assets" / "voices" / "hopper16k.wav", dtype="float64")
     assert (sr, sr1, sr2) == (22050, 22050, 16000)
     gap = round(TAKE_GAP_S * sr)
-    expected = np.concatenate([first, np.zeros(gap), resample_poly(second, 441, 320)])
+    second = resample_poly(second, 441, 320)
+    target = (speech_db(first, sr) + speech_db(second, sr)) / 2  # the median of two
+    first, second = (x * min(10 ** ((target - speech_db(x, sr)) / 20), max(1, 10 ** (-1 / 20) / np.max(np.abs(x))))
+                     for x in (first, second))
+    expected = np.concatenate([first, np.zeros(gap), second])
     assert len(joined) == len(expected)
     assert np.max(np.abs(joined - expected)) < 2 / 32767  # the 16-bit rounding of the file
     assert np.max(np.abs(joined[len(first):len(first) + gap])) == 0  # the takes do not run into each other
@@ -129,3 +142,32 @@ def test_a_take_written_as_a_bare_path_is_refused_and_nothing_is_joined(project,
     line = (project[0] / "cast.yaml").read_text().splitlines()[problem.line - 1]
     assert line.strip() == "- assets/voices/hopper16k.wav" and "reference, transcript" in problem.fix
     assert not (tmp_path / "cache" / "cascade-composer" / "voice-takes").exists()
+
+
+def test_a_quiet_take_is_brought_to_the_others_level(project, tmp_path):
+    """Three takes, one 20 dB under the others: each ends at the median of their speech levels (the loud
+    takes keep theirs), and the quiet one's speech counts among the clip's loud frames again. A take alone,
+    or raised where its peak would pass -1 dBFS, is not raised past it."""
+    from tools.speech.world import active_mask, take_gains
+
+    voices = project[0] / "assets" / "voices"
+    x, sr = sf.read(voices / "collins.wav", dtype="float32")
+    sf.write(voices / "quiet.wav", x * 0.1, sr, subtype="FLOAT")
+    three = TAKES.replace("hopper16k.wav", "collins.wav") + (
+        "        - reference: assets/voices/quiet.wav\n          transcript: Quietly.\n")
+    joined, rate = sf.read(load_project(with_voice(project, three)).cast.by_id("collins").voice.reference,
+                           dtype="float64")
+    n, gap = len(x), round(TAKE_GAP_S * sr)
+    parts = [joined[k * (n + gap):k * (n + gap) + n] for k in range(3)]
+    assert rate == sr and len(joined) == 3 * n + 2 * gap
+    assert [round(speech_db(part, sr) - speech_db(x, sr), 2) for part in parts] == [0, 0, 0]
+    assert np.max(np.abs(parts[2] - x)) < 2 / 32767  # raised 20 dB back to where it was
+    hop = int(sr * 0.01)
+    quiet_frames = active_mask(joined, sr)[(2 * (n + gap)) // hop:(2 * (n + gap) + n) // hop]
+    assert quiet_frames.mean() > 0.5  # its speech is heard among the loud frames
+
+    assert take_gains([x * 0.1], sr) == [1.0]
+    full = x / np.max(np.abs(x))  # peaks at full scale: brought to its level, a take at half would reach it
+    assert take_gains([full, full, full * 0.5], sr) == [1.0, 1.0, pytest.approx(10 ** (-1 / 20) / 0.5)]
+    (low, high) = take_gains([full, full * 0.5], sr)  # between the two
+    assert low == pytest.approx(2 ** -0.5, rel=1e-3) and high == pytest.approx(2 ** 0.5, rel=1e-3)

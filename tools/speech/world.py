@@ -26,6 +26,7 @@ FRAME_MS = 5.0
 
 MIN_REF_S, MAX_REF_S = 1.0, 30.0  # a reference clip's length, and its takes' joined (`join_takes`)
 TAKE_GAP_S = 0.4  # silence between two takes of one voice
+TAKE_PEAK = 10 ** (-1 / 20)  # a quiet take is raised at most until its peak reaches -1 dBFS (`take_gains`)
 
 
 def active_mask(x: np.ndarray, sr: int, hop_s: float = 0.01, floor_db: float = 35.0) -> np.ndarray:
@@ -59,11 +60,29 @@ def check_reference(path) -> list[str]:
     return problems
 
 
+def speech_level_db(x: np.ndarray, sr: int) -> float:
+    """A clip's speech level: the mean power of its active frames (`active_mask`), in dB of full scale."""
+    mask = active_mask(x, sr)
+    active = x[: len(mask) * int(sr * 0.01)].reshape(len(mask), -1)[mask] if mask.any() else x[None]
+    return float(10 * np.log10(np.mean(active**2) + 1e-12))
+
+
+def take_gains(takes: list, sr: int) -> list[float]:
+    """Gains that bring each take to the median of the takes' speech levels, so that one quiet take is not
+    left out of the fit's loud-frame statistics (`active_mask` and the envelope keep frames within 35-40 dB
+    of the loudest) nor stands for a quieter voice. A take is raised only as far as its peak stays under
+    TAKE_PEAK; one take keeps its level."""
+    levels = [speech_level_db(x, sr) for x in takes]
+    target = float(np.median(levels))
+    peaks = [float(np.max(np.abs(x))) + 1e-12 for x in takes]
+    return [min(10 ** ((target - level) / 20), max(1.0, TAKE_PEAK / peak)) for level, peak in zip(levels, peaks)]
+
+
 def join_takes(paths: list) -> Path:
     """One reference clip of a voice's takes (each a clip `check_reference` passed), in order, at the highest
-    of their rates, TAKE_GAP_S of silence between, as recorded (no level change). Written once into the user
-    cache and named by a digest of its samples (`voice-takes/<digest>.wav`): the fits, keyed by the clip's
-    digest, are found again the next time, and the writer's folder is never written."""
+    of their rates, TAKE_GAP_S of silence between, each at one speech level (`take_gains`). Written once into
+    the user cache and named by a digest of its samples (`voice-takes/<digest>.wav`): the fits, keyed by the
+    clip's digest, are found again the next time, and the writer's folder is never written."""
     import hashlib
 
     from tools.media.audio import resample, write_wav
@@ -72,8 +91,9 @@ def join_takes(paths: list) -> Path:
 
     clips = [load_audio(Path(p)) for p in paths]
     sr = max(rate for _, rate in clips)
+    takes = [resample(x, rate, sr) for x, rate in clips]
     gap = np.zeros(int(TAKE_GAP_S * sr), np.float32)
-    joined = np.concatenate([part for x, rate in clips for part in (gap, resample(x, rate, sr))][1:])
+    joined = np.concatenate([part for x, g in zip(takes, take_gains(takes, sr)) for part in (gap, x * g)][1:])
     digest = hashlib.sha256(joined.astype(np.float32).tobytes() + str(sr).encode()).hexdigest()[:24]
     path = voice_cache_file(f"{digest}.wav", "voice-takes")
     if not path.is_file():
@@ -147,7 +167,6 @@ def profile_of(x: np.ndarray, sr: int, native_sr: Optional[int] = None, analysis
     lf0 = np.log(f0[voiced])
     band = bands(norm, sr)
     mask = active_mask(x, sr)
-    active = x[: len(mask) * int(sr * 0.01)].reshape(len(mask), -1)[mask] if mask.any() else x[None]
     return VoiceProfile(
         sample_rate=sr,
         f0_log_mean=float(np.median(lf0)),
@@ -156,7 +175,7 @@ def profile_of(x: np.ndarray, sr: int, native_sr: Optional[int] = None, analysis
         unvoiced_shape=(band[unvoiced].mean(axis=0) if unvoiced.sum() >= 5 else band[voiced].mean(axis=0)).tolist(),
         voiced_ap=float(ap[voiced].mean()),
         active_s=float(mask.sum() * 0.01),
-        loudness_db=float(10 * np.log10(np.mean(active**2) + 1e-12)),
+        loudness_db=speech_level_db(x, sr),
         usable_bands=usable_band_count(sr, sp.shape[1], native_sr or sr),
         mean_log_sp=norm[voiced].mean(axis=0).tolist(),
         voiced_ap_bands=bands(ap[voiced], sr).mean(axis=0).tolist(),
