@@ -28,8 +28,11 @@ models: venv
 demo: venv models
 	$(VENV)/bin/compose examples/orbit/script.yaml
 
+# The suite runs on TEST_WORKERS processes (pytest-xdist), a test file's tests on one of them (module
+# fixtures such as the example film are built once). `make test TEST_WORKERS=0` runs it in one process.
+TEST_WORKERS ?= 2
 test: venv models
-	$(VENV)/bin/python -m pytest
+	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 bench: venv models
 	$(VENV)/bin/python -m bench.demo
