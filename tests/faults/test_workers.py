@@ -151,3 +151,16 @@ def test_an_entry_handed_out_stays_readable_while_another_worker_publishes_the_s
         t.join(30)
     assert got == {"a": b"RIFF" + bytes(1000), "b": b"RIFF" + bytes(1000)}
     assert damaged_entries(tmp_path) == [] and leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("video, cores, size", [("animatic", 2, 2), ("animatic", 16, 2), ("animatic", 1, 1),
+                                                ("avdit", 16, 1)])
+def test_without_workers_the_animatic_renders_two_shots_at_once_a_gpu_model_one(monkeypatch, video, cores, size):
+    from orchestrator.config import RenderConfig
+    from orchestrator.context import RunContext
+    from orchestrator.executors import LocalRunner
+
+    monkeypatch.setattr("os.cpu_count", lambda: cores)
+    ctx = RunContext(project=None, config=RenderConfig(video=video), out_dir=Path("."), started=0.0)
+    assert LocalRunner(ctx, lambda ctx: None).size == size
+    assert LocalRunner(ctx, lambda ctx: None, workers=3).size == 3
