@@ -61,8 +61,8 @@ def _render_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--width", type=int)
     p.add_argument("--height", type=int)
     p.add_argument("--no-eval", action="store_true", help="skip the evaluators (no retries)")
-    p.add_argument("--workers", type=_workers, help="shots rendered at the same time (1-16; default 2 with "
-                   "the animatic where there are two cores, else 1, and on Ray as many as the cluster holds)")
+    p.add_argument("--workers", type=_workers, help="shots rendered at the same time (1-16; default 2 where "
+                   "there are two cores and no backend wants a GPU, else 1; on Ray as many as the cluster holds)")
     p.add_argument("--executor", choices=("local", "ray"), help="override render.executor: where shots run")
     p.add_argument("--ray-address", help="override render.ray.address: HOST:PORT of a running Ray cluster "
                    "(default: start a local Ray)")

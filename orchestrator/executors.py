@@ -57,10 +57,12 @@ def _attempt_loop(shot_graph, state: ShotState) -> dict:
 
 
 def local_workers(config: RenderConfig) -> int:
-    """Shots at once in this process without `--workers`: two with the CPU animatic where there are two
-    cores (the example: 52-53 s -> 46-49 s on 2 cores, 0.1 GB more, the same film.mp4), one with a GPU video
-    model (a second shot would hold its activations twice on one card)."""
-    return min(2, os.cpu_count() or 1) if config.video == "animatic" else 1
+    """Shots at once in this process without `--workers`: two where there are two cores and no backend wants
+    a GPU (the animatic on the example: 52-53 s -> 46-49 s on 2 cores, 0.1 GB more, the same film.mp4), one
+    with a GPU backend (`registry.needs_gpu`: a second shot would hold its activations twice on one card)."""
+    if registry.needs_gpu("video", config.video) or registry.needs_gpu("speech", config.speech):
+        return 1
+    return min(2, os.cpu_count() or 1)
 
 
 class LocalRunner:
