@@ -105,11 +105,16 @@ class ClipFacts:
     band_hz: int | None = None  # the channel's sample rate when band-limited (`speaker.channel_rate`)
     over_floor_db: float = 60.0  # speech over the pauses' level (`tools.media.audio.clip_levels`)
     clipped: float = 0.0  # share of samples at full scale
+    takes: int = 0  # the takes joined into the clip (`voice.takes`), 0 for one clip
 
     def length_note(self) -> str:
         """"; the clip is N s, give 10-30 s" for a short clip, else empty."""
-        return (f"; the clip is {self.seconds:.1f} s, give 10-30 s (short takes may be joined: `voice.takes`)"
-                if self.seconds < CLEAR_CLIP_S else "")
+        if self.seconds >= CLEAR_CLIP_S:
+            return ""
+        if self.takes:
+            joined = f"the {self.takes} takes join into" if self.takes > 1 else "the one take is"
+            return f"; {joined} {self.seconds:.1f} s, give 10-30 s in all (more takes)"
+        return f"; the clip is {self.seconds:.1f} s, give 10-30 s (short takes may be joined: `voice.takes`)"
 
     def notes(self) -> str:
         """What to change in the recording, as "; ..." clauses (empty for a long, clean, full-band clip)."""
@@ -122,6 +127,13 @@ class ClipFacts:
             out += (f"; it carries nothing above {self.band_hz // 2} Hz (a telephone band), a full-band recording "
                     "lets the fit hear more")
         return out
+
+
+def clip_facts(voice) -> ClipFacts:
+    """What the advice may say about a voice's reference clip (for `takes`, the clip they were joined into)."""
+    audio, rate = load_audio(voice.reference)
+    return ClipFacts(len(audio) / rate, channel_rate(voice.reference), *clip_levels(audio, rate),
+                     takes=len(voice.takes or ()))
 
 
 def advice(character: str, failing: list[Score], clip: ClipFacts, same_clip: tuple[str, ...] = (),
@@ -217,8 +229,7 @@ def audition_character(ctx: RunContext, cid: str, segs: list[SpeechSegment], fol
     ref = character.voice.reference
     heard_ref = folder / f"{cid}-reference{ref.suffix}"  # beside the lines: voices.html plays it
     atomic_copy(ref, heard_ref)
-    audio, rate = load_audio(ref)
-    clip = ClipFacts(len(audio) / rate, channel_rate(ref), *clip_levels(audio, rate))
+    clip = clip_facts(character.voice)
     failing = [s for ln in lines for s in scores[ln.line_id] if not s.passed]
     entries = [{"line_id": ln.line_id, "text": ln.text, "wav": str(ln.speech.wav_path),
                 "seconds": round(ln.speech.duration, 2), "notes": ln.speech.notes,

@@ -50,6 +50,9 @@ def test_the_advice_says_what_failed_and_what_to_change():
     assert "closer to collins's reference than to hopper's own: margin -0.040 by the d-vector, needs +0.0011" \
         in said["problem"]
     assert "give hopper and collins" in said["fix"] and "the clip is 4.2 s, give 10-30 s" in said["fix"]
+    (said,) = advice("hopper", [margin], ClipFacts(6.4, takes=2))  # given as takes: more of them
+    assert "the 2 takes join into 6.4 s, give 10-30 s in all (more takes)" in said["fix"]
+    assert "short takes may be joined" not in said["fix"]
     level = _score("speaker.margin", 0.01, 0.0305, closest_other="chelsea")
     (said,) = advice("hopper", [level], ClipFacts(12.0))
     assert "about as close to chelsea's reference as to hopper's own: margin +0.010 by resemblyzer" in said["problem"]

@@ -171,3 +171,19 @@ def test_a_quiet_take_is_brought_to_the_others_level(project, tmp_path):
     assert take_gains([full, full, full * 0.5], sr) == [1.0, 1.0, pytest.approx(10 ** (-1 / 20) / 0.5)]
     (low, high) = take_gains([full, full * 0.5], sr)  # between the two
     assert low == pytest.approx(2 ** -0.5, rel=1e-3) and high == pytest.approx(2 ** 0.5, rel=1e-3)
+
+
+def test_the_advice_for_short_takes_asks_for_more_takes(project):
+    """The audition's advice names the takes and their joined length, not one clip's (`audition.clip_facts`)."""
+    from orchestrator.audition import clip_facts
+
+    two = clip_facts(load_project(with_voice(project, TAKES)).cast.by_id("collins").voice)
+    first, sr = sf.read(project[0] / "assets" / "voices" / "collins.wav")
+    second = sf.info(project[0] / "assets" / "voices" / "hopper16k.wav").duration
+    assert two.takes == 2 and two.seconds == pytest.approx(len(first) / sr + TAKE_GAP_S + second, abs=1e-3)
+    assert two.length_note() == ""  # 11.6 s
+    one = TAKES.split("        - reference: assets/voices/hopper16k.wav")[0]
+    facts = clip_facts(load_project(with_voice(project, one)).cast.by_id("collins").voice)
+    assert facts.takes == 1 and facts.length_note() == f"; the one take is {len(first) / sr:.1f} s, give 10-30 s " \
+        "in all (more takes)"
+    assert clip_facts(load_project(with_voice(project, COLLINS_VOICE)).cast.by_id("collins").voice).takes == 0
