@@ -130,10 +130,13 @@ class ClipFacts:
 
 
 def clip_facts(voice) -> ClipFacts:
-    """What the advice may say about a voice's reference clip (for `takes`, the clip they were joined into)."""
+    """What the advice may say about a voice's reference clip. For `takes`, the length and band of the clip
+    they were joined into, but noise and clipping of the noisiest and most clipped take as recorded: the joined
+    clip's silent gaps would stand for its pauses, and its takes were brought to one level."""
     audio, rate = load_audio(voice.reference)
-    return ClipFacts(len(audio) / rate, channel_rate(voice.reference), *clip_levels(audio, rate),
-                     takes=len(voice.takes or ()))
+    levels = [clip_levels(*load_audio(take.reference)) for take in voice.takes or ()] or [clip_levels(audio, rate)]
+    return ClipFacts(len(audio) / rate, channel_rate(voice.reference), min(over for over, _ in levels),
+                     max(clipped for _, clipped in levels), takes=len(voice.takes or ()))
 
 
 def advice(character: str, failing: list[Score], clip: ClipFacts, same_clip: tuple[str, ...] = (),

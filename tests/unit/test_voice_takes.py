@@ -187,3 +187,26 @@ def test_the_advice_for_short_takes_asks_for_more_takes(project):
     assert facts.takes == 1 and facts.length_note() == f"; the one take is {len(first) / sr:.1f} s, give 10-30 s " \
         "in all (more takes)"
     assert clip_facts(load_project(with_voice(project, COLLINS_VOICE)).cast.by_id("collins").voice).takes == 0
+
+
+def test_a_noisy_take_is_heard_as_noisy_among_many(project):
+    """Six short takes, one with noise 12 dB under its speech: the joined clip's pauses are mostly the silent
+    gaps, yet the advice hears the noisy take's pauses as recorded."""
+    from orchestrator.audition import NOISY_DB, clip_facts
+    from tools.media.audio import clip_levels
+
+    voices = project[0] / "assets" / "voices"
+    x, sr = sf.read(voices / "collins.wav", dtype="float32")
+    short = x[: int(1.1 * sr)]
+    noisy = short + np.random.default_rng(0).normal(0, np.sqrt(np.mean(short**2)) / 4, len(short)).astype("float32")
+    sf.write(voices / "short.wav", short, sr, subtype="FLOAT")
+    sf.write(voices / "noisy.wav", noisy, sr, subtype="FLOAT")
+    takes = "    voice:\n      takes:\n" + "".join(
+        f"        - reference: assets/voices/{'noisy' if k == 3 else 'short'}.wav\n          transcript: Take {k}.\n"
+        for k in range(6))
+    voice = load_project(with_voice(project, takes)).cast.by_id("collins").voice
+    joined, rate = sf.read(voice.reference, dtype="float32")
+    assert clip_levels(joined, rate)[0] == 60.0  # the joined clip alone would hide the noise
+    facts = clip_facts(voice)
+    assert facts.over_floor_db == pytest.approx(clip_levels(noisy, sr)[0]) and facts.over_floor_db < NOISY_DB
+    assert "background noise" in facts.notes() and "the 6 takes join into 8.6 s" in facts.notes()
