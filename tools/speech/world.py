@@ -60,9 +60,10 @@ def check_reference(path) -> list[str]:
     return problems
 
 
-def speech_level_db(x: np.ndarray, sr: int) -> float:
-    """A clip's speech level: the mean power of its active frames (`active_mask`), in dB of full scale."""
-    mask = active_mask(x, sr)
+def speech_level_db(x: np.ndarray, sr: int, mask: Optional[np.ndarray] = None) -> float:
+    """A clip's speech level: the mean power of its active frames (`mask`, else `active_mask`'s), in dB of
+    full scale."""
+    mask = active_mask(x, sr) if mask is None else mask
     active = x[: len(mask) * int(sr * 0.01)].reshape(len(mask), -1)[mask] if mask.any() else x[None]
     return float(10 * np.log10(np.mean(active**2) + 1e-12))
 
@@ -175,7 +176,7 @@ def profile_of(x: np.ndarray, sr: int, native_sr: Optional[int] = None, analysis
         unvoiced_shape=(band[unvoiced].mean(axis=0) if unvoiced.sum() >= 5 else band[voiced].mean(axis=0)).tolist(),
         voiced_ap=float(ap[voiced].mean()),
         active_s=float(mask.sum() * 0.01),
-        loudness_db=speech_level_db(x, sr),
+        loudness_db=speech_level_db(x, sr, mask),
         usable_bands=usable_band_count(sr, sp.shape[1], native_sr or sr),
         mean_log_sp=norm[voiced].mean(axis=0).tolist(),
         voiced_ap_bands=bands(ap[voiced], sr).mean(axis=0).tolist(),
