@@ -128,10 +128,10 @@ def _voice_problems(src: Source, loc: tuple, found: tuple[Path, str], problems: 
 
 
 def _takes(src: Source, loc: tuple, root: Path, allow_outside: bool, check: bool, problems: list[Problem]) -> None:
-    """A voice's `takes`: each clip checked like a reference, then joined into one (`world.join_takes`), which
+    """A voice's `takes`: each clip checked like a reference, then joined into one (`world.joined_takes`), which
     becomes the voice's `reference`, and their transcripts its `transcript`. Without `check` (unit tests) the
     first take stands for the clip."""
-    from tools.speech.world import MAX_REF_S, TAKE_GAP_S, join_takes
+    from tools.speech.world import MAX_REF_S, TAKE_EDGE_S, joined_takes, store_takes
 
     takes = src.get((*loc, "takes"))
     before, found = len(problems), []
@@ -144,15 +144,15 @@ def _takes(src: Source, loc: tuple, root: Path, allow_outside: bool, check: bool
     if (len(problems) > before or not takes or (check and None in found) or len(texts) < len(takes)
             or not all(isinstance(t, str) and t.strip() for t in texts)):
         return  # each problem is reported where it is (the schema check reports a malformed take)
+    clip = src.get((*loc, "takes", 0, "reference"))
     if check:
-        import soundfile as sf
-
-        seconds = sum(sf.info(str(path)).duration for path, _ in found) + TAKE_GAP_S * (len(found) - 1)
-        if seconds > MAX_REF_S:
-            problems.append(src.problem((*loc, "takes"), f"the {len(found)} takes add up to {seconds:.1f} s, longer "
-                                        f"than {MAX_REF_S:.0f} s", "keep 10-30 s of takes in all", value=False))
+        joined, sr = joined_takes([path for path, _ in found])
+        if len(joined) > MAX_REF_S * sr:
+            problems.append(src.problem((*loc, "takes"), f"the {len(found)} takes add up to {len(joined) / sr:.1f} s "
+                                        f"joined (their edge silences cut to {TAKE_EDGE_S} s), longer than "
+                                        f"{MAX_REF_S:.0f} s", "keep 10-30 s of takes in all", value=False))
             return
-    clip = join_takes([path for path, _ in found]) if check else src.get((*loc, "takes", 0, "reference"))
+        clip = store_takes(joined, sr, found[0][0])
     _put(src.data, (*loc, "reference"), str(clip))
     _put(src.data, (*loc, "transcript"), " ".join(t.strip() for t in texts))
 

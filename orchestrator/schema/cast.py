@@ -20,7 +20,7 @@ class TakeSpec(Strict):
 
 class VoiceSpec(Strict):
     # One clip and its words; or `takes`, several short ones, which the loader joins into one clip (in the
-    # user cache, `tools.speech.world.join_takes`) and sets as `reference` and `transcript` (README, Voices).
+    # user cache, `tools.speech.world.joined_takes`) and sets as `reference` and `transcript` (README, Voices).
     reference: Optional[Path] = None
     transcript: Optional[str] = Field(default=None, min_length=1)
     takes: list[TakeSpec] = Field(default_factory=list, max_length=MAX_TAKES)

@@ -210,3 +210,49 @@ def test_a_noisy_take_is_heard_as_noisy_among_many(project):
     facts = clip_facts(voice)
     assert facts.over_floor_db == pytest.approx(clip_levels(noisy, sr)[0]) and facts.over_floor_db < NOISY_DB
     assert "background noise" in facts.notes() and "the 6 takes join into 8.6 s" in facts.notes()
+
+
+def loud_edges(x: np.ndarray, sr: int, floor_db: float) -> tuple[int, int]:
+    """(first sample of the first, one past the last sample of the last) 10 ms frame whose power is within
+    `floor_db` of the loudest frame's (and over -70 dB), computed apart from `world.active_mask`."""
+    hop = int(sr * 0.01)
+    db = [10 * np.log10(np.mean(np.asarray(x[i:i + hop], np.float64) ** 2) + 1e-12)
+          for i in range(0, len(x) - hop + 1, hop)]
+    loud = [k for k, d in enumerate(db) if d > max(max(db) - floor_db, -70)]
+    return loud[0] * hop, (loud[-1] + 1) * hop
+
+
+def test_a_takes_edge_silences_are_cut_but_not_its_soft_sounds(project):
+    """A take recorded with 1.5 s of silence before and 2 s after (a phone started and stopped around the words)
+    is joined with 0.3 s of it left each side, and a soft 0.5 s sound 40 dB under its loudest is kept; the 30 s
+    limit counts what is joined, so four such takes (36 s as recorded, 25 s joined) are taken. A take whose
+    pauses hold noise 30 dB under its speech is joined whole."""
+    from tools.speech.world import EDGE_FLOOR_DB, TAKE_EDGE_S
+
+    voices = project[0] / "assets" / "voices"
+    x, sr = sf.read(voices / "collins.wav", dtype="float32")
+    hop = int(sr * 0.01)
+    loudest = max(np.sqrt(np.mean(x[i:i + hop] ** 2)) for i in range(0, len(x) - hop + 1, hop))
+    level = 10 ** (speech_db(x, sr) / 20)
+    soft = (loudest * 10 ** (-40 / 20) * np.sqrt(2) * np.sin(2 * np.pi * 300 * np.arange(int(0.5 * sr)) / sr))
+    padded = np.concatenate([np.zeros(int(1.5 * sr)), soft, x, np.zeros(2 * sr)]).astype("float32")
+    sf.write(voices / "padded.wav", padded, sr, subtype="FLOAT")
+    first, last = loud_edges(padded, sr, EDGE_FLOOR_DB)
+    edge = int(TAKE_EDGE_S * sr)
+    kept = padded[first - edge:last + edge]
+    assert first <= int(1.5 * sr) + int(0.01 * sr) and len(kept) > len(soft) + len(x)  # the soft sound is kept
+
+    takes = "    voice:\n      takes:\n" + "".join(
+        f"        - reference: assets/voices/padded.wav\n          transcript: Take {k}.\n" for k in range(4))
+    joined, rate = sf.read(load_project(with_voice(project, takes)).cast.by_id("collins").voice.reference,
+                           dtype="float32")
+    gap = np.zeros(round(TAKE_GAP_S * sr), np.float32)
+    expected = np.concatenate([kept, gap, kept, gap, kept, gap, kept])  # four equal takes: no gain
+    assert 4 * len(padded) / sr > 30 and rate == sr and len(joined) == len(expected)
+    assert np.max(np.abs(joined - expected)) < 2 / 32767  # the 16-bit rounding of the file
+
+    noise = np.random.default_rng(0).normal(0, level * 10 ** (-30 / 20), len(padded)).astype("float32")
+    sf.write(voices / "hiss.wav", padded + noise, sr, subtype="FLOAT")
+    one = "    voice:\n      takes:\n        - reference: assets/voices/hiss.wav\n          transcript: Hiss.\n"
+    joined = sf.read(load_project(with_voice(project, one)).cast.by_id("collins").voice.reference)[0]
+    assert len(joined) == len(padded)

@@ -26,7 +26,7 @@ _HOMES: dict[Path, Path] = {}  # a clip joined from takes (resolved) -> the fold
 
 def set_home(clip: Path, folder: Path) -> None:
     """`clip`'s fits travel in `folder`'s `voice-fits/`, not beside it: a voice's takes are joined into a clip
-    in the user cache (`tools.speech.world.join_takes`), and the cast's folder is where they travel from."""
+    in the user cache (`tools.speech.world.joined_takes`), and the cast's folder is where they travel from."""
     with _LOCK:
         _HOMES[Path(clip).resolve()] = Path(folder)
 

@@ -24,9 +24,11 @@ ANALYSIS_VERSION = 15  # bump when the analysis or the fit changes: old cache en
 FRAME_MS = 5.0
 
 
-MIN_REF_S, MAX_REF_S = 1.0, 30.0  # a reference clip's length, and its takes' joined (`join_takes`)
+MIN_REF_S, MAX_REF_S = 1.0, 30.0  # a reference clip's length, and its takes' joined (`joined_takes`)
 TAKE_GAP_S = 0.4  # silence between two takes of one voice
 TAKE_PEAK = 10 ** (-1 / 20)  # a quiet take is raised at most until its peak reaches -1 dBFS (`take_gains`)
+TAKE_EDGE_S = 0.3  # a take's silence before its first sound and after its last is cut to this (`take_span`)
+EDGE_FLOOR_DB = 45.0  # "silence": 10 ms frames more than this under the take's loudest
 
 
 def active_mask(x: np.ndarray, sr: int, hop_s: float = 0.01, floor_db: float = 35.0) -> np.ndarray:
@@ -79,27 +81,45 @@ def take_gains(takes: list, sr: int) -> list[float]:
     return [min(10 ** ((target - level) / 20), max(1.0, TAKE_PEAK / peak)) for level, peak in zip(levels, peaks)]
 
 
-def join_takes(paths: list) -> Path:
-    """One reference clip of a voice's takes (each a clip `check_reference` passed), in order, at the highest
-    of their rates, TAKE_GAP_S of silence between, each at one speech level (`take_gains`). Written once into
-    the user cache and named by a digest of its samples (`voice-takes/<digest>.wav`): the fits, keyed by the
-    clip's digest, are found again the next time, and the writer's folder is never written."""
-    import hashlib
+def take_span(x: np.ndarray, sr: int) -> slice:
+    """The part of a take that is joined: from TAKE_EDGE_S before its first 10 ms frame within EDGE_FLOOR_DB of
+    its loudest to TAKE_EDGE_S after its last. A phone's recording starts and stops around its words; that
+    silence would count toward the 30 s and the advice's length, and a take with none keeps all of it."""
+    on = np.flatnonzero(active_mask(x, sr, floor_db=EDGE_FLOOR_DB))
+    if not len(on):
+        return slice(0, len(x))
+    hop, edge = max(int(sr * 0.01), 1), int(TAKE_EDGE_S * sr)
+    return slice(max(int(on[0]) * hop - edge, 0), min((int(on[-1]) + 1) * hop + edge, len(x)))
 
-    from tools.media.audio import resample, write_wav
-    from tools.media.files import voice_cache_file
-    from tools.speech import shared_fits
+
+def joined_takes(paths: list) -> tuple[np.ndarray, int]:
+    """(samples, rate) of a voice's takes (each a clip `check_reference` passed) joined into one: in order, at
+    the highest of their rates, their edge silences cut (`take_span`), TAKE_GAP_S of silence between, each at
+    one speech level (`take_gains`)."""
+    from tools.media.audio import resample
 
     clips = [load_audio(Path(p)) for p in paths]
     sr = max(rate for _, rate in clips)
-    takes = [resample(x, rate, sr) for x, rate in clips]
+    takes = [y[take_span(y, sr)] for y in (resample(x, rate, sr) for x, rate in clips)]
     gap = np.zeros(int(TAKE_GAP_S * sr), np.float32)
-    joined = np.concatenate([part for x, g in zip(takes, take_gains(takes, sr)) for part in (gap, x * g)][1:])
+    return np.concatenate([part for x, g in zip(takes, take_gains(takes, sr)) for part in (gap, x * g)][1:]), sr
+
+
+def store_takes(joined: np.ndarray, sr: int, first_take: Path) -> Path:
+    """`joined_takes`'s clip written once into the user cache and named by a digest of its samples
+    (`voice-takes/<digest>.wav`): the fits, keyed by the clip's digest, are found again the next time, and the
+    writer's folder is never written. Its fits are shared beside `first_take`."""
+    import hashlib
+
+    from tools.media.audio import write_wav
+    from tools.media.files import voice_cache_file
+    from tools.speech import shared_fits
+
     digest = hashlib.sha256(joined.astype(np.float32).tobytes() + str(sr).encode()).hexdigest()[:24]
     path = voice_cache_file(f"{digest}.wav", "voice-takes")
     if not path.is_file():
         write_wav(path, joined, sr)
-    shared_fits.set_home(path, Path(paths[0]).parent)  # `compose voices --share-fits` puts its fits there
+    shared_fits.set_home(path, Path(first_take).parent)  # `compose voices --share-fits` puts its fits there
     return path
 
 
