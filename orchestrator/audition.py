@@ -10,7 +10,8 @@ file, and what a render would do: the line spoken again as the retry policy woul
 up to the render's attempts), each take judged. With `compare`, each character's first line is also spoken from every
 base voice the fit weighed (the backend's `base_candidates`: piper's and kokoro's), pinned as `voice.base` in
 the cast would pin it (the kokoro backend's own choice, which no cast can pin, spoken as chosen), and judged the
-same way. Files: OUT/<title>/voices/<id>-<line>[-<base>|-take<N>].wav, voices.json.
+same way. A second audition into the same folder says what sounds different since the first, and why
+(`orchestrator.report.since`). Files: OUT/<title>/voices/<id>-<line>[-<base>|-take<N>].wav, voices.json.
 """
 from __future__ import annotations
 
@@ -31,9 +32,10 @@ from orchestrator.lock import OutputLock
 from orchestrator.nodes.speak import announce_fit, cast_others, synthesize_line
 from orchestrator.planning import make_plan
 from orchestrator.report.html import write_voices_html
+from orchestrator.report.since import read_previous, voice_changes
 from orchestrator.retry import plan_retry
 from orchestrator.schema.plan import ShotPlan, SpeechSegment
-from orchestrator.store import atomic_copy, atomic_write_json, digest_file
+from orchestrator.store import atomic_copy, atomic_write_json, digest_file, digest_json
 from tools.base import Score, SpeechKnobs, SpeechResult, SpokenLine, VideoKnobs, map_in_context
 from tools.hearing.speaker import channel_rate
 from tools.media.audio import clip_levels, load_audio
@@ -236,6 +238,7 @@ def audition_character(ctx: RunContext, cid: str, segs: list[SpeechSegment], fol
     failing = [s for ln in lines for s in scores[ln.line_id] if not s.passed]
     entries = [{"line_id": ln.line_id, "text": ln.text, "wav": str(ln.speech.wav_path),
                 "seconds": round(ln.speech.duration, 2), "notes": ln.speech.notes,
+                "sha256": digest_file(ln.speech.wav_path),  # the next audition says which lines sound different
                 "scores": [s.as_dict() for s in scores[ln.line_id]],
                 "passed": all(s.passed for s in scores[ln.line_id])} for ln in lines]
     for entry, seg, ln in zip(entries, segs, lines):
@@ -247,6 +250,9 @@ def audition_character(ctx: RunContext, cid: str, segs: list[SpeechSegment], fol
         "id": cid,
         "reference": str(ref),
         "reference_copy": str(heard_ref),
+        # what the voice was made from, for the next audition's "since the last audition" (`report.since`)
+        "reference_sha256": digest_file(ref),
+        "cast_sha256": digest_json(sorted(digest_file(o) for o in cast_others(ctx, character))),
         "where": f"{file}:{line}:{col}",
         "clip_seconds": round(clip.seconds, 2),
         "band_limited_hz": clip.band_hz,
@@ -322,6 +328,7 @@ def run_audition(project: Project, config: RenderConfig, out_dir: Path, console:
         samples = sample_lines(plan, per_character)
         folder = out_dir / "voices"
         folder.mkdir(exist_ok=True)
+        before = read_previous(folder / "voices.json")  # what the last audition here heard, before it is replaced
         entries = []
         twins = same_clips(project.cast.characters)
         for c in project.cast.characters:
@@ -339,6 +346,7 @@ def run_audition(project: Project, config: RenderConfig, out_dir: Path, console:
                    "speech": config.speech, "evaluators": config.evaluators,
                    "silent": [c.id for c in project.cast.characters if c.id not in samples],
                    "characters": entries}
+        summary["since_last"] = before and {"written": before["written"], "changes": voice_changes(before, summary)}
         atomic_write_json(folder / "voices.json", summary)
         write_voices_html(folder, summary)
     print_audition(summary, console)
@@ -401,6 +409,12 @@ def print_audition(summary: dict, console: Console) -> None:
         if any(not b["pinnable"] for c in compared for b in c["bases"]):
             console.print("†: the backend's own choice (a Japanese pack or a searched style), spoken as chosen; a cast "
                           "cannot pin it, only the bases below it")
+    since = summary.get("since_last")
+    if since:
+        console.print(f"since the last audition here ({since['written']}): "
+                      + ("every voice sounds as it did" if not since["changes"] else ""), markup=False, highlight=False)
+        for cid, said in since["changes"].items():
+            console.print(f"  {cid}: {'; '.join(said)}", markup=False, highlight=False, soft_wrap=True)
     for c in chars:
         for a in c["advice"]:
             console.print(f"{c['where']}: {a['problem']} (fix: {a['fix']})", markup=False, highlight=False,

@@ -78,7 +78,8 @@ def _line_row(first: str, second: str, wav: str, scores: list[dict], passed: boo
 def write_voices_html(folder: Path, summary: dict) -> None:
     """`folder`/voices.html from voices.json's content: per character the reference clip and each line (and,
     with --compare, each base) as players, every score (red where it fails; its threshold on hover), the
-    advice. Audio sources are the files' names: the page and the wavs stay together."""
+    advice, and what sounds different since the last audition in the folder (`report.since`). Audio sources are
+    the files' names: the page and the wavs stay together."""
     parts = []
     for c in summary["characters"]:
         families = [sc["name"].split("[")[0] for sc in c["lines"][0]["scores"]]
@@ -92,6 +93,10 @@ def write_voices_html(folder: Path, summary: dict) -> None:
                            c["lines"][0]["text"], b["wav"], b["scores"], b["passed"]) for b in c.get("bases") or []]
         advice = "".join(f"<li>{html.escape(c['where'])}: {html.escape(a['problem'])} (fix: {html.escape(a['fix'])})"
                          "</li>" for a in c["advice"])
+        since = summary.get("since_last") or {}
+        moved = since.get("changes", {}).get(c["id"])
+        advice += (f"<li>since the last audition here ({html.escape(since['written'])}): "
+                   f"{html.escape('; '.join(moved))}</li>" if moved else "")
         parts.append(f"<h2>{html.escape(c['id'])}: {'passes' if c['passed'] else 'doubtful'}</h2>"
                      f"<p>reference clip ({c['clip_seconds']} s) {_audio(Path(c['reference_copy']).name)} · base "
                      f"{html.escape(str(c['base']))}{' (pinned)' if c['pinned'] else ''}</p>"

@@ -286,6 +286,7 @@ def test_a_voice_that_is_another_characters_fails_the_audition_and_says_whose(fi
             return super().synthesize(text, character, knobs, out_path, parenthetical, sample_rate, others)
 
     registry.register("speech", HopperAsCollins.name, HopperAsCollins)
+    shutil.copytree(run / "voices", run.parents[1] / "swapped" / "orbit-cat" / "voices")  # an audition before
     try:
         capsys.readouterr()
         assert main(["voices", str(script), "--out", str(run.parents[1] / "swapped"), "--speech", HopperAsCollins.name,
@@ -323,3 +324,11 @@ def test_a_voice_that_is_another_characters_fails_the_audition_and_says_whose(fi
     assert "hopper: doubtful" in text and "collins: passes" in text and text.count("FAIL") == 2 + 2 * 2  # and takes
     assert text.count("take 2") == text.count("take 3") == 2
     assert said["problem"] in text and said["fix"] in text  # the advice, read back through the page's escaping
+    # Since the audition before (the film's, copied in): only hopper sounds different, and the backend is why;
+    # chelsea, pinned to the base her fit chose, sounds as she did.
+    hopper_lines = [ln["line_id"] for ln in verdicts["hopper"]["lines"]]
+    assert printed["since_last"]["changes"] == {"hopper": [
+        f"2 of 2 lines sound different ({', '.join(hopper_lines)})",
+        *[f"{line_id} passed, now fails" for line_id in hopper_lines],
+        f"the speech backend changed (piper -> {HopperAsCollins.name})"]}
+    assert "since the last audition here" in text and "the speech backend changed" in text
