@@ -411,8 +411,8 @@ def print_audition(summary: dict, console: Console) -> None:
                           "cannot pin it, only the bases below it")
     since = summary.get("since_last")
     if since:
-        console.print(f"since the last audition here ({since['written']}): "
-                      + ("every voice sounds as it did" if not since["changes"] else ""), markup=False, highlight=False)
+        console.print(f"since the last audition here ({since['written']}):"
+                      + ("" if since["changes"] else " every voice sounds as it did"), markup=False, highlight=False)
         for cid, said in since["changes"].items():
             console.print(f"  {cid}: {'; '.join(said)}", markup=False, highlight=False, soft_wrap=True)
     for c in chars:
