@@ -108,6 +108,16 @@ def test_the_table_shows_thresholds_each_lines_scores_and_the_pins(capsys):
     assert rows["hopper"][1:] == ["am_adam*", "sc01_l02", "0.612", "-0.100", "FAIL"]
     assert "* pinned in the cast" in out and "cast.yaml:19:18: P (fix: F)" in out and "hopper: R" in out
     assert "no lines, not auditioned: extra" in out and "1 of 2 voices pass; doubtful: hopper" in out
+    assert "since the last audition" not in out  # the first audition in a folder
+
+    summary["since_last"] = {"written": "2026-12-06 13:44", "changes": {}}
+    print_audition(summary, Console(file=None, width=100, force_terminal=False))
+    assert "since the last audition here (2026-12-06 13:44): every voice sounds as it did" in capsys.readouterr().out
+    summary["since_last"]["changes"] = {"hopper": ["base joe -> am_adam", "its `voice.base` was pinned"]}
+    print_audition(summary, Console(file=None, width=100, force_terminal=False))
+    out = capsys.readouterr().out.splitlines()
+    said = out.index("since the last audition here (2026-12-06 13:44):")
+    assert out[said + 1] == "  hopper: base joe -> am_adam; its `voice.base` was pinned"
 
 
 def test_the_verdict_stays_whole_on_an_80_column_terminal(capsys):
