@@ -9,8 +9,7 @@ their thresholds, and for a line that fails, what to change, pointing at the voi
 file, and what a render would do: the line spoken again as the retry policy would retry it (`retakes`,
 up to the render's attempts), each take judged. With `compare`, each character's first line is also spoken from every
 base voice the fit weighed (the backend's `base_candidates`: piper's and kokoro's), pinned as `voice.base` in
-the cast would pin it (the kokoro backend's own choice, which no cast can pin, spoken as chosen), and judged the
-same way. A second audition into the same folder says what sounds different since the first, and why
+the cast would pin it (a backend's own choice that no cast can pin, spoken as chosen), and judged the same way. A second audition into the same folder says what sounds different since the first, and why
 (`orchestrator.report.since`). Files: OUT/<title>/voices/<id>-<line>[-<base>|-take<N>].wav, voices.json.
 """
 from __future__ import annotations
@@ -271,9 +270,8 @@ def audition_character(ctx: RunContext, cid: str, segs: list[SpeechSegment], fol
 
 def compare_bases(ctx: RunContext, cid: str, seg: SpeechSegment, folder: Path) -> list[dict] | None:
     """`seg` spoken from every base the fit weighs for this character (the backend's `base_candidates`), each
-    pinned as `voice.base` would pin it, and judged; None for a backend that names no bases. The backend's own
-    choice may be no base a cast can pin (the kokoro backend's Japanese packs and searched styles): it comes
-    first and is spoken unpinned, as chosen."""
+    pinned as `voice.base` would pin it, and judged; None for a backend that names no bases. A backend's own
+    choice may be no base a cast can pin: it comes first and is spoken unpinned, as chosen."""
     weigh = getattr(ctx.speech, "base_candidates", None)
     if weigh is None:
         return None
@@ -407,8 +405,8 @@ def print_audition(summary: dict, console: Console) -> None:
                       "character; -: a base both hear closer to another of the cast, set aside); pin another base "
                       "with `voice.base` in the cast")
         if any(not b["pinnable"] for c in compared for b in c["bases"]):
-            console.print("†: the backend's own choice (a Japanese pack or a searched style), spoken as chosen; a cast "
-                          "cannot pin it, only the bases below it")
+            console.print("†: the backend's own choice, spoken as chosen; a cast cannot pin it, only the bases below "
+                          "it")
     since = summary.get("since_last")
     if since:
         console.print(f"since the last audition here ({since['written']}):"

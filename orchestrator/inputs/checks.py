@@ -17,11 +17,11 @@ from orchestrator.inputs.problems import Problem, Source
 from orchestrator.planning import PLANNERS
 from orchestrator.schema.plan import MAX_SCENES, MAX_SHOTS_PER_SCENE
 from orchestrator.schema.script import DELIVERIES, FRAMINGS
-from tools.media.packaged import EN_PACKS, MAX_BLEND, pack_blend
+from tools.media.packaged import EN_PACKS, MAX_BLEND, OWN_VOICE, pack_blend
 
 # `voice.base` in the cast: piper's joe, hibari's heart, Kokoro's English packs (`tools.speech.piper.pinned_base`),
 # or a blend of packs joined by "+" (`tools.media.packaged.pack_blend`).
-VOICE_BASES = ("joe", "heart", *EN_PACKS)
+VOICE_BASES = ("joe", "heart", OWN_VOICE, *EN_PACKS)
 MAX_BEATS = MAX_SHOTS_PER_SCENE - 2  # room for an establishing shot, one per beat, a closing shot
 BEAT_FORMS = {"DialogueBeat": "dialogue beat", "ActionBeat": "action beat"}
 BEAT_FIX = "a beat is either `- action: ...` or `- character: NAME` with `line: ...`"

@@ -347,7 +347,7 @@ def _compare_ctx(tmp_path, example_project, candidates: dict):
 
 
 def test_compare_speaks_the_backends_own_choice_as_chosen_and_pins_the_rest(tmp_path, example_project, capsys):
-    """A backend whose own choice no cast can pin (the kokoro backend's Japanese pack): that row is spoken
+    """A backend whose own choice no cast can pin (as the kokoro backend's was before `kokoro`): that row is spoken
     unpinned and marked, every other base pinned as `voice.base` would pin it; a backend that puts an
     unpinnable base anywhere but first is refused (it would be spoken as the choice under another name)."""
     import json
@@ -380,8 +380,9 @@ def test_compare_speaks_the_backends_own_choice_as_chosen_and_pins_the_rest(tmp_
 
 
 def test_the_kokoro_backend_weighs_its_own_choice_then_the_bases_a_cast_can_pin(monkeypatch, example_project):
-    """Its own Japanese-pack choice first (no points), then the piper backend's bases with theirs; a character
-    it speaks in the piper backend's voice (joe chosen, or a pinned base) weighs the piper backend's alone."""
+    """Its own voice first, as a cast pins it (`kokoro`, no points), then the piper backend's bases with theirs,
+    whether chosen or pinned; a character it speaks in the piper backend's voice (joe chosen, or one of that
+    backend's bases pinned) weighs the piper backend's alone."""
     from tools.speech import bases
     from tools.speech.kokoro import KokoroSynthesizer
     from tools.speech.piper import PiperSynthesizer
@@ -389,9 +390,11 @@ def test_the_kokoro_backend_weighs_its_own_choice_then_the_bases_a_cast_can_pin(
     piper = {"heart": 4, "joe": 3, "am_adam": None}
     monkeypatch.setattr(PiperSynthesizer, "base_candidates", lambda self, character, others=(): piper)
     hopper = example_project.cast.by_id("hopper")
-    for chosen, weighed in (("jf_nezumi", {"jf_nezumi": None, **piper}), ("joe", piper)):
+    for chosen, weighed in (("jf_nezumi", {"kokoro": None, **piper}), ("joe", piper)):
         monkeypatch.setattr(bases, "chosen_base", lambda ref, transcript, others=(), c=chosen: bases.BaseChoice(c))
         assert list(KokoroSynthesizer().base_candidates(hopper).items()) == list(weighed.items())
     pinned = hopper.model_copy(update={"voice": hopper.voice.model_copy(update={"base": "am_adam"})})
     monkeypatch.setattr(bases, "chosen_base", lambda *a, **k: pytest.fail("a pinned voice makes no kokoro choice"))
     assert KokoroSynthesizer().base_candidates(pinned) == piper
+    own = hopper.model_copy(update={"voice": hopper.voice.model_copy(update={"base": "kokoro"})})
+    assert list(KokoroSynthesizer().base_candidates(own).items()) == [("kokoro", None), *piper.items()]

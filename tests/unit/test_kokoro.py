@@ -117,7 +117,8 @@ def test_backend_applies_the_chosen_pitch_match(monkeypatch, tmp_path):
     tts = kokoro.KokoroSynthesizer(clearer_readings=False)
     raw = tts.synthesize(LINE, char, SpeechKnobs(matching_strength=0.0), tmp_path / "raw.wav")
     up = tts.synthesize(LINE, char, SpeechKnobs(matching_strength=1.0), tmp_path / "up.wav")
-    assert raw.notes["base"] == "jm_kumo" and raw.phonemes and raw.words[0].label == "Then"
+    assert (raw.notes["base"], raw.notes["voice"], up.notes["voice"]) == ("kokoro", "jm_kumo pitch", "jm_kumo pitch")
+    assert raw.phonemes and raw.words[0].label == "Then"
     ratio = _median_f0(*load_audio(up.wav_path)) / _median_f0(*load_audio(raw.wav_path))
     assert 1.35 < ratio < 1.65, ratio
 

@@ -13,7 +13,7 @@ from tools.base import SpeechKnobs, SpeechResult, SpeechSynthesizer
 from tools.hearing import speaker
 from tools.hearing.recogniser import load_whisper, mean_log_probs
 from tools.media.audio import load_audio, read_audio, write_wav
-from tools.speech import fitting, piper, prosody, world
+from tools.speech import clearer, fitting, prosody, world
 from tools.speech.piper import PiperSynthesizer
 from tools.speech.piper_voice import raw_synthesize
 
@@ -146,7 +146,7 @@ def test_clearer_reading_replaces_a_blurred_line(monkeypatch, tmp_path):
     heard = res.notes["heard_log_prob"]
     assert heard["matched"] < res.notes["floor"] < heard["unmatched"]
     assert res.notes["reading"] != "matched"
-    readings = [name for name, _, _ in piper.READINGS]
+    readings = [name for name, _, _ in clearer.READINGS]
     kept = heard[res.notes["reading"]]
     assert kept > heard["matched"] + 0.1
     clearing = [r for r in readings if heard[r] >= res.notes["floor"]]

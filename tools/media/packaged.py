@@ -53,6 +53,9 @@ EN_PACKS = ("af_alloy", "af_aoede", "af_bella", "af_heart", "af_jessica", "af_ko
             "am_michael", "am_onyx", "am_puck", "am_santa", "bf_alice", "bf_emma", "bf_isabella", "bf_lily",
             "bm_daniel", "bm_fable", "bm_george", "bm_lewis")  # Kokoro's English style packs, in file order
 MAX_BLEND = 3  # packs a blend may mix
+# `voice.base: kokoro`: the kokoro backend's own voice (a Japanese pack, perhaps searched toward the clip and
+# pitch-matched: `tools.speech.bases.own_voice`), spoken as that backend speaks it under either backend.
+OWN_VOICE = "kokoro"
 
 
 def pack_blend(name: str) -> tuple[str, ...] | None:

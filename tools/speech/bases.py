@@ -20,6 +20,12 @@ below the best raw pack's. Budget: 13 candidates and the style search's 40 steps
 of synthesis and embedding: about two and a half minutes per reference on this 2-core machine, plus
 the piper backend's five or six fits (joe's, heart's and three English packs', four on a near tie,
 about 10-40 s each) when they are not cached.
+
+The best candidate but joe is this backend's own voice (`own_voice`), which a cast pins as `voice.base:
+kokoro`. None of its candidates hears the rest of the cast (only joe's fit keeps away from it), so it is
+cached by the clip alone: a character pinned to it keeps that voice when the cast changes, and it needs none
+of the piper backend's fits. The choice writes it on the way, so pinning the voice the choice made costs
+nothing more.
 """
 from __future__ import annotations
 
@@ -61,6 +67,11 @@ class BaseChoice:
             return pack
         return (pack + np.asarray(self.style_offset, np.float32).reshape(1, 1, 256)).astype(np.float32)
 
+    def label(self) -> str:
+        """What this voice is, as a line's notes say it: the pack, "searched" and "pitch" where they apply."""
+        return self.base + (" searched" if self.style_offset else "") + (
+            "" if self.transform().is_identity else " pitch")
+
     def transform(self, strength: float = 1.0) -> world.WorldTransform:
         """The pitch-matching transform at `strength` (identity for joe: piper applies its own fit)."""
         return world.WorldTransform(f0_shift=self.f0_shift, f0_range=self.f0_range).scaled(strength)
@@ -68,7 +79,7 @@ class BaseChoice:
 
 def pitch_match(reference: Path, audio: np.ndarray, sr: int) -> tuple[float, float]:
     """(log-F0 shift, range factor) that move `audio`'s pitch statistics to the reference's."""
-    ref = world.profile_of(resample(*load_audio(reference), sr), sr)
+    ref = world.profile_of(resample(*load_audio(reference), sr), sr, analysis=fitting.reference_analysis(reference, sr))
     src = world.profile_of(audio, sr)
     rng = float(np.clip(ref.f0_log_std / max(src.f0_log_std, 1e-3), 1 / MAX_RANGE, MAX_RANGE))
     return float(ref.f0_log_mean - src.f0_log_mean), rng
@@ -81,6 +92,21 @@ def _joe(reference: Path, transcript: str, others: Sequence[Path]) -> tuple[list
 
 
 def _score_all(reference: Path, transcript: str, others: Sequence[Path]) -> BaseChoice:
+    """The choice among every candidate (`_candidates`); the backend's own voice (`own_voice`), the best of them
+    but joe, is kept in the cache on the way, where it is not there yet."""
+    found = _candidates(reference, transcript, others)
+    choice = _best(found["candidates"], found["floor"])
+    LOG.info("base for %s: %s (%s)", reference.name, choice.label(), choice.scores)
+    own = fitting.voice_cache_file(f"{_own_key(reference, transcript)}.json", "voice-bases")
+    if not shared_fits.entry(own, reference).is_file():
+        fitting.write_json(own, asdict(_best(found["candidates"], found["floor"], leave_out=("joe",))))
+    return choice
+
+
+def _candidates(reference: Path, transcript: str, others: Sequence[Path], with_joe: bool = True) -> dict:
+    """Every candidate (joe's when `with_joe`, then this backend's own: five packs, a searched style, each raw
+    and pitch-matched) -> (choice, mean similarity, mean forced-alignment log-prob), and "floor" -> the
+    intelligibility floor."""
     from tools.hearing.recogniser import load_whisper, mean_log_probs
 
     heard_by = speaker.Listener([reference])  # through the reference's own channel
@@ -100,7 +126,8 @@ def _score_all(reference: Path, transcript: str, others: Sequence[Path]) -> Base
         pitched = BaseChoice(choice.base, shift, rng, style_offset=choice.style_offset)
         judge(f"{name}+pitch", pitched, [world.apply_transform(x, sr, pitched.transform()) for x in raws], sr)
 
-    judge("joe", BaseChoice("joe"), *_joe(reference, transcript, others))
+    if with_joe:
+        judge("joe", BaseChoice("joe"), *_joe(reference, transcript, others))
     for name in kokoro_voice.PACKS:
         with_pitch(name, BaseChoice(name), [kokoro_voice.raw_synthesize([s], kokoro_voice.pack(name)).audio
                                              for s in SCORE_SENTENCES])
@@ -116,17 +143,24 @@ def _score_all(reference: Path, transcript: str, others: Sequence[Path]) -> Base
                                              clear_enough)
     searched = BaseChoice(start, style_offset=[round(float(v), 6) for v in offset])
     with_pitch("search", searched, [kokoro_voice.raw_synthesize([s], searched.style()).audio for s in SCORE_SENTENCES])
-    clear = {n: v for n, v in scored.items() if v[2] >= floor} or scored
+    return {"candidates": scored, "floor": floor}
+
+
+def _best(scored: dict, floor: float, leave_out: tuple[str, ...] = ()) -> BaseChoice:
+    """The candidate the fitting judge hears closest among those over the intelligibility floor (all of them
+    where none is), its scores attached; `leave_out`: candidates not weighed."""
+    weighed = {n: v for n, v in scored.items() if n not in leave_out}
+    clear = {n: v for n, v in weighed.items() if v[2] >= floor} or weighed
     best = max(clear, key=lambda n: clear[n][1])
-    scores = {n: [round(sim, 4), round(lp, 3)] for n, (_, sim, lp) in scored.items()}
-    LOG.info("base for %s: %s (%s)", reference.name, best, scores[best])
+    scores = {n: [round(sim, 4), round(lp, 3)] for n, (_, sim, lp) in weighed.items()}
     c = clear[best][0]
     return BaseChoice(c.base, c.f0_shift, c.f0_range, scores, c.style_offset)
 
 
 def chosen_base(reference: Path, transcript: str, others: Sequence[Path] = ()) -> BaseChoice:
     """The base voice for one reference clip (module docstring), cached by the clip's digest and those
-    of the `others` (the rest of the cast), which joe's fit keeps away from."""
+    of the `others` (the rest of the cast), which joe's fit keeps away from. The backend's own voice
+    (`own_voice`) is kept too, from the same candidates."""
     reference = Path(reference)
     others = fitting.cast_others(reference, others)
     key = _key(reference, transcript, others)
@@ -140,6 +174,39 @@ def chosen_base(reference: Path, transcript: str, others: Sequence[Path] = ()) -
         return choice
 
     return memoised(_MEMO, key, make)
+
+
+def own_voice(reference: Path, transcript: str) -> BaseChoice:
+    """This backend's own voice for one reference clip, as a cast pins it (`voice.base: kokoro`): the best of
+    the candidates `chosen_base` weighs but joe (five Japanese packs, a style searched from the best of them,
+    each raw or pitch-matched). None of them hears the rest of the cast, so neither does its cache key: a cast
+    that grows keeps the voice. Made with the choice when that is made first."""
+    reference = Path(reference)
+    key = _own_key(reference, transcript)
+
+    def make() -> BaseChoice:
+        cache = fitting.voice_cache_file(f"{key}.json", "voice-bases")
+        choice = fitting.read_cached(cache, BaseChoice, "own-voice", reference)
+        if choice is None:
+            found = _candidates(reference, transcript, (), with_joe=False)
+            choice = _best(found["candidates"], found["floor"])
+            LOG.info("own voice for %s: %s (%s)", reference.name, choice.label(), choice.scores)
+            fitting.write_json(cache, asdict(choice))
+        return choice
+
+    return memoised(_MEMO, key, make)
+
+
+def own_voice_made(reference: Path, transcript: str) -> bool:
+    """Whether `own_voice` for this clip is made already (this process, or the cache)."""
+    key = _own_key(Path(reference), transcript)
+    return key in _MEMO or shared_fits.entry(fitting.voice_cache_file(f"{key}.json", "voice-bases"),
+                                             Path(reference)).is_file()
+
+
+def _own_key(reference: Path, transcript: str) -> str:
+    return fitting.reference_key(reference, transcript, VERSION, "own", str(world.ANALYSIS_VERSION),
+                                 *fitting.channel_key(reference, ()), speaker.FITTING_JUDGE)
 
 
 def _key(reference: Path, transcript: str, others: tuple[Path, ...]) -> str:

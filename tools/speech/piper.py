@@ -7,15 +7,9 @@ English style packs (`tools.speech.kokoro_voice`). joe, heart and the pack close
 (`fitting.chosen_fit`), unless the cast pins a base (`voice.base`: that base alone is fitted); with
 matching_strength 0 a line is the base's unmatched voice (joe's, or the pinned base's).
 
-Clearer readings: matching can blur a line's words (a formant warp that makes "cat" sound like
-"cap"). After matching, the shared recogniser scores the line with its text forced
-(`tools.hearing.recogniser.text_log_probs`, mean log-probability per token) against piper's own
-unmatched speech of the same line. A matched line more than `line_tolerance` below it is also
-rendered in three milder readings of the same transform (the envelope changes at 3/4 strength;
-piper's own F0 range; both), from the same WORLD analysis. A reading may replace the matched line
-only if the shared speaker measure finds it within SIM_TOLERANCE of the matched line's similarity to
-the reference (the voice must stay the character's); of those, the first in that order heard within
-the tolerance is kept, else the one heard best, as a director keeps the clearest take.
+Clearer readings (`tools.speech.clearer`): a matched line the recogniser hears much worse than the base's
+unmatched reading of it is replaced by a milder reading. A cast that pins the kokoro backend's own voice
+(`voice.base: kokoro`) has its lines spoken as that backend speaks them (`tools.speech.kokoro_lines`).
 """
 from __future__ import annotations
 
@@ -27,17 +21,17 @@ from typing import Optional, Sequence
 import numpy as np
 
 from orchestrator.schema.cast import CharacterSpec
-from tools.base import SpeechKnobs, SpeechResult, ToolError
-from tools.hearing import speaker
+from tools.base import SpeechKnobs, SpeechResult
 from tools.hearing.recogniser import LINE_TOLERANCE  # nats per token a matched line may lose
 from tools.media.audio import resample, write_wav
-from tools.speech import fitting, prosody, shared_fits, text_norm, world
+from tools.media.packaged import OWN_VOICE
+from tools.speech import bases, fitting, prosody, shared_fits, text_norm, world
+from tools.speech.clearer import clearer_reading
+from tools.speech.kokoro_lines import speak_own
 from tools.speech.piper_voice import words_from_phonemes
 
 LOG = logging.getLogger(__name__)
 TAKE_NOISE = 0.3  # noise of a fresh take (piper's voices default to about 0.667 of noise_scale)
-MILDER = 0.75  # strength of the envelope changes (formant warp, corrections) in a milder reading
-SIM_TOLERANCE = 0.02  # similarity to the reference a milder reading may lose against the matched line
 
 
 class PiperSynthesizer:
@@ -57,6 +51,8 @@ class PiperSynthesizer:
         """False while the character's voice is still to be fitted: their first line fits it (a minute or
         two here, once per reference clip and cast; the speak node says so on the progress line)."""
         voice = character.voice
+        if voice.base == OWN_VOICE:  # the kokoro backend's own voice, made by it (`tools.speech.bases`)
+            return bases.own_voice_made(voice.reference, voice.transcript)
         if voice.base:
             return fitting.fit_made(voice.reference, voice.transcript, others, pinned_base(voice.base))
         return fitting.choice_made(voice.reference, voice.transcript, others) is not None
@@ -74,6 +70,9 @@ class PiperSynthesizer:
         """Copy the character's voice fits (its choice, and the fit of every base weighed, made here if need
         be) into `voice-fits/` beside its reference clip (`tools.speech.shared_fits`); the files written."""
         voice = character.voice
+        if voice.base == OWN_VOICE:
+            bases.own_voice(voice.reference, voice.transcript)
+            return shared_fits.share(voice.reference)
         chosen, _ = self.matched_voice(character, others)  # the pinned base's fit, or the choice and its fit
         if not voice.base:
             choice = fitting.choice_made(voice.reference, voice.transcript, others) or fitting.FitChoice(chosen)
@@ -101,7 +100,11 @@ class PiperSynthesizer:
         sample_rate: int = 24000,
         others: Sequence[Path] = (),
     ) -> SpeechResult:
-        """Speak one line in the character's matched voice into `out_path`, fitted away from `others`."""
+        """Speak one line in the character's matched voice into `out_path`, fitted away from `others`; a cast that
+        pins the kokoro backend's own voice (`voice.base: kokoro`) has it spoken as that backend speaks it."""
+        if character.voice.base == OWN_VOICE:
+            return speak_own(self.clearer_readings, self.line_tolerance, text, character, knobs, out_path,
+                             parenthetical, sample_rate)
         t0 = time.perf_counter()
         sentences = text_norm.prepare_line(text, where=f"line for {character.id}")
         style = prosody.from_parenthetical(parenthetical or knobs.emotion)
@@ -145,48 +148,6 @@ def pinned_base(name: str) -> str:
 def cast_base(base: str) -> str:
     """The cast's name (`voice.base`) for one of `fitting`'s bases: `pinned_base`'s inverse."""
     return base.removeprefix(fitting.PACK)
-
-
-def _milder(tf, envelope: float, natural_range: bool):
-    """The transform with its envelope changes at `envelope` strength and, optionally, piper's own F0 range."""
-    from dataclasses import replace
-
-    return replace(tf.milder(envelope), f0_range=1.0 if natural_range else tf.f0_range)
-
-
-# Mildest change of the voice first: on monotone voices piper's own F0 range is a larger change than
-# the envelope at 3/4 strength.
-READINGS = (("matched", 1.0, False), ("milder envelope", MILDER, False), ("natural F0 range", 1.0, True),
-            ("milder envelope, natural F0 range", MILDER, True))
-
-
-def clearer_reading(tolerance: float, text: str, raw: np.ndarray, analysis, sr: int, transform, style, audio, reference: Path):
-    """(audio, notes): the matched line, or the milder reading the recogniser hears best when the
-    matched one falls below the tolerance (module docstring)."""
-    from tools.hearing.recogniser import MAX_SHORT_S, load_whisper, mean_log_probs
-
-    if len(raw) / sr > MAX_SHORT_S:
-        return audio, {}
-    try:
-        model = load_whisper()
-    except ToolError as exc:
-        LOG.warning("no clearer-reading check: %s", exc.message)
-        return audio, {}
-    base = raw if style.is_neutral else world.render_transform(analysis, len(raw), sr, world.identity_transform(), style)
-    base_lp, lp = mean_log_probs(model, [base, audio], sr, text)
-    floor = base_lp - tolerance
-    heard = {"unmatched": round(base_lp, 3), READINGS[0][0]: round(lp, 3)}
-    best = (lp, READINGS[0][0], audio)
-    if lp < floor:
-        heard_by = speaker.Listener([reference])  # the speaker evaluator's measure: cached reference, its channel
-        min_sim = heard_by.similarities(audio, sr)[0] - SIM_TOLERANCE
-        milder = [world.render_transform(analysis, len(raw), sr, _milder(transform, e, r), style)
-                  for _, e, r in READINGS[1:]]
-        for (name, _, _), y, lp_k in zip(READINGS[1:], milder, mean_log_probs(model, milder, sr, text)):
-            heard[name] = round(lp_k, 3)
-            if lp_k > best[0] and best[0] < floor and heard_by.similarities(y, sr)[0] >= min_sim:
-                best = (lp_k, name, y)  # the first reading that clears the floor stays
-    return best[2], {"reading": best[1], "heard_log_prob": heard, "floor": round(floor, 3)}
 
 
 def create() -> PiperSynthesizer:
