@@ -18,7 +18,7 @@ gibberish out: the recogniser's forced-alignment score (`tools.hearing.recognise
 the measure of piper's clearer-reading check) of a candidate may be at most FLOOR_NATS per token
 below the best raw pack's. Budget: 13 candidates and the style search's 40 steps, each 2 sentences
 of synthesis and embedding: 7.2 minutes for a 3.1 s reference on this 2-core machine (bench/RESULTS.md,
-twenty-first pass; about two and a half minutes when first measured), plus
+twenty-first pass; the first estimate was two and a half), plus
 the piper backend's five or six fits (joe's, heart's and three English packs', four on a near tie,
 about 10-40 s each) when they are not cached.
 
