@@ -9,7 +9,8 @@ their thresholds, and for a line that fails, what to change, pointing at the voi
 file, and what a render would do: the line spoken again as the retry policy would retry it (`retakes`,
 up to the render's attempts), each take judged. With `compare`, each character's first line is also spoken from every
 base voice the fit weighed (the backend's `base_candidates`: piper's and kokoro's), pinned as `voice.base` in
-the cast would pin it (a backend's own choice that no cast can pin, spoken as chosen), and judged the same way. A second audition into the same folder says what sounds different since the first, and why
+the cast would pin it (a backend's own choice that no cast can pin, spoken as chosen), and judged the same
+way. A second audition into the same folder says what sounds different since the first, and why
 (`orchestrator.report.since`). Files: OUT/<title>/voices/<id>-<line>[-<base>|-take<N>].wav, voices.json.
 """
 from __future__ import annotations
@@ -31,7 +32,7 @@ from orchestrator.lock import OutputLock
 from orchestrator.nodes.speak import announce_fit, cast_others, synthesize_line
 from orchestrator.planning import make_plan
 from orchestrator.report.html import write_voices_html
-from orchestrator.report.since import read_previous, voice_changes
+from orchestrator.report.since import read_previous, since_last
 from orchestrator.retry import plan_retry
 from orchestrator.schema.plan import ShotPlan, SpeechSegment
 from orchestrator.store import atomic_copy, atomic_write_json, digest_file, digest_json
@@ -344,7 +345,7 @@ def run_audition(project: Project, config: RenderConfig, out_dir: Path, console:
                    "speech": config.speech, "evaluators": config.evaluators,
                    "silent": [c.id for c in project.cast.characters if c.id not in samples],
                    "characters": entries}
-        summary["since_last"] = before and {"written": before["written"], "changes": voice_changes(before, summary)}
+        summary["since_last"] = since_last(before, summary)
         atomic_write_json(folder / "voices.json", summary)
         write_voices_html(folder, summary)
     print_audition(summary, console)

@@ -47,7 +47,9 @@ def _cause(before: dict, now: dict, was: dict, summary: dict) -> str | None:
         return f"the speech backend changed ({before.get('speech')} -> {summary.get('speech')})"
     if was.get("pinned") != now.get("pinned"):
         return "its `voice.base` was " + ("pinned" if now.get("pinned") else "unpinned")
-    return "the clips, the cast and the backend are as they were: the code or its settings changed" if recorded else None
+    if not recorded:
+        return None
+    return "the clips, the cast and the backend are as they were: the code or its settings changed"
 
 
 def voice_changes(before: dict, summary: dict) -> dict[str, list[str]]:
@@ -63,7 +65,8 @@ def voice_changes(before: dict, summary: dict) -> dict[str, list[str]]:
         said = []
         if was.get("base") != now.get("base"):
             said.append(f"base {was.get('base')} -> {now.get('base')}")
-        old_lines = {(ln.get("line_id"), ln.get("text")): ln for ln in was.get("lines", []) if isinstance(ln, dict)}
+        lines = was.get("lines") if isinstance(was.get("lines"), list) else []  # a hand-edited file is no error
+        old_lines = {(ln.get("line_id"), ln.get("text")): ln for ln in lines if isinstance(ln, dict)}
         same_words = [(old_lines[(ln["line_id"], ln["text"])], ln) for ln in now["lines"]
                       if (ln["line_id"], ln["text"]) in old_lines]
         moved = [ln["line_id"] for old, ln in same_words if old.get("sha256") and old["sha256"] != ln.get("sha256")]
@@ -76,3 +79,15 @@ def voice_changes(before: dict, summary: dict) -> dict[str, list[str]]:
             cause = _cause(before, now, was, summary)
             out[now["id"]] = said + ([cause] if cause else [])
     return out
+
+
+def since_last(before: dict | None, summary: dict) -> dict | None:
+    """voices.json's "since_last": when the `before` audition was written and `voice_changes`; None without
+    one, or where a hand-edited file cannot be compared (warned: the audition itself goes on)."""
+    if before is None:
+        return None
+    try:
+        return {"written": before["written"], "changes": voice_changes(before, summary)}
+    except (TypeError, AttributeError, KeyError, ValueError):
+        LOG.warning("the earlier voices.json cannot be compared: nothing is said about what changed")
+        return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import json
 
-from orchestrator.report.since import read_previous, voice_changes
+from orchestrator.report.since import read_previous, since_last, voice_changes
 
 
 def _line(line_id: str, sha: str, passed: bool = True, text: str = "Words.") -> dict:
@@ -79,3 +79,12 @@ def test_a_missing_or_damaged_earlier_file_is_no_error(tmp_path, caplog):
     assert read_previous(tmp_path / "voices.json") is None
     (tmp_path / "voices.json").write_text(json.dumps({**_audition(), "characters": [*_audition()["characters"], 3]}))
     assert [c["id"] for c in read_previous(tmp_path / "voices.json")["characters"]] == ["maren", "biscuit"]
+    broken = {**_audition(), "written": "then"}
+    broken["characters"][0]["lines"] = [{"line_id": ["a list"], "text": "x"}]  # unhashable: cannot be compared
+    assert since_last(broken, _audition()) is None and "cannot be compared" in caplog.text
+    assert since_last(None, _audition()) is None
+    assert since_last({**_audition(), "written": "then"}, _audition()) == {"written": "then", "changes": {}}
+    edited = _audition()
+    edited["characters"][0].update(lines=5, base=[1])  # hand-edited: compared as far as it can be, no error
+    assert voice_changes(edited, _audition()) == {"maren": [
+        "base [1] -> am_puck", "the clips, the cast and the backend are as they were: the code or its settings changed"]}
