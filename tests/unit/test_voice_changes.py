@@ -87,4 +87,5 @@ def test_a_missing_or_damaged_earlier_file_is_no_error(tmp_path, caplog):
     edited = _audition()
     edited["characters"][0].update(lines=5, base=[1])  # hand-edited: compared as far as it can be, no error
     assert voice_changes(edited, _audition()) == {"maren": [
-        "base [1] -> am_puck", "the clips, the cast and the backend are as they were: the code or its settings changed"]}
+        "base [1] -> am_puck",
+        "the clips, the cast and the backend are as they were: the code or its settings changed"]}
