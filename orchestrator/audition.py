@@ -220,9 +220,9 @@ def retakes(ctx: RunContext, seg: SpeechSegment, scores: list[Score], wav: Path)
 
 
 def audition_character(ctx: RunContext, cid: str, segs: list[SpeechSegment], folder: Path,
-                       console: Console, same_clip: tuple[str, ...] = ()) -> dict:
-    """Fit, speak and judge one character's sample lines; the character's entry of voices.json. `same_clip`:
-    the other characters whose reference clip has the same bytes."""
+                       console: Console, digests: dict[str, str]) -> dict:
+    """Fit, speak and judge one character's sample lines; the character's entry of voices.json. `digests`: every
+    character's reference clip digest (`clip_digests`)."""
     character = ctx.project.cast.by_id(cid)
     started = time.time()
     ctx.on_event = lambda kind, info: console.print(f"{info['stage'].removeprefix('speak: ')} (a minute or two)")
@@ -251,8 +251,8 @@ def audition_character(ctx: RunContext, cid: str, segs: list[SpeechSegment], fol
         "reference": str(ref),
         "reference_copy": str(heard_ref),
         # what the voice was made from, for the next audition's "since the last audition" (`report.since`)
-        "reference_sha256": digest_file(ref),
-        "cast_sha256": digest_json(sorted(digest_file(o) for o in cast_others(ctx, character))),
+        "reference_sha256": digests[cid],
+        "cast_sha256": digest_json(sorted(d for other, d in digests.items() if other != cid)),
         "where": f"{file}:{line}:{col}",
         "clip_seconds": round(clip.seconds, 2),
         "band_limited_hz": clip.band_hz,
@@ -264,7 +264,7 @@ def audition_character(ctx: RunContext, cid: str, segs: list[SpeechSegment], fol
         "took_s": round(spoken_s, 1),  # its fit (when made now) and its lines
         "lines": entries,
         "passed": not failing,
-        "advice": advice(cid, failing, clip, same_clip, pinned=bool(character.voice.base)),
+        "advice": advice(cid, failing, clip, same_clips(digests)[cid], pinned=bool(character.voice.base)),
         "if_rendered": if_rendered(entries, ctx.config.max_attempts),
     }
 
@@ -297,9 +297,13 @@ def compare_bases(ctx: RunContext, cid: str, seg: SpeechSegment, folder: Path) -
             for k, ((base, fit), ln) in enumerate(zip(candidates.items(), lines))]
 
 
-def same_clips(characters) -> dict[str, tuple[str, ...]]:
-    """Character id -> the other characters whose reference clip has the same bytes (each clip read once)."""
-    digests = {c.id: digest_file(c.voice.reference) for c in characters}
+def clip_digests(characters) -> dict[str, str]:
+    """Character id -> the digest of its reference clip's bytes (each clip read once per audition)."""
+    return {c.id: digest_file(c.voice.reference) for c in characters}
+
+
+def same_clips(digests: dict[str, str]) -> dict[str, tuple[str, ...]]:
+    """Character id -> the other characters whose reference clip has the same bytes (`clip_digests`)."""
     return {cid: tuple(o for o, d in digests.items() if o != cid and d == own) for cid, own in digests.items()}
 
 
@@ -329,11 +333,11 @@ def run_audition(project: Project, config: RenderConfig, out_dir: Path, console:
         folder.mkdir(exist_ok=True)
         before = read_previous(folder / "voices.json")  # what the last audition here heard, before it is replaced
         entries = []
-        twins = same_clips(project.cast.characters)
+        digests = clip_digests(project.cast.characters)
         for c in project.cast.characters:
             if c.id in samples:
                 console.print(f"{c.id}: speaking {len(samples[c.id])} line(s)")
-                entries.append(audition_character(ctx, c.id, samples[c.id], folder, console, twins[c.id]))
+                entries.append(audition_character(ctx, c.id, samples[c.id], folder, console, digests))
                 if compare:
                     entries[-1]["bases"] = compare_bases(ctx, c.id, samples[c.id][0], folder)
                     if entries[-1]["bases"] is None:

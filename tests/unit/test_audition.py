@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from orchestrator.audition import ClipFacts, advice, if_rendered, same_clips, sample_lines
+from orchestrator.audition import ClipFacts, advice, clip_digests, if_rendered, same_clips, sample_lines
 from orchestrator.cli import main
 from orchestrator.planning.rules import RulePlanner
 from tests.conftest import EXAMPLE
@@ -203,8 +203,8 @@ def test_characters_sharing_one_clip_are_found_by_its_bytes(example_project, tmp
     (tmp_path / "copy.wav").write_bytes(cast[0].voice.reference.read_bytes())
     twin = cast[1].model_copy(update={"voice": cast[1].voice.model_copy(update={"reference": tmp_path / "copy.wav"})})
     a, b, c = cast[0].id, twin.id, cast[2].id
-    assert same_clips([cast[0], twin, cast[2]]) == {a: (b,), b: (a,), c: ()}
-    assert same_clips(cast) == {x.id: () for x in cast}
+    assert same_clips(clip_digests([cast[0], twin, cast[2]])) == {a: (b,), b: (a,), c: ()}
+    assert same_clips(clip_digests(cast)) == {x.id: () for x in cast}
 
 
 def _retake_ctx(tmp_path, passes_from_seed: int):

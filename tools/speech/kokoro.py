@@ -23,7 +23,7 @@ from orchestrator.schema.cast import CharacterSpec
 from tools.base import SpeechKnobs, SpeechResult
 from tools.media.packaged import OWN_VOICE
 from tools.speech import bases, shared_fits
-from tools.speech.kokoro_lines import speak_choice, speak_own
+from tools.speech.kokoro_lines import speak_choice
 from tools.speech.piper import LINE_TOLERANCE, TAKE_NOISE, PiperSynthesizer
 
 LOG = logging.getLogger(__name__)
@@ -42,14 +42,11 @@ class KokoroSynthesizer:
         self.piper = PiperSynthesizer(clearer_readings, line_tolerance)
 
     def voice_ready(self, character: CharacterSpec, others: Sequence[Path] = ()) -> bool:
-        """False while the character's base voice is still to be chosen (`bases.chosen_base`: minutes), or,
-        for a base the cast pins, to be fitted (as the piper backend speaks it) or made (`voice.base: kokoro`)."""
-        voice = character.voice
-        if voice.base == OWN_VOICE:
-            return bases.own_voice_made(voice.reference, voice.transcript)
-        if voice.base:
+        """False while the character's base voice is still to be chosen (`bases.chosen_base`: minutes), or, for a
+        base the cast pins, to be fitted or made (as the piper backend speaks it, `voice.base: kokoro` included)."""
+        if character.voice.base:
             return self.piper.voice_ready(character, others)
-        return bases.choice_made(voice.reference, voice.transcript, others)
+        return bases.choice_made(character.voice.reference, character.voice.transcript, others)
 
     def base_candidates(self, character: CharacterSpec, others: Sequence[Path] = ()) -> dict[str, float | None]:
         """What `compose voices --compare` speaks. A character this backend speaks with the piper backend's voice
@@ -70,9 +67,6 @@ class KokoroSynthesizer:
         """Copy the character's base choice and fits into `voice-fits/` beside its reference clip (made here if
         need be; `tools.speech.shared_fits`); the files written."""
         voice = character.voice
-        if voice.base == OWN_VOICE:
-            bases.own_voice(voice.reference, voice.transcript)
-            return shared_fits.share(voice.reference)
         if voice.base or bases.chosen_base(voice.reference, voice.transcript, others).base == "joe":
             return self.piper.share_fits(character, others)  # spoken as the piper backend speaks it
         bases.own_voice(voice.reference, voice.transcript)  # kept with the choice: pinned, it is read from there
@@ -90,16 +84,13 @@ class KokoroSynthesizer:
     ) -> SpeechResult:
         """Speak one line in the character's chosen base voice into `out_path`."""
         voice = character.voice
-        if voice.base == OWN_VOICE:
-            return speak_own(self.clearer_readings, self.line_tolerance, text, character, knobs, out_path,
-                             parenthetical, sample_rate)
-        if voice.base:  # a base the cast pins is the piper backend's matched voice; no choice here
+        if voice.base:  # a pinned base is spoken as the piper backend speaks it (`kokoro`: `kokoro_lines.speak_own`)
             return self.piper.synthesize(text, character, knobs, out_path, parenthetical, sample_rate, others)
         choice = bases.chosen_base(voice.reference, voice.transcript, others)
         if choice.base == "joe":  # the piper backend's matched voice: its notes name its own base (joe, heart, a pack)
             return self.piper.synthesize(text, character, knobs, out_path, parenthetical, sample_rate, others)
         return speak_choice(choice, self.clearer_readings, self.line_tolerance, text, character, knobs, out_path,
-                      parenthetical, sample_rate)
+                            parenthetical, sample_rate)
 
 
 def create() -> KokoroSynthesizer:

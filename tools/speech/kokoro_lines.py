@@ -29,12 +29,12 @@ def speak_own(clearer_readings: bool, line_tolerance: float, text: str, characte
     kokoro` pins it under either backend."""
     choice = bases.own_voice(character.voice.reference, character.voice.transcript)
     return speak_choice(choice, clearer_readings, line_tolerance, text, character, knobs, out_path, parenthetical,
-                  sample_rate)
+                        sample_rate)
 
 
 def speak_choice(choice: bases.BaseChoice, clearer_readings: bool, line_tolerance: float, text: str,
-           character: CharacterSpec, knobs: SpeechKnobs, out_path: Path, parenthetical: Optional[str],
-           sample_rate: int) -> SpeechResult:
+                 character: CharacterSpec, knobs: SpeechKnobs, out_path: Path, parenthetical: Optional[str],
+                 sample_rate: int) -> SpeechResult:
     """One line in a Kokoro style of this backend's choice: the pitch match at `matching_strength`, the
     parenthetical's style, the clearer-reading check. Its notes name it as a cast pins it (`kokoro`) and say
     which voice that is (`voice`: the pack, searched, pitch)."""
