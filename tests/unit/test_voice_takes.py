@@ -226,7 +226,8 @@ def test_a_takes_edge_silences_are_cut_but_not_its_soft_sounds(project):
     """A take recorded with 1.5 s of silence before and 2 s after (a phone started and stopped around the words)
     is joined with 0.3 s of it left each side, and a soft 0.5 s sound 40 dB under its loudest is kept; the 30 s
     limit counts what is joined, so four such takes (36 s as recorded, 25 s joined) are taken. A take whose
-    pauses hold noise 30 dB under its speech is joined whole."""
+    pauses hold noise 30 dB under its speech is joined whole. A tap on the phone (8 ms as loud as the loudest
+    speech) in either silence is no sound; 80 ms of it is."""
     from tools.speech.world import EDGE_FLOOR_DB, TAKE_EDGE_S
 
     voices = project[0] / "assets" / "voices"
@@ -250,6 +251,29 @@ def test_a_takes_edge_silences_are_cut_but_not_its_soft_sounds(project):
     expected = np.concatenate([kept, gap, kept, gap, kept, gap, kept])  # four equal takes: no gain
     assert 4 * len(padded) / sr > 30 and rate == sr and len(joined) == len(expected)
     assert np.max(np.abs(joined - expected)) < 2 / 32767  # the 16-bit rounding of the file
+
+    def joined_alone(take: np.ndarray) -> np.ndarray:
+        sf.write(voices / "take.wav", take, sr, subtype="FLOAT")
+        one = "    voice:\n      takes:\n        - reference: assets/voices/take.wav\n          transcript: One.\n"
+        return sf.read(load_project(with_voice(project, one)).cast.by_id("collins").voice.reference,
+                       dtype="float32")[0]
+
+    def tapped(*taps: tuple[float, float]) -> np.ndarray:  # (where, how long) in seconds
+        out = padded.copy()
+        for at, length in taps:
+            out[int(at * sr) + np.arange(int(length * sr))] += loudest
+        return out
+
+    taps = tapped((0.5, 0.008), (len(padded) / sr - 1.0, 0.008))  # outside what is kept of the take
+    tap_first, tap_last = loud_edges(taps, sr, EDGE_FLOOR_DB)
+    assert tap_first < first and tap_last > last  # the taps are loud frames
+    cut = joined_alone(taps)
+    assert len(cut) == len(kept) and np.max(np.abs(cut - kept)) < 2 / 32767  # cut as if they were not there
+    sound = tapped((0.4, 0.08))
+    start = loud_edges(sound, sr, EDGE_FLOOR_DB)[0] - edge
+    cut = joined_alone(sound)
+    assert start < first - edge and len(cut) == last + edge - start
+    assert np.max(np.abs(cut - sound[start:last + edge])) < 2 / 32767
 
     noise = np.random.default_rng(0).normal(0, level * 10 ** (-30 / 20), len(padded)).astype("float32")
     sf.write(voices / "hiss.wav", padded + noise, sr, subtype="FLOAT")

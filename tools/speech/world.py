@@ -29,6 +29,7 @@ TAKE_GAP_S = 0.4  # silence between two takes of one voice
 TAKE_PEAK = 10 ** (-1 / 20)  # a quiet take is raised at most until its peak reaches -1 dBFS (`take_gains`)
 TAKE_EDGE_S = 0.3  # a take's silence before its first sound and after its last is cut to this (`take_span`)
 EDGE_FLOOR_DB = 45.0  # "silence": 10 ms frames more than this under the take's loudest
+EDGE_SOUND_S = 0.05  # a "sound" at a take's edge lasts at least this: a tap on the phone or a click alone does not
 
 
 def active_mask(x: np.ndarray, sr: int, hop_s: float = 0.01, floor_db: float = 35.0) -> np.ndarray:
@@ -82,14 +83,18 @@ def take_gains(takes: list, sr: int) -> list[float]:
 
 
 def take_span(x: np.ndarray, sr: int) -> slice:
-    """The part of a take that is joined: from TAKE_EDGE_S before its first 10 ms frame within EDGE_FLOOR_DB of
-    its loudest to TAKE_EDGE_S after its last. A phone's recording starts and stops around its words; that
-    silence would count toward the 30 s and the advice's length, and a take with none keeps all of it."""
-    on = np.flatnonzero(active_mask(x, sr, floor_db=EDGE_FLOOR_DB))
-    if not len(on):
-        return slice(0, len(x))
+    """The part of a take that is joined: from TAKE_EDGE_S before its first sound to TAKE_EDGE_S after its last,
+    a sound being EDGE_SOUND_S or more of 10 ms frames each within EDGE_FLOOR_DB of the take's loudest. A phone's
+    recording starts and stops around its words, often with a tap on the screen; that silence would count toward
+    the 30 s and the advice's length. A take with no such silence keeps all of it."""
+    on = active_mask(x, sr, floor_db=EDGE_FLOOR_DB).astype(np.int8)
+    bounds = np.diff(np.concatenate([[0], on, [0]]))
+    starts, ends = np.flatnonzero(bounds == 1), np.flatnonzero(bounds == -1)  # runs of frames: [start, end)
     hop, edge = max(int(sr * 0.01), 1), int(TAKE_EDGE_S * sr)
-    return slice(max(int(on[0]) * hop - edge, 0), min((int(on[-1]) + 1) * hop + edge, len(x)))
+    sounds = np.flatnonzero(ends - starts >= round(EDGE_SOUND_S / 0.01))
+    if not len(sounds):
+        return slice(0, len(x))
+    return slice(max(int(starts[sounds[0]]) * hop - edge, 0), min(int(ends[sounds[-1]]) * hop + edge, len(x)))
 
 
 def joined_takes(paths: list) -> tuple[np.ndarray, int]:
