@@ -108,6 +108,8 @@ class SpeechSynthesizer(Protocol):
     take_noise: float  # synthesis noise of a fresh take when a retry needs a different one
     # A backend that fits each voice on first use may also have `voice_ready(character, others) -> bool`
     # (False: the next line fits the voice first); the speak node then says so on the progress line.
+    # One whose lines for some characters come from other code may have `line_version(character) -> str`, which
+    # then joins a line's cache key instead of `version` and names that code's version too.
 
     def synthesize(
         self,

@@ -44,7 +44,7 @@ def speech_key(ctx: RunContext, text: str, parenthetical, character, knobs: Spee
         {
             "kind": "speech",
             "backend": synth.name,
-            "version": synth.version,
+            "version": synth.line_version(character) if hasattr(synth, "line_version") else synth.version,
             "text": text,
             "parenthetical": parenthetical,
             "voice": digest_file(character.voice.reference),

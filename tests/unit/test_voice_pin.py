@@ -116,6 +116,33 @@ def test_a_pin_gets_its_lines_their_own_cache_key_and_no_pin_keeps_the_old_one()
     assert free == hashlib.sha256(json.dumps(before, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
+def test_a_line_spoken_by_other_code_is_keyed_by_that_codes_version_too(monkeypatch):
+    """A line's cache key names the version of the code that speaks it: under the piper backend, a pinned
+    `kokoro` line is the kokoro line code's (`kokoro_lines.VERSION`), and the kokoro backend's pinned lines, and
+    its unpinned ones where the choice is joe, are the piper backend's. A change to either speaks those lines
+    anew and leaves the other lines' keys as they were."""
+    from types import SimpleNamespace
+
+    from tools.speech import kokoro_lines
+
+    def key(synth, base):
+        character = _character(base)
+        ctx = SimpleNamespace(speech=synth, config=SimpleNamespace(sample_rate=24000),
+                              project=SimpleNamespace(cast=SimpleNamespace(characters=[character])))
+        return speech_key(ctx, "Hello there.", None, character, SpeechKnobs())
+
+    piper, kokoro = PiperSynthesizer(), KokoroSynthesizer()
+    cases = [(piper, None), (piper, "heart"), (piper, "kokoro"), (kokoro, None), (kokoro, "heart"), (kokoro, "kokoro")]
+    before = [key(*case) for case in cases]
+    assert len(set(before)) == len(before)
+    monkeypatch.setattr(kokoro_lines, "VERSION", "changed")
+    moved = [key(*case) != old for case, old in zip(cases, before)]
+    assert moved == [False, False, True, False, False, True]  # the kokoro backend's version is read at import
+    monkeypatch.undo()
+    monkeypatch.setattr(PiperSynthesizer, "version", "changed")
+    assert [key(*case) != old for case, old in zip(cases, before)] == [True] * 6
+
+
 @pytest.fixture
 def fits(monkeypatch, tmp_path):
     """Fits recorded instead of made (identity transforms), in an empty cache; the choice must not run."""

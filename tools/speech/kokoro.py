@@ -22,7 +22,7 @@ from typing import Optional, Sequence
 from orchestrator.schema.cast import CharacterSpec
 from tools.base import SpeechKnobs, SpeechResult
 from tools.media.packaged import OWN_VOICE
-from tools.speech import bases, shared_fits
+from tools.speech import bases, kokoro_lines, shared_fits
 from tools.speech.kokoro_lines import speak_choice
 from tools.speech.piper import LINE_TOLERANCE, TAKE_NOISE, PiperSynthesizer
 
@@ -33,7 +33,7 @@ class KokoroSynthesizer:
     """Speech in each character's chosen base voice; see the module docstring."""
 
     name = "kokoro"
-    version = "4"  # joins the speech cache key: bump when lines change (or their notes)
+    version = kokoro_lines.VERSION  # its own lines are spoken there: bump that when they change (or their notes)
     take_noise = TAKE_NOISE
 
     def __init__(self, clearer_readings: bool = True, line_tolerance: float = LINE_TOLERANCE):
@@ -47,6 +47,13 @@ class KokoroSynthesizer:
         if character.voice.base:
             return self.piper.voice_ready(character, others)
         return bases.choice_made(character.voice.reference, character.voice.transcript, others)
+
+    def line_version(self, character: CharacterSpec) -> str:
+        """What joins a line's cache key: a pinned base's lines are the piper backend's; an unpinned character's are
+        this backend's, or the piper backend's where the choice (made later, minutes) is joe."""
+        if character.voice.base:
+            return self.piper.line_version(character)
+        return f"{self.version}+piper-{self.piper.line_version(character)}"
 
     def base_candidates(self, character: CharacterSpec, others: Sequence[Path] = ()) -> dict[str, float | None]:
         """What `compose voices --compare` speaks. A character this backend speaks with the piper backend's voice

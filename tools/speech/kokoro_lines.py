@@ -21,6 +21,7 @@ from tools.speech.clearer import clearer_reading
 from tools.speech.piper_voice import words_from_phonemes
 
 LOG = logging.getLogger(__name__)
+VERSION = "4"  # the lines spoken here (the kokoro backend's version, and in piper's key for `voice.base: kokoro`)
 
 
 def speak_own(clearer_readings: bool, line_tolerance: float, text: str, character: CharacterSpec, knobs: SpeechKnobs,

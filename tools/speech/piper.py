@@ -25,9 +25,8 @@ from tools.base import SpeechKnobs, SpeechResult
 from tools.hearing.recogniser import LINE_TOLERANCE  # nats per token a matched line may lose
 from tools.media.audio import resample, write_wav
 from tools.media.packaged import OWN_VOICE
-from tools.speech import bases, fitting, prosody, shared_fits, text_norm, world
+from tools.speech import bases, fitting, kokoro_lines, prosody, shared_fits, text_norm, world
 from tools.speech.clearer import clearer_reading
-from tools.speech.kokoro_lines import speak_own
 from tools.speech.piper_voice import words_from_phonemes
 
 LOG = logging.getLogger(__name__)
@@ -46,6 +45,13 @@ class PiperSynthesizer:
         # runs; the voices benchmark turns the check off to compare.
         self.clearer_readings = clearer_readings
         self.line_tolerance = line_tolerance
+
+    def line_version(self, character: CharacterSpec) -> str:
+        """What joins a line's cache key: this backend's version, and for `voice.base: kokoro` the version of the
+        kokoro line code that speaks it, so a change there speaks its lines anew."""
+        if character.voice.base == OWN_VOICE:
+            return f"{self.version}+kokoro-{kokoro_lines.VERSION}"
+        return self.version
 
     def voice_ready(self, character: CharacterSpec, others: Sequence[Path] = ()) -> bool:
         """False while the character's voice is still to be fitted: their first line fits it (a minute or
@@ -103,8 +109,8 @@ class PiperSynthesizer:
         """Speak one line in the character's matched voice into `out_path`, fitted away from `others`; a cast that
         pins the kokoro backend's own voice (`voice.base: kokoro`) has it spoken as that backend speaks it."""
         if character.voice.base == OWN_VOICE:
-            return speak_own(self.clearer_readings, self.line_tolerance, text, character, knobs, out_path,
-                             parenthetical, sample_rate)
+            return kokoro_lines.speak_own(self.clearer_readings, self.line_tolerance, text, character, knobs,
+                                          out_path, parenthetical, sample_rate)
         t0 = time.perf_counter()
         sentences = text_norm.prepare_line(text, where=f"line for {character.id}")
         style = prosody.from_parenthetical(parenthetical or knobs.emotion)
