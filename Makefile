@@ -29,10 +29,11 @@ demo: venv models
 	$(VENV)/bin/compose examples/orbit/script.yaml
 
 # The suite runs on TEST_WORKERS processes (pytest-xdist), a test file's tests on one of them (module
-# fixtures such as the example film are built once). `make test TEST_WORKERS=0` runs it in one process.
+# fixtures such as the example film are built once), the longest files first (tests/conftest.py: LONGEST_FIRST).
+# `make test TEST_WORKERS=0` runs it in one process.
 TEST_WORKERS ?= 2
 test: venv models
-	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 bench: venv models
 	$(VENV)/bin/python -m bench.demo
