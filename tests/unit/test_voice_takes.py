@@ -226,8 +226,8 @@ def test_a_takes_edge_silences_are_cut_but_not_its_soft_sounds(project):
     """A take recorded with 1.5 s of silence before and 2 s after (a phone started and stopped around the words)
     is joined with 0.3 s of it left each side, and a soft 0.5 s sound 40 dB under its loudest is kept; the 30 s
     limit counts what is joined, so four such takes (36 s as recorded, 25 s joined) are taken. A take whose
-    pauses hold noise 30 dB under its speech is joined whole. A tap on the phone (8 ms as loud as the loudest
-    speech) in either silence is no sound; 80 ms of it is."""
+    pauses hold noise 30 dB under its speech is joined whole. A tap on the phone (8 ms, 10 dB louder than the
+    loudest speech) in either silence is no sound, nor does it move what is: 80 ms as loud as the speech is."""
     from tools.speech.world import EDGE_FLOOR_DB, TAKE_EDGE_S
 
     voices = project[0] / "assets" / "voices"
@@ -258,18 +258,18 @@ def test_a_takes_edge_silences_are_cut_but_not_its_soft_sounds(project):
         return sf.read(load_project(with_voice(project, one)).cast.by_id("collins").voice.reference,
                        dtype="float32")[0]
 
-    def tapped(*taps: tuple[float, float]) -> np.ndarray:  # (where, how long) in seconds
+    def tapped(*taps: tuple[float, float, float]) -> np.ndarray:  # (where, how long) in seconds, dB over the loudest
         out = padded.copy()
-        for at, length in taps:
-            out[int(at * sr) + np.arange(int(length * sr))] += loudest
+        for at, length, db in taps:
+            out[int(at * sr) + np.arange(int(length * sr))] += loudest * 10 ** (db / 20)
         return out
 
-    taps = tapped((0.5, 0.008), (len(padded) / sr - 1.0, 0.008))  # outside what is kept of the take
+    taps = tapped((0.5, 0.008, 10), (len(padded) / sr - 1.0, 0.008, 0))  # outside what is kept of the take
     tap_first, tap_last = loud_edges(taps, sr, EDGE_FLOOR_DB)
     assert tap_first < first and tap_last > last  # the taps are loud frames
     cut = joined_alone(taps)
     assert len(cut) == len(kept) and np.max(np.abs(cut - kept)) < 2 / 32767  # cut as if they were not there
-    sound = tapped((0.4, 0.08))
+    sound = tapped((0.4, 0.08, 0))
     start = loud_edges(sound, sr, EDGE_FLOOR_DB)[0] - edge
     cut = joined_alone(sound)
     assert start < first - edge and len(cut) == last + edge - start

@@ -32,13 +32,18 @@ EDGE_FLOOR_DB = 45.0  # "silence": 10 ms frames more than this under the take's 
 EDGE_SOUND_S = 0.05  # a "sound" at a take's edge lasts at least this: a tap on the phone or a click alone does not
 
 
-def active_mask(x: np.ndarray, sr: int, hop_s: float = 0.01, floor_db: float = 35.0) -> np.ndarray:
-    """Frames (hop_s) whose energy is within `floor_db` of the loudest: speech, not pauses."""
+def frame_db(x: np.ndarray, sr: int, hop_s: float = 0.01) -> np.ndarray:
+    """Power of each whole hop_s frame, in dB."""
     hop = max(int(sr * hop_s), 1)
     n = len(x) // hop
-    if n == 0:
+    return 10 * np.log10(np.mean(np.asarray(x[: n * hop]).reshape(n, hop) ** 2, axis=1) + 1e-12)
+
+
+def active_mask(x: np.ndarray, sr: int, hop_s: float = 0.01, floor_db: float = 35.0) -> np.ndarray:
+    """Frames (hop_s) whose energy is within `floor_db` of the loudest: speech, not pauses."""
+    e = frame_db(x, sr, hop_s)
+    if len(e) == 0:
         return np.zeros(0, bool)
-    e = 10 * np.log10(np.mean(x[: n * hop].reshape(n, hop) ** 2, axis=1) + 1e-12)
     return e > max(e.max() - floor_db, -70.0)
 
 
@@ -82,19 +87,29 @@ def take_gains(takes: list, sr: int) -> list[float]:
     return [min(10 ** ((target - level) / 20), max(1.0, TAKE_PEAK / peak)) for level, peak in zip(levels, peaks)]
 
 
+def _sounds(e: np.ndarray, top: float) -> tuple[np.ndarray, np.ndarray]:
+    """(starts, ends) of the runs of frames of `e` (10 ms, dB) within EDGE_FLOOR_DB of `top` that last EDGE_SOUND_S
+    or more: [start, end) in frames."""
+    on = (e > max(top - EDGE_FLOOR_DB, -70.0)).astype(np.int8)
+    bounds = np.diff(np.concatenate([[0], on, [0]]))
+    starts, ends = np.flatnonzero(bounds == 1), np.flatnonzero(bounds == -1)
+    long = ends - starts >= round(EDGE_SOUND_S / 0.01)
+    return starts[long], ends[long]
+
+
 def take_span(x: np.ndarray, sr: int) -> slice:
     """The part of a take that is joined: from TAKE_EDGE_S before its first sound to TAKE_EDGE_S after its last,
-    a sound being EDGE_SOUND_S or more of 10 ms frames each within EDGE_FLOOR_DB of the take's loudest. A phone's
-    recording starts and stops around its words, often with a tap on the screen; that silence would count toward
-    the 30 s and the advice's length. A take with no such silence keeps all of it."""
-    on = active_mask(x, sr, floor_db=EDGE_FLOOR_DB).astype(np.int8)
-    bounds = np.diff(np.concatenate([[0], on, [0]]))
-    starts, ends = np.flatnonzero(bounds == 1), np.flatnonzero(bounds == -1)  # runs of frames: [start, end)
-    hop, edge = max(int(sr * 0.01), 1), int(TAKE_EDGE_S * sr)
-    sounds = np.flatnonzero(ends - starts >= round(EDGE_SOUND_S / 0.01))
-    if not len(sounds):
+    a sound being EDGE_SOUND_S or more of 10 ms frames each within EDGE_FLOOR_DB of the loudest frame of a sound.
+    A phone's recording starts and stops around its words, often with a tap on the screen; that silence would
+    count toward the 30 s and the advice's length. A take with no such silence keeps all of it."""
+    e = frame_db(x, sr)
+    starts, ends = _sounds(e, e.max()) if len(e) else ((), ())
+    if len(starts):  # again from the loudest frame of a sound: a tap louder than the words would raise the floor
+        starts, ends = _sounds(e, max(e[a:b].max() for a, b in zip(starts, ends)))
+    if not len(starts):
         return slice(0, len(x))
-    return slice(max(int(starts[sounds[0]]) * hop - edge, 0), min(int(ends[sounds[-1]]) * hop + edge, len(x)))
+    hop, edge = max(int(sr * 0.01), 1), int(TAKE_EDGE_S * sr)
+    return slice(max(int(starts[0]) * hop - edge, 0), min(int(ends[-1]) * hop + edge, len(x)))
 
 
 def joined_takes(paths: list) -> tuple[np.ndarray, int]:
