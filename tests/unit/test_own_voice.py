@@ -5,6 +5,7 @@ real choice weighs five packs and 40 steps: minutes), so the candidates are the 
 each raw and pitch-matched."""
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -68,8 +69,17 @@ def test_the_own_voice_is_the_choice_but_joe_and_needs_no_cast(small_choice, mon
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "other-cache"))
     monkeypatch.setattr(bases, "_MEMO", {})
     assert not bases.own_voice_made(ref, text)
+    spoken, synthesize = [], kokoro_voice.raw_synthesize
+
+    def counted(sentences, style, *args, **kwargs):
+        spoken.append((hashlib.sha256(np.asarray(style, np.float32).tobytes()).hexdigest(), tuple(sentences)))
+        return synthesize(sentences, style, *args, **kwargs)
+
+    monkeypatch.setattr(kokoro_voice, "raw_synthesize", counted)
     fresh = bases.own_voice(ref, text)
     assert _same_voice(fresh, own) and fresh.scores == own.scores and len(small_choice) == 1
+    # each style spoke each sentence once: the pack (where the search starts too), two steps, a kept one's words
+    assert len(spoken) == len(set(spoken)) >= 6
     best = max((n for n in own.scores), key=lambda n: own.scores[n][0])  # the closest by the fitting judge ...
     floor = own.scores["jf_alpha"][1] - bases.FLOOR_NATS  # ... of those over the intelligibility floor
     assert own.scores[best][1] < floor or own.label().startswith("jf_alpha") and (

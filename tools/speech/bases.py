@@ -17,8 +17,9 @@ beside each raw pack, so it is applied only where it scores higher. An intelligi
 gibberish out: the recogniser's forced-alignment score (`tools.hearing.recogniser.mean_log_probs`,
 the measure of piper's clearer-reading check) of a candidate may be at most FLOOR_NATS per token
 below the best raw pack's. Budget: 13 candidates and the style search's 40 steps, each 2 sentences
-of synthesis and embedding: 7.2 minutes for a 3.1 s reference on this 2-core machine (bench/RESULTS.md,
-twenty-first pass; the first estimate was two and a half), plus
+of synthesis and embedding, each style spoken once: 3.5 minutes for a 3.1 s reference on this 2-core machine
+(bench/RESULTS.md, twenty-second pass: 7.0 before Kokoro's int8 convolutions ran as matrix products and a
+kept step's words were checked on the audio already spoken), plus
 the piper backend's five or six fits (joe's, heart's and three English packs', four on a near tie,
 about 10-40 s each) when they are not cached.
 
@@ -30,6 +31,7 @@ nothing more.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -127,23 +129,29 @@ def _candidates(reference: Path, transcript: str, others: Sequence[Path], with_j
         pitched = BaseChoice(choice.base, shift, rng, style_offset=choice.style_offset)
         judge(f"{name}+pitch", pitched, [world.apply_transform(x, sr, pitched.transform()) for x in raws], sr)
 
+    # Each style speaks the sentences once: the search starts from a pack, and checks the words of a step it keeps.
+    spoken: dict[bytes, list[np.ndarray]] = {}
+
+    def speak(style_pack: np.ndarray) -> list[np.ndarray]:
+        key = hashlib.sha256(np.ascontiguousarray(style_pack, np.float32).tobytes()).digest()
+        if key not in spoken:
+            spoken[key] = [kokoro_voice.raw_synthesize([s], style_pack).audio for s in SCORE_SENTENCES]
+        return spoken[key]
+
     if with_joe:
         judge("joe", BaseChoice("joe"), *_joe(reference, transcript, others))
     for name in kokoro_voice.PACKS:
-        with_pitch(name, BaseChoice(name), [kokoro_voice.raw_synthesize([s], kokoro_voice.pack(name)).audio
-                                             for s in SCORE_SENTENCES])
+        with_pitch(name, BaseChoice(name), speak(kokoro_voice.pack(name)))
     floor = max(scored[n][2] for n in kokoro_voice.PACKS) - FLOOR_NATS
 
     def clear_enough(style_pack: np.ndarray) -> bool:
-        audios = [kokoro_voice.raw_synthesize([s], style_pack).audio for s in SCORE_SENTENCES]
         return float(np.mean([mean_log_probs(model, [x], kokoro_voice.SR, s)[0]
-                              for x, s in zip(audios, SCORE_SENTENCES)])) >= floor
+                              for x, s in zip(speak(style_pack), SCORE_SENTENCES)])) >= floor
 
     start = max(kokoro_voice.PACKS, key=lambda n: scored[n][1])
-    offset, _, _ = style_search.search_style(start, style_search.similarity_scorer(heard_by, SCORE_SENTENCES),
-                                             clear_enough)
+    offset, _, _ = style_search.search_style(start, style_search.similarity_scorer(heard_by, speak), clear_enough)
     searched = BaseChoice(start, style_offset=[round(float(v), 6) for v in offset])
-    with_pitch("search", searched, [kokoro_voice.raw_synthesize([s], searched.style()).audio for s in SCORE_SENTENCES])
+    with_pitch("search", searched, speak(searched.style()))
     return {"candidates": scored, "floor": floor}
 
 

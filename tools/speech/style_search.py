@@ -8,8 +8,9 @@ prosody. A step is scored by the mean resemblyzer similarity to the
 reference over the scoring sentences (`tools.speech.bases.SCORE_SENTENCES`); the d-vector judge never
 hears it. A step that improves the score is kept only if the recogniser's forced-alignment score
 stays above the floor it is given, so the voice never drifts into gibberish. Budget: EVALUATIONS
-candidates (each two sentences of synthesis and two embeddings, about 2 s on this 2-core machine:
-a minute and a half per reference), seeded, so the same reference gives the same voice.
+candidates, each two sentences of synthesis and two embeddings (about 3.4 s on this 2-core machine, the
+synthesis most of it; a kept step's words are checked on the same audio), 2.3 minutes per reference
+(bench/RESULTS.md, twenty-second pass), seeded, so the same reference gives the same voice.
 """
 from __future__ import annotations
 
@@ -62,10 +63,9 @@ def search_style(start_pack: str, score, clear_enough, evaluations: int = EVALUA
     return best, best_score, history
 
 
-def similarity_scorer(heard_by: speaker.Listener, sentences: list[str]):
-    """score(style_pack): mean resemblyzer similarity of the sentences spoken in that style to the first
-    reference of `heard_by`, through that reference's channel."""
+def similarity_scorer(heard_by: speaker.Listener, speak):
+    """score(style_pack): mean resemblyzer similarity to the first reference of `heard_by`, through that
+    reference's channel, of the sentences `speak(style_pack)` gives (their audio at Kokoro's rate)."""
     def score(style_pack: np.ndarray) -> float:
-        return float(np.mean([heard_by.similarities(kokoro_voice.raw_synthesize([s], style_pack).audio,
-                                                    kokoro_voice.SR)[0] for s in sentences]))
+        return float(np.mean([heard_by.similarities(x, kokoro_voice.SR)[0] for x in speak(style_pack)]))
     return score
