@@ -16,9 +16,10 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("XDG_CACHE_HOME", str(Path(os.environ.get("PYTEST_CACHE_ROOT", "/tmp")) / "cascade-test-cache"))
 # numba (librosa's pyin, which some tests use to measure pitch apart from WORLD) keeps what it compiles in a cache
 # beside the package. On a fresh install two test processes compiled the same function at once and one of them
-# crashed in it (a segfault in CI): each process keeps its own cache.
-os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(os.environ.get("PYTEST_CACHE_ROOT", "/tmp")) /
-                                             f"cascade-test-numba-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"))
+# crashed in it (a segfault in CI; numba issue 10128): each process keeps its own cache. Set here in each process,
+# as the test processes inherit the first process's environment.
+os.environ["NUMBA_CACHE_DIR"] = str(Path(os.environ.get("PYTEST_CACHE_ROOT", "/tmp")) /
+                                    f"cascade-test-numba-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}")
 
 # The files whose tests take longest, longest first (their seconds under `make test`, from its junit report:
 # 242, 231, 115, 114, 67, 58, 48, 41, 38, 37, 31, 28). They are collected first and the rest keep their order,
