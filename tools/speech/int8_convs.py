@@ -26,6 +26,7 @@ def convs_as_matmuls(model) -> int:
     graph = model.graph
     inits = {i.name: i for i in graph.initializer}
     nodes, added, replaced = [], [], set()
+    rewritten = 0
 
     def const(name: str, value: np.ndarray) -> str:
         added.append(numpy_helper.from_array(value, name))
@@ -71,9 +72,10 @@ def convs_as_matmuls(model) -> int:
         nodes.append(helper.make_node("MatMulInteger", [src, weights, x_zero, zero], [f"{u}/y"]))
         nodes.append(helper.make_node("Transpose", [f"{u}/y"], list(node.output), perm=[0, 2, 1]))
         replaced.update((w_name, w_zero))
+        rewritten += 1
     still_used = {name for node in nodes for name in node.input}
     kept = [i for i in graph.initializer if i.name not in replaced or i.name in still_used]
     del graph.node[:], graph.initializer[:]
     graph.node.extend(nodes)
     graph.initializer.extend(kept + added)
-    return sum(n.op_type == "MatMulInteger" and n.output[0].endswith("/as_matmul/y") for n in nodes)
+    return rewritten

@@ -23,7 +23,6 @@ from orchestrator.schema.cast import CharacterSpec
 from tools.base import SpeechKnobs, SpeechResult
 from tools.media.packaged import OWN_VOICE
 from tools.speech import bases, kokoro_lines, shared_fits
-from tools.speech.kokoro_lines import speak_choice
 from tools.speech.piper import LINE_TOLERANCE, TAKE_NOISE, PiperSynthesizer
 
 LOG = logging.getLogger(__name__)
@@ -96,8 +95,8 @@ class KokoroSynthesizer:
         choice = bases.chosen_base(voice.reference, voice.transcript, others)
         if choice.base == "joe":  # the piper backend's matched voice: its notes name its own base (joe, heart, a pack)
             return self.piper.synthesize(text, character, knobs, out_path, parenthetical, sample_rate, others)
-        return speak_choice(choice, self.clearer_readings, self.line_tolerance, text, character, knobs, out_path,
-                            parenthetical, sample_rate)
+        return kokoro_lines.speak_choice(choice, self.clearer_readings, self.line_tolerance, text, character, knobs,
+                                         out_path, parenthetical, sample_rate)
 
 
 def create() -> KokoroSynthesizer:
