@@ -208,7 +208,7 @@ def cast_problems(cast: Source, problems: list[Problem]) -> Roster:
             problems.append(cast.problem(("characters", i, "voice", both[0]), f"`{both[0]}` beside `takes`",
                                          TAKES_FIX, value=False))
         base = voice.get("base")
-        if base is not None and not pinnable(base):
+        if isinstance(base, str) and not pinnable(base):  # a base that is not text: the schema says so
             problems.append(cast.problem(("characters", i, "voice", "base"), f"unknown base voice {base!r}",
                                          f"one of {', '.join(VOICE_BASES)}, a blend of two or {MAX_BLEND} distinct "
                                          "Kokoro packs joined by '+' (e.g. am_adam+am_michael), or leave `base` out "

@@ -54,6 +54,15 @@ def test_an_unknown_base_is_a_located_error_naming_the_choices(tmp_path):
         assert load_project(script).cast.by_id("hopper").voice.base == base
 
 
+
+@pytest.mark.parametrize("base", ["[af_heart]", "42", "{pack: af_heart}"])
+def test_a_base_that_is_not_text_is_one_problem_where_it_is_written(tmp_path, base):
+    script, line = _pin_hopper(tmp_path, base)
+    with pytest.raises(SpecError) as exc:
+        load_project(script)
+    (problem,) = exc.value.problems  # the schema's; the name check leaves a value that is not a name to it
+    assert problem.line == line and "valid string" in problem.message
+
 @pytest.mark.parametrize("blend, ok", [("am_adam+am_michael", True), ("af_heart+af_sky+bf_emma", True),
                                         ("am_adam+am_adam", False), ("am_adam+joe", False), ("am_adam+", False),
                                         ("af_heart+af_sky+bf_emma+am_adam", False), ("am_adam+jf_alpha", False)])

@@ -93,6 +93,9 @@ def test_check_reference_problems(tmp_path):
     (tmp_path / "corrupt.wav").write_bytes(b"RIFF\x00\x00garbage" * 10)
     assert world.check_reference(tmp_path / "ok.wav") == []
     assert "missing" in world.check_reference(tmp_path / "nope.wav")[0]
+    (tmp_path / "takes.wav").mkdir()  # a folder named like a clip
+    assert world.check_reference(tmp_path / "takes.wav") == [f"{tmp_path / 'takes.wav'}: reference voice is a folder, "
+                                                              "not an audio file"]
     assert "decode" in world.check_reference(tmp_path / "corrupt.wav")[0]
     assert "silent" in " ".join(world.check_reference(tmp_path / "silent.wav"))
     assert "shorter than 1 s" in world.check_reference(tmp_path / "short.wav")[0]

@@ -51,6 +51,8 @@ def check_reference(path) -> list[str]:
     """Problems with a reference voice clip: missing, undecodable, silent, shorter than 1 s or
     longer than 30 s. Empty list when the clip is usable."""
     path = Path(path)
+    if path.is_dir():
+        return [f"{path}: reference voice is a folder, not an audio file"]
     if not path.is_file():
         return [f"{path}: reference voice file is missing"]
     try:
