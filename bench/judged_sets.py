@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.pace import LineClock
 from tools.base import SpeechKnobs
 from tools.evaluators.intelligibility import word_errors
 from tools.evaluators.thresholds import thresholds
@@ -134,7 +135,7 @@ def judge_set(title: str, voices: dict[str, tuple[Path, str]], tmp: Path, synth=
     fit_s = time.perf_counter() - t0
     print(f"\n{title}: bases " + ", ".join(f"{n} {b}" for n, b in chosen.items()))
     figures, passed_both, matched_sims, wer, wer_beam = {}, {}, {}, {}, {}
-    compute_s = audio_s = 0.0
+    clock = LineClock()
     for mode, strength in (("raw", 0.0), ("matched", 1.0)):
         sims = {j: np.zeros((len(names), len(SET_LINES), len(names))) for j in speaker.BENCH_JUDGES}
         errors = words = beam_errors = 0
@@ -142,11 +143,10 @@ def judge_set(title: str, voices: dict[str, tuple[Path, str]], tmp: Path, synth=
             ch = _character(n, *voices[n])
             for k, line in enumerate(WER_LINES):
                 out = tmp / f"set-{n}-{mode}-{k}.wav"
-                t0 = time.perf_counter()
-                res = synth.synthesize(line, ch, SpeechKnobs(matching_strength=strength), out, others=others[n])
-                if mode == "matched":
-                    compute_s += time.perf_counter() - t0
-                    audio_s += res.duration
+                def speak():
+                    return synth.synthesize(line, ch, SpeechKnobs(matching_strength=strength), out, others=others[n])
+
+                res = clock.time(speak) if mode == "matched" else speak()
                 hyp = " ".join(s.text for s in asr.transcribe(str(out), beam_size=1, language="en")[0])
                 e_, n_ = word_errors(line, hyp)
                 errors, words = errors + e_, words + n_
@@ -183,11 +183,11 @@ def judge_set(title: str, voices: dict[str, tuple[Path, str]], tmp: Path, synth=
         print(f"{title}, {mode}: lines passing both acceptance judges {ok_all.sum()}/{ok_all.size}; "
               f"WER (tiny.en, {len(WER_LINES)} lines per voice) {wer[mode]:.3f} ({errors}/{words} words; "
               f"beam 5: {wer_beam[mode]:.3f})")
-    print(f"{title}: synthesis + matching realtime factor {compute_s / max(audio_s, 1e-9):.3f} line by line (fits "
-          f"excluded; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores); fitting took {fit_s:.0f} s for "
-          f"{len(names)} references (0 when cached)")
+    print(f"{title}: synthesis + matching realtime factor line by line {clock.report()}; fits excluded (load "
+          f"average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores); fitting took {fit_s:.0f} s for {len(names)} "
+          "references (0 when cached)")
     return {"figures": figures, "passed_both": passed_both, "bases": chosen, "wer": wer["matched"],
-            "wer_raw": wer["raw"], "rtf": compute_s / max(audio_s, 1e-9), "fit_s": fit_s, "sims": matched_sims}
+            "wer_raw": wer["raw"], "rtf": clock.rtf, "rtf_quiet": clock.rtf_quiet, "fit_s": fit_s, "sims": matched_sims}
 
 
 def calibration_rows(sims: dict[str, np.ndarray], set_name: str) -> list[dict]:

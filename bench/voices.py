@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.judged_sets import EXTRA_LINES
+from bench.pace import LineClock
 from orchestrator.schema.cast import CharacterSpec, VoiceSpec
 from tools.base import SpeechKnobs
 from tools.evaluators.intelligibility import word_errors
@@ -124,7 +125,7 @@ def example_cast(tmp: Path) -> None:
                 audio_s += res.duration
             e = _embed_file(out)
             m[i] = [speaker.similarity(e, r) for r in refs]
-    wer, line_s, line_audio = {}, {}, {}
+    wer, clocks = {}, {}
     for name, corpus in (("example", lines), ("extra", {c: EXTRA_LINES for c in ids})):
         for label, strength, check in (("raw", 0.0, False), ("matched, no reading check", 1.0, False),
                                        ("matched", 1.0, True)):
@@ -133,12 +134,12 @@ def example_cast(tmp: Path) -> None:
             for c in ids:
                 for k, line in enumerate(corpus[c]):  # per line, as the film speaks them
                     out = tmp / f"{c}-line{k}.wav"
-                    t0 = time.perf_counter()
-                    res = line_synth.synthesize(line, chars[c], SpeechKnobs(matching_strength=strength), out,
-                                                others=others[c])
-                    if label == "matched":
-                        line_s[name] = line_s.get(name, 0.0) + time.perf_counter() - t0
-                        line_audio[name] = line_audio.get(name, 0.0) + res.duration
+
+                    def speak():
+                        return line_synth.synthesize(line, chars[c], SpeechKnobs(matching_strength=strength), out,
+                                                     others=others[c])
+
+                    res = clocks.setdefault(name, LineClock()).time(speak) if label == "matched" else speak()
                     kept += res.notes.get("reading", "matched") != "matched"
                     hyp = " ".join(s.text for s in asr.transcribe(str(out), beam_size=1, language="en")[0])
                     e_, n_ = word_errors(line, hyp)
@@ -160,9 +161,8 @@ def example_cast(tmp: Path) -> None:
         print(f"WER of {name} lines, {label} (tiny.en): {errors / words:.3f} ({errors}/{words} words{more})")
     print(f"synthesis + matching realtime factor, each character's lines as one text: {compute_s / audio_s:.3f}"
           f" ({compute_s:.1f} s for {audio_s:.1f} s, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
-    for name in line_s:
-        print(f"synthesis + matching realtime factor, {name} lines one by one with the reading check:"
-              f" {line_s[name] / line_audio[name]:.3f} ({line_s[name]:.1f} s for {line_audio[name]:.1f} s)")
+    for name, clock in clocks.items():
+        print(f"synthesis + matching realtime factor, {name} lines one by one with the reading check: {clock.report()}")
 
 
 def example_voices() -> dict[str, tuple[Path, str]]:
