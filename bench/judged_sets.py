@@ -35,9 +35,9 @@ import numpy as np
 
 from bench.pace import LineClock
 from tools.base import SpeechKnobs
-from tools.evaluators.intelligibility import word_errors
 from tools.evaluators.thresholds import thresholds
 from tools.hearing import speaker
+from tools.hearing.words import word_errors
 from tools.media.audio import load_audio
 
 SET_LINES = [

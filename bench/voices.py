@@ -44,8 +44,8 @@ from bench.judged_sets import EXTRA_LINES
 from bench.pace import LineClock
 from orchestrator.schema.cast import CharacterSpec, VoiceSpec
 from tools.base import SpeechKnobs
-from tools.evaluators.intelligibility import word_errors
 from tools.hearing import speaker
+from tools.hearing.words import word_errors
 from tools.media.audio import (
     load_audio,
     write_wav,

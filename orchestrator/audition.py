@@ -38,6 +38,7 @@ from orchestrator.schema.plan import ShotPlan, SpeechSegment
 from orchestrator.store import atomic_copy, atomic_write_json, digest_file, digest_json
 from tools.base import Score, SpeechKnobs, SpeechResult, SpokenLine, VideoKnobs, map_in_context
 from tools.hearing.speaker import channel_rate
+from tools.hearing.words import CLIP_WER, clip_wer
 from tools.media.audio import clip_levels, load_audio
 from tools.speech.packs import PACK
 from tools.speech.shared_fits import SHARED, home
@@ -108,6 +109,8 @@ class ClipFacts:
     over_floor_db: float = 60.0  # speech over the pauses' level (`tools.media.audio.clip_levels`)
     clipped: float = 0.0  # share of samples at full scale
     takes: int = 0  # the takes joined into the clip (`voice.takes`), 0 for one clip
+    words_wer: float = 0.0  # the transcript against what the recogniser hears in the clip (`words.clip_wer`)
+    heard: str = ""
 
     def length_note(self) -> str:
         """"; the clip is N s, give 10-30 s" for a short clip, else empty."""
@@ -137,8 +140,10 @@ def clip_facts(voice) -> ClipFacts:
     clip's silent gaps would stand for its pauses, and its takes were brought to one level."""
     audio, rate = load_audio(voice.reference)
     levels = [clip_levels(*load_audio(take.reference)) for take in voice.takes or ()] or [clip_levels(audio, rate)]
+    rate_wrong, heard = clip_wer(voice.reference, voice.transcript)
     return ClipFacts(len(audio) / rate, channel_rate(voice.reference), min(over for over, _ in levels),
-                     max(clipped for _, clipped in levels), takes=len(voice.takes or ()))
+                     max(clipped for _, clipped in levels), takes=len(voice.takes or ()), words_wer=rate_wrong,
+                     heard=heard)
 
 
 def advice(character: str, failing: list[Score], clip: ClipFacts, same_clip: tuple[str, ...] = (),
@@ -147,6 +152,11 @@ def advice(character: str, failing: list[Score], clip: ClipFacts, same_clip: tup
     the characters whose reference is this character's very file content; `pinned`: the cast pins the
     base voice)."""
     out = []
+    if clip.words_wer > CLIP_WER:  # whatever the lines scored: the fit learnt the voice from a clip of other words
+        given = "the takes' transcripts" if clip.takes else "its `transcript`"
+        out.append({"problem": f"{character}'s clip does not say {given}: the recogniser heard {clip.heard!r} "
+                               f"(word error rate {clip.words_wer:.2f}, at most {CLIP_WER:.2g} for a clip)",
+                    "fix": f"check that the clip is {character}'s and that {given} gives its exact words"})
     unpin = "leave `voice.base` out so the fit chooses the base, or " if pinned else ""
     worst = _worst(failing, "speaker.margin", "speaker.dvector_margin")
     if worst is not None:
@@ -258,6 +268,8 @@ def audition_character(ctx: RunContext, cid: str, segs: list[SpeechSegment], fol
         "band_limited_hz": clip.band_hz,
         "clip_over_floor_db": round(clip.over_floor_db, 1),
         "clip_clipped_share": round(clip.clipped, 5),
+        "clip_heard": clip.heard,  # what the recogniser heard in the clip, and its word error rate to the transcript
+        "clip_words_wer": round(clip.words_wer, 3),
         # as the cast names it (`voice.base`), so that it can be pinned as written
         "base": next((ln.speech.notes["base"].removeprefix(PACK) for ln in lines if ln.speech.notes.get("base")), None),
         "pinned": bool(character.voice.base),

@@ -75,6 +75,20 @@ def test_the_advice_says_what_failed_and_what_to_change():
     assert not any("voice.base" in a["fix"] for a in advice("hopper", [margin, far], ClipFacts(12.0)))
 
 
+def test_a_clip_that_does_not_say_its_transcript_is_advice_whatever_the_lines_scored():
+    wrong = ClipFacts(12.0, words_wer=0.8, heard="houston this is collins")
+    (said,) = advice("hopper", [], wrong)  # every line passed: the clip's words are wrong all the same
+    assert said["problem"] == ("hopper's clip does not say its `transcript`: the recogniser heard "
+                               "'houston this is collins' (word error rate 0.80, at most 0.5 for a clip)")
+    assert said["fix"] == "check that the clip is hopper's and that its `transcript` gives its exact words"
+    (said,) = advice("hopper", [], ClipFacts(12.0, takes=3, words_wer=1.0, heard="you"))
+    assert "does not say the takes' transcripts" in said["problem"]
+    far = _score("speaker.similarity", 0.61, 0.7028)
+    assert [a["problem"][:30] for a in advice("hopper", [far], wrong)] == [
+        "hopper's clip does not say its", "hopper's lines are far from th"]  # the clip's words first
+    assert advice("hopper", [], ClipFacts(12.0, words_wer=0.39, heard="near enough")) == []  # a radio call sign
+
+
 def test_bad_input_is_exit_2_before_anything_is_spoken(tmp_path, capsys):
     assert main(["voices", str(tmp_path / "missing.yaml"), "--out", str(tmp_path / "out")]) == 2
     assert not (tmp_path / "out").exists()

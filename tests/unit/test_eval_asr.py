@@ -1,7 +1,8 @@
 """intelligibility with the bundled tiny.en: the spoken line passes, different words fail."""
 from tests.fixtures.evalkit import controls  # noqa: F401 (a fixture)
-from tools.evaluators.intelligibility import create, normalize_words, wer
+from tools.evaluators.intelligibility import create
 from tools.hearing.recogniser import bundled_model_dir
+from tools.hearing.words import CLIP_WER, clip_wer, normalize_words, wer
 
 
 def test_spoken_lines_are_understood(controls):
@@ -64,3 +65,24 @@ def test_forced_log_prob_prefers_the_spoken_words():
     assert right > -0.5 and wrong < right - 2.0 and backwards < right - 2.0
     (alone,) = text_log_probs(model, [wav], "Close the hatch before the pressure drops.")
     assert np.isclose(alone.mean(), right)
+
+
+def test_a_voice_clip_is_checked_against_its_transcript(tmp_path):
+    """The audition's clip check (`clip_wer`): the example's clips say their transcripts; the same clip with
+    another character's transcript, and noise, do not."""
+    import json
+
+    import numpy as np
+    import soundfile as sf
+
+    from tests.conftest import EXAMPLE
+
+    voices = EXAMPLE / "assets" / "voices"
+    said = json.loads((voices / "transcripts.json").read_text())
+    for cid in ("collins", "hopper", "chelsea"):  # the cat's "Meow!" is heard as "But yeah": 0.29
+        rate, heard = clip_wer(voices / f"{cid}.wav", said[cid])
+        assert rate < CLIP_WER, (cid, heard)
+    rate, heard = clip_wer(voices / "collins.wav", said["hopper"])
+    assert rate > 1.0 and "houston" in heard.lower()
+    sf.write(tmp_path / "noise.wav", np.random.default_rng(0).standard_normal(32000).astype(np.float32) * 0.05, 16000)
+    assert clip_wer(tmp_path / "noise.wav", said["hopper"])[0] >= CLIP_WER

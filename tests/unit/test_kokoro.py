@@ -8,9 +8,9 @@ import pytest
 
 from orchestrator.schema.cast import CharacterSpec, VoiceSpec
 from tools.base import SpeechKnobs
-from tools.evaluators.intelligibility import word_errors
 from tools.hearing import speaker
 from tools.hearing.recogniser import load_whisper
+from tools.hearing.words import word_errors
 from tools.media.audio import load_audio
 from tools.speech import bases, kokoro, kokoro_voice
 
