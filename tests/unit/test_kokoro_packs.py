@@ -37,7 +37,7 @@ def test_english_packs_are_in_file_order_and_speak_english_as_men_and_women():
     f0 = {n: _median_f0(kokoro_voice.raw_synthesize([LINE], packs[n]).audio, kokoro_voice.SR)
           for n in ("af_bella", "bf_emma", "am_adam", "bm_george")}
     assert min(f0["af_bella"], f0["bf_emma"]) > 165 > 150 > max(f0["am_adam"], f0["bm_george"])
-    from tools.evaluators.intelligibility import wer
+    from tools.hearing.words import wer
     from tools.hearing.recogniser import AUDIO_SR, load_whisper, transcribe
     from tools.media.audio import resample
 
