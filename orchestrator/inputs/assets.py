@@ -124,7 +124,7 @@ def _voice_problems(src: Source, loc: tuple, found: tuple[Path, str], problems: 
     path, raw = found
     for msg in check_reference(path):
         problems.append(src.problem(loc, f"voice reference {raw}: {msg.removeprefix(f'{path}: ')}",
-                                    "use a clean recording of 1 to 30 s of this character speaking (wav)"))
+                                    "use a clean recording of 1 to 30 s of this character speaking aloud (wav)"))
 
 
 def _takes(src: Source, loc: tuple, root: Path, allow_outside: bool, check: bool, problems: list[Problem]) -> None:

@@ -28,12 +28,14 @@ COLLINS_VOICE = """    voice:
 
 @pytest.fixture
 def project(tmp_path, monkeypatch):
-    """The example, its cache in tmp_path, and a 16 kHz take of hopper's clip beside the others."""
+    """The example, its cache in tmp_path, and a 16 kHz take of hopper's clip and a noise beside the others."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     shutil.copytree(EXAMPLE, tmp_path / "orbit", ignore=shutil.ignore_patterns("voice-fits"))
     x, sr = sf.read(EXAMPLE / "assets" / "voices" / "hopper.wav", dtype="float32")
     sf.write(tmp_path / "orbit" / "assets" / "voices" / "hopper16k.wav", resample_poly(x, 320, 441), 16000,
              subtype="PCM_16")
+    noise = 0.1 * np.random.default_rng(7).standard_normal((2 * 96000, 2))  # 2 s of white noise, 96 kHz stereo
+    sf.write(tmp_path / "orbit" / "assets" / "voices" / "noise.wav", noise, 96000, subtype="PCM_16")
     cast = (tmp_path / "orbit" / "cast.yaml").read_text()
     assert COLLINS_VOICE in cast, "the example's cast changed: update COLLINS_VOICE"
     return tmp_path / "orbit", cast
@@ -106,6 +108,8 @@ def test_takes_are_joined_into_one_clip_in_order_at_the_highest_rate(project, tm
      "reference: assets/voices/collins.wav", "`reference` beside `takes`", "not both"),
     (TAKES + "\n".join(f"        - reference: assets/voices/collins.wav\n          transcript: Again {k}."
                        for k in range(5)) + "\n", "takes:", "the 7 takes add up to 3", "keep 10-30 s of takes"),
+    (TAKES.replace("hopper16k.wav", "noise.wav"), "assets/voices/noise.wav",
+     "noise.wav: reference voice has no voiced sound (0% of its sounding time is voiced", "speaking aloud"),
     ("    voice:\n      takes: []\n", "takes: []",
      "a voice needs `reference` (a clip) and its `transcript`, or `takes`",
      "or `takes:`, a list of them"),

@@ -102,6 +102,30 @@ def test_check_reference_problems(tmp_path):
     assert "longer than 30 s" in world.check_reference(tmp_path / "long.wav")[0]
 
 
+def test_reference_without_voiced_sound(tmp_path):
+    """Noise given as a voice is refused with its voiced share; every example voice passes, also under noise
+    5 dB below its speech."""
+    from scipy.signal import lfilter
+
+    from tools.media.audio import voiced_share
+
+    rng = np.random.default_rng(3)
+    white = 0.1 * rng.standard_normal(2 * 96000)
+    write_wav(tmp_path / "noise.wav", white, 96000)
+    (problem,) = world.check_reference(tmp_path / "noise.wav")
+    assert problem == (f"{tmp_path / 'noise.wav'}: reference voice has no voiced sound (0% of its sounding time is "
+                       "voiced, at least 10% for a voice): it sounds like noise, not speech")
+    white = white[:32000]  # at 16 kHz: a brown noise's autocorrelation is still 0.72 at 500 Hz's lag
+    for noise in (lfilter([1], [1, -0.99], white) * 0.05, lfilter([1], [1, -0.9], white)):  # brown, pink
+        assert voiced_share(noise, 16000) < 0.6 * world.MIN_VOICED_SHARE
+    for name in ("chelsea", "collins", "hopper"):
+        x, sr = load_audio(VOICES / f"{name}.wav")
+        assert world.check_reference(VOICES / f"{name}.wav") == []
+        assert voiced_share(x, sr) > 2.5 * world.MIN_VOICED_SHARE
+        noisy = x + rng.standard_normal(len(x)) * np.sqrt(np.mean(x**2) / 10 ** 0.5)
+        assert voiced_share(noisy, sr) > 1.4 * world.MIN_VOICED_SHARE, name
+
+
 def test_reference_profile_cached_by_digest(tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     ref = VOICES / "hopper.wav"
