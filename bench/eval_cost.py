@@ -49,13 +49,13 @@ def main() -> None:
             shot, scene = ek.make_shot("sc01_sh03", ["collins", "hopper"], audio, cast)
             attempt = ek.render(shot, scene, audio, cast, work / f"video{r}", size=size)
             t2 = time.perf_counter()
-            signals._CACHE.clear()  # every attempt decodes its own clip
+            signals._SIGNALS.clear()  # every attempt decodes its own clip
             for e in evaluators:
                 te = time.perf_counter()
                 e.evaluate(attempt)
                 per_eval[e.name].append(time.perf_counter() - te)
             t3 = time.perf_counter()
-            signals._CACHE.clear()
+            signals._SIGNALS.clear()
             tp = time.perf_counter()
             run_evaluators(evaluators, attempt)  # as the evaluate node runs them: two threads
             parallel_s.append(time.perf_counter() - tp)

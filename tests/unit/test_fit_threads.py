@@ -145,7 +145,7 @@ def test_cache_entries_written_by_many_threads_at_once_stay_whole(tmp_path):
 def test_a_value_asked_for_twice_at_once_is_made_once_and_other_keys_go_on():
     """Two shot workers reaching one character's fit at once: one makes it, the other waits for it;
     a fit of another character runs beside them; a failed make leaves the key to the next asker."""
-    from tools.speech.memo import memoised
+    from tools.memo import memoised
 
     memo, made, lock = {}, [], threading.Lock()
     collins_started, hopper_made, saw_hopper = threading.Event(), threading.Event(), []

@@ -11,8 +11,6 @@ wide-open mouth reads about 1. A clip is decoded once per attempt however many e
 """
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -23,6 +21,7 @@ import numpy as np
 from tools.base import AttemptInput, ShotAudio, ToolError
 from tools.faces.mesh import MESH_PRESENCE
 from tools.media.audio import read_audio
+from tools.memo import memoised
 
 # Aperture std over a shot below which a mouth is still, per measure: a speaking mouth moves
 # 0.05-0.17 (mesh; a smiling photo's open mouth moves least) or 0.25-0.35 (pixels); a silent one
@@ -185,27 +184,19 @@ def _decode(clip_path: Path, masks_path: Path) -> ShotSignals:
     return ShotSignals(labels=labels, fps=fps, frames=frames, aperture=aperture, faces=faces, measure=measure)
 
 
-_CACHE: "OrderedDict[tuple, ShotSignals]" = OrderedDict()
-_CACHE_LOCK = threading.Lock()
+_SIGNALS: dict[tuple, ShotSignals] = {}  # `tools.memo.memoised`'s: one decode per clip, the last KEEP_SIGNALS kept
+KEEP_SIGNALS = 4
 
 
 def shot_signals(clip_path: Path, masks_path: Path) -> ShotSignals:
     """Decode a clip once and measure every character's mouth aperture and face crops.
 
     Memoised on the files' paths, sizes and modification times, so the lipsync, binding and
-    identity evaluators of one attempt share a single decode.
+    identity evaluators of one attempt share a single decode, also when two of them ask at once
+    (they run on two threads: the second waits for the first's decode).
     """
     key = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in (Path(clip_path), Path(masks_path)))
-    with _CACHE_LOCK:
-        if key in _CACHE:
-            _CACHE.move_to_end(key)
-            return _CACHE[key]
-    sig = _decode(Path(clip_path), Path(masks_path))
-    with _CACHE_LOCK:
-        _CACHE[key] = sig
-        while len(_CACHE) > 4:
-            _CACHE.popitem(last=False)
-    return sig
+    return memoised(_SIGNALS, key, lambda: _decode(Path(clip_path), Path(masks_path)), keep=KEEP_SIGNALS)
 
 
 def attempt_signals(attempt: AttemptInput) -> ShotSignals:

@@ -30,6 +30,7 @@ import numpy as np
 
 from tools.base import ToolError
 from tools.media.audio import read_audio
+from tools.memo import memoised
 
 ENCODER_SR = 16000
 _LOCK = threading.Lock()
@@ -120,7 +121,7 @@ def embed_by(judge: str, wav: np.ndarray, sr: int) -> np.ndarray:
 
 
 _REF_LOCK = threading.Lock()
-_REFS: dict[tuple, np.ndarray] = {}
+_REFS: dict[tuple, np.ndarray] = {}  # `tools.memo.memoised`'s: two shots' judges asking at once embed a clip once
 
 
 def reference_embedding(path: Path, judge: str = "resemblyzer") -> np.ndarray:
@@ -129,13 +130,7 @@ def reference_embedding(path: Path, judge: str = "resemblyzer") -> np.ndarray:
     if not path.is_file():
         raise ToolError(f"voice reference {path} does not exist", "fix `voice.reference` in the cast file")
     key = (judge, str(path), path.stat().st_mtime_ns)
-    with _REF_LOCK:
-        if key in _REFS:
-            return _REFS[key]
-    emb = embed_by(judge, read_audio(path, ENCODER_SR), ENCODER_SR)
-    with _REF_LOCK:
-        _REFS[key] = emb
-    return emb
+    return memoised(_REFS, key, lambda: embed_by(judge, read_audio(path, ENCODER_SR), ENCODER_SR))
 
 
 FULL_BAND_DROP_DB = 60.0  # a clip's bandwidth: its highest frequency within this of its speech-band peak

