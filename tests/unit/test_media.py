@@ -22,6 +22,8 @@ def test_clip_roundtrip_h264_aac(tmp_path):
     assert len(frames) == 25 == count_frames(clip)
     assert frames[0].shape == (48, 64, 3)
     assert abs(float(frames[20].mean()) - 200) < 4
+    picked = list(read_frames(clip, only={0, 7, 24, 99}))  # the contact sheet's: only those frames, in order
+    assert len(picked) == 3 and all(np.array_equal(a, frames[i]) for a, i in zip(picked, (0, 7, 24)))
     with av.open(str(clip)) as c:
         assert c.streams.video[0].codec_context.name == "h264"
         assert c.streams.video[0].codec_context.pix_fmt == "yuv420p"

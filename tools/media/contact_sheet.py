@@ -10,22 +10,22 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from tools.base import ToolError
+from tools.base import ToolError, map_in_context
 from tools.media.video import count_frames, read_frames
 
 THUMB_W = 256
 LABEL_W = 120
+THREADS = 2  # clips decoded at once (PyAV decodes without Python's lock)
 
 
 def _sample(clip: Path, per_shot: int) -> list[np.ndarray]:
     n = count_frames(clip)
     wanted = set(np.linspace(0, max(0, n - 1), per_shot).round().astype(int).tolist())
     out = []
-    for i, frame in enumerate(read_frames(clip)):  # streamed: a long shot is never held whole
-        if i in wanted:
-            h, w = frame.shape[:2]
-            th = max(1, round(h * THUMB_W / w))
-            out.append(np.asarray(Image.fromarray(frame).resize((THUMB_W, th), Image.BILINEAR)))
+    for frame in read_frames(clip, only=wanted):  # streamed: a long shot is never held whole
+        h, w = frame.shape[:2]
+        th = max(1, round(h * THUMB_W / w))
+        out.append(np.asarray(Image.fromarray(frame).resize((THUMB_W, th), Image.BILINEAR)))
     return out
 
 
@@ -33,7 +33,8 @@ def write_contact_sheet(clips: list[tuple[str, Path]], out_png: Path, per_shot: 
     """Write a PNG grid: one labelled row of `per_shot` frames for each (label, clip) pair."""
     if not clips:
         raise ToolError("no clips for the contact sheet", "render at least one shot first")
-    rows = [(label, _sample(Path(path), per_shot)) for label, path in clips]
+    samples = map_in_context(lambda clip: _sample(Path(clip[1]), per_shot), clips, THREADS, "contact-sheet")
+    rows = [(label, thumbs) for (label, _), thumbs in zip(clips, samples)]
     th = max((t[0].shape[0] for _, t in rows if t), default=THUMB_W * 9 // 16)
     sheet = Image.new("RGB", (LABEL_W + per_shot * (THUMB_W + 4), len(rows) * (th + 4)), (24, 24, 28))
     draw = ImageDraw.Draw(sheet)

@@ -10,7 +10,7 @@ import os
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Collection, Iterator, Optional
 
 import numpy as np
 
@@ -133,13 +133,15 @@ class ClipWriter:
         os.replace(self._tmp, self.clip_path)
 
 
-def read_frames(clip_path: Path) -> Iterator[np.ndarray]:
-    """Decode a video file frame by frame as HxWx3 uint8 RGB."""
+def read_frames(clip_path: Path, only: Optional[Collection[int]] = None) -> Iterator[np.ndarray]:
+    """Decode a video file frame by frame as HxWx3 uint8 RGB; with `only`, just the frames of those
+    indices (every frame is still decoded, but only those are converted to RGB)."""
     import av
 
     with av.open(str(clip_path)) as container:
-        for frame in container.decode(video=0):
-            yield frame.to_ndarray(format="rgb24")
+        for i, frame in enumerate(container.decode(video=0)):
+            if only is None or i in only:
+                yield frame.to_ndarray(format="rgb24")
 
 
 def count_frames(clip_path: Path) -> int:
