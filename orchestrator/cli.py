@@ -110,12 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def load(args) -> Project:
+def load(args, store_takes: bool = True) -> Project:
     from orchestrator.inputs.loading import (
         load_project,  # imported here to keep `compose --help` fast
     )
 
-    return load_project(args.script, args.cast, allow_outside_assets=args.allow_outside_assets)
+    return load_project(args.script, args.cast, allow_outside_assets=args.allow_outside_assets,
+                        store_takes=store_takes)
 
 
 def apply_overrides(project, args):
@@ -145,7 +146,7 @@ def apply_overrides(project, args):
 
 
 def cmd_validate(args, console: Console) -> int:
-    project = load(args)
+    project = load(args, store_takes=False)  # validating writes nothing
     n = sum(len(s.beats) for s in project.script.scenes)
     console.print(f"[green]ok[/green] {args.script}: {len(project.script.scenes)} scenes, {n} beats, "
                   f"{len(project.cast.characters)} characters")

@@ -127,10 +127,11 @@ def _voice_problems(src: Source, loc: tuple, found: tuple[Path, str], problems: 
                                     "use a clean recording of 1 to 30 s of this character speaking aloud (wav)"))
 
 
-def _takes(src: Source, loc: tuple, root: Path, allow_outside: bool, check: bool, problems: list[Problem]) -> None:
+def _takes(src: Source, loc: tuple, root: Path, allow_outside: bool, check: bool, problems: list[Problem],
+           store: bool = True) -> None:
     """A voice's `takes`: each clip checked like a reference, then joined into one (`world.joined_takes`), which
     becomes the voice's `reference`, and their transcripts its `transcript`. Without `check` (unit tests) the
-    first take stands for the clip."""
+    first take stands for the clip; without `store` (`compose validate`) the joined clip is not written."""
     from tools.speech.world import MAX_REF_S, TAKE_EDGE_S, joined_takes, store_takes
 
     takes = src.get((*loc, "takes"))
@@ -152,15 +153,16 @@ def _takes(src: Source, loc: tuple, root: Path, allow_outside: bool, check: bool
                                         f"joined (their edge silences cut to {TAKE_EDGE_S} s), longer than "
                                         f"{MAX_REF_S:.0f} s", "keep 10-30 s of takes in all", value=False))
             return
-        clip = store_takes(joined, sr, found[0][0])
+        clip = store_takes(joined, sr, found[0][0], write=store)
     _put(src.data, (*loc, "reference"), str(clip))
     _put(src.data, (*loc, "transcript"), " ".join(t.strip() for t in texts))
 
 
 def asset_problems(script: Source, cast: Optional[Source], root: Path, allow_outside: bool,
-                   check: bool, problems: list[Problem]) -> None:
+                   check: bool, problems: list[Problem], store: bool = True) -> None:
     """Every asset stays inside the project and, when `check`, exists and decodes: scene
-    backgrounds, character images (with a face), voice references, LoRAs. Paths become absolute."""
+    backgrounds, character images (with a face), voice references, LoRAs. Paths become absolute. With
+    `store`, a voice's joined takes are written into the user cache."""
     scenes = script.get(("scenes",))
     for si, scene in enumerate(scenes if isinstance(scenes, list) else []):
         if isinstance(scene, dict) and "background" in scene:
@@ -178,7 +180,7 @@ def asset_problems(script: Source, cast: Optional[Source], root: Path, allow_out
             if found is not None:
                 _image_problems(cast, ("characters", ci, "images", k), found, char, problems)
         if isinstance(char.get("voice"), dict) and isinstance(char["voice"].get("takes"), list):
-            _takes(cast, ("characters", ci, "voice"), root, allow_outside, check, problems)
+            _takes(cast, ("characters", ci, "voice"), root, allow_outside, check, problems, store)
         elif isinstance(char.get("voice"), dict):
             found = _file_asset(cast, ("characters", ci, "voice", "reference"), root, allow_outside, check, problems)
             if found is not None:

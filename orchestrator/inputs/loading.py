@@ -185,13 +185,14 @@ def _cast_file(script: Source, cast_path: Optional[Path], title: Optional[dict],
 
 
 def load_project(script_path: Path, cast_path: Optional[Path] = None, allow_outside_assets: bool = False,
-                 check_assets: bool = True) -> Project:
+                 check_assets: bool = True, store_takes: bool = True) -> Project:
     """Load and validate a script (`.yaml`/`.yml` or `.fountain`) and its cast.
 
     The cast comes from `cast_path` when given (the CLI's --cast), else from the script's `cast`
     key. Asset paths resolve relative to the YAML file naming them and must stay inside the
     script's folder unless `allow_outside_assets`. `check_assets=False` skips opening images and
-    wavs (unit tests only). Raises `SpecError` listing every problem found; returns a `Project`
+    wavs (unit tests only); `store_takes=False` (`compose validate`) writes nothing, not even a voice's
+    joined takes into the user cache. Raises `SpecError` listing every problem found; returns a `Project`
     whose paths are all absolute and whose dialogue speakers are cast ids.
     """
     script_path = Path(script_path)
@@ -228,7 +229,7 @@ def load_project(script_path: Path, cast_path: Optional[Path] = None, allow_outs
     readable = cast is not None and isinstance(cast.data.get("characters"), list)
     roster = checks.cast_problems(cast, problems) if readable else None
     checks.script_problems(script, roster, problems)
-    assets.asset_problems(script, cast, root, allow_outside_assets, check_assets, problems)
+    assets.asset_problems(script, cast, root, allow_outside_assets, check_assets, problems, store_takes)
     if problems:
         unique = {str(p): p for p in problems}
         raise SpecError(sorted(unique.values(), key=lambda p: (p.file != script.name, p.file, p.line, p.col)))

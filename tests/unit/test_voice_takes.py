@@ -128,6 +128,18 @@ def test_a_bad_voice_is_refused_where_it_is_written(project, capsys, voice, at, 
     assert said in out.out + out.err and "Traceback" not in out.out + out.err
 
 
+def test_validate_writes_nothing_and_a_render_finds_the_clip_it_named(project, tmp_path, capsys):
+    """`compose validate` checks and joins the takes but writes nothing (not even the user cache's folder);
+    loading for a render writes the joined clip at the path validation would have named."""
+    script = with_voice(project, TAKES)
+    assert main(["validate", str(script)]) == 0
+    assert capsys.readouterr().err.startswith("ok ")  # the console writes to stderr
+    assert not (tmp_path / "cache").exists()
+    named = load_project(script, store_takes=False).cast.by_id("collins").voice.reference
+    assert not named.exists() and not (tmp_path / "cache").exists()
+    assert load_project(script).cast.by_id("collins").voice.reference == named and named.is_file()
+
+
 def test_without_the_asset_checks_the_first_take_stands_for_the_clip(project, tmp_path):
     """Unit tests load casts without opening files: nothing is joined or written, the words are joined."""
     voice = load_project(with_voice(project, TAKES), check_assets=False).cast.by_id("collins").voice

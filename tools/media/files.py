@@ -25,12 +25,14 @@ DIR_MODE = 0o777 & ~_umask()
 TEMP_MARK = ".tmp"  # every temporary name holds this; stale ones are swept on the next run
 
 
-def user_cache_dir() -> Path:
+def user_cache_dir(make: bool = True) -> Path:
     """The user's cache folder for compose (`$XDG_CACHE_HOME/cascade-composer` or
-    `~/.cache/cascade-composer`): patched models, voice profiles, crash reports. Never the repository."""
+    `~/.cache/cascade-composer`): patched models, voice profiles, crash reports. Never the repository.
+    Made if missing, unless not `make`."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     path = Path(base) / "cascade-composer"
-    path.mkdir(parents=True, exist_ok=True)
+    if make:
+        path.mkdir(parents=True, exist_ok=True)
     return path
 
 

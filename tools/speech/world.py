@@ -133,19 +133,20 @@ def joined_takes(paths: list) -> tuple[np.ndarray, int]:
     return np.concatenate([part for x, g in zip(takes, take_gains(takes, sr)) for part in (gap, x * g)][1:]), sr
 
 
-def store_takes(joined: np.ndarray, sr: int, first_take: Path) -> Path:
+def store_takes(joined: np.ndarray, sr: int, first_take: Path, write: bool = True) -> Path:
     """`joined_takes`'s clip written once into the user cache and named by a digest of its samples
     (`voice-takes/<digest>.wav`): the fits, keyed by the clip's digest, are found again the next time, and the
-    writer's folder is never written. Its fits are shared beside `first_take`."""
+    writer's folder is never written. Its fits are shared beside `first_take`. Without `write` (`compose
+    validate`) only the path is given: nothing is written."""
     import hashlib
 
     from tools.media.audio import write_wav
-    from tools.media.files import voice_cache_file
+    from tools.media.files import user_cache_dir, voice_cache_file
     from tools.speech import shared_fits
 
-    digest = hashlib.sha256(joined.astype(np.float32).tobytes() + str(sr).encode()).hexdigest()[:24]
-    path = voice_cache_file(f"{digest}.wav", "voice-takes")
-    if not path.is_file():
+    name = hashlib.sha256(joined.astype(np.float32).tobytes() + str(sr).encode()).hexdigest()[:24] + ".wav"
+    path = voice_cache_file(name, "voice-takes") if write else user_cache_dir(make=False) / "voice-takes" / name
+    if write and not path.is_file():
         write_wav(path, joined, sr)
     shared_fits.set_home(path, Path(first_take).parent)  # `compose voices --share-fits` puts its fits there
     return path
