@@ -143,10 +143,14 @@ def judge_set(title: str, voices: dict[str, tuple[Path, str]], tmp: Path, synth=
             ch = _character(n, *voices[n])
             for k, line in enumerate(WER_LINES):
                 out = tmp / f"set-{n}-{mode}-{k}.wav"
+
                 def speak():
                     return synth.synthesize(line, ch, SpeechKnobs(matching_strength=strength), out, others=others[n])
 
-                res = clock.time(speak) if mode == "matched" else speak()
+                if mode == "matched":  # the line is read back from `out`
+                    clock.time(speak)
+                else:
+                    speak()
                 hyp = " ".join(s.text for s in asr.transcribe(str(out), beam_size=1, language="en")[0])
                 e_, n_ = word_errors(line, hyp)
                 errors, words = errors + e_, words + n_
