@@ -1,5 +1,6 @@
-"""Wiring only: the film graph (plan -> schedule -> per-shot fan-out -> verify -> stitch -> report) and the
-per-shot loop (speak -> render -> evaluate -> decide, back to speak while a retry is due)."""
+"""Wiring only: the film graph (plan -> schedule -> per-shot fan-out -> verify -> stitch, with the contact
+sheet and report.html made at the same time -> report) and the per-shot loop (speak -> render -> evaluate ->
+decide, back to speak while a retry is due)."""
 from __future__ import annotations
 
 from functools import partial
@@ -13,7 +14,7 @@ from orchestrator.nodes.decide import decide
 from orchestrator.nodes.evaluate import evaluate
 from orchestrator.nodes.plan import plan_node
 from orchestrator.nodes.render import render
-from orchestrator.nodes.report import report_node
+from orchestrator.nodes.report import page_node, report_node, sheet_node
 from orchestrator.nodes.schedule import schedule_node, shot_states
 from orchestrator.nodes.speak import speak
 from orchestrator.nodes.stitch import stitch_node
@@ -53,12 +54,15 @@ def build_film_graph(ctx: RunContext, checkpointer=None, run_attempts: ShotRunne
     g.add_node("shot", run_shot)
     g.add_node("verify", partial(verify_node, ctx=ctx, rerun=run_shot))
     g.add_node("stitch", partial(stitch_node, ctx=ctx))
+    g.add_node("sheet", partial(sheet_node, ctx=ctx))
+    g.add_node("page", partial(page_node, ctx=ctx))
     g.add_node("report", partial(report_node, ctx=ctx))
     g.add_edge(START, "plan")
     g.add_edge("plan", "schedule")
     g.add_conditional_edges("schedule", fan_out, ["shot"])
     g.add_edge("shot", "verify")
-    g.add_edge("verify", "stitch")
-    g.add_edge("stitch", "report")
+    for after_verify in ("stitch", "sheet", "page"):  # one step, three threads: ffmpeg, PyAV and matplotlib
+        g.add_edge("verify", after_verify)
+    g.add_edge(["stitch", "sheet", "page"], "report")
     g.add_edge("report", END)
     return g.compile(checkpointer=checkpointer)

@@ -1,4 +1,5 @@
-"""Report node: contact sheet, report.html and manifest.json."""
+"""Sheet, page and report nodes: the contact sheet and report.html, each made while the stitch runs (they
+need only the kept clips and the attempts' records), then manifest.json, once everything it names is written."""
 from __future__ import annotations
 
 import time
@@ -6,22 +7,31 @@ from pathlib import Path
 
 from orchestrator.context import RunContext
 from orchestrator.nodes.plan import planned
+from orchestrator.nodes.stitch import attempt_records
 from orchestrator.report.html import write_html
 from orchestrator.report.manifest import write_manifest
-from orchestrator.report.records import load_records
 from orchestrator.state import FilmState
+
+
+SHEET = "contact_sheet.png"
+
+
+def sheet_node(state: FilmState, ctx: RunContext) -> dict:
+    ctx.check_stop()
+    from tools.media.contact_sheet import write_contact_sheet
+
+    clips = [(s.id, Path(state["results"][s.id]["best_dir"]) / "clip.mp4") for s in planned(state).shots]
+    write_contact_sheet(clips, ctx.out_dir / SHEET)
+    return {}
+
+
+def page_node(state: FilmState, ctx: RunContext) -> dict:
+    ctx.check_stop()
+    write_html(ctx.out_dir, ctx.project.script.title, attempt_records(state), SHEET)
+    return {}
 
 
 def report_node(state: FilmState, ctx: RunContext) -> dict:
     ctx.check_stop()
-    from tools.media.contact_sheet import write_contact_sheet
-
-    out = ctx.out_dir
-    plan = planned(state)
-    clips = [(s.id, Path(state["results"][s.id]["best_dir"]) / "clip.mp4") for s in plan.shots]
-    sheet = out / "contact_sheet.png"
-    write_contact_sheet(clips, sheet)
-    records = [r for recs in load_records(out / "retries.jsonl").values() for r in recs]
-    write_html(out, ctx.project.script.title, records, sheet)
     write_manifest(ctx, state, time.time() - ctx.started)
     return {}

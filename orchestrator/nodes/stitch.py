@@ -29,6 +29,12 @@ def gather(plan: ShotPlan, results: dict) -> tuple[list[StitchShot], ShotPlan]:
     return shots, plan.model_copy(update={"shots": final})
 
 
+def attempt_records(state: FilmState) -> list[dict]:
+    """Every attempt's record, shots in plan order, each shot's attempts in order: the retry log's lines."""
+    return [json.loads(Path(rec).read_text()) for shot in planned(state).shots
+            for rec in state["results"][shot.id]["records"]]
+
+
 def stitch_node(state: FilmState, ctx: RunContext) -> dict:
     ctx.check_stop()
     out, c = ctx.out_dir, ctx.config
@@ -40,9 +46,6 @@ def stitch_node(state: FilmState, ctx: RunContext) -> dict:
     atomic_write_text(out / "film.srt", srt_text(shots, names))
     atomic_write_text(out / "film.otio", otio_timeline(final_plan.title, shots, c.fps, names))
     atomic_write_json(out / "plan.json", final_plan.model_dump(mode="json"))
-    records = []
-    for shot in plan.shots:
-        for rec in state["results"][shot.id]["records"]:
-            records.append(json.loads(Path(rec).read_text()))
+    records = attempt_records(state)
     atomic_write_text(out / "retries.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
     return {"film": str(out / "film.mp4"), "loudness": loud}

@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -54,14 +55,45 @@ def _comparable(m: dict) -> dict:
     return {k: v for k, v in m.items() if k not in ("seconds", "versions")}
 
 
+ENDING = ("stitch_node", "sheet_node", "page_node", "report_node")  # the nodes after verify
+
+
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):
-    """A folder holding `clean/` (an uninterrupted run) and the path `work/` the crashed runs use."""
+    """A folder holding `clean/` (an uninterrupted run) and the path `work/` the crashed runs use; the
+    run also notes when each of the film's last nodes began and ended (`base.spans`)."""
+    from orchestrator import graph
+
     base = tmp_path_factory.mktemp("resume")
     script = write_project(base / "work" / "proj")
-    assert main([str(script), "--out", str(base / "work" / "out"), "--quiet"]) == 0
+    spans, originals = {}, {name: getattr(graph, name) for name in ENDING}
+
+    def timed(name):
+        def node(*args, **kwargs):
+            began = time.perf_counter()
+            try:
+                return originals[name](*args, **kwargs)
+            finally:
+                spans[name] = (began, time.perf_counter())
+        return node
+
+    try:
+        for name in ENDING:
+            setattr(graph, name, timed(name))
+        assert main([str(script), "--out", str(base / "work" / "out"), "--quiet"]) == 0
+    finally:
+        for name, node in originals.items():
+            setattr(graph, name, node)
     (base / "work").rename(base / "clean")
+    (base / "clean" / "spans.json").write_text(json.dumps(spans))
     return base
+
+
+def test_the_sheet_and_the_page_are_made_while_the_stitch_runs_and_the_manifest_last(base):
+    spans = json.loads((base / "clean" / "spans.json").read_text())
+    together = [spans[name] for name in ("stitch_node", "sheet_node", "page_node")]
+    assert max(began for began, _ in together) < min(ended for _, ended in together)  # all three at once
+    assert spans["report_node"][0] >= max(ended for _, ended in together)  # manifest.json once they are written
 
 
 @pytest.mark.parametrize("crash", list(CRASHES))

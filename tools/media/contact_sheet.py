@@ -16,6 +16,7 @@ from tools.media.video import count_frames, read_frames
 THUMB_W = 256
 LABEL_W = 120
 THREADS = 2  # clips decoded at once (PyAV decodes without Python's lock)
+PNG_LEVEL = 1  # zlib's fastest: the example's sheet in 0.18 s and 2.25 MB, against 0.57 s and 1.92 MB at PIL's 6
 
 
 def _sample(clip: Path, per_shot: int) -> list[np.ndarray]:
@@ -47,6 +48,6 @@ def write_contact_sheet(clips: list[tuple[str, Path]], out_png: Path, per_shot: 
     out_png = Path(out_png)
     out_png.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_png.with_name(f".{out_png.stem}.tmp.png")
-    sheet.save(tmp)
+    sheet.save(tmp, compress_level=PNG_LEVEL)
     tmp.replace(out_png)
     return out_png
