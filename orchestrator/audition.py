@@ -15,6 +15,7 @@ way. A second audition into the same folder says what sounds different since the
 """
 from __future__ import annotations
 
+import difflib
 import re
 import time
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ from orchestrator.report.since import read_previous, since_last
 from orchestrator.retry import plan_retry
 from orchestrator.schema.plan import ShotPlan, SpeechSegment
 from orchestrator.store import atomic_copy, atomic_write_json, digest_file, digest_json
-from tools.base import Score, SpeechKnobs, SpeechResult, SpokenLine, VideoKnobs, map_in_context
+from tools.base import Score, SpeechKnobs, SpeechResult, SpokenLine, ToolError, VideoKnobs, map_in_context
 from tools.hearing.speaker import channel_rate
 from tools.hearing.words import CLIP_WER, clip_wer
 from tools.media.audio import clip_levels, load_audio
@@ -332,22 +333,51 @@ def share_fits(ctx: RunContext, character, console: Console) -> list[str] | None
     return [str(p) for p in copied]
 
 
+def chosen_characters(project: Project, samples: dict[str, list], only: tuple[str, ...]) -> list[str]:
+    """The ids `--character` names, each checked: a character of the cast who speaks in the script."""
+    ids = [c.id for c in project.cast.characters]
+    for cid in only:
+        if cid not in ids:
+            near = difflib.get_close_matches(cid, ids, n=1)
+            raise ToolError(f"--character {cid}: {project.cast_path} has no character {cid!r}"
+                            + (f" (did you mean {near[0]}?)" if near else ""),
+                            f"give a character's `id` from the cast: {', '.join(ids)}")
+        if cid not in samples:
+            raise ToolError(f"--character {cid}: {cid} speaks no line in {project.script_path}, so there is nothing "
+                            "to audition", f"give one of the characters who speak: {', '.join(samples) or 'none'}")
+    return list(dict.fromkeys(only))
+
+
+def carried(before: dict | None, now: list[str], digests: dict[str, str], speaking: list[str]) -> list[dict]:
+    """The last audition's entries of the speaking characters not auditioned `now` (`--character`) whose
+    reference clip is still the one heard (`digests`), each marked with when it was heard: voices.json keeps
+    the whole cast, and the next audition compares each voice with its last hearing. An entry an older
+    audition carried keeps its first time."""
+    if before is None:
+        return []
+    return [{**c, "carried_from": c.get("carried_from") or before["written"]} for c in before["characters"]
+            if c["id"] in speaking and c["id"] not in now and c.get("reference_sha256") == digests.get(c["id"])]
+
+
 def run_audition(project: Project, config: RenderConfig, out_dir: Path, console: Console,
-                 per_character: int = DEFAULT_LINES, compare: bool = False, share: bool = False) -> dict:
-    """Audition every speaking character into `out_dir` (holding its lock); returns voices.json's content.
-    `share`: each character's voice fits are copied beside its reference clip (`tools.speech.shared_fits`)."""
+                 per_character: int = DEFAULT_LINES, compare: bool = False, share: bool = False,
+                 only: tuple[str, ...] = ()) -> dict:
+    """Audition every speaking character (or those `only` names) into `out_dir` (holding its lock); returns
+    voices.json's content. `share`: each character's voice fits are copied beside its reference clip
+    (`tools.speech.shared_fits`)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     with OutputLock(out_dir):
         ctx = RunContext(project=project, config=config, out_dir=out_dir)
         plan, _ = make_plan(project, "rules", out_dir / "cache" / "plans")
         samples = sample_lines(plan, per_character)
+        asked = chosen_characters(project, samples, only) if only else list(samples)
         folder = out_dir / "voices"
         folder.mkdir(exist_ok=True)
         before = read_previous(folder / "voices.json")  # what the last audition here heard, before it is replaced
         entries = []
         digests = clip_digests(project.cast.characters)
         for c in project.cast.characters:
-            if c.id in samples:
+            if c.id in asked:
                 console.print(f"{c.id}: speaking {len(samples[c.id])} line(s)")
                 entries.append(audition_character(ctx, c.id, samples[c.id], folder, console, digests))
                 if compare:
@@ -362,6 +392,9 @@ def run_audition(project: Project, config: RenderConfig, out_dir: Path, console:
                    "silent": [c.id for c in project.cast.characters if c.id not in samples],
                    "characters": entries}
         summary["since_last"] = since_last(before, summary)
+        order = [c.id for c in project.cast.characters]  # the cast's order, as a full audition's
+        summary["characters"] = sorted(entries + carried(before, asked, digests, list(samples)),
+                                       key=lambda c: order.index(c["id"]))
         atomic_write_json(folder / "voices.json", summary)
         write_voices_html(folder, summary)
     print_audition(summary, console)
@@ -400,8 +433,8 @@ def _table(title: str, head: list[str], rows: list[tuple[list[str], list[dict], 
 
 def print_audition(summary: dict, console: Console) -> None:
     """The per-line table, the bases compared (with --compare), then each doubtful voice's problems at its
-    place in the cast file."""
-    chars = summary["characters"]
+    place in the cast file (the voices heard now: not those `--character` left as last heard)."""
+    chars = [c for c in summary["characters"] if not c.get("carried_from")]
     if not chars:
         console.print("no character speaks a line in this script: nothing to audition")
         return
@@ -438,6 +471,10 @@ def print_audition(summary: dict, console: Console) -> None:
             console.print(f"  {c['id']}: {c['if_rendered']}", markup=False, highlight=False, soft_wrap=True)
     if summary["silent"]:
         console.print(f"no lines, not auditioned: {', '.join(summary['silent'])}")
+    kept = [c for c in summary["characters"] if c.get("carried_from")]
+    if kept:
+        console.print(f"not auditioned now (--character): {', '.join(c['id'] for c in kept)}; voices.json keeps "
+                      f"their last audition ({', '.join(sorted({c['carried_from'] for c in kept}))})")
     doubtful = [c["id"] for c in chars if not c["passed"]]
     console.print(f"{len(chars) - len(doubtful)} of {len(chars)} voices pass"
                   + (f"; doubtful: {', '.join(doubtful)}" if doubtful else ""))

@@ -96,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "base voice the fit weighed, judged the same way (to choose a `voice.base` to pin)")
     vo.add_argument("--share-fits", action="store_true", help="copy each character's voice fits into voice-fits/ "
                     "beside its reference clip, so the cast's folder carries them (another machine fits nothing)")
+    vo.add_argument("--character", action="append", default=[], metavar="ID",
+                    help="audition only this character (repeatable); voices.json keeps the others' last audition")
     vo.add_argument("--quiet", action="store_true", help="print nothing but errors")
     vo.add_argument("--json", action="store_true", help="print voices.json on stdout")
     rep = sub.add_parser("report", help="per-shot table of a finished run, or one shot's attempts")
@@ -192,7 +194,7 @@ def cmd_voices(args, console: Console) -> int:
     from orchestrator.audition import run_audition  # once the inputs are known good, as cmd_render
 
     summary = run_audition(project, config, args.out / project.slug, console, args.lines, args.compare,
-                           args.share_fits)
+                           args.share_fits, tuple(args.character))
     if args.json:
         print(json.dumps(summary, indent=2))
     return 0

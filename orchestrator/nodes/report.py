@@ -12,7 +12,6 @@ from orchestrator.report.html import write_html
 from orchestrator.report.manifest import write_manifest
 from orchestrator.state import FilmState
 
-
 SHEET = "contact_sheet.png"
 
 

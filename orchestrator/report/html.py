@@ -41,7 +41,8 @@ def write_html(out_dir: Path, title: str, records: list[dict], contact_sheet: st
             f"<tr><td>{html.escape(r['shot'])}</td><td>{r['attempt']}</td><td>{html.escape(r['verdict'])}</td>"
             f"<td>{r['quality']:.3f}</td><td>{html.escape(bad)}</td><td>{html.escape(r['reason'])}</td></tr>"
         )
-    sheet = f'<h2>Contact sheet</h2><img src="{html.escape(contact_sheet)}" style="max-width:100%">' if contact_sheet else ""
+    sheet = (f'<h2>Contact sheet</h2><img src="{html.escape(contact_sheet)}" style="max-width:100%">'
+             if contact_sheet else "")
     plot = _score_plot(records)
     plot_html = f'<h2>Scores</h2><img src="data:image/png;base64,{plot}">' if plot else ""
     doc = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
@@ -93,7 +94,9 @@ def write_voices_html(folder: Path, summary: dict) -> None:
         moved = since.get("changes", {}).get(c["id"])
         advice += (f"<li>since the last audition here ({html.escape(since['written'])}): "
                    f"{html.escape('; '.join(moved))}</li>" if moved else "")
-        parts.append(f"<h2>{html.escape(c['id'])}: {'passes' if c['passed'] else 'doubtful'}</h2>"
+        carried = c.get("carried_from")
+        when = f" (as heard {html.escape(carried)}; not auditioned this time)" if carried else ""
+        parts.append(f"<h2>{html.escape(c['id'])}: {'passes' if c['passed'] else 'doubtful'}{when}</h2>"
                      f"<p>reference clip ({c['clip_seconds']} s) {_audio(Path(c['reference_copy']).name)} · base "
                      f"{html.escape(str(c['base']))}{' (pinned)' if c['pinned'] else ''}</p>"
                      f"<table><tr>{head}</tr>{''.join(rows)}</table>" + (f"<ul>{advice}</ul>" if advice else ""))

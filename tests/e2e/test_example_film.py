@@ -256,6 +256,47 @@ def test_the_render_reuses_the_auditioned_lines(film):
                 assert np.array_equal(read_audio(rendered, SR), read_audio(auditioned[seg["line_id"]], SR))
 
 
+def test_one_character_auditioned_again_keeps_the_others_last_hearing(film, tmp_path, capsys):
+    """`compose voices --character chelsea` after the full audition (its folder and run cache copied): chelsea
+    is heard again (the same lines, from the run's cache: nothing sounds different), collins and hopper are
+    kept in voices.json as last heard, marked with when; a second call for collins carries chelsea from the
+    first call and hopper still from the full audition."""
+    import os
+    import time
+
+    run, _ = film
+    out = tmp_path / "out"
+    for part in ("voices", "cache"):
+        shutil.copytree(run / part, out / "orbit-cat" / part)
+    script = run.parents[1] / "orbit" / "script.yaml"
+    full = _voices(run)
+    was = {c["id"]: c for c in full["characters"]}
+    heard_at = lambda: time.strftime("%Y-%m-%d %H:%M", time.localtime(os.path.getmtime(  # noqa: E731
+        out / "orbit-cat" / "voices" / "voices.json")))
+    first = heard_at()
+    capsys.readouterr()
+    assert main(["voices", str(script), "--out", str(out), "--character", "chelsea", "--json"]) == 0
+    now = json.loads(capsys.readouterr().out)
+    assert [c["id"] for c in now["characters"]] == [c["id"] for c in full["characters"]]  # the cast's order
+    by_id = {c["id"]: c for c in now["characters"]}
+    assert by_id["collins"] == {**was["collins"], "carried_from": first}
+    assert by_id["hopper"] == {**was["hopper"], "carried_from": first}
+    assert "carried_from" not in by_id["chelsea"] and by_id["chelsea"]["passed"]
+    assert [ln["sha256"] for ln in by_id["chelsea"]["lines"]] == [ln["sha256"] for ln in was["chelsea"]["lines"]]
+    assert now["since_last"]["changes"] == {}
+    text, _ = _page(out / "orbit-cat" / "voices")
+    assert f"collins: passes (as heard {first}; not auditioned this time)" in text
+    assert "chelsea: passes reference clip" in text
+    second = heard_at()
+    assert main(["voices", str(script), "--out", str(out), "--character", "collins"]) == 0
+    err = capsys.readouterr().err
+    assert re.search(r"not auditioned now \(--character\): hopper, chelsea; voices.json keeps their last audition",
+                     " ".join(err.split()))
+    again = {c["id"]: c for c in _voices(out / "orbit-cat")["characters"]}
+    assert (again["hopper"]["carried_from"], again["chelsea"]["carried_from"]) == (first, second)
+    assert "carried_from" not in again["collins"] and again["chelsea"]["lines"] == by_id["chelsea"]["lines"]
+
+
 def test_a_voice_that_is_another_characters_fails_the_audition_and_says_whose(film, capsys):
     """Negative control, through the command: a backend that speaks hopper's lines in collins's fitted
     voice. hopper's lines fail both judges' margins with collins the closer voice, the advice says so

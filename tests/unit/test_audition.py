@@ -97,6 +97,42 @@ def test_bad_input_is_exit_2_before_anything_is_spoken(tmp_path, capsys):
     assert stop.value.code == 2 and "from 1 to 10" in capsys.readouterr().err
 
 
+def test_character_must_be_a_speaking_character_of_the_cast(example_project, plan, tmp_path, capsys):
+    from orchestrator.audition import chosen_characters
+    from tools.base import ToolError
+
+    samples = sample_lines(plan, 2)
+    assert chosen_characters(example_project, samples, ("hopper", "chelsea", "hopper")) == ["hopper", "chelsea"]
+    with pytest.raises(ToolError) as err:
+        chosen_characters(example_project, samples, ("chelsy",))
+    assert "has no character 'chelsy' (did you mean chelsea?)" in err.value.message
+    assert err.value.fix == "give a character's `id` from the cast: collins, hopper, chelsea"
+    with pytest.raises(ToolError) as err:
+        chosen_characters(example_project, {k: v for k, v in samples.items() if k != "hopper"}, ("hopper",))
+    assert "hopper speaks no line in" in err.value.message and "collins, chelsea" in err.value.fix
+    capsys.readouterr()
+    assert main(["voices", str(EXAMPLE / "script.yaml"), "--out", str(tmp_path), "--character", "zzz"]) == 2
+    said = " ".join(capsys.readouterr().err.split())
+    assert "--character zzz:" in said and "did you mean" not in said and "Traceback" not in said
+    assert not (tmp_path / "orbit-cat" / "voices").exists()  # nothing spoken
+
+
+def test_carried_entries_are_the_last_hearing_of_the_unchanged_voices_not_asked_for():
+    from orchestrator.audition import carried
+
+    def entry(cid, digest, **more):
+        return {"id": cid, "reference_sha256": digest, "lines": [], **more}
+
+    before = {"written": "2026-12-07 10:00", "characters": [
+        entry("collins", "a"), entry("hopper", "b"), entry("chelsea", "c"), entry("biscuit", "d", carried_from="x")]}
+    digests = {"collins": "a", "hopper": "B", "chelsea": "c", "biscuit": "d"}
+    kept = carried(before, ["chelsea"], digests, ["collins", "hopper", "chelsea", "biscuit"])
+    assert kept == [entry("collins", "a", carried_from="2026-12-07 10:00"),  # hopper's clip changed: not kept
+                    entry("biscuit", "d", carried_from="x")]  # carried before: its first hearing's time
+    assert carried(before, ["chelsea"], digests, ["chelsea"]) == []  # nobody else speaks now
+    assert carried(None, ["chelsea"], digests, ["collins", "chelsea"]) == []
+
+
 def test_the_table_shows_thresholds_each_lines_scores_and_the_pins(capsys):
     from rich.console import Console
 
