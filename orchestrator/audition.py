@@ -334,18 +334,22 @@ def share_fits(ctx: RunContext, character, console: Console) -> list[str] | None
 
 
 def chosen_characters(project: Project, samples: dict[str, list], only: tuple[str, ...]) -> list[str]:
-    """The ids `--character` names, each checked: a character of the cast who speaks in the script."""
-    ids = [c.id for c in project.cast.characters]
-    for cid in only:
-        if cid not in ids:
-            near = difflib.get_close_matches(cid, ids, n=1)
-            raise ToolError(f"--character {cid}: {project.cast_path} has no character {cid!r}"
+    """The ids of the characters `--character` names (by id, name or cue, in any case: `cast.lookup`), each
+    checked: a character of the cast who speaks in the script."""
+    ids, chosen = [c.id for c in project.cast.characters], []
+    for given in only:
+        found = project.cast.lookup(given)
+        if found is None:
+            near = difflib.get_close_matches(given.lower(), ids, n=1)
+            raise ToolError(f"--character {given}: {project.cast_path} has no character {given!r}"
                             + (f" (did you mean {near[0]}?)" if near else ""),
                             f"give a character's `id` from the cast: {', '.join(ids)}")
-        if cid not in samples:
-            raise ToolError(f"--character {cid}: {cid} speaks no line in {project.script_path}, so there is nothing "
-                            "to audition", f"give one of the characters who speak: {', '.join(samples) or 'none'}")
-    return list(dict.fromkeys(only))
+        if found.id not in samples:
+            raise ToolError(f"--character {given}: {found.id} speaks no line in {project.script_path}, so there is "
+                            "nothing to audition",
+                            f"give one of the characters who speak: {', '.join(samples) or 'none'}")
+        chosen.append(found.id)
+    return list(dict.fromkeys(chosen))
 
 
 def carried(before: dict | None, now: list[str], digests: dict[str, str], speaking: list[str]) -> list[dict]:

@@ -97,7 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     vo.add_argument("--share-fits", action="store_true", help="copy each character's voice fits into voice-fits/ "
                     "beside its reference clip, so the cast's folder carries them (another machine fits nothing)")
     vo.add_argument("--character", action="append", default=[], metavar="ID",
-                    help="audition only this character (repeatable); voices.json keeps the others' last audition")
+                    help="audition only this character (id, name or cue; repeatable); voices.json keeps the others' "
+                    "last audition")
     vo.add_argument("--quiet", action="store_true", help="print nothing but errors")
     vo.add_argument("--json", action="store_true", help="print voices.json on stdout")
     rep = sub.add_parser("report", help="per-shot table of a finished run, or one shot's attempts")

@@ -103,9 +103,10 @@ def test_character_must_be_a_speaking_character_of_the_cast(example_project, pla
 
     samples = sample_lines(plan, 2)
     assert chosen_characters(example_project, samples, ("hopper", "chelsea", "hopper")) == ["hopper", "chelsea"]
+    assert chosen_characters(example_project, samples, ("CHELSEA", "Hopper", "chelsea")) == ["chelsea", "hopper"]
     with pytest.raises(ToolError) as err:
-        chosen_characters(example_project, samples, ("chelsy",))
-    assert "has no character 'chelsy' (did you mean chelsea?)" in err.value.message
+        chosen_characters(example_project, samples, ("CHELSY",))
+    assert "has no character 'CHELSY' (did you mean chelsea?)" in err.value.message
     assert err.value.fix == "give a character's `id` from the cast: collins, hopper, chelsea"
     with pytest.raises(ToolError) as err:
         chosen_characters(example_project, {k: v for k, v in samples.items() if k != "hopper"}, ("hopper",))
