@@ -61,7 +61,7 @@ ENDING = ("stitch_node", "sheet_node", "page_node", "report_node")  # the nodes 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):
     """A folder holding `clean/` (an uninterrupted run) and the path `work/` the crashed runs use; the
-    run also notes when each of the film's last nodes began and ended (`base.spans`)."""
+    run also notes when each of the film's last nodes began and ended (`clean/spans.json`)."""
     from orchestrator import graph
 
     base = tmp_path_factory.mktemp("resume")
