@@ -406,6 +406,16 @@ def run_audition(project: Project, config: RenderConfig, out_dir: Path, console:
     return summary
 
 
+def next_step(summary: dict, inputs: str) -> str:
+    """What to run after an audition: the render where every voice heard passes, else the audition of the
+    doubtful voices alone, once they are changed (`inputs`: the script, and the cast where given)."""
+    doubtful = [c["id"] for c in summary["characters"] if not c.get("carried_from") and not c["passed"]]
+    if not doubtful:
+        return f"next: `compose {inputs}` to render"
+    again = " ".join(f"--character {cid}" for cid in doubtful)
+    return f"next: change {', '.join(doubtful)} as advised, then hear only them: `compose voices {inputs} {again}`"
+
+
 def _score(d: dict) -> Score:
     """A score back from its `as_dict` form."""
     return Score(**{k: v for k, v in d.items() if k != "passed"})

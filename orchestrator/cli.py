@@ -153,10 +153,14 @@ def cmd_validate(args, console: Console) -> int:
     n = sum(len(s.beats) for s in project.script.scenes)
     console.print(f"[green]ok[/green] {args.script}: {len(project.script.scenes)} scenes, {n} beats, "
                   f"{len(project.cast.characters)} characters")
-    inputs = f"{args.script}" + (f" --cast {args.cast}" if args.cast else "")
-    console.print(f"next: `compose voices {inputs}` to hear the cast, `compose {inputs}` to render",
-                  highlight=False, soft_wrap=True)
+    console.print(f"next: `compose voices {_inputs_said(args)}` to hear the cast, `compose {_inputs_said(args)}` "
+                  "to render", highlight=False, soft_wrap=True)
     return 0
+
+
+def _inputs_said(args) -> str:
+    """The command's inputs as a writer would type them again."""
+    return f"{args.script}" + (f" --cast {args.cast}" if args.cast else "")
 
 
 def cmd_plan(args, console: Console) -> int:
@@ -192,10 +196,12 @@ def cmd_plan(args, console: Console) -> int:
 def cmd_voices(args, console: Console) -> int:
     project = load(args)
     config = apply_overrides(project, args)
-    from orchestrator.audition import run_audition  # once the inputs are known good, as cmd_render
+    from orchestrator.audition import next_step, run_audition  # once the inputs are known good, as cmd_render
 
     summary = run_audition(project, config, args.out / project.slug, console, args.lines, args.compare,
                            args.share_fits, tuple(args.character))
+    if summary["characters"]:
+        console.print(next_step(summary, _inputs_said(args)), highlight=False, soft_wrap=True)
     if args.json:
         print(json.dumps(summary, indent=2))
     return 0

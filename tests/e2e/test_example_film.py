@@ -292,6 +292,7 @@ def test_one_character_auditioned_again_keeps_the_others_last_hearing(film, tmp_
     err = capsys.readouterr().err
     assert re.search(r"not auditioned now \(--character\): hopper, chelsea; voices.json keeps their last audition",
                      " ".join(err.split()))
+    assert f"next: `compose {script}` to render" in " ".join(err.split())  # collins passes
     again = {c["id"]: c for c in _voices(out / "orbit-cat")["characters"]}
     assert (again["hopper"]["carried_from"], again["chelsea"]["carried_from"]) == (first, second)
     assert "carried_from" not in again["collins"] and again["chelsea"]["lines"] == by_id["chelsea"]["lines"]

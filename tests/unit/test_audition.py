@@ -134,6 +134,20 @@ def test_carried_entries_are_the_last_hearing_of_the_unchanged_voices_not_asked_
     assert carried(None, ["chelsea"], digests, ["collins", "chelsea"]) == []
 
 
+def test_the_next_step_is_the_render_or_the_doubtful_voices_alone():
+    from orchestrator.audition import next_step
+
+    def voice(cid, passed, **more):
+        return {"id": cid, "passed": passed, **more}
+
+    passing = {"characters": [voice("collins", True), voice("hopper", False, carried_from="2026-12-07 10:00")]}
+    assert next_step(passing, "s.yaml") == "next: `compose s.yaml` to render"  # a carried verdict is not this one's
+    doubtful = {"characters": [voice("collins", False), voice("hopper", True), voice("chelsea", False)]}
+    assert next_step(doubtful, "s.fountain --cast c.yaml") == (
+        "next: change collins, chelsea as advised, then hear only them: "
+        "`compose voices s.fountain --cast c.yaml --character collins --character chelsea`")
+
+
 def test_the_table_shows_thresholds_each_lines_scores_and_the_pins(capsys):
     from rich.console import Console
 
