@@ -153,8 +153,9 @@ def cmd_validate(args, console: Console) -> int:
     n = sum(len(s.beats) for s in project.script.scenes)
     console.print(f"[green]ok[/green] {args.script}: {len(project.script.scenes)} scenes, {n} beats, "
                   f"{len(project.cast.characters)} characters")
-    console.print(f"next: `compose voices {_inputs_said(args)}` to hear the cast, `compose {_inputs_said(args)}` "
-                  "to render", highlight=False, soft_wrap=True)
+    inputs = _inputs_said(args)
+    console.print(f"next: `compose voices {inputs}` to hear the cast, `compose {inputs}` to render",
+                  highlight=False, soft_wrap=True)
     return 0
 
 

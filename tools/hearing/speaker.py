@@ -120,7 +120,6 @@ def embed_by(judge: str, wav: np.ndarray, sr: int) -> np.ndarray:
     raise ValueError(f"unknown speaker judge {judge!r}; known: {', '.join(BENCH_JUDGES)}")
 
 
-_REF_LOCK = threading.Lock()
 _REFS: dict[tuple, np.ndarray] = {}  # `tools.memo.memoised`'s: two shots' judges asking at once embed a clip once
 
 
@@ -135,7 +134,7 @@ def reference_embedding(path: Path, judge: str = "resemblyzer") -> np.ndarray:
 
 FULL_BAND_DROP_DB = 60.0  # a clip's bandwidth: its highest frequency within this of its speech-band peak
 LIMITED_BELOW_HZ = 6000.0  # a bandwidth under this (of the encoders' 8 kHz) marks a band-limited recording
-_CHANNELS: dict[tuple, int | None] = {}
+_CHANNELS: dict[tuple, int | None] = {}  # `tools.memo.memoised`'s
 
 
 def channel_rate(path: Path) -> int | None:
@@ -148,22 +147,20 @@ def channel_rate(path: Path) -> int | None:
     from tools.media.audio import load_audio
 
     path = Path(path)
-    key = (str(path), path.stat().st_mtime_ns)
-    with _REF_LOCK:
-        if key in _CHANNELS:
-            return _CHANNELS[key]
-    x, sr = load_audio(path)
-    rate = sr if sr < ENCODER_SR else None
-    if rate is None and len(x) >= 1024:
-        f, p = welch(x, sr, nperseg=1024)
-        db = 10 * np.log10(p + 1e-20)
-        peak = db[(f > 200) & (f < 3000)].max()
-        width = float(f[np.nonzero(db > peak - FULL_BAND_DROP_DB)[0][-1]])
-        if width < LIMITED_BELOW_HZ:
-            rate = int(np.ceil(2 * width / 1000) * 1000)
-    with _REF_LOCK:
-        _CHANNELS[key] = rate
-    return rate
+
+    def measure() -> int | None:
+        x, sr = load_audio(path)
+        rate = sr if sr < ENCODER_SR else None
+        if rate is None and len(x) >= 1024:
+            f, p = welch(x, sr, nperseg=1024)
+            db = 10 * np.log10(p + 1e-20)
+            peak = db[(f > 200) & (f < 3000)].max()
+            width = float(f[np.nonzero(db > peak - FULL_BAND_DROP_DB)[0][-1]])
+            if width < LIMITED_BELOW_HZ:
+                rate = int(np.ceil(2 * width / 1000) * 1000)
+        return rate
+
+    return memoised(_CHANNELS, (str(path), path.stat().st_mtime_ns), measure)
 
 
 def through_channel(wav: np.ndarray, sr: int, rate: int | None) -> np.ndarray:

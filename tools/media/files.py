@@ -36,10 +36,11 @@ def user_cache_dir(make: bool = True) -> Path:
     return path
 
 
-def voice_cache_file(name: str, folder: str = "voices") -> Path:
-    """`name` in the user's voice cache folder `folder` (made if missing)."""
-    d = user_cache_dir() / folder
-    d.mkdir(parents=True, exist_ok=True)
+def voice_cache_file(name: str, folder: str = "voices", make: bool = True) -> Path:
+    """`name` in the user's voice cache folder `folder` (made if missing, unless not `make`)."""
+    d = user_cache_dir(make) / folder
+    if make:
+        d.mkdir(parents=True, exist_ok=True)
     return d / name
 
 

@@ -141,11 +141,11 @@ def store_takes(joined: np.ndarray, sr: int, first_take: Path, write: bool = Tru
     import hashlib
 
     from tools.media.audio import write_wav
-    from tools.media.files import user_cache_dir, voice_cache_file
+    from tools.media.files import voice_cache_file
     from tools.speech import shared_fits
 
     name = hashlib.sha256(joined.astype(np.float32).tobytes() + str(sr).encode()).hexdigest()[:24] + ".wav"
-    path = voice_cache_file(name, "voice-takes") if write else user_cache_dir(make=False) / "voice-takes" / name
+    path = voice_cache_file(name, "voice-takes", make=write)
     if write and not path.is_file():
         write_wav(path, joined, sr)
     shared_fits.set_home(path, Path(first_take).parent)  # `compose voices --share-fits` puts its fits there
