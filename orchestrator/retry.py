@@ -70,13 +70,26 @@ def verdict(passed: bool, attempt: int, exhausted: bool) -> str:
     return "best_effort" if exhausted else "retry"
 
 
-def _lipsync_offset(failing: list[Score]) -> int | None:
-    """The measured signed offset of the worst failing lipsync offset score, if any."""
-    offsets = [s for s in failing if s.name.startswith("lipsync.offset")]
-    if not offsets:
+def _lipsync_offset(scores: list[Score]) -> tuple[int, int] | None:
+    """(the worst failing lipsync offset, the shift that re-aligns the shot's mouths), or None where no offset
+    fails. The mouths of a shot move together, so the shift is chosen over every speaker measured (their signed
+    `av_offset`): of the shifts that bring the worst one within its threshold, the one that leaves the most
+    speakers within theirs, then the least largest offset, then the smallest move. Two speakers measured 8 and
+    9 frames late are shifted by 8 (offsets 0 and 1), not 9: a speaker a frame early can read as far off where
+    its sync curve has a second dip (a short line's rhythm), so the smaller move is the safer one."""
+    measured = [s for s in scores if s.name.startswith("lipsync.offset") and s.value == s.value]  # still: nan
+    failing = [s for s in measured if not s.passed]
+    if not failing:
         return None
-    worst = max(offsets, key=lambda s: abs(s.details.get("av_offset", 0)))
-    return int(worst.details.get("av_offset", 0))
+    worst = max(failing, key=lambda s: abs(s.details.get("av_offset", 0)))
+    w, reach = int(worst.details.get("av_offset", 0)), int(worst.threshold)
+    offsets = [(int(s.details.get("av_offset", 0)), s.threshold) for s in measured]
+
+    def cost(shift: int) -> tuple[int, int, int]:
+        left = [abs(o - shift) for o, _ in offsets]
+        return -sum(r <= t for r, (_, t) in zip(left, offsets)), max(left), abs(shift)
+
+    return w, min(range(w - reach, w + reach + 1), key=cost)
 
 
 def plan_retry(
@@ -113,10 +126,11 @@ def plan_retry(
         shown = ", ".join(sorted(s.name for s in failing if family(s.name) in names))
         why.append(f"{shown} failed: {text}")
 
-    offset = _lipsync_offset(failing)
-    if offset:
-        new_video.offset_frames = video.offset_frames - offset
-        note({"lipsync"}, f"mouths {offset:+d} frames off the audio, re-aligning")
+    offset = _lipsync_offset(scores)
+    if offset and offset[1]:
+        new_video.offset_frames = video.offset_frames - offset[1]
+        note({"lipsync"}, f"mouths {offset[0]:+d} frames off the audio, re-aligning"
+             + (f" by {offset[1]:+d} (the other speakers' offsets)" if offset[1] != offset[0] else ""))
     elif "lipsync" in families:
         new_video.seed = video.seed + 1
         if diffusion:

@@ -15,7 +15,7 @@ from tools.base import SpeechKnobs, ToolError
 from tools.hearing import speaker
 from tools.media.audio import load_audio, read_audio
 from tools.media.files import voice_cache_file
-from tools.speech import fitting, heart_voice, packs, piper_voice, world
+from tools.speech import fitting, heart_voice, kokoro_voice, packs, piper_voice, text_norm, world
 from tools.speech.piper import PiperSynthesizer
 from tools.speech.shared_fits import SHARED
 
@@ -142,6 +142,20 @@ def test_unknown_base_is_an_error():
         fitting.base_voice("bob")
 
 
+def speaks_as_shipped() -> bool:
+    """Whether Kokoro speaks here bit for bit as on the machine that made the example's shipped fits and the
+    packs' shipped embeddings (one of the scoring sentences, embedded, against the shipped embedding). On a CPU
+    whose float kernels round otherwise (AVX2 alone against AVX-512) a sentence's embedding moved to cosine
+    0.984, a fit's search took another path, and only its outcome can be compared."""
+    again = speaker.embed(*_raw(fitting.SCORE_SENTENCES[0]))
+    return bool(np.allclose(packs.pack_embeddings()["am_onyx"][0], again, atol=1e-5))
+
+
+def _raw(sentence: str) -> tuple[np.ndarray, int]:
+    r = kokoro_voice.raw_synthesize(text_norm.prepare_line(sentence), kokoro_voice.pack("am_onyx"))
+    return r.audio, r.sample_rate
+
+
 def test_base_choice_keeps_the_closer_base_and_is_cached(tmp_path, monkeypatch):
     """Both bases and the three closest English Kokoro packs fitted to the cat's real clip within the
     example's cast, each fitted voice heard by the fitting judge and CAM++ on the scoring sentences: the
@@ -209,15 +223,17 @@ def test_base_choice_keeps_the_closer_base_and_is_cached(tmp_path, monkeypatch):
     assert base == "kokoro:af_heart"
     fresh = json.loads(voice_cache_file(fit_file(base)).read_text())
     same = json.loads((shipped_fits / fit_file(base)).read_text())
-    assert fresh.keys() == same.keys() and all(np.allclose(fresh[k], same[k], rtol=1e-4, atol=1e-6) for k in same
-                                               if not isinstance(same[k], str))  # the fit the example ships
+    exact = speaks_as_shipped()  # else: another CPU's rounding, the search on another path (the same base)
+    assert fresh.keys() == same.keys() and (not exact or all(
+        np.allclose(fresh[k], same[k], rtol=1e-4, atol=1e-6) for k in same if not isinstance(same[k], str)))
     cat = CharacterSpec(id="chelsea", name="Chelsea", trigger="CHELSEA", images=[Path("x.png")],
                         voice=VoiceSpec(reference=ref, transcript=text))
     written = PiperSynthesizer().share_fits(cat, cast)
     assert tmp_path / SHARED / "voices" / made.name in written
     shipped = json.loads((VOICES / SHARED / "voices" / made.name).read_text())  # the same key: clips, cast, code
-    assert (shipped["base"], shipped["scores"]) == (entry["base"], scores)
-    assert all(abs(shipped["by_judge"][j][b] - heard[j][b]) < 0.01 for j in heard for b in scores)
+    assert shipped["base"] == entry["base"] and (not exact or shipped["scores"] == scores)
+    near = 0.01 if exact else 0.03  # measured on an AVX2-only CPU: within 0.012, the points moved by one
+    assert all(abs(shipped["by_judge"][j][b] - heard[j][b]) < near for j in heard for b in scores)
     monkeypatch.setattr(fitting, "_CHOICES", {})
     calls.clear()
     assert fitting.chosen_fit(ref, text, cast[::-1])[0] == base and calls == [base]  # from disk; order-free

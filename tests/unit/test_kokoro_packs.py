@@ -90,7 +90,9 @@ def test_pack_candidates_rank_by_cast_score_and_find_the_pack_that_spoke(tmp_pat
     again = [speaker.embed(r.audio, r.sample_rate) for r in
              (kokoro_voice.raw_synthesize(text_norm.prepare_line(s), kokoro_voice.pack("am_onyx"))
               for s in fitting.SCORE_SENTENCES)]
-    assert np.allclose(raw["am_onyx"], np.stack(again), atol=1e-5)
+    # The same to float precision on the CPU that made them; on another (AVX2 alone against AVX-512), Kokoro's
+    # float kernels round differently and a sentence's embedding moved to cosine 0.984 (another pack: <= 0.72).
+    assert all(_cos(a, b) > 0.97 for a, b in zip(raw["am_onyx"], again))
     clips = {}
     for name in ("am_onyx", "bf_emma"):
         clip = kokoro_voice.raw_synthesize(["Turn the lamp down, the reading room is closing now."],

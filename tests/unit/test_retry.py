@@ -8,8 +8,8 @@ ANIMATIC = {"take_noise": 0.3, "audio_guidance": None}
 DIFFUSION = {"take_noise": 0.3, "audio_guidance": 4.0}
 
 
-def _offset(value, av_offset, threshold=1.0):
-    return Score("lipsync.offset[hopper]", float(value), threshold, higher_is_better=False,
+def _offset(value, av_offset, threshold=1.0, who="hopper"):
+    return Score(f"lipsync.offset[{who}]", float(value), threshold, higher_is_better=False,
                  details={"av_offset": av_offset})
 
 
@@ -27,6 +27,27 @@ def test_lipsync_offset_realigns_by_measured_offset():
     assert changes == {"video.offset_frames": [0, -8]}
     assert s2 == speech  # speech untouched
     assert "lipsync.offset[hopper]" in reason and "+8" in reason
+
+
+def _shift(*av_offsets, threshold=1.0) -> int:
+    """The re-alignment `plan_retry` gives a shot whose speakers are measured at `av_offsets`."""
+    scores = [_offset(abs(o), o, threshold, f"c{k}") for k, o in enumerate(av_offsets)]
+    return -plan_retry(scores, SpeechKnobs(), VideoKnobs(), 1, **ANIMATIC)[1].offset_frames
+
+
+def test_the_shift_is_chosen_over_every_speaker_of_the_shot():
+    """Worked by hand: every speaker within the threshold where a shift can do it, the least largest offset
+    left, then the smaller move; a still mouth (nan) and a passing one count."""
+    assert _shift(8) == 8 and _shift(-3) == -3 and _shift(2) == 2  # one speaker: its offset, as before
+    assert _shift(8, 9) == 8  # offsets 0 and 1 (the worst's own 9 leaves -1 and 0: as good, a longer move)
+    assert _shift(9, 8) == 8 and _shift(-9, -8) == -8
+    assert _shift(8, 10) == 9  # both within one frame only there
+    assert _shift(8, 0) == 7  # no shift serves both: the worst within reach, the other left least far
+    assert _shift(6, 3, threshold=2.0) == 4  # 2 and -1: both pass; 5 (1 and -2) as well, a longer move
+    still = Score("lipsync.offset[c9]", float("nan"), 1.0, higher_is_better=False, details={"av_offset": 0})
+    scores = [_offset(8, 8, who="a"), _offset(9, 9, who="b"), still]
+    _, video, _, why = plan_retry(scores, SpeechKnobs(), VideoKnobs(), 1, **ANIMATIC)
+    assert video.offset_frames == -8 and "+9 frames off the audio, re-aligning by +8" in why
 
 
 def test_offset_correction_accumulates_over_attempts():

@@ -13,8 +13,17 @@ faster (bench/RESULTS.md, twenty-second pass).
 Only a node this can rewrite exactly is rewritten: 1-D, one group, weights and their one zero point stored in
 the graph as uint8. Padding is filled with the activations' zero point, which is what `ConvInteger` pads with
 (a padded value then adds nothing to a sum).
+
+Only a CPU whose u8-by-s8 products are exact gets the rewrite (`signed_products_exact`). Those with AVX-VNNI
+(or AVX-512 VNNI, AMX) multiply and add into int32. On a CPU with AVX2 alone, onnxruntime's kernel adds each pair
+of byte products in int16 with saturation (`vpmaddubsw`): 255 x 127 twice is 64770, clipped to 32767. There
+Kokoro's rewritten graph spoke garbled words ("The sex really failed" for "The second relay failed": recogniser
+WER 0.55), and the rewrite bought no speed either (the original's u8-by-u8 kernel widens to int16 first and is
+exact): 2.0-2.2 s for a 4.5 s line either way, on a 2-core AMD EPYC with AVX2 (bench/RESULTS.md, twenty-sixth pass).
 """
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 
@@ -79,3 +88,25 @@ def convs_as_matmuls(model) -> int:
     graph.node.extend(nodes)
     graph.initializer.extend(kept + added)
     return rewritten
+
+
+@functools.cache
+def signed_products_exact() -> bool:
+    """Whether onnxruntime's u8-by-s8 `MatMulInteger` gives exact int32 sums on this CPU: checked once per process
+    on products whose pairs overflow int16 (a CPU with AVX2 alone saturates them; the module docstring)."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    a = np.tile(np.array([[255, 255, 200, 1]], np.uint8), (4, 16))  # (4, 64)
+    b = np.tile(np.array([[127], [127], [-128], [5]], np.int8), (16, 8))  # (64, 8): 255*127*2 = 64770 > 32767
+    graph = helper.make_graph(
+        [helper.make_node("MatMulInteger", ["a", "b"], ["y"])], "probe",
+        [helper.make_tensor_value_info("a", TensorProto.UINT8, list(a.shape)),
+         helper.make_tensor_value_info("b", TensorProto.INT8, list(b.shape))],
+        [helper.make_tensor_value_info("y", TensorProto.INT32, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    session = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    got = session.run(None, {"a": a, "b": b})[0]
+    return bool(np.array_equal(got, a.astype(np.int64) @ b.astype(np.int64)))

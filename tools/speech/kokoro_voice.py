@@ -23,7 +23,7 @@ import numpy as np
 
 from tools.base import Timing
 from tools.media.packaged import EN_PACKS, model_file
-from tools.speech.int8_convs import convs_as_matmuls
+from tools.speech.int8_convs import convs_as_matmuls, signed_products_exact
 from tools.speech.piper_voice import ESPEAK_LOCK, SENTENCE_PAUSE_S, RawSpeech, merge_modifiers
 
 SR = 24000
@@ -50,8 +50,8 @@ _STATE: dict = {}
 
 
 def _load() -> dict:
-    """Session (with the duration output added, its int8 convolutions as matrix products), vocabulary and style
-    packs, once per process."""
+    """Session (with the duration output added, its int8 convolutions as matrix products where that is exact),
+    vocabulary and style packs, once per process."""
     with _LOCK:
         if "session" not in _STATE:
             import onnx
@@ -59,7 +59,8 @@ def _load() -> dict:
 
             model = onnx.load(str(model_file("kokoro")))
             model.graph.output.append(onnx.helper.make_tensor_value_info(DURATIONS, onnx.TensorProto.FLOAT, None))
-            convs_as_matmuls(model)  # the same bits, faster (`tools.speech.int8_convs`)
+            if signed_products_exact():  # where this CPU's u8-by-s8 products are exact
+                convs_as_matmuls(model)  # the same bits, faster (`tools.speech.int8_convs`)
             opts = ort.SessionOptions()
             opts.intra_op_num_threads = 2
             opts.inter_op_num_threads = 1
