@@ -11,11 +11,11 @@ up to the render's attempts), each take judged. With `compare`, each character's
 base voice the fit weighed (the backend's `base_candidates`: piper's and kokoro's), pinned as `voice.base` in
 the cast would pin it (a backend's own choice that no cast can pin, spoken as chosen), and judged the same
 way. A second audition into the same folder says what sounds different since the first, and why
-(`orchestrator.report.since`). Files: OUT/<title>/voices/<id>-<line>[-<base>|-take<N>].wav, voices.json.
+(`orchestrator.report.since`). `--character` and `--line` hear some characters, or some lines, only
+(`orchestrator.audition_lines`); the others keep their last hearing. Files: OUT/<title>/voices/<id>-<line>[-<base>|-take<N>].wav, voices.json.
 """
 from __future__ import annotations
 
-import difflib
 import re
 import time
 from dataclasses import dataclass
@@ -25,6 +25,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from orchestrator.audition_lines import base_id, carried, chosen_characters, chosen_lines, sample_lines
 from orchestrator.config import RenderConfig
 from orchestrator.context import RunContext
 from orchestrator.inputs.checks import pinnable
@@ -35,7 +36,7 @@ from orchestrator.planning import make_plan
 from orchestrator.report.html import write_voices_html
 from orchestrator.report.since import read_previous, since_last
 from orchestrator.retry import plan_retry
-from orchestrator.schema.plan import ShotPlan, SpeechSegment
+from orchestrator.schema.plan import SpeechSegment
 from orchestrator.store import atomic_copy, atomic_write_json, digest_file, digest_json
 from tools.base import Score, SpeechKnobs, SpeechResult, SpokenLine, ToolError, VideoKnobs, map_in_context
 from tools.hearing.speaker import channel_rate
@@ -50,17 +51,6 @@ NOISY_DB = 20.0  # ... pauses closer than this to the speech: noise (clean clips
 CLIPPED_SHARE = 0.001  # ... more samples than this at full scale: a distorted recording
 COLUMNS = {"speaker.similarity": "sim", "speaker.margin": "margin", "speaker.dvector_similarity": "d-vec",
            "speaker.dvector_margin": "d-margin", "wer": "WER"}  # short: the table fits 80 columns
-
-
-def sample_lines(plan: ShotPlan, per_character: int) -> dict[str, list[SpeechSegment]]:
-    """Each speaker's first `per_character` distinct lines (or parts of a long line), in plan order."""
-    out: dict[str, list[SpeechSegment]] = {}
-    for shot in plan.shots:
-        for seg in shot.speech:
-            mine = out.setdefault(seg.speaker, [])
-            if len(mine) < per_character and seg.text not in {s.text for s in mine}:
-                mine.append(seg)
-    return out
 
 
 def _family(score: Score) -> tuple[str, str]:
@@ -333,48 +323,21 @@ def share_fits(ctx: RunContext, character, console: Console) -> list[str] | None
     return [str(p) for p in copied]
 
 
-def chosen_characters(project: Project, samples: dict[str, list], only: tuple[str, ...]) -> list[str]:
-    """The ids of the characters `--character` names (by id, name or cue, in any case: `cast.lookup`), each
-    checked: a character of the cast who speaks in the script."""
-    ids, chosen = [c.id for c in project.cast.characters], []
-    for given in only:
-        found = project.cast.lookup(given)
-        if found is None:
-            near = difflib.get_close_matches(given.lower(), ids, n=1)
-            raise ToolError(f"--character {given}: {project.cast_path} has no character {given!r}"
-                            + (f" (did you mean {near[0]}?)" if near else ""),
-                            f"give a character's `id` from the cast: {', '.join(ids)}")
-        if found.id not in samples:
-            raise ToolError(f"--character {given}: {found.id} speaks no line in {project.script_path}, so there is "
-                            "nothing to audition",
-                            f"give one of the characters who speak: {', '.join(samples) or 'none'}")
-        chosen.append(found.id)
-    return list(dict.fromkeys(chosen))
-
-
-def carried(before: dict | None, now: list[str], digests: dict[str, str], speaking: list[str]) -> list[dict]:
-    """The last audition's entries of the speaking characters not auditioned `now` (`--character`) whose
-    reference clip is still the one heard (`digests`), each marked with when it was heard: voices.json keeps
-    the whole cast, and the next audition compares each voice with its last hearing. An entry an older
-    audition carried keeps its first time."""
-    if before is None:
-        return []
-    return [{**c, "carried_from": c.get("carried_from") or before["written"]} for c in before["characters"]
-            if c["id"] in speaking and c["id"] not in now and c.get("reference_sha256") == digests.get(c["id"])]
-
-
 def run_audition(project: Project, config: RenderConfig, out_dir: Path, console: Console,
                  per_character: int = DEFAULT_LINES, compare: bool = False, share: bool = False,
-                 only: tuple[str, ...] = ()) -> dict:
-    """Audition every speaking character (or those `only` names) into `out_dir` (holding its lock); returns
-    voices.json's content. `share`: each character's voice fits are copied beside its reference clip
-    (`tools.speech.shared_fits`)."""
+                 only: tuple[str, ...] = (), lines: tuple[str, ...] = ()) -> dict:
+    """Audition every speaking character (or those `only` names, and the speakers of the `lines` named, in
+    those lines) into `out_dir` (holding its lock); returns voices.json's content. `share`: each character's
+    voice fits are copied beside its reference clip (`tools.speech.shared_fits`)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     with OutputLock(out_dir):
         ctx = RunContext(project=project, config=config, out_dir=out_dir)
         plan, _ = make_plan(project, "rules", out_dir / "cache" / "plans")
         samples = sample_lines(plan, per_character)
-        asked = chosen_characters(project, samples, only) if only else list(samples)
+        named = chosen_lines(project, plan, lines) if lines else {}
+        asked = chosen_characters(project, samples, only) if only or named else list(samples)
+        asked += [cid for cid in named if cid not in asked]
+        samples.update(named)  # a speaker of a line named is heard in the lines named
         folder = out_dir / "voices"
         folder.mkdir(exist_ok=True)
         before = read_previous(folder / "voices.json")  # what the last audition here heard, before it is replaced
@@ -384,6 +347,8 @@ def run_audition(project: Project, config: RenderConfig, out_dir: Path, console:
             if c.id in asked:
                 console.print(f"{c.id}: speaking {len(samples[c.id])} line(s)")
                 entries.append(audition_character(ctx, c.id, samples[c.id], folder, console, digests))
+                if c.id in named:  # what the next step asks for again
+                    entries[-1]["lines_named"] = list(dict.fromkeys(base_id(s.line_id) for s in named[c.id]))
                 if compare:
                     entries[-1]["bases"] = compare_bases(ctx, c.id, samples[c.id][0], folder)
                     if entries[-1]["bases"] is None:
@@ -408,12 +373,15 @@ def run_audition(project: Project, config: RenderConfig, out_dir: Path, console:
 
 def next_step(summary: dict, inputs: str) -> str:
     """What to run after an audition: the render where every voice heard passes, else the audition of the
-    doubtful voices alone, once they are changed (`inputs`: the script, and the cast where given)."""
-    doubtful = [c["id"] for c in summary["characters"] if not c.get("carried_from") and not c["passed"]]
+    doubtful voices alone (in the lines named, where they were), once they are changed (`inputs`: the script,
+    and the cast where given)."""
+    doubtful = [c for c in summary["characters"] if not c.get("carried_from") and not c["passed"]]
     if not doubtful:
         return f"next: `compose {inputs}` to render"
-    again = " ".join(f"--character {cid}" for cid in doubtful)
-    return f"next: change {', '.join(doubtful)} as advised, then hear only them: `compose voices {inputs} {again}`"
+    again = " ".join(" ".join(f"--line {lid}" for lid in c["lines_named"]) if c.get("lines_named")
+                     else f"--character {c['id']}" for c in doubtful)
+    return (f"next: change {', '.join(c['id'] for c in doubtful)} as advised, then hear only them: "
+            f"`compose voices {inputs} {again}`")
 
 
 def _score(d: dict) -> Score:
@@ -487,7 +455,7 @@ def print_audition(summary: dict, console: Console) -> None:
         console.print(f"no lines, not auditioned: {', '.join(summary['silent'])}")
     kept = [c for c in summary["characters"] if c.get("carried_from")]
     if kept:
-        console.print(f"not auditioned now (--character): {', '.join(c['id'] for c in kept)}; voices.json keeps "
+        console.print(f"not auditioned now: {', '.join(c['id'] for c in kept)}; voices.json keeps "
                       f"their last audition ({', '.join(sorted({c['carried_from'] for c in kept}))})")
     doubtful = [c["id"] for c in chars if not c["passed"]]
     console.print(f"{len(chars) - len(doubtful)} of {len(chars)} voices pass"

@@ -99,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     vo.add_argument("--character", action="append", default=[], metavar="ID",
                     help="audition only this character (id, name or cue; repeatable); voices.json keeps the others' "
                     "last audition")
+    vo.add_argument("--line", action="append", default=[], metavar="ID|WORDS",
+                    help="audition this line of the script only: its id as the table prints it (sc02_l04: scene 2's "
+                         "fourth line) or words from it (repeatable); its speaker is heard in the lines named")
     vo.add_argument("--quiet", action="store_true", help="print nothing but errors")
     vo.add_argument("--json", action="store_true", help="print voices.json on stdout")
     rep = sub.add_parser("report", help="per-shot table of a finished run, or one shot's attempts")
@@ -200,7 +203,7 @@ def cmd_voices(args, console: Console) -> int:
     from orchestrator.audition import next_step, run_audition  # once the inputs are known good, as cmd_render
 
     summary = run_audition(project, config, args.out / project.slug, console, args.lines, args.compare,
-                           args.share_fits, tuple(args.character))
+                           args.share_fits, tuple(args.character), tuple(args.line))
     if summary["characters"]:
         console.print(next_step(summary, _inputs_said(args)), highlight=False, soft_wrap=True)
     if args.json:

@@ -260,7 +260,8 @@ def test_one_character_auditioned_again_keeps_the_others_last_hearing(film, tmp_
     """`compose voices --character chelsea` after the full audition (its folder and run cache copied): chelsea
     is heard again (the same lines, from the run's cache: nothing sounds different), collins and hopper are
     kept in voices.json as last heard, marked with when; a second call for collins carries chelsea from the
-    first call and hopper still from the full audition."""
+    first call and hopper still from the full audition; `--line` with words of hopper's last line hears him in
+    that line alone."""
     import os
     import time
 
@@ -290,12 +291,18 @@ def test_one_character_auditioned_again_keeps_the_others_last_hearing(film, tmp_
     second = heard_at()
     assert main(["voices", str(script), "--out", str(out), "--character", "collins"]) == 0
     err = capsys.readouterr().err
-    assert re.search(r"not auditioned now \(--character\): hopper, chelsea; voices.json keeps their last audition",
+    assert re.search(r"not auditioned now: hopper, chelsea; voices.json keeps their last audition",
                      " ".join(err.split()))
     assert f"next: `compose {script}` to render" in " ".join(err.split())  # collins passes
     again = {c["id"]: c for c in _voices(out / "orbit-cat")["characters"]}
     assert (again["hopper"]["carried_from"], again["chelsea"]["carried_from"]) == (first, second)
     assert "carried_from" not in again["collins"] and again["chelsea"]["lines"] == by_id["chelsea"]["lines"]
+    third = heard_at()
+    assert main(["voices", str(script), "--out", str(out), "--line", "the cat flies", "--json"]) == 0
+    last = {c["id"]: c for c in json.loads(capsys.readouterr().out)["characters"]}
+    assert [ln["line_id"] for ln in last["hopper"]["lines"]] == ["sc02_l04"] and last["hopper"]["passed"]
+    assert last["hopper"]["lines_named"] == ["sc02_l04"] and "carried_from" not in last["hopper"]
+    assert (last["collins"]["carried_from"], last["chelsea"]["carried_from"]) == (third, second)
 
 
 def test_a_voice_that_is_another_characters_fails_the_audition_and_says_whose(film, capsys):

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from orchestrator.audition import ClipFacts, advice, clip_digests, if_rendered, same_clips, sample_lines
+from orchestrator.audition import ClipFacts, advice, clip_digests, if_rendered, same_clips
+from orchestrator.audition_lines import sample_lines
 from orchestrator.cli import main
 from orchestrator.planning.rules import RulePlanner
 from tests.conftest import EXAMPLE
@@ -98,7 +99,7 @@ def test_bad_input_is_exit_2_before_anything_is_spoken(tmp_path, capsys):
 
 
 def test_character_must_be_a_speaking_character_of_the_cast(example_project, plan, tmp_path, capsys):
-    from orchestrator.audition import chosen_characters
+    from orchestrator.audition_lines import chosen_characters
     from tools.base import ToolError
 
     samples = sample_lines(plan, 2)
@@ -118,8 +119,39 @@ def test_character_must_be_a_speaking_character_of_the_cast(example_project, pla
     assert not (tmp_path / "orbit-cat" / "voices").exists()  # nothing spoken
 
 
+def test_lines_are_named_by_id_or_by_their_words(example_project, plan, tmp_path, capsys):
+    """`--line`: an id in any case, or words a line says (punctuation and case aside); words two lines say are
+    refused with both listed where the script has them; words no line says name the closest."""
+    from orchestrator.audition_lines import chosen_lines
+    from tools.base import ToolError
+
+    def named(*given):
+        return {cid: [s.line_id for s in segs] for cid, segs in chosen_lines(example_project, plan, given).items()}
+
+    assert named("SC02_L04") == named("the CAT, flies") == {"hopper": ["sc02_l04"]}
+    assert named("i only sat", "The relays are fine", "sc01_l03") == {"collins": ["sc01_l03"], "chelsea": ["sc01_l05"]}
+    assert named("next time", "then look") == {"hopper": ["sc01_l04", "sc02_l04"]}  # in the script's order
+    with pytest.raises(ToolError) as err:
+        named("relays")
+    said = err.value.message
+    assert said.startswith("--line 'relays': 2 lines of ") and "sc01_l02 (line 12, hopper: 'Then somebody" in said
+    assert "sc01_l03 (line 15, collins: 'The relays are fine.')" in said
+    assert err.value.fix == "give more of the line's words, or its id"
+    with pytest.raises(ToolError) as err:
+        named("the relay is fine")
+    assert "no line of" in err.value.message and "(did you mean sc01_l03 (line 15" in err.value.message
+    with pytest.raises(ToolError) as err:
+        named("zebra crossing")
+    assert "did you mean" not in err.value.message and "(sc02_l04: scene 2's fourth line;" in err.value.fix
+    capsys.readouterr()
+    assert main(["voices", str(EXAMPLE / "script.yaml"), "--out", str(tmp_path), "--line", "ready for"]) == 2
+    said = " ".join(capsys.readouterr().err.split())
+    assert "sc02_l02" in said and "sc02_l03" in said and "Traceback" not in said
+    assert not (tmp_path / "orbit-cat" / "voices").exists()  # nothing spoken
+
+
 def test_carried_entries_are_the_last_hearing_of_the_unchanged_voices_not_asked_for():
-    from orchestrator.audition import carried
+    from orchestrator.audition_lines import carried
 
     def entry(cid, digest, **more):
         return {"id": cid, "reference_sha256": digest, "lines": [], **more}
@@ -146,6 +178,9 @@ def test_the_next_step_is_the_render_or_the_doubtful_voices_alone():
     assert next_step(doubtful, "s.fountain --cast c.yaml") == (
         "next: change collins, chelsea as advised, then hear only them: "
         "`compose voices s.fountain --cast c.yaml --character collins --character chelsea`")
+    doubtful["characters"][2]["lines_named"] = ["sc02_l03", "sc01_l05"]  # heard in the lines named: again so
+    assert next_step(doubtful, "s.yaml").endswith("`compose voices s.yaml --character collins --line sc02_l03 "
+                                                  "--line sc01_l05`")
 
 
 def test_the_table_shows_thresholds_each_lines_scores_and_the_pins(capsys):

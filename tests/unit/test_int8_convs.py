@@ -89,12 +89,12 @@ def test_kokoro_speaks_the_same_samples_and_timings_as_the_shipped_graph(monkeyp
     packs = ("jf_nezumi", "jm_kumo")
     real, counted = kokoro_voice.convs_as_matmuls, []
 
-    def spoken(rewrite, exact=None):
+    def spoken(rewrite, exact=None, voices=packs):
         monkeypatch.setattr(kokoro_voice, "_STATE", {})  # loaded afresh here, whatever an earlier test loaded
         monkeypatch.setattr(kokoro_voice, "convs_as_matmuls", rewrite)
         if exact is not None:
             monkeypatch.setattr(kokoro_voice, "signed_products_exact", lambda: exact)
-        return [kokoro_voice.raw_synthesize([sentence], kokoro_voice.pack(p)) for p in packs]
+        return [kokoro_voice.raw_synthesize([sentence], kokoro_voice.pack(p)) for p in voices]
 
     loaded = spoken(lambda model: counted.append(real(model)) or counted[-1])
     assert counted == ([87] if signed_products_exact() else [])  # every ConvInteger of the shipped graph, or none
@@ -104,6 +104,6 @@ def test_kokoro_speaks_the_same_samples_and_timings_as_the_shipped_graph(monkeyp
         assert a.phonemes == b.phonemes
     n = min(len(r.audio) for r in loaded)
     assert not np.array_equal(loaded[0].audio[:n], loaded[1].audio[:n])  # two voices, not one sound
-    forced = spoken(real, exact=True)
-    same = [len(a.audio) == len(b.audio) and np.array_equal(a.audio, b.audio) for a, b in zip(forced, original)]
-    assert same == [signed_products_exact()] * len(packs)
+    (forced,) = spoken(real, exact=True, voices=packs[:1])
+    same = len(forced.audio) == len(original[0].audio) and np.array_equal(forced.audio, original[0].audio)
+    assert same == signed_products_exact()
