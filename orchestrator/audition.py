@@ -12,7 +12,8 @@ base voice the fit weighed (the backend's `base_candidates`: piper's and kokoro'
 the cast would pin it (a backend's own choice that no cast can pin, spoken as chosen), and judged the same
 way. A second audition into the same folder says what sounds different since the first, and why
 (`orchestrator.report.since`). `--character` and `--line` hear some characters, or some lines, only
-(`orchestrator.audition_lines`); the others keep their last hearing. Files: OUT/<title>/voices/<id>-<line>[-<base>|-take<N>].wav, voices.json.
+(`orchestrator.audition_lines`); the others keep their last hearing.
+Files: OUT/<title>/voices/<id>-<line>[-<base>|-take<N>].wav, voices.json.
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ from orchestrator.report.since import read_previous, since_last
 from orchestrator.retry import plan_retry
 from orchestrator.schema.plan import SpeechSegment
 from orchestrator.store import atomic_copy, atomic_write_json, digest_file, digest_json
-from tools.base import Score, SpeechKnobs, SpeechResult, SpokenLine, ToolError, VideoKnobs, map_in_context
+from tools.base import Score, SpeechKnobs, SpeechResult, SpokenLine, VideoKnobs, map_in_context
 from tools.hearing.speaker import channel_rate
 from tools.hearing.words import CLIP_WER, clip_wer
 from tools.media.audio import clip_levels, load_audio
