@@ -106,7 +106,7 @@ def chosen_lines(project: Project, plan: ShotPlan, given: tuple[str, ...]) -> di
             hint = next((f" (did you mean {shown(lid)}?)" for lid in spoken if near and _words(lines[lid]) == near[0]),
                         "")
             raise ToolError(f"--line {asked!r}: no line of {project.script_path} says it{hint}",
-                            "give a line's id (sc02_l04: scene 2's fourth line; `compose voices` prints them) or "
+                            "give a line's id (sc02_l04: scene 2's fourth line; `compose plan` prints them) or "
                             "words from the line")
         wanted.append(found[0])
     out: dict[str, list[SpeechSegment]] = {}

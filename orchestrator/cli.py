@@ -182,7 +182,7 @@ def cmd_plan(args, console: Console) -> int:
     for col in ("shot", "framing", "camera", "characters", "lines", "seconds"):
         t.add_column(col)
     for s in plan.shots:
-        lines = " / ".join(f"{seg.speaker}: {seg.text}" for seg in s.speech) or s.action[:60]
+        lines = " / ".join(f"{seg.line_id} {seg.speaker}: {seg.text}" for seg in s.speech) or s.action[:60]
         t.add_row(s.id, s.framing, s.camera, ", ".join(s.characters), lines, f"{s.duration:.1f}")
     console.print(t)
     if planner == "llm":

@@ -121,7 +121,8 @@ def test_character_must_be_a_speaking_character_of_the_cast(example_project, pla
 
 def test_lines_are_named_by_id_or_by_their_words(example_project, plan, tmp_path, capsys):
     """`--line`: an id in any case, or words a line says (punctuation and case aside); words two lines say are
-    refused with both listed where the script has them; words no line says name the closest."""
+    refused with both listed where the script has them; words no line says name the closest. `compose plan`
+    shows the ids."""
     from orchestrator.audition_lines import chosen_lines
     from tools.base import ToolError
 
@@ -148,6 +149,9 @@ def test_lines_are_named_by_id_or_by_their_words(example_project, plan, tmp_path
     said = " ".join(capsys.readouterr().err.split())
     assert "sc02_l02" in said and "sc02_l03" in said and "Traceback" not in said
     assert not (tmp_path / "orbit-cat" / "voices").exists()  # nothing spoken
+    assert main(["plan", str(EXAMPLE / "script.yaml"), "--out", str(tmp_path)]) == 0
+    shown = capsys.readouterr().err
+    assert all(lid in shown for lid in ("sc01_l01", "sc01_l05", "sc02_l04"))  # the ids, beside the lines
 
 
 def test_carried_entries_are_the_last_hearing_of_the_unchanged_voices_not_asked_for():
