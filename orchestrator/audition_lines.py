@@ -91,8 +91,8 @@ def chosen_lines(project: Project, plan: ShotPlan, given: tuple[str, ...]) -> di
 
     wanted: list[str] = []
     for asked in given:
-        if asked.lower() in spoken:
-            wanted.append(asked.lower())
+        if base_id(asked.lower()) in spoken:  # an id, or a part's: the whole line
+            wanted.append(base_id(asked.lower()))
             continue
         key = _words(asked)
         found = [lid for lid in spoken if key and key in _words(lines[lid])]
@@ -120,7 +120,7 @@ def chosen_lines(project: Project, plan: ShotPlan, given: tuple[str, ...]) -> di
 
 
 def carried(before: dict | None, now: list[str], digests: dict[str, str], speaking: list[str]) -> list[dict]:
-    """The last audition's entries of the speaking characters not auditioned `now` (`--character`) whose
+    """The last audition's entries of the speaking characters not auditioned `now` (`--character`, `--line`) whose
     reference clip is still the one heard (`digests`), each marked with when it was heard: voices.json keeps
     the whole cast, and the next audition compares each voice with its last hearing. An entry an older
     audition carried keeps its first time."""

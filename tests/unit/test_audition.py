@@ -129,7 +129,7 @@ def test_lines_are_named_by_id_or_by_their_words(example_project, plan, tmp_path
     def named(*given):
         return {cid: [s.line_id for s in segs] for cid, segs in chosen_lines(example_project, plan, given).items()}
 
-    assert named("SC02_L04") == named("the CAT, flies") == {"hopper": ["sc02_l04"]}
+    assert named("SC02_L04") == named("the CAT, flies") == named("sc02_l04-2of2") == {"hopper": ["sc02_l04"]}
     assert named("i only sat", "The relays are fine", "sc01_l03") == {"collins": ["sc01_l03"], "chelsea": ["sc01_l05"]}
     assert named("next time", "then look") == {"hopper": ["sc01_l04", "sc02_l04"]}  # in the script's order
     with pytest.raises(ToolError) as err:

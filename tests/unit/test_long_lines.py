@@ -82,3 +82,15 @@ def test_validator_accepts_the_parts_and_nothing_else(monologue):
     assert any("differs from the screenplay" in p for p in caption_problems(wrong_text, project.cast, lines))
     wrong_count = part.model_copy(update={"speech": [part.speech[0].model_copy(update={"line_id": "sc01_l02-2of99"})]})
     assert any("differs from the screenplay" in p for p in caption_problems(wrong_count, project.cast, lines))
+
+
+def test_a_cut_line_named_for_an_audition_is_heard_whole(monologue):
+    """`compose voices --line`: the id of a cut line, one of its parts' ids, or its words name every part."""
+    from orchestrator.audition_lines import chosen_lines
+
+    project, plan = monologue
+    n = len(line_parts(LONG))
+    parts = [f"sc01_l02-{k}of{n}" for k in range(1, n + 1)]
+    for given in ("sc01_l02", f"sc01_l02-2of{n}", "checked twice before dinner"):
+        named = chosen_lines(project, plan, (given,))
+        assert [[s.line_id for s in segs] for segs in named.values()] == [parts]  # one speaker, every part
