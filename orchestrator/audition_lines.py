@@ -12,10 +12,9 @@ import difflib
 import re
 
 from orchestrator.inputs.project import Project
-from orchestrator.planning.rules import line_id, screenplay_lines
+from orchestrator.planning.rules import dialogue_beats, screenplay_lines
 from orchestrator.planning.timing import PART_RE
 from orchestrator.schema.plan import ShotPlan, SpeechSegment
-from orchestrator.schema.script import DialogueBeat
 from tools.base import ToolError
 
 SHOWN = 5  # matches listed when words name more than one line
@@ -64,14 +63,8 @@ def _words(text: str) -> str:
 
 def line_places(project: Project) -> dict[str, int]:
     """Line id -> the script's line where its beat begins, where the loader recorded it."""
-    out = {}
-    for si, scene in enumerate(project.script.scenes, 1):
-        dialogue = [bi for bi, beat in enumerate(scene.beats, 1) if isinstance(beat, DialogueBeat)]
-        for k, bi in enumerate(dialogue, 1):
-            where = project.locations.get(f"beat:{si}:{bi}")
-            if where:
-                out[line_id(si, k)] = where[1]
-    return out
+    return {lid: where[1] for lid, si, bi, _ in dialogue_beats(project)
+            if (where := project.locations.get(f"beat:{si}:{bi}"))}
 
 
 def chosen_lines(project: Project, plan: ShotPlan, given: tuple[str, ...]) -> dict[str, list[SpeechSegment]]:
@@ -83,6 +76,7 @@ def chosen_lines(project: Project, plan: ShotPlan, given: tuple[str, ...]) -> di
     for shot in plan.shots:
         for seg in shot.speech:
             spoken.setdefault(base_id(seg.line_id), []).append(seg)
+    said = {lid: _words(lines[lid]) for lid in spoken}  # as matched
     places = line_places(project)
 
     def shown(lid: str) -> str:
@@ -95,16 +89,14 @@ def chosen_lines(project: Project, plan: ShotPlan, given: tuple[str, ...]) -> di
             wanted.append(base_id(asked.lower()))
             continue
         key = _words(asked)
-        found = [lid for lid in spoken if key and key in _words(lines[lid])]
-        texts = {_words(lines[lid]) for lid in found}
-        if len(texts) > 1:
+        found = [lid for lid in spoken if key and key in said[lid]]
+        if len({said[lid] for lid in found}) > 1:
             listed = "; ".join(shown(lid) for lid in found[:SHOWN]) + ("; ..." if len(found) > SHOWN else "")
             raise ToolError(f"--line {asked!r}: {len(found)} lines of {project.script_path} say it: {listed}",
                             "give more of the line's words, or its id")
         if not found:
-            near = difflib.get_close_matches(key, [_words(lines[lid]) for lid in spoken], n=1, cutoff=0.5)
-            hint = next((f" (did you mean {shown(lid)}?)" for lid in spoken if near and _words(lines[lid]) == near[0]),
-                        "")
+            near = difflib.get_close_matches(key, list(said.values()), n=1, cutoff=0.5)
+            hint = next((f" (did you mean {shown(lid)}?)" for lid in spoken if near and said[lid] == near[0]), "")
             raise ToolError(f"--line {asked!r}: no line of {project.script_path} says it{hint}",
                             "give a line's id (sc02_l04: scene 2's fourth line; `compose plan` prints them) or "
                             "words from the line")
@@ -112,8 +104,8 @@ def chosen_lines(project: Project, plan: ShotPlan, given: tuple[str, ...]) -> di
     out: dict[str, list[SpeechSegment]] = {}
     heard: set[str] = set()
     for lid in spoken:  # plan order
-        if lid in wanted and _words(lines[lid]) not in heard:
-            heard.add(_words(lines[lid]))
+        if lid in wanted and said[lid] not in heard:
+            heard.add(said[lid])
             for seg in spoken[lid]:
                 out.setdefault(seg.speaker, []).append(seg)
     return out

@@ -86,8 +86,8 @@ def _lipsync_offset(scores: list[Score]) -> tuple[int, int] | None:
     offsets = [(int(s.details.get("av_offset", 0)), s.threshold) for s in measured]
 
     def cost(shift: int) -> tuple[int, int, int]:
-        left = [abs(o - shift) for o, _ in offsets]
-        return -sum(r <= t for r, (_, t) in zip(left, offsets)), max(left), abs(shift)
+        return (-sum(abs(o - shift) <= t for o, t in offsets), max(abs(o - shift) for o, _ in offsets),
+                abs(shift))
 
     return w, min(range(w - reach, w + reach + 1), key=cost)
 

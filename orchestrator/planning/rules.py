@@ -7,7 +7,7 @@ text here and replaced by the synthesized speech's real durations in `retime_sho
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Iterator, Optional
 
 from orchestrator.inputs.project import Project
 from orchestrator.planning.captions import build_caption
@@ -36,16 +36,20 @@ def line_id(scene: int, index: int) -> str:
     return f"sc{scene:02d}_l{index:02d}"
 
 
-def screenplay_lines(project: Project) -> dict[str, str]:
-    """Every dialogue line of the screenplay by its stable id, in order."""
-    out: dict[str, str] = {}
+def dialogue_beats(project: Project) -> Iterator[tuple[str, int, int, DialogueBeat]]:
+    """Every dialogue beat of the screenplay, in order: (its stable line id, its scene's index, its index among
+    the scene's beats (both from 1, as the loader's `beat:S:B` locations), the beat)."""
     for si, scene in enumerate(project.script.scenes, 1):
         k = 0
-        for beat in scene.beats:
+        for bi, beat in enumerate(scene.beats, 1):
             if isinstance(beat, DialogueBeat):
                 k += 1
-                out[line_id(si, k)] = beat.line
-    return out
+                yield line_id(si, k), si, bi, beat
+
+
+def screenplay_lines(project: Project) -> dict[str, str]:
+    """Every dialogue line of the screenplay by its stable id, in order."""
+    return {lid: beat.line for lid, _, _, beat in dialogue_beats(project)}
 
 
 def scene_characters(scene: SceneSpec, cast: Cast) -> list[str]:

@@ -147,13 +147,9 @@ def speaks_as_shipped() -> bool:
     packs' shipped embeddings (one of the scoring sentences, embedded, against the shipped embedding). On a CPU
     whose float kernels round otherwise (AVX2 alone against AVX-512) a sentence's embedding moved to cosine
     0.984, a fit's search took another path, and only its outcome can be compared."""
-    again = speaker.embed(*_raw(fitting.SCORE_SENTENCES[0]))
+    raw = kokoro_voice.raw_synthesize(text_norm.prepare_line(fitting.SCORE_SENTENCES[0]), kokoro_voice.pack("am_onyx"))
+    again = speaker.embed(raw.audio, raw.sample_rate)
     return bool(np.allclose(packs.pack_embeddings()["am_onyx"][0], again, atol=1e-5))
-
-
-def _raw(sentence: str) -> tuple[np.ndarray, int]:
-    r = kokoro_voice.raw_synthesize(text_norm.prepare_line(sentence), kokoro_voice.pack("am_onyx"))
-    return r.audio, r.sample_rate
 
 
 def test_base_choice_keeps_the_closer_base_and_is_cached(tmp_path, monkeypatch):
