@@ -17,6 +17,7 @@ import os
 import queue
 import socket
 import threading
+import warnings
 from collections import deque
 from contextlib import contextmanager
 from pathlib import Path
@@ -87,18 +88,28 @@ class ShotWorker:
     queued, and the driver drains them while the shot runs (the actor serves two calls at once),
     so it shows the same stage and retry messages as a local run, as they happen."""
 
-    def __init__(self, project, config, out_dir: str, started: float, build_shot_graph: ShotGraphBuilder,
-                 inputs: tuple[dict, dict]):
+    def __init__(self, config, out_dir: str, started: float, build_shot_graph: ShotGraphBuilder):
         self.events: deque = deque()
-        self.local = unpack_inputs(*inputs, user_cache_dir() / "ray-inputs")
-        self.ctx = RunContext(project=relocate_project(project, self.local), config=config, out_dir=Path(out_dir),
-                              started=started, on_event=lambda kind, info: self.events.append((kind, info)))
+        self.config, self.out_dir, self.started = config, Path(out_dir), started
         self.build_shot_graph = build_shot_graph
+        self.ctx: Optional[RunContext] = None
         self.shot_graph = None
+        self.local: dict[str, Path] = {}
 
-    def ready(self) -> Optional[tuple[str, str]]:
-        """Check this node's model paths and load the backends once; a problem comes back as
-        (message, hint), naming the node, instead of failing every shot later."""
+    def _unpack(self, inputs: list) -> None:
+        """The project and its input files from the driver's bundle (`inputs`: [its ref]; see `RayRunner`)."""
+        import ray
+
+        project, by_path, blobs = ray.get(inputs[0])
+        self.local = unpack_inputs(by_path, blobs, user_cache_dir() / "ray-inputs")
+        self.ctx = RunContext(project=relocate_project(project, self.local), config=self.config, out_dir=self.out_dir,
+                              started=self.started, on_event=lambda kind, info: self.events.append((kind, info)))
+
+    def ready(self, inputs: list) -> Optional[tuple[str, str]]:
+        """Unpack the project, check this node's model paths and load the backends once; a problem comes back
+        as (message, hint), naming the node, instead of failing every shot later."""
+        if self.ctx is None:
+            self._unpack(inputs)
         node = f"Ray node {socket.gethostname()} ({_node_ip()})"
         missing = missing_model_paths(self.ctx.config)
         if missing:
@@ -118,7 +129,8 @@ class ShotWorker:
 
     def stop(self) -> None:
         """The driver's Ctrl-C: the shot in progress stops after its current step, as a local one does."""
-        self.ctx.stop.set()
+        if self.ctx is not None:
+            self.ctx.stop.set()
 
     def drain(self) -> list[tuple[str, dict]]:
         out = []
@@ -126,14 +138,14 @@ class ShotWorker:
             out.append(self.events.popleft())
         return out
 
-    def run(self, state: ShotState, ship_files: bool) -> tuple[dict, Files]:
+    def run(self, state: ShotState, ship_files: bool, inputs: list) -> tuple[dict, Files]:
+        if self.shot_graph is None:  # Ray restarted this actor after its process died
+            problem = self.ready(inputs)
+            if problem:
+                raise ToolError(*problem)
         background = state["scene"].get("background")
         if background:  # the plan names the driver's file; this node has its own copy
             state = {**state, "scene": {**state["scene"], "background": str(self.local[str(background)])}}
-        if self.shot_graph is None:  # Ray restarted this actor after its process died
-            problem = self.ready()
-            if problem:
-                raise ToolError(*problem)
         cache_before = set(_cache_entries(self.ctx.out_dir))
         result = _attempt_loop(self.shot_graph, state)
         files = {}
@@ -202,8 +214,12 @@ class RayRunner:
         self.actor_class = ray.remote(num_cpus=c.ray.cpus_per_shot, num_gpus=gpus, max_restarts=-1,
                                       max_task_retries=3, max_concurrency=2,
                                       runtime_env={"env_vars": _openmp_env()})(ShotWorker)
-        self.args = (ctx.project, c, str(ctx.out_dir), ctx.started, build_shot_graph,
-                     ray.put(input_bundle(ctx.project)))
+        # The project and its files go by one ref, nested in a list so that Ray hands the ref itself to the
+        # methods that unpack it (`ready`; `run` after a restart). The constructor takes no ref: Ray logs an
+        # error for an actor that may restart with arguments in the object store (ray-project/ray#53727),
+        # and a long screenplay's project alone would go there. The driver holds the ref for the whole run.
+        self.inputs = [ray.put((ctx.project, *input_bundle(ctx.project)))]
+        self.args = (c, str(ctx.out_dir), ctx.started, build_shot_graph)
         self.actors: list = []
         self.idle: queue.Queue = queue.Queue()
         self.lock = threading.Lock()
@@ -212,7 +228,7 @@ class RayRunner:
     def _new_actor(self):
         actor = self.actor_class.remote(*self.args)
         self.actors.append(actor)
-        problem = self.ray.get(actor.ready.remote())
+        problem = self.ray.get(actor.ready.remote(self.inputs))
         if problem:
             raise ToolError(*problem)
         return actor
@@ -230,7 +246,7 @@ class RayRunner:
         self.ctx.check_stop()
         actor = self._take_actor()
         try:
-            ref = actor.run.remote(state, not self.ctx.config.ray.shared_fs)
+            ref = actor.run.remote(state, not self.ctx.config.ray.shared_fs, self.inputs)
             stopping = False
             while True:
                 done, _ = self.ray.wait([ref], timeout=_POLL_S)
@@ -285,12 +301,16 @@ def _connect(address: str | None, workers: Optional[int], cpus_per_shot: float):
     if ray.is_initialized():  # a caller (a test, a notebook) already joined a cluster
         return ray, False
     try:
-        if address:
-            ray.init(address=address, log_to_driver=False, configure_logging=False)
-        else:
-            # `--workers N` reserves what N shots need; without it the local Ray takes every core.
-            cpus = max(1, int(workers * cpus_per_shot + 0.999)) if workers else None
-            ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        with warnings.catch_warnings():
+            # Ray's tip that a later release will stop hiding GPUs from CPU-only work: this one still hides them,
+            # as the shots of a CPU backend want.
+            warnings.filterwarnings("ignore", "Tip: In future versions of Ray", FutureWarning)
+            if address:
+                ray.init(address=address, log_to_driver=False, configure_logging=False)
+            else:
+                # `--workers N` reserves what N shots need; without it the local Ray takes every core.
+                cpus = max(1, int(workers * cpus_per_shot + 0.999)) if workers else None
+                ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
     except (ConnectionError, TimeoutError, RuntimeError, ValueError) as exc:
         where = f"the Ray cluster at {address}" if address else "a local Ray"
         raise ToolError(f"could not connect to {where}: {str(exc).splitlines()[0][:200]}",
