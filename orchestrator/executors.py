@@ -93,6 +93,7 @@ class ShotWorker:
         self.config, self.out_dir, self.started = config, Path(out_dir), started
         self.build_shot_graph = build_shot_graph
         self.ctx: Optional[RunContext] = None
+        self.stopping = threading.Event()  # the run context's, also before the project is unpacked
         self.shot_graph = None
         self.local: dict[str, Path] = {}
 
@@ -103,7 +104,8 @@ class ShotWorker:
         project, by_path, blobs = ray.get(inputs[0])
         self.local = unpack_inputs(by_path, blobs, user_cache_dir() / "ray-inputs")
         self.ctx = RunContext(project=relocate_project(project, self.local), config=self.config, out_dir=self.out_dir,
-                              started=self.started, on_event=lambda kind, info: self.events.append((kind, info)))
+                              started=self.started, on_event=lambda kind, info: self.events.append((kind, info)),
+                              stop=self.stopping)
 
     def ready(self, inputs: list) -> Optional[tuple[str, str]]:
         """Unpack the project, check this node's model paths and load the backends once; a problem comes back
@@ -129,8 +131,7 @@ class ShotWorker:
 
     def stop(self) -> None:
         """The driver's Ctrl-C: the shot in progress stops after its current step, as a local one does."""
-        if self.ctx is not None:
-            self.ctx.stop.set()
+        self.stopping.set()
 
     def drain(self) -> list[tuple[str, dict]]:
         out = []

@@ -276,6 +276,35 @@ def test_progress_reaches_the_driver_while_the_shot_runs(tmp_path, cluster):
     assert result["passed"], "the event arrived only after the shot had finished"
 
 
+class _StopAwareGraph:
+    """A stand-in shot loop that, like the real one, ends at its first step when the run is stopping."""
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+
+    def invoke(self, state, config):
+        self.ctx.check_stop()
+        return {"shot_id": state["shot_id"], "cache": {}, "history": [{"passed": True, "dir": "", "attempt": 1}]}
+
+
+def test_a_ctrl_c_reaching_a_restarted_worker_before_its_project_stops_its_shot(tmp_path, cluster):
+    """Ray restarts a worker whose process died with its constructor's arguments only; the project comes with the
+    next shot (`run`). A Ctrl-C relayed in between is kept, and that shot stops instead of running."""
+    import ray
+
+    from orchestrator.context import RunStopped
+    from orchestrator.executors import ShotWorker
+    from orchestrator.shipping import input_bundle, input_paths
+
+    ctx = _mini_context(tmp_path)
+    worker = ShotWorker(ctx.config, str(ctx.out_dir), ctx.started, _StopAwareGraph)  # as Ray restarts it
+    worker.stop()
+    inputs = [ray.put((ctx.project, *input_bundle(ctx.project)))]
+    with pytest.raises(RunStopped):
+        worker.run({"shot_id": "sc01_sh01", "scene": {}, "max_attempts": 1}, False, inputs)
+    assert set(map(str, input_paths(worker.ctx.project))) == set(map(str, worker.local.values()))  # its own copies
+
+
 @pytest.mark.parametrize("video, ray_cfg, resources, size", [
     ("animatic", {}, {"CPU": 2}, 2),
     ("animatic", {"cpus_per_shot": 0.5}, {"CPU": 3, "GPU": 4}, 6),
