@@ -228,10 +228,14 @@ class RayRunner:
 
     def _new_actor(self):
         actor = self.actor_class.remote(*self.args)
+        try:
+            problem = self.ray.get(actor.ready.remote(self.inputs))
+            if problem:
+                raise ToolError(*problem)
+        except BaseException:  # a worker that cannot serve (or a Ctrl-C while it starts) gives its CPUs back now
+            self.ray.kill(actor)
+            raise
         self.actors.append(actor)
-        problem = self.ray.get(actor.ready.remote(self.inputs))
-        if problem:
-            raise ToolError(*problem)
         return actor
 
     def _take_actor(self):

@@ -276,6 +276,33 @@ def test_progress_reaches_the_driver_while_the_shot_runs(tmp_path, cluster):
     assert result["passed"], "the event arrived only after the shot had finished"
 
 
+def test_an_input_file_damaged_on_the_way_to_a_worker_is_a_clear_error(tmp_path, cluster, monkeypatch):
+    """The worker checks each input file's digest as it unpacks the project (its first call, `ready`): a damaged
+    one ends the run with the file named and what to do, before any shot, and the worker is not left holding
+    its CPU."""
+    import ray
+
+    import orchestrator.executors as executors
+    from orchestrator.graph import build_shot_graph
+    from tools.base import ToolError
+
+    real = executors.input_bundle
+
+    def damaged(project):
+        by_path, blobs = real(project)
+        first = next(iter(blobs))
+        return by_path, {**blobs, first: blobs[first][:-1] + b"?"}
+
+    monkeypatch.setattr(executors, "input_bundle", damaged)
+    with pytest.raises(ToolError, match="arrived damaged on this worker") as caught:
+        executors.RayRunner(_mini_context(tmp_path), build_shot_graph, 1)
+    assert "run the same command again" in caught.value.fix
+    end = time.time() + 30
+    while ray.available_resources().get("CPU", 0) < 2 and time.time() < end:
+        time.sleep(0.2)
+    assert ray.available_resources().get("CPU", 0) == 2
+
+
 class _StopAwareGraph:
     """A stand-in shot loop that, like the real one, ends at its first step when the run is stopping."""
 
